@@ -1,0 +1,81 @@
+"""Channel-account actions: create, configure, enable and disable."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from hilo.actions.errors import ActionError
+from hilo.channels.models import ChannelAccount
+from hilo.channels.registry import MODULES, get_adapter
+from hilo.i18n import N_
+from hilo.runtime import Tx
+
+
+def _split(kind: str, values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    adapter = get_adapter(kind)
+    config: dict[str, Any] = {}
+    secret_values: dict[str, str] = {}
+    for key, value in values.items():
+        if key in adapter.secret_keys:
+            secret_values[key] = str(value)
+        elif key in adapter.config_keys:
+            config[key] = value
+        else:
+            raise ActionError("setting_unknown", N_('Unknown setting "{key}" for this kind of channel.'), 422, key=key)
+    return config, secret_values
+
+
+def create_channel_account(tx: Tx, kind: str, name: str, values: dict[str, Any] | None = None) -> ChannelAccount:
+    if kind not in MODULES:
+        raise ActionError("channel_kind_unknown", N_("Unknown kind of channel."), 422)
+    if not name.strip():
+        raise ActionError("name_required", N_("Give the channel a name."), 422)
+    config, secret_values = _split(kind, values or {})
+    if kind == "api" and "secret" not in secret_values:
+        secret_values["secret"] = secrets.token_urlsafe(32)
+    account = ChannelAccount(
+        kind=kind,
+        name=name.strip(),
+        enabled=True,
+        config=config,
+        secrets=secret_values,
+        created_at=tx.now,
+        updated_at=tx.now,
+    )
+    tx.session.add(account)
+    tx.session.flush()
+    tx.record("channel.created", data={"channel_account_id": account.id, "kind": kind})
+    return account
+
+
+def configure_channel_account(
+    tx: Tx,
+    account: ChannelAccount,
+    *,
+    name: str | None = None,
+    values: dict[str, Any] | None = None,
+    enabled: bool | None = None,
+) -> ChannelAccount:
+    changed: list[str] = []
+    if name is not None and name.strip() and name != account.name:
+        account.name = name.strip()
+        changed.append("name")
+    if values:
+        config, secret_values = _split(account.kind, values)
+        account.config = {k: v for k, v in {**(account.config or {}), **config}.items() if v not in (None, "")}
+        account.secrets = {k: v for k, v in {**(account.secrets or {}), **secret_values}.items() if v}
+        changed.extend(sorted(values))
+    if enabled is not None and enabled != account.enabled:
+        account.enabled = enabled
+        changed.append("enabled")
+    if changed:
+        account.updated_at = tx.now
+        tx.session.flush()
+        # Only the names of what changed: secrets never reach the event log.
+        tx.record(
+            "channel.updated",
+            data={"channel_account_id": account.id, "changed": changed, "enabled": account.enabled},
+            realtime={"team_id": None, "assignee_id": None},
+        )
+    return account

@@ -1,0 +1,309 @@
+"""Conversation actions: status, priority, assignment, labels, merge and split."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+
+from hilo.actions.errors import ActionError
+from hilo.agents.models import Agent, Team
+from hilo.conversations.models import (
+    PRIORITIES,
+    STATUSES,
+    Conversation,
+    Label,
+    Message,
+    conversation_labels,
+)
+from hilo.i18n import N_
+from hilo.runtime import Tx
+
+
+def realtime_of(conversation: Conversation, **extra: Any) -> dict[str, Any]:
+    return {
+        "team_id": conversation.team_id,
+        "assignee_id": conversation.assignee_id,
+        "status": conversation.status,
+        **extra,
+    }
+
+
+def _timeline_event(tx: Tx, conversation: Conversation, kind: str, data: dict[str, Any]) -> None:
+    """An activity line in the conversation's timeline, plus its event record."""
+    result = tx.session.execute(
+        insert(Message)
+        .values(
+            conversation_id=conversation.id,
+            contact_id=conversation.contact_id,
+            direction="event",
+            kind="event",
+            author_agent_id=tx.actor_agent_id,
+            body=None,
+            data={"event": kind, **data},
+            status="received",
+            created_at=tx.now,
+        )
+        .returning(Message.id)
+    )
+    message_id = result.scalar_one()
+    tx.record(
+        kind,
+        conversation_id=conversation.id,
+        contact_id=conversation.contact_id,
+        message_id=message_id,
+        data=data,
+        realtime=realtime_of(conversation),
+    )
+
+
+def _open_conflict(tx: Tx, conversation: Conversation) -> int | None:
+    return tx.session.execute(
+        select(Conversation.id).where(
+            Conversation.contact_id == conversation.contact_id,
+            Conversation.id != conversation.id,
+            Conversation.status != "resolved",
+            Conversation.merged_into_id.is_(None),
+        )
+    ).scalar()
+
+
+def set_status(tx: Tx, conversation: Conversation, status: str, snoozed_until: datetime | None = None) -> None:
+    if status not in STATUSES:
+        raise ActionError("status_invalid", N_("Unknown status."), 422)
+    if status == "snoozed" and (snoozed_until is None or snoozed_until <= tx.now):
+        raise ActionError("snooze_time_required", N_("Choose a time in the future to snooze until."), 422)
+    if status == conversation.status and snoozed_until == conversation.snoozed_until:
+        return
+    if conversation.merged_into_id is not None:
+        raise ActionError("conversation_merged", N_("This conversation was merged into another one."), 409)
+    if conversation.status == "resolved" and status != "resolved":
+        other = _open_conflict(tx, conversation)
+        if other is not None:
+            raise ActionError(
+                "contact_has_open_conversation",
+                N_("This contact already has an open conversation (#{id}). Merge them instead."),
+                409,
+                id=other,
+            )
+    previous = conversation.status
+    conversation.status = status
+    conversation.snoozed_until = snoozed_until if status == "snoozed" else None
+    conversation.resolved_at = tx.now if status == "resolved" else None
+    if status == "resolved":
+        conversation.waiting_since = None
+    conversation.updated_at = tx.now
+    tx.session.flush()
+    _timeline_event(
+        tx,
+        conversation,
+        "conversation.status_changed",
+        {"from": previous, "to": status, "snoozed_until": snoozed_until.isoformat() if snoozed_until else None},
+    )
+
+
+def set_priority(tx: Tx, conversation: Conversation, priority: str) -> None:
+    if priority not in PRIORITIES:
+        raise ActionError("priority_invalid", N_("Unknown priority."), 422)
+    if priority == conversation.priority:
+        return
+    previous = conversation.priority
+    conversation.priority = priority
+    conversation.updated_at = tx.now
+    tx.session.flush()
+    _timeline_event(tx, conversation, "conversation.priority_changed", {"from": previous, "to": priority})
+
+
+def assign(
+    tx: Tx, conversation: Conversation, *, agent_id: int | None | object = ..., team_id: int | None | object = ...
+) -> None:
+    """Assign to an agent and/or a team; `None` unassigns, `...` leaves unchanged."""
+    changes: dict[str, Any] = {}
+    if agent_id is not ...:
+        if agent_id is not None:
+            agent = tx.session.get(Agent, agent_id)
+            if agent is None or not agent.active:
+                raise ActionError("agent_not_found", N_("Agent not found."), 422)
+        if agent_id != conversation.assignee_id:
+            changes["assignee_id"] = [conversation.assignee_id, agent_id]
+            conversation.assignee_id = agent_id  # type: ignore[assignment]
+    if team_id is not ...:
+        if team_id is not None and tx.session.get(Team, team_id) is None:
+            raise ActionError("team_not_found", N_("Team not found."), 422)
+        if team_id != conversation.team_id:
+            changes["team_id"] = [conversation.team_id, team_id]
+            conversation.team_id = team_id  # type: ignore[assignment]
+    if not changes:
+        return
+    conversation.updated_at = tx.now
+    tx.session.flush()
+    _timeline_event(tx, conversation, "conversation.assigned", changes)
+
+
+def set_labels(tx: Tx, conversation: Conversation, names: list[str]) -> None:
+    wanted = sorted({n.strip().lower() for n in names if n and n.strip()})
+    if any(len(n) > 64 for n in wanted):
+        raise ActionError("label_invalid", N_("Labels are at most 64 characters long."), 422)
+    current = sorted(label.name for label in conversation.labels)
+    if wanted == current:
+        return
+    labels = []
+    for name in wanted:
+        label = tx.session.execute(select(Label).where(Label.name == name)).scalar_one_or_none()
+        if label is None:
+            label = Label(name=name)
+            tx.session.add(label)
+            tx.session.flush()
+        labels.append(label)
+    conversation.labels = labels
+    conversation.updated_at = tx.now
+    tx.session.flush()
+    _timeline_event(tx, conversation, "conversation.labels_changed", {"from": current, "to": wanted})
+
+
+def merge_conversation_rows(tx: Tx, *, source_id: int, target_id: int) -> None:
+    """Move every message of `source` into `target` and close `source` as merged."""
+    session = tx.session
+    source = session.get(Conversation, source_id)
+    target = session.get(Conversation, target_id)
+    if source is None or target is None:
+        raise ActionError("conversation_not_found", N_("Conversation not found."), 404)
+    moved = (
+        session.execute(
+            update(Message)
+            .where(Message.conversation_id == source_id)
+            .values(conversation_id=target_id)
+            .returning(Message.id)
+        )
+        .scalars()
+        .all()
+    )
+    labels = (
+        session.execute(
+            select(conversation_labels.c.label_id).where(conversation_labels.c.conversation_id == source_id)
+        )
+        .scalars()
+        .all()
+    )
+    existing = set(
+        session.execute(
+            select(conversation_labels.c.label_id).where(conversation_labels.c.conversation_id == target_id)
+        )
+        .scalars()
+        .all()
+    )
+    for label_id in set(labels) - existing:
+        session.execute(insert(conversation_labels).values(conversation_id=target_id, label_id=label_id))
+    session.execute(delete(conversation_labels).where(conversation_labels.c.conversation_id == source_id))
+    source.status = "resolved"
+    source.resolved_at = tx.now
+    source.merged_into_id = target_id
+    source.waiting_since = None
+    session.flush()
+    stats = session.execute(
+        select(func.count(Message.id), func.max(Message.created_at)).where(Message.conversation_id == target_id)
+    ).one()
+    target.message_count = stats[0]
+    target.last_message_at = max(target.last_message_at, stats[1] or target.last_message_at)
+    if source.waiting_since and (target.waiting_since is None or source.waiting_since < target.waiting_since):
+        target.waiting_since = source.waiting_since
+    session.expire(target, ["labels"])
+    session.flush()
+    _timeline_event(
+        tx,
+        target,
+        "conversation.merged",
+        {"source_id": source_id, "message_ids": list(moved), "source_contact_id": source.contact_id},
+    )
+    tx.record(
+        "conversation.merged_away",
+        conversation_id=source_id,
+        contact_id=source.contact_id,
+        data={"target_id": target_id},
+        realtime=realtime_of(source, merged_into_id=target_id),
+    )
+
+
+def merge_conversations(tx: Tx, source: Conversation, target: Conversation) -> None:
+    if source.id == target.id:
+        raise ActionError("merge_same_conversation", N_("A conversation cannot be merged into itself."), 422)
+    if source.merged_into_id is not None or target.merged_into_id is not None:
+        raise ActionError("conversation_merged", N_("This conversation was merged into another one."), 409)
+    if source.contact_id != target.contact_id:
+        from hilo.actions.contacts import merge_contacts, verified_conflict
+
+        # One thread per person: conversations of two contacts merge only as one contact.
+        if verified_conflict(tx.session, source.contact_id, target.contact_id):
+            raise ActionError(
+                "verified_identity_conflict",
+                N_("Both contacts have different verified identities of the same kind; they are different people."),
+                409,
+            )
+        merge_contacts(tx, source_id=source.contact_id, target_id=target.contact_id)
+        tx.session.refresh(source)
+        if source.merged_into_id is not None:
+            return
+    merge_conversation_rows(tx, source_id=source.id, target_id=target.id)
+
+
+def split_conversation(tx: Tx, conversation: Conversation, from_message_id: int) -> Conversation:
+    """Move the message `from_message_id` and every later one to a new conversation.
+
+    The original keeps the earlier messages and is resolved, so that the new one is the
+    contact's open thread.
+    """
+    session = tx.session
+    first = session.get(Message, from_message_id)
+    if first is None or first.conversation_id != conversation.id:
+        raise ActionError("message_not_in_conversation", N_("That message is not in this conversation."), 422)
+    earliest = session.execute(select(func.min(Message.id)).where(Message.conversation_id == conversation.id)).scalar()
+    if earliest == from_message_id:
+        raise ActionError(
+            "split_whole_conversation", N_("Choose a later message: the split would move everything."), 422
+        )
+    keep_status = conversation.status
+    conversation.status = "resolved"
+    conversation.resolved_at = tx.now
+    conversation.waiting_since = None
+    session.flush()
+    new = Conversation(
+        contact_id=conversation.contact_id,
+        status=keep_status if keep_status != "resolved" else "resolved",
+        priority=conversation.priority,
+        assignee_id=conversation.assignee_id,
+        team_id=conversation.team_id,
+        subject=conversation.subject,
+        last_channel_account_id=conversation.last_channel_account_id,
+        created_at=tx.now,
+        updated_at=tx.now,
+        last_message_at=tx.now,
+        resolved_at=tx.now if keep_status == "resolved" else None,
+    )
+    session.add(new)
+    session.flush()
+    moved = (
+        session.execute(
+            update(Message)
+            .where(Message.conversation_id == conversation.id, Message.id >= from_message_id)
+            .values(conversation_id=new.id)
+            .returning(Message.id)
+        )
+        .scalars()
+        .all()
+    )
+    for target in (conversation, new):
+        stats = session.execute(
+            select(
+                func.count(Message.id),
+                func.max(Message.created_at),
+                func.max(Message.created_at).filter(Message.direction == "inbound"),
+            ).where(Message.conversation_id == target.id)
+        ).one()
+        target.message_count = stats[0]
+        target.last_message_at = stats[1] or target.created_at
+        target.last_inbound_at = stats[2]
+    session.flush()
+    _timeline_event(tx, conversation, "conversation.split", {"new_conversation_id": new.id, "message_ids": list(moved)})
+    _timeline_event(tx, new, "conversation.split_from", {"source_id": conversation.id, "message_ids": list(moved)})
+    return new

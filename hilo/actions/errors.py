@@ -1,0 +1,21 @@
+"""The error every action raises for a request it refuses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ActionError(Exception):
+    """A refused action: a stable `code`, a catalog msgid `reason`, and an HTTP status."""
+
+    def __init__(self, code: str, reason: str, status: int = 400, **values: Any) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+        self.status = status
+        self.values = values
+
+
+class NotFound(ActionError):
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(code, reason, status=404)

@@ -1,0 +1,619 @@
+"""Ingest: store what a channel received, on the contact's one thread, exactly once.
+
+`ingest_message` runs inside a transaction and issues a handful of statements per
+message (dedupe look-up, identity + latest conversation in one query, message insert,
+conversation update, event insert). `IngestQueue` shares one durable commit between
+webhooks that arrive together (group commit), and answers each webhook only after the
+commit that holds its data.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import queue
+import threading
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from hilo.channels.base import (
+    ChannelAccountView,
+    DeliveryStatus,
+    IdentityKind,
+    IdentityRef,
+    InboundMessage,
+    StatusUpdate,
+    WebhookResult,
+)
+from hilo.contacts.identity import InvalidIdentity, normalize
+from hilo.contacts.models import Contact, Identity
+from hilo.conversations.models import Attachment, Conversation, Message
+from hilo.runtime import Runtime, Tx
+
+log = logging.getLogger(__name__)
+
+UNRESOLVED = ("open", "pending", "snoozed")
+
+# Which earlier statuses a delivery status may replace: status never moves backwards.
+STATUS_PREDECESSORS: dict[str, tuple[str, ...]] = {
+    DeliveryStatus.SENT: ("queued",),
+    DeliveryStatus.DELIVERED: ("queued", "sent"),
+    DeliveryStatus.READ: ("queued", "sent", "delivered"),
+    DeliveryStatus.FAILED: ("queued", "sent"),
+}
+
+
+@dataclass
+class IngestResult:
+    message_id: int | None
+    conversation_id: int | None
+    contact_id: int | None
+    duplicate: bool = False
+    new_conversation: bool = False
+
+
+@dataclass
+class DeliveryResult:
+    """What one webhook delivery stored."""
+
+    messages: list[IngestResult] = field(default_factory=list)
+    statuses_applied: int = 0
+    statuses_ignored: int = 0
+
+
+def _normalized(ref: IdentityRef, region: str) -> IdentityRef:
+    try:
+        return normalize(ref, region)
+    except InvalidIdentity:
+        # Keep the provider's value rather than lose the message; it just will not
+        # match other channels' identities.
+        log.warning("identity %s could not be normalised; kept as given", ref.kind)
+        return IdentityRef(kind=ref.kind, value=ref.value.strip()[:320], verified=ref.verified)
+
+
+def _realtime(conversation: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "team_id": conversation["team_id"],
+        "assignee_id": conversation["assignee_id"],
+        "status": conversation["status"],
+        **extra,
+    }
+
+
+def resolve_contact(tx: Tx, refs: list[IdentityRef], name: str | None, locale: str | None) -> tuple[int, int]:
+    """Return (contact id, sender identity id) for normalised `refs` (sender first).
+
+    Identities already known link to their contact; new ones attach to the sender's
+    contact. Two contacts that the same message proves to be one person are merged,
+    unless both hold verified identities that conflict.
+    """
+    from hilo.actions.contacts import merge_contacts, verified_conflict
+
+    session = tx.session
+    sender = refs[0]
+    if len(refs) == 1:
+        found = session.execute(
+            select(Identity.id, Identity.contact_id, Identity.verified, Identity.kind, Identity.value).where(
+                Identity.kind == sender.kind, Identity.value == sender.value
+            )
+        ).all()
+    else:
+        found = session.execute(
+            select(Identity.id, Identity.contact_id, Identity.verified, Identity.kind, Identity.value).where(
+                or_(*[and_(Identity.kind == r.kind, Identity.value == r.value) for r in refs])
+            )
+        ).all()
+    by_key = {(row.kind, row.value): row for row in found}
+    sender_row = by_key.get((sender.kind, sender.value))
+    if sender_row is None:
+        # A new sender joins the contact of any other identity it carries, if one exists.
+        existing = next((by_key[(r.kind, r.value)] for r in refs[1:] if (r.kind, r.value) in by_key), None)
+        if existing is not None:
+            contact_id = existing.contact_id
+        else:
+            contact_id = session.execute(
+                insert(Contact)
+                .values(name=name, locale=locale, custom_attributes={}, created_at=tx.now, updated_at=tx.now)
+                .returning(Contact.id)
+            ).scalar_one()
+            tx.record("contact.created", contact_id=contact_id, data={"via": sender.kind})
+        sender_id = session.execute(
+            insert(Identity)
+            .values(
+                contact_id=contact_id,
+                kind=sender.kind,
+                value=sender.value,
+                verified=sender.verified,
+                opted_out=False,
+                created_at=tx.now,
+            )
+            .returning(Identity.id)
+        ).scalar_one()
+    else:
+        contact_id = sender_row.contact_id
+        sender_id = sender_row.id
+        if sender.verified and not sender_row.verified:
+            session.execute(update(Identity).where(Identity.id == sender_id).values(verified=True))
+    for ref in refs[1:]:
+        row = by_key.get((ref.kind, ref.value))
+        if row is None:
+            session.execute(
+                insert(Identity).values(
+                    contact_id=contact_id,
+                    kind=ref.kind,
+                    value=ref.value,
+                    verified=ref.verified,
+                    opted_out=False,
+                    created_at=tx.now,
+                )
+            )
+            tx.record(
+                "identity.added", contact_id=contact_id, data={"kind": ref.kind, "value": ref.value, "auto": True}
+            )
+        elif row.contact_id != contact_id:
+            if verified_conflict(session, contact_id, row.contact_id):
+                log.info("not merging contacts %s and %s: conflicting verified identities", contact_id, row.contact_id)
+                continue
+            merge_contacts(tx, source_id=row.contact_id, target_id=contact_id, automatic=True)
+    if name:
+        session.execute(update(Contact).where(Contact.id == contact_id, Contact.name.is_(None)).values(name=name))
+    return contact_id, sender_id
+
+
+def _thread_by_reference(tx: Tx, inbound: InboundMessage, contact_id: int) -> dict[str, Any] | None:
+    """The conversation an e-mail reply (References) or a subject token names."""
+    session = tx.session
+    if inbound.reply_to_provider_ids:
+        row = session.execute(
+            select(
+                Conversation.id,
+                Conversation.status,
+                Conversation.team_id,
+                Conversation.assignee_id,
+                Conversation.resolved_at,
+                Conversation.contact_id,
+                Conversation.merged_into_id,
+            )
+            .join(Message, Message.conversation_id == Conversation.id)
+            .where(Message.provider_message_id.in_(inbound.reply_to_provider_ids[:20]))
+            .order_by(Message.id.desc())
+            .limit(1)
+        ).first()
+        if row is not None:
+            return dict(row._mapping)
+    if inbound.conversation_token is not None:
+        # A subject token alone is weak evidence: only the same contact may use it.
+        row = session.execute(
+            select(
+                Conversation.id,
+                Conversation.status,
+                Conversation.team_id,
+                Conversation.assignee_id,
+                Conversation.resolved_at,
+                Conversation.contact_id,
+                Conversation.merged_into_id,
+            ).where(Conversation.id == inbound.conversation_token, Conversation.contact_id == contact_id)
+        ).first()
+        if row is not None:
+            return dict(row._mapping)
+    return None
+
+
+def _latest_conversation(tx: Tx, contact_id: int) -> dict[str, Any] | None:
+    row = tx.session.execute(
+        select(
+            Conversation.id,
+            Conversation.status,
+            Conversation.team_id,
+            Conversation.assignee_id,
+            Conversation.resolved_at,
+            Conversation.contact_id,
+            Conversation.merged_into_id,
+        )
+        .where(Conversation.contact_id == contact_id, Conversation.merged_into_id.is_(None))
+        .order_by(Conversation.id.desc())
+        .limit(1)
+    ).first()
+    return dict(row._mapping) if row is not None else None
+
+
+def _follow_merges(tx: Tx, conversation: dict[str, Any]) -> dict[str, Any]:
+    seen = 0
+    while conversation["merged_into_id"] is not None and seen < 10:
+        row = tx.session.execute(
+            select(
+                Conversation.id,
+                Conversation.status,
+                Conversation.team_id,
+                Conversation.assignee_id,
+                Conversation.resolved_at,
+                Conversation.contact_id,
+                Conversation.merged_into_id,
+            ).where(Conversation.id == conversation["merged_into_id"])
+        ).one()
+        conversation = dict(row._mapping)
+        seen += 1
+    return conversation
+
+
+def choose_conversation(tx: Tx, inbound: InboundMessage, contact_id: int) -> tuple[dict[str, Any], str]:
+    """Return the conversation this message joins and how: joined, reopened or created."""
+    window = timedelta(hours=tx.runtime.settings.reopen_window_hours)
+    referenced = _thread_by_reference(tx, inbound, contact_id)
+    latest = _latest_conversation(tx, contact_id)
+    if referenced is not None:
+        referenced = _follow_merges(tx, referenced)
+        if referenced["status"] in UNRESOLVED:
+            return referenced, "joined"
+        # Reopen the named conversation unless the contact already has another open one.
+        if referenced["contact_id"] != contact_id or latest is None or latest["status"] == "resolved":
+            return referenced, "reopened"
+    if latest is not None:
+        if latest["status"] in UNRESOLVED:
+            return latest, "joined"
+        resolved_at = latest["resolved_at"]
+        if resolved_at is not None and tx.now - resolved_at <= window:
+            return latest, "reopened"
+    values = {
+        "contact_id": contact_id,
+        "status": "open",
+        "priority": "none",
+        "subject": inbound.subject,
+        "message_count": 0,
+        "created_at": tx.now,
+        "updated_at": tx.now,
+        "last_message_at": tx.now,
+    }
+    new_id = tx.session.execute(insert(Conversation).values(**values).returning(Conversation.id)).scalar_one()
+    created = {
+        "id": new_id,
+        "status": "open",
+        "team_id": None,
+        "assignee_id": None,
+        "resolved_at": None,
+        "contact_id": contact_id,
+        "merged_into_id": None,
+    }
+    return created, "created"
+
+
+def _apply_edit(tx: Tx, account: ChannelAccountView, inbound: InboundMessage) -> IngestResult:
+    target_id = inbound.edit_of_provider_id or inbound.unsend_of_provider_id
+    row = tx.session.execute(
+        select(Message.id, Message.conversation_id, Message.contact_id, Message.body, Message.data).where(
+            Message.channel_account_id == account.id, Message.provider_message_id == target_id
+        )
+    ).first()
+    if row is None:
+        # The original never reached us: store the edit as a message of its own.
+        return _store_new(tx, account, inbound)
+    data = dict(row.data or {})
+    if inbound.unsend_of_provider_id:
+        values: dict[str, Any] = {"deleted_at": tx.now}
+        kind = "message.unsent"
+    else:
+        if row.body == inbound.text:
+            return IngestResult(row.id, row.conversation_id, row.contact_id, duplicate=True)
+        data["edits"] = [*data.get("edits", []), {"body": row.body, "at": tx.now.isoformat()}]
+        values = {"body": inbound.text, "edited_at": tx.now, "data": data}
+        kind = "message.edited"
+    tx.session.execute(update(Message).where(Message.id == row.id).values(**values))
+    conversation = _follow_merges(tx, {"merged_into_id": row.conversation_id})
+    tx.record(
+        kind,
+        conversation_id=conversation["id"],
+        contact_id=row.contact_id,
+        message_id=row.id,
+        realtime=_realtime(conversation),
+    )
+    return IngestResult(row.id, conversation["id"], row.contact_id)
+
+
+def ingest_message(tx: Tx, account: ChannelAccountView, inbound: InboundMessage) -> IngestResult:
+    """Store one inbound message on its contact's thread; a repeat is recognised, not stored."""
+    if inbound.edit_of_provider_id or inbound.unsend_of_provider_id:
+        return _apply_edit(tx, account, inbound)
+    existing = tx.session.execute(
+        select(Message.id, Message.conversation_id, Message.contact_id).where(
+            Message.channel_account_id == account.id, Message.provider_message_id == inbound.provider_message_id
+        )
+    ).first()
+    if existing is not None:
+        return IngestResult(existing.id, existing.conversation_id, existing.contact_id, duplicate=True)
+    return _store_new(tx, account, inbound)
+
+
+def _store_new(tx: Tx, account: ChannelAccountView, inbound: InboundMessage) -> IngestResult:
+    region = tx.runtime.settings.default_region
+    refs = [_normalized(inbound.sender, region)]
+    for other in inbound.other_identities:
+        try:
+            candidate = normalize(other, region)
+        except InvalidIdentity:
+            continue
+        if (candidate.kind, candidate.value) not in {(r.kind, r.value) for r in refs}:
+            refs.append(candidate)
+    contact_id, identity_id = resolve_contact(tx, refs, inbound.sender_name, inbound.locale)
+    conversation, how = choose_conversation(tx, inbound, contact_id)
+    conversation_id = conversation["id"]
+    data = dict(inbound.data)
+    if inbound.raw is not None and inbound.kind == "unknown":
+        data["raw"] = inbound.raw
+    reply_to_id = None
+    if inbound.reply_to_provider_ids:
+        reply_to_id = tx.session.execute(
+            select(Message.id)
+            .where(
+                Message.conversation_id == conversation_id,
+                Message.provider_message_id.in_(inbound.reply_to_provider_ids[:20]),
+            )
+            .limit(1)
+        ).scalar()
+    message_id = tx.session.execute(
+        insert(Message)
+        .values(
+            conversation_id=conversation_id,
+            contact_id=contact_id,
+            channel_account_id=account.id,
+            identity_id=identity_id,
+            direction="inbound",
+            kind=str(inbound.kind),
+            body=inbound.text,
+            html=inbound.html,
+            subject=inbound.subject,
+            data=data,
+            provider_message_id=inbound.provider_message_id,
+            status="received",
+            reply_to_message_id=reply_to_id,
+            auto_generated=inbound.auto_generated,
+            created_at=tx.now,
+            sent_at=inbound.sent_at,
+        )
+        .returning(Message.id)
+    ).scalar_one()
+    if inbound.attachments:
+        tx.session.execute(
+            insert(Attachment),
+            [
+                {
+                    "message_id": message_id,
+                    "kind": str(a.kind),
+                    "filename": a.filename,
+                    "content_type": a.content_type,
+                    "size": a.size if a.size is not None else (len(a.data) if a.data else None),
+                    "provider_url": a.url,
+                    "provider_media_id": a.provider_media_id,
+                    "created_at": tx.now,
+                    "storage_key": tx.runtime.store_inline(a.data, a.filename) if a.data else None,
+                }
+                for a in inbound.attachments
+            ],
+        )
+    values: dict[str, Any] = {
+        "last_message_at": tx.now,
+        "last_inbound_at": tx.now,
+        "updated_at": tx.now,
+        "last_channel_account_id": account.id,
+        "message_count": Conversation.message_count + 1,
+    }
+    if not inbound.auto_generated:
+        values["waiting_since"] = func.coalesce(Conversation.waiting_since, tx.now)
+    if how == "reopened" or conversation["status"] in ("pending", "snoozed"):
+        values.update(status="open", resolved_at=None, snoozed_until=None)
+        conversation = {**conversation, "status": "open"}
+    tx.session.execute(update(Conversation).where(Conversation.id == conversation_id).values(**values))
+    if how == "created":
+        tx.record(
+            "conversation.created",
+            conversation_id=conversation_id,
+            contact_id=contact_id,
+            data={"channel_account_id": account.id},
+            realtime=_realtime(conversation),
+        )
+    elif how == "reopened":
+        tx.record(
+            "conversation.reopened",
+            conversation_id=conversation_id,
+            contact_id=contact_id,
+            data={"channel_account_id": account.id},
+            realtime=_realtime(conversation),
+        )
+    tx.record(
+        "message.created",
+        conversation_id=conversation_id,
+        contact_id=contact_id,
+        message_id=message_id,
+        data={"direction": "inbound", "channel_account_id": account.id, "kind": str(inbound.kind)},
+        realtime=_realtime(
+            conversation,
+            direction="inbound",
+            channel_account_id=account.id,
+            channel_kind=account.kind,
+            preview=(inbound.text or "")[:140],
+        ),
+    )
+    return IngestResult(message_id, conversation_id, contact_id, new_conversation=how == "created")
+
+
+def apply_status(tx: Tx, account: ChannelAccountView, status: StatusUpdate) -> bool:
+    """Move a sent message's delivery status forward; never backwards."""
+    allowed = STATUS_PREDECESSORS.get(status.status)
+    if not allowed:
+        return False
+    values: dict[str, Any] = {"status": str(status.status)}
+    if status.status == DeliveryStatus.FAILED:
+        values.update(status_code=status.error_code, status_reason=status.error_message)
+    row = tx.session.execute(
+        update(Message)
+        .where(
+            Message.channel_account_id == account.id,
+            Message.provider_message_id == status.provider_message_id,
+            Message.status.in_(allowed),
+        )
+        .values(**values)
+        .returning(Message.id, Message.conversation_id, Message.contact_id, Message.identity_id)
+    ).first()
+    if status.opted_out:
+        _mark_opted_out(tx, account, status, row.identity_id if row else None)
+    if row is None:
+        return False
+    conversation = tx.session.execute(
+        select(Conversation.id, Conversation.status, Conversation.team_id, Conversation.assignee_id).where(
+            Conversation.id == row.conversation_id
+        )
+    ).one()
+    tx.record(
+        "message.status",
+        conversation_id=row.conversation_id,
+        contact_id=row.contact_id,
+        message_id=row.id,
+        data={"status": str(status.status), "code": status.error_code, "reason": status.error_message},
+        realtime=_realtime(
+            dict(conversation._mapping),
+            delivery_status=str(status.status),
+            status_code=status.error_code,
+            status_reason=status.error_message,
+        ),
+    )
+    return True
+
+
+def _mark_opted_out(tx: Tx, account: ChannelAccountView, status: StatusUpdate, identity_id: int | None) -> None:
+    if identity_id is None:
+        return
+    tx.session.execute(update(Identity).where(Identity.id == identity_id).values(opted_out=True))
+    tx.record(
+        "identity.opted_out",
+        data={"identity_id": identity_id, "channel_account_id": account.id, "code": status.error_code},
+    )
+
+
+def apply_opt_changes(tx: Tx, account: ChannelAccountView, changes: dict[str, bool]) -> None:
+    region = tx.runtime.settings.default_region
+    for value, opted_out in changes.items():
+        ref = _normalized(IdentityRef(kind=IdentityKind.PHONE, value=value), region)
+        row = tx.session.execute(
+            update(Identity)
+            .where(Identity.kind == ref.kind, Identity.value == ref.value)
+            .values(opted_out=opted_out)
+            .returning(Identity.id, Identity.contact_id)
+        ).first()
+        if row is not None:
+            tx.record(
+                "identity.opted_out" if opted_out else "identity.opted_in",
+                contact_id=row.contact_id,
+                data={"identity_id": row.id, "channel_account_id": account.id},
+            )
+
+
+def ingest_delivery(tx: Tx, account: ChannelAccountView, result: WebhookResult) -> DeliveryResult:
+    """Store everything one webhook delivery carried, in the caller's transaction."""
+    outcome = DeliveryResult()
+    for inbound in result.messages:
+        outcome.messages.append(ingest_message(tx, account, inbound))
+    if result.opt_changes:
+        apply_opt_changes(tx, account, result.opt_changes)
+    for status in result.statuses:
+        if apply_status(tx, account, status):
+            outcome.statuses_applied += 1
+        else:
+            outcome.statuses_ignored += 1
+    return outcome
+
+
+@dataclass
+class _Item:
+    account: ChannelAccountView
+    result: WebhookResult
+    future: concurrent.futures.Future[DeliveryResult]
+
+
+class IngestQueue:
+    """One writer thread that commits webhook deliveries in shared transactions.
+
+    Deliveries that arrive while a commit is in flight wait for the next one, so under
+    load one durable commit carries many messages. If a batch fails (a race on a unique
+    index, a bad row) it is rolled back and each delivery retried alone, so one bad
+    delivery never takes its neighbours down.
+    """
+
+    def __init__(self, runtime: Runtime, max_batch: int = 128) -> None:
+        self.runtime = runtime
+        self.max_batch = max_batch
+        self._queue: queue.Queue[_Item | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="hilo-ingest", daemon=True)
+        self._started = False
+
+    def start(self) -> None:
+        if not self._started:
+            self._started = True
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._started:
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+            self._started = False
+
+    def submit(self, account: ChannelAccountView, result: WebhookResult) -> concurrent.futures.Future[DeliveryResult]:
+        future: concurrent.futures.Future[DeliveryResult] = concurrent.futures.Future()
+        self._queue.put(_Item(account, result, future))
+        return future
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._process(batch)
+                    return
+                batch.append(item)
+            self._process(batch)
+
+    def _process(self, batch: list[_Item]) -> None:
+        try:
+            results = []
+            with self.runtime.transaction() as tx:
+                for item in batch:
+                    results.append(ingest_delivery(tx, item.account, item.result))
+            for item, outcome in zip(batch, results, strict=True):
+                item.future.set_result(outcome)
+            return
+        except (IntegrityError, OperationalError, ValueError) as exc:
+            if len(batch) == 1:
+                self._process_alone(batch[0], retry=isinstance(exc, IntegrityError | OperationalError))
+                return
+        except Exception:
+            log.exception("ingest batch failed; retrying deliveries one by one")
+        for item in batch:
+            self._process_alone(item, retry=True)
+
+    def _process_alone(self, item: _Item, *, retry: bool) -> None:
+        attempts = 3 if retry else 1
+        for attempt in range(attempts):
+            try:
+                with self.runtime.transaction() as tx:
+                    outcome = ingest_delivery(tx, item.account, item.result)
+                item.future.set_result(outcome)
+                return
+            except (IntegrityError, OperationalError) as exc:
+                # A concurrent process created the same identity or conversation first;
+                # the retry finds and joins it.
+                if attempt == attempts - 1:
+                    log.exception("ingest failed for channel account %s", item.account.id)
+                    item.future.set_exception(exc)
+            except Exception as exc:
+                log.exception("ingest failed for channel account %s", item.account.id)
+                item.future.set_exception(exc)
+                return

@@ -1,0 +1,30 @@
+"""Who is calling, and the role checks for agent, team and channel administration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hilo.actions.errors import ActionError
+from hilo.i18n import N_
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The signed-in agent as every access check sees it."""
+
+    id: int
+    email: str
+    name: str
+    role: str
+    locale: str
+    team_ids: frozenset[int]
+    via_token: bool = False
+
+    @property
+    def sees_everything(self) -> bool:
+        return self.role in ("admin", "supervisor")
+
+
+def require_admin(principal: Principal) -> None:
+    if principal.role != "admin":
+        raise ActionError("forbidden", N_("Only administrators can do this."), 403)

@@ -1,0 +1,203 @@
+"""Channel accounts, agents and teams. Changes are for administrators only."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from hilo.actions import agents as agent_actions
+from hilo.actions import channels as channel_actions
+from hilo.actions.errors import NotFound
+from hilo.agents.access import Principal, require_admin
+from hilo.agents.models import Agent, Team
+from hilo.api.deps import CurrentAgent, RuntimeDep
+from hilo.api.schemas import ERRORS
+from hilo.channels.models import ChannelAccount
+from hilo.i18n import N_
+
+router = APIRouter(prefix="/api/v1", tags=["administration"], responses=ERRORS)
+
+
+class ChannelIn(BaseModel):
+    kind: str = Field(max_length=32)
+    name: str = Field(max_length=255)
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class ChannelPatch(BaseModel):
+    name: str | None = Field(default=None, max_length=255)
+    settings: dict[str, Any] | None = None
+    enabled: bool | None = None
+
+
+class AgentIn(BaseModel):
+    email: str = Field(max_length=320)
+    name: str = Field(max_length=255)
+    password: str = Field(max_length=1024)
+    role: Literal["admin", "supervisor", "agent"] = "agent"
+    locale: Literal["en", "es"] = "en"
+
+
+class AgentPatch(BaseModel):
+    name: str | None = Field(default=None, max_length=255)
+    role: Literal["admin", "supervisor", "agent"] | None = None
+    locale: Literal["en", "es"] | None = None
+    active: bool | None = None
+    password: str | None = Field(default=None, max_length=1024)
+
+
+class TeamIn(BaseModel):
+    name: str = Field(max_length=255)
+    description: str | None = Field(default=None, max_length=2000)
+    member_ids: list[int] | None = None
+
+
+class TeamPatch(BaseModel):
+    member_ids: list[int]
+
+
+def webhook_url(base_url: str, account: ChannelAccount) -> str:
+    return f"{base_url}/webhooks/{account.kind}/{account.id}"
+
+
+def channel_payload(account: ChannelAccount, principal: Principal, base_url: str) -> dict[str, Any]:
+    payload: dict[str, Any] = {"id": account.id, "kind": account.kind, "name": account.name, "enabled": account.enabled}
+    if principal.role == "admin":
+        payload.update(
+            config=account.config,
+            secrets_set=sorted(account.secrets or {}),
+            webhook_url=webhook_url(base_url, account),
+            created_at=account.created_at,
+            updated_at=account.updated_at,
+        )
+    return payload
+
+
+def access_channel(session: Any, principal: Principal, account_id: int) -> ChannelAccount:
+    account = session.get(ChannelAccount, account_id)
+    if account is None:
+        raise NotFound("channel_not_found", N_("Channel not found."))
+    return account
+
+
+@router.get("/channels", tags=["channels"])
+def list_channels(principal: CurrentAgent, runtime: RuntimeDep) -> list[dict[str, Any]]:
+    """Channel accounts; administrators also see their settings (never secret values)."""
+    with runtime.db.read() as session:
+        rows = session.execute(select(ChannelAccount).order_by(ChannelAccount.id)).scalars().all()
+        return [channel_payload(a, principal, runtime.settings.base_url) for a in rows]
+
+
+@router.post("/channels", tags=["channels"], status_code=201)
+def create_channel(body: ChannelIn, principal: CurrentAgent, runtime: RuntimeDep) -> dict[str, Any]:
+    require_admin(principal)
+    with runtime.transaction(principal.id) as tx:
+        account = channel_actions.create_channel_account(tx, body.kind, body.name, body.settings)
+        payload = channel_payload(account, principal, runtime.settings.base_url)
+        if account.kind == "api":
+            # The generated signing secret is shown once, at creation.
+            payload["secret"] = account.secrets["secret"]
+        return payload
+
+
+@router.get("/channels/{account_id}", tags=["channels"])
+def get_channel(account_id: int, principal: CurrentAgent, runtime: RuntimeDep) -> dict[str, Any]:
+    with runtime.db.read() as session:
+        return channel_payload(access_channel(session, principal, account_id), principal, runtime.settings.base_url)
+
+
+@router.patch("/channels/{account_id}", tags=["channels"])
+def update_channel(
+    account_id: int, body: ChannelPatch, request: Request, principal: CurrentAgent, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Rename, configure, enable or disable a channel account; takes effect at once."""
+    require_admin(principal)
+    with runtime.transaction(principal.id) as tx:
+        account = access_channel(tx.session, principal, account_id)
+        channel_actions.configure_channel_account(
+            tx, account, name=body.name, values=body.settings, enabled=body.enabled
+        )
+        request.app.state.channel_cache.clear()
+        return channel_payload(account, principal, runtime.settings.base_url)
+
+
+def agent_payload(agent: Agent) -> dict[str, Any]:
+    return {
+        "id": agent.id,
+        "email": agent.email,
+        "name": agent.name,
+        "role": agent.role,
+        "locale": agent.locale,
+        "active": agent.active,
+        "team_ids": [t.id for t in agent.teams],
+    }
+
+
+@router.get("/agents", tags=["agents"])
+def list_agents(principal: CurrentAgent, runtime: RuntimeDep) -> list[dict[str, Any]]:
+    """Every agent (names are needed to assign and mention); only admins change them."""
+    with runtime.db.read() as session:
+        rows = session.execute(select(Agent).options(selectinload(Agent.teams)).order_by(Agent.name)).scalars().all()
+        return [agent_payload(a) for a in rows]
+
+
+@router.post("/agents", tags=["agents"], status_code=201)
+def create_agent(body: AgentIn, principal: CurrentAgent, runtime: RuntimeDep) -> dict[str, Any]:
+    require_admin(principal)
+    with runtime.transaction(principal.id) as tx:
+        agent = agent_actions.create_agent(
+            tx, email=body.email, name=body.name, password=body.password, role=body.role, locale=body.locale
+        )
+        return agent_payload(agent)
+
+
+@router.patch("/agents/{agent_id}", tags=["agents"])
+def update_agent(agent_id: int, body: AgentPatch, principal: CurrentAgent, runtime: RuntimeDep) -> dict[str, Any]:
+    require_admin(principal)
+    with runtime.transaction(principal.id) as tx:
+        agent = tx.session.get(Agent, agent_id)
+        if agent is None:
+            raise NotFound("agent_not_found", N_("Agent not found."))
+        agent_actions.update_agent(
+            tx, agent, name=body.name, role=body.role, locale=body.locale, active=body.active, password=body.password
+        )
+        return agent_payload(agent)
+
+
+def team_payload(team: Team) -> dict[str, Any]:
+    return {
+        "id": team.id,
+        "name": team.name,
+        "description": team.description,
+        "member_ids": [m.id for m in team.members],
+    }
+
+
+@router.get("/teams", tags=["teams"])
+def list_teams(principal: CurrentAgent, runtime: RuntimeDep) -> list[dict[str, Any]]:
+    with runtime.db.read() as session:
+        rows = session.execute(select(Team).options(selectinload(Team.members)).order_by(Team.name)).scalars().all()
+        return [team_payload(t) for t in rows]
+
+
+@router.post("/teams", tags=["teams"], status_code=201)
+def create_team(body: TeamIn, principal: CurrentAgent, runtime: RuntimeDep) -> dict[str, Any]:
+    require_admin(principal)
+    with runtime.transaction(principal.id) as tx:
+        team = agent_actions.create_team(tx, body.name, body.description, body.member_ids)
+        return team_payload(team)
+
+
+@router.put("/teams/{team_id}/members", tags=["teams"])
+def set_members(team_id: int, body: TeamPatch, principal: CurrentAgent, runtime: RuntimeDep) -> dict[str, Any]:
+    require_admin(principal)
+    with runtime.transaction(principal.id) as tx:
+        team = tx.session.get(Team, team_id)
+        if team is None:
+            raise NotFound("team_not_found", N_("Team not found."))
+        agent_actions.set_team_members(tx, team, body.member_ids)
+        return team_payload(team)

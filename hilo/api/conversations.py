@@ -1,0 +1,378 @@
+"""Conversations: the inbox list with filters and search, details, changes, merge, split,
+the timeline, replies, notes and retries."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from hilo.actions import conversations as conv_actions
+from hilo.actions import reply as reply_actions
+from hilo.actions.errors import ActionError, NotFound
+from hilo.agents.access import Principal
+from hilo.api.deps import CurrentAgent, RuntimeDep
+from hilo.api.schemas import ERRORS, ConversationOut, MessageOut
+from hilo.contacts.models import Contact
+from hilo.conversations.access import access_conversation, visible_clause
+from hilo.conversations.models import Conversation, Label, Message, conversation_labels
+from hilo.conversations.search import search_clause
+from hilo.i18n import N_, gettext
+
+router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"], responses=ERRORS)
+
+PRIORITY_ORDER = {"urgent": 0, "high": 1, "medium": 2, "low": 3, "none": 4}
+
+
+class ConversationList(BaseModel):
+    items: list[ConversationOut]
+    next_cursor: str | None
+
+
+class ConversationPatch(BaseModel):
+    status: Literal["open", "pending", "snoozed", "resolved"] | None = None
+    snoozed_until: datetime | None = None
+    priority: Literal["none", "low", "medium", "high", "urgent"] | None = None
+    assignee_id: int | None = Field(default=None)
+    team_id: int | None = Field(default=None)
+    labels: list[Annotated[str, Field(max_length=64)]] | None = Field(default=None, max_length=50)
+
+
+class MergeIn(BaseModel):
+    source_id: int
+
+
+class SplitIn(BaseModel):
+    from_message_id: int
+
+
+class ReplyIn(BaseModel):
+    body: str | None = Field(default=None, max_length=65536)
+    channel_account_id: int | None = None
+    template: dict[str, Any] | None = None
+    cc: list[Annotated[str, Field(max_length=320)]] | None = Field(default=None, max_length=20)
+    # The id of the newest message the agent saw; a newer outbound reply means a collision.
+    seen_message_id: int | None = None
+    confirm_collision: bool = False
+
+
+class NoteIn(BaseModel):
+    body: str = Field(min_length=1, max_length=65536)
+    mentions: list[int] = Field(default_factory=list, max_length=50)
+
+
+class Timeline(BaseModel):
+    items: list[MessageOut]
+    next_cursor: str | None
+
+
+def _encode(*parts: object) -> str:
+    return base64.urlsafe_b64encode("|".join(str(p) for p in parts).encode()).decode()
+
+
+def _decode(cursor: str) -> list[str]:
+    try:
+        return base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ActionError("cursor_invalid", N_("The page cursor is not valid."), 422) from exc
+
+
+def serialize_conversations(session: Session, rows: list[Conversation]) -> list[ConversationOut]:
+    """Serialise a page of conversations with two extra queries in all (names, labels)."""
+    ids = [c.id for c in rows]
+    names = (
+        dict(
+            session.execute(select(Contact.id, Contact.name).where(Contact.id.in_({c.contact_id for c in rows})))
+            .tuples()
+            .all()
+        )
+        if rows
+        else {}
+    )
+    labels: dict[int, list[str]] = {}
+    if ids:
+        for conversation_id, name in session.execute(
+            select(conversation_labels.c.conversation_id, Label.name)
+            .join(Label, Label.id == conversation_labels.c.label_id)
+            .where(conversation_labels.c.conversation_id.in_(ids))
+            .order_by(Label.name)
+        ).tuples():
+            labels.setdefault(conversation_id, []).append(name)
+    out = []
+    for c in rows:
+        item = ConversationOut.model_validate(c, from_attributes=True)
+        item.contact_name = names.get(c.contact_id)
+        item.labels = labels.get(c.id, [])
+        out.append(item)
+    return out
+
+
+def list_query(
+    principal: Principal,
+    *,
+    status: list[str] | None,
+    assignee: str | None,
+    team: str | None,
+    channel: int | None,
+    label: str | None,
+    contact_id: int | None,
+) -> Any:
+    query = select(Conversation).where(Conversation.merged_into_id.is_(None), visible_clause(principal))
+    if status:
+        query = query.where(Conversation.status.in_(status))
+    if assignee == "me":
+        query = query.where(Conversation.assignee_id == principal.id)
+    elif assignee == "none":
+        query = query.where(Conversation.assignee_id.is_(None))
+    elif assignee:
+        query = query.where(Conversation.assignee_id == _int(assignee, "assignee"))
+    if team == "none":
+        query = query.where(Conversation.team_id.is_(None))
+    elif team:
+        query = query.where(Conversation.team_id == _int(team, "team"))
+    if channel is not None:
+        query = query.where(Conversation.last_channel_account_id == channel)
+    if label:
+        query = query.where(
+            Conversation.id.in_(
+                select(conversation_labels.c.conversation_id)
+                .join(Label, Label.id == conversation_labels.c.label_id)
+                .where(Label.name == label.strip().lower())
+            )
+        )
+    if contact_id is not None:
+        query = query.where(Conversation.contact_id == contact_id)
+    return query
+
+
+def _int(value: str, name: str) -> int:
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ActionError("filter_invalid", N_('The filter "{name}" is not valid.'), 422, name=name) from exc
+
+
+@router.get("", response_model=ConversationList)
+def list_conversations(
+    principal: CurrentAgent,
+    runtime: RuntimeDep,
+    status: Annotated[list[Literal["open", "pending", "snoozed", "resolved"]] | None, Query()] = None,
+    assignee: Annotated[str | None, Query(description="an agent id, 'me' or 'none'")] = None,
+    team: Annotated[str | None, Query(description="a team id or 'none'")] = None,
+    channel: Annotated[int | None, Query(description="channel account id of the last inbound message")] = None,
+    label: str | None = None,
+    contact_id: int | None = None,
+    q: Annotated[str | None, Query(max_length=200, description='words, "a phrase", an e-mail or a phone')] = None,
+    sort: Literal["last_activity", "waiting", "priority", "created"] = "last_activity",
+    limit: Annotated[int, Query(ge=1, le=100)] = 25,
+    cursor: str | None = None,
+) -> ConversationList:
+    """List conversations the caller may see, newest activity first by default."""
+    query = list_query(
+        principal,
+        status=list(status or []),
+        assignee=assignee,
+        team=team,
+        channel=channel,
+        label=label,
+        contact_id=contact_id,
+    )
+    if q and q.strip():
+        query = query.where(search_clause(runtime.db.dialect, q.strip(), runtime.settings.default_region))
+    offset = 0
+    if sort == "last_activity":
+        query = query.order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
+        if cursor:
+            at, ident = _decode(cursor)
+            when = datetime.fromisoformat(at)
+            query = query.where(
+                or_(
+                    Conversation.last_message_at < when,
+                    and_(Conversation.last_message_at == when, Conversation.id < int(ident)),
+                )
+            )
+    else:
+        if sort == "waiting":
+            query = query.order_by(Conversation.waiting_since.is_(None), Conversation.waiting_since, Conversation.id)
+        elif sort == "created":
+            query = query.order_by(Conversation.created_at.desc(), Conversation.id.desc())
+        else:
+            from sqlalchemy import case
+
+            query = query.order_by(
+                case(PRIORITY_ORDER, value=Conversation.priority),
+                Conversation.last_message_at.desc(),
+                Conversation.id.desc(),
+            )
+        offset = int(_decode(cursor)[0]) if cursor else 0
+        query = query.offset(offset)
+    with runtime.db.read() as session:
+        rows = list(session.execute(query.limit(limit + 1)).scalars().all())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = serialize_conversations(session, rows)
+    next_cursor = None
+    if more and rows:
+        last = rows[-1]
+        next_cursor = (
+            _encode(last.last_message_at.isoformat(), last.id) if sort == "last_activity" else _encode(offset + limit)
+        )
+    return ConversationList(items=items, next_cursor=next_cursor)
+
+
+@router.get("/{conversation_id}", response_model=ConversationOut)
+def get_conversation(conversation_id: int, principal: CurrentAgent, runtime: RuntimeDep) -> ConversationOut:
+    with runtime.db.read() as session:
+        conversation = access_conversation(session, principal, conversation_id)
+        return serialize_conversations(session, [conversation])[0]
+
+
+@router.patch("/{conversation_id}", response_model=ConversationOut)
+def update_conversation(
+    conversation_id: int, body: ConversationPatch, principal: CurrentAgent, runtime: RuntimeDep
+) -> ConversationOut:
+    """Change status (snooze with `snoozed_until`), priority, assignee, team or labels."""
+    fields = body.model_fields_set
+    with runtime.transaction(principal.id) as tx:
+        conversation = access_conversation(tx.session, principal, conversation_id)
+        if "assignee_id" in fields or "team_id" in fields:
+            conv_actions.assign(
+                tx,
+                conversation,
+                agent_id=body.assignee_id if "assignee_id" in fields else ...,
+                team_id=body.team_id if "team_id" in fields else ...,
+            )
+        if body.status is not None:
+            conv_actions.set_status(tx, conversation, body.status, body.snoozed_until)
+        if body.priority is not None:
+            conv_actions.set_priority(tx, conversation, body.priority)
+        if body.labels is not None:
+            conv_actions.set_labels(tx, conversation, body.labels)
+        return serialize_conversations(tx.session, [conversation])[0]
+
+
+@router.post("/{conversation_id}/merge", response_model=ConversationOut)
+def merge(conversation_id: int, body: MergeIn, principal: CurrentAgent, runtime: RuntimeDep) -> ConversationOut:
+    """Merge conversation `source_id` into this one; its messages move here."""
+    with runtime.transaction(principal.id) as tx:
+        target = access_conversation(tx.session, principal, conversation_id)
+        source = access_conversation(tx.session, principal, body.source_id)
+        conv_actions.merge_conversations(tx, source, target)
+        tx.session.refresh(target)
+        return serialize_conversations(tx.session, [target])[0]
+
+
+@router.post("/{conversation_id}/split", response_model=ConversationOut, status_code=201)
+def split(conversation_id: int, body: SplitIn, principal: CurrentAgent, runtime: RuntimeDep) -> ConversationOut:
+    """Move a message and everything after it into a new conversation; returns the new one."""
+    with runtime.transaction(principal.id) as tx:
+        conversation = access_conversation(tx.session, principal, conversation_id)
+        new = conv_actions.split_conversation(tx, conversation, body.from_message_id)
+        return serialize_conversations(tx.session, [new])[0]
+
+
+def messages_out(session: Session, rows: list[Message]) -> list[MessageOut]:
+    out = []
+    for m in rows:
+        item = MessageOut.model_validate(m, from_attributes=True)
+        for attachment in item.attachments:
+            attachment.url = f"/api/v1/attachments/{attachment.id}"
+        out.append(item)
+    return out
+
+
+@router.get("/{conversation_id}/messages", response_model=Timeline)
+def timeline(
+    conversation_id: int,
+    principal: CurrentAgent,
+    runtime: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    before: Annotated[int | None, Query(description="message id: page back from here")] = None,
+) -> Timeline:
+    """The conversation's messages, notes and activity, oldest first, newest page first."""
+    with runtime.db.read() as session:
+        access_conversation(session, principal, conversation_id)
+        query = (
+            select(Message)
+            .options(selectinload(Message.attachments))
+            .where(Message.conversation_id == conversation_id)
+            .order_by(Message.id.desc())
+            .limit(limit + 1)
+        )
+        if before is not None:
+            query = query.where(Message.id < before)
+        rows = list(session.execute(query).scalars().all())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        rows.reverse()
+        return Timeline(items=messages_out(session, rows), next_cursor=str(rows[0].id) if more and rows else None)
+
+
+@router.get("/{conversation_id}/channels")
+def channels(conversation_id: int, principal: CurrentAgent, runtime: RuntimeDep) -> list[dict[str, Any]]:
+    """The channels this contact can be reached on, the default, and why others cannot be used."""
+    with runtime.transaction(principal.id) as tx:
+        conversation = access_conversation(tx.session, principal, conversation_id)
+        options = reply_actions.channel_options(tx, conversation)
+        return [
+            {**option.__dict__, "reason": gettext(option.reason, principal.locale) if option.reason else None}
+            for option in options
+        ]
+
+
+def _collision(session: Session, conversation_id: int, seen: int, principal: Principal) -> dict[str, Any] | None:
+    newer = session.execute(
+        select(Message.id, Message.author_agent_id)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.id > seen,
+            Message.direction == "outbound",
+            Message.author_agent_id != principal.id,
+        )
+        .order_by(Message.id.desc())
+        .limit(1)
+    ).first()
+    return {"message_id": newer.id, "author_agent_id": newer.author_agent_id} if newer else None
+
+
+@router.post("/{conversation_id}/messages", response_model=MessageOut, status_code=201)
+def send_reply(conversation_id: int, body: ReplyIn, principal: CurrentAgent, runtime: RuntimeDep) -> MessageOut:
+    """Reply to the customer; the default channel is the one they used last."""
+    with runtime.transaction(principal.id) as tx:
+        conversation = access_conversation(tx.session, principal, conversation_id)
+        if body.seen_message_id is not None and not body.confirm_collision:
+            collision = _collision(tx.session, conversation_id, body.seen_message_id, principal)
+            if collision:
+                raise ActionError(
+                    "collision", N_("Someone else replied since you opened this conversation."), 409, details=collision
+                )
+        message = reply_actions.reply(
+            tx, conversation, body.body, channel_account_id=body.channel_account_id, template=body.template, cc=body.cc
+        )
+        return messages_out(tx.session, [message])[0]
+
+
+@router.post("/{conversation_id}/notes", response_model=MessageOut, status_code=201)
+def add_note(conversation_id: int, body: NoteIn, principal: CurrentAgent, runtime: RuntimeDep) -> MessageOut:
+    """Add a private note, visible to agents only."""
+    with runtime.transaction(principal.id) as tx:
+        conversation = access_conversation(tx.session, principal, conversation_id)
+        message = reply_actions.add_note(tx, conversation, body.body, body.mentions)
+        return messages_out(tx.session, [message])[0]
+
+
+@router.post("/{conversation_id}/messages/{message_id}/retry", response_model=MessageOut)
+def retry(conversation_id: int, message_id: int, principal: CurrentAgent, runtime: RuntimeDep) -> MessageOut:
+    """Send a failed message again."""
+    with runtime.transaction(principal.id) as tx:
+        access_conversation(tx.session, principal, conversation_id)
+        message = tx.session.get(Message, message_id)
+        if message is None or message.conversation_id != conversation_id:
+            raise NotFound("message_not_found", N_("Message not found."))
+        reply_actions.retry(tx, message)
+        return messages_out(tx.session, [message])[0]

@@ -1,0 +1,116 @@
+"""Response and request models shared by the API routers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class IdentityOut(Out):
+    id: int
+    kind: str
+    value: str
+    verified: bool
+    opted_out: bool
+
+
+class ContactOut(Out):
+    id: int
+    name: str | None
+    locale: str | None
+    custom_attributes: dict[str, Any]
+    identities: list[IdentityOut]
+    created_at: datetime
+    updated_at: datetime
+
+
+class AttachmentOut(Out):
+    id: int
+    kind: str
+    filename: str | None
+    content_type: str | None
+    size: int | None
+    url: str | None = None
+
+
+class MessageOut(Out):
+    id: int
+    conversation_id: int
+    contact_id: int
+    channel_account_id: int | None
+    identity_id: int | None
+    direction: str
+    kind: str
+    author_agent_id: int | None
+    body: str | None
+    html: str | None = None
+    subject: str | None
+    data: dict[str, Any]
+    provider_message_id: str | None
+    status: str
+    status_code: str | None
+    status_reason: str | None
+    auto_generated: bool
+    created_at: datetime
+    sent_at: datetime | None
+    edited_at: datetime | None
+    deleted_at: datetime | None
+    attachments: list[AttachmentOut] = Field(default_factory=list)
+
+
+class LabelOut(Out):
+    name: str
+    color: str
+
+
+class ConversationOut(Out):
+    id: int
+    contact_id: int
+    contact_name: str | None = None
+    status: str
+    priority: str
+    assignee_id: int | None
+    team_id: int | None
+    subject: str | None
+    last_channel_account_id: int | None
+    message_count: int
+    created_at: datetime
+    updated_at: datetime
+    last_message_at: datetime
+    last_inbound_at: datetime | None
+    waiting_since: datetime | None
+    first_response_at: datetime | None
+    resolved_at: datetime | None
+    snoozed_until: datetime | None
+    merged_into_id: int | None
+    labels: list[str] = Field(default_factory=list)
+
+
+class Page(BaseModel):
+    next_cursor: str | None = None
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: Any | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut},
+    401: {"model": ErrorOut},
+    403: {"model": ErrorOut},
+    404: {"model": ErrorOut},
+    409: {"model": ErrorOut},
+    422: {"model": ErrorOut},
+}

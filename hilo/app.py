@@ -1,0 +1,87 @@
+"""The ASGI application: API, webhooks, websockets and the agent UI in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.middleware.sessions import SessionMiddleware
+
+from hilo import __version__
+from hilo.actions.ingest import IngestQueue
+from hilo.api import admin, attachments, auth, contacts, conversations, errors, realtime, webhooks
+from hilo.api.ratelimit import RateLimiter
+from hilo.clock import Clock
+from hilo.realtime.hub import Hub
+from hilo.realtime.presence import Presence
+from hilo.runtime import Runtime
+from hilo.settings import Settings, load_settings
+from hilo.worker.dispatcher import OutboxDispatcher
+
+log = logging.getLogger("hilo")
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    runtime = Runtime(settings, clock=clock)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.bus.start(app.state.hub.deliver)
+        app.state.ingest.start()
+        worker_task = None
+        if settings.run_worker:
+            dispatcher = OutboxDispatcher(runtime)
+            app.state.dispatcher = dispatcher
+            worker_task = asyncio.create_task(dispatcher.run())
+        try:
+            yield
+        finally:
+            if worker_task is not None:
+                app.state.dispatcher.stop()
+                worker_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await worker_task
+            app.state.ingest.stop()
+            await runtime.bus.stop()
+            runtime.close()
+
+    app = FastAPI(
+        title="Hilo",
+        version=__version__,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.hub = Hub()
+    app.state.presence = Presence(runtime.bus)
+    app.state.ingest = IngestQueue(runtime)
+    app.state.limiter = RateLimiter(settings.redis_url)
+    app.state.channel_cache = webhooks.ChannelCache()
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key,
+        session_cookie="hilo_session",
+        same_site="lax",
+        https_only=settings.secure_cookies,
+        max_age=14 * 24 * 3600,
+    )
+    errors.install(app)
+    for module in (auth, conversations, contacts, admin, attachments, webhooks, realtime):
+        app.include_router(module.router)
+    with contextlib.suppress(ImportError):
+        from hilo.web import views
+
+        views.install(app)
+
+    @app.get("/healthz", include_in_schema=False)
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,1 @@
+"""Channel adapters: one module per kind of channel, all implementing `base.ChannelAdapter`."""

@@ -1,0 +1,230 @@
+"""Poll an IMAP mailbox for new mail, waiting with IDLE when the server offers it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import aioimaplib
+
+from hilo.channels.base import ChannelAccountView
+from hilo.channels.email import EmailSettings, TlsMode
+
+log = logging.getLogger(__name__)
+
+# RFC 2177: re-issue IDLE at least every 29 minutes or servers drop the connection.
+IDLE_TIMEOUT = 25 * 60.0
+COMMAND_TIMEOUT = 60.0
+_UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
+_UIDNEXT = re.compile(rb"\[UIDNEXT (\d+)\]")
+
+OnMessage = Callable[[bytes], Awaitable[None]]
+
+
+class ImapError(Exception):
+    """The server refused a step (login, select, STARTTLS); the poller retries later."""
+
+
+@dataclass
+class ImapState:
+    """Where the poller is in a mailbox; UIDs only mean something under one UIDVALIDITY."""
+
+    uidvalidity: int | None = None
+    last_uid: int = 0
+
+
+def _quoted(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _search_uids(response: aioimaplib.Response) -> list[int]:
+    # The last line is the tagged completion text ("Search completed (0.001 secs)").
+    lines = response.lines[:-1]
+    return sorted({int(token) for line in lines for token in bytes(line).split() if token.isdigit()})
+
+
+async def start_tls(client: aioimaplib.IMAP4, host: str, context: ssl.SSLContext) -> None:
+    """Upgrade a plain connection with STARTTLS (RFC 3501 §6.2.1); aioimaplib lacks it."""
+    protocol = client.protocol
+    if "STARTTLS" not in protocol.capabilities:
+        raise ImapError("the server does not offer STARTTLS")
+    response = await asyncio.wait_for(
+        protocol.execute(aioimaplib.Command("STARTTLS", protocol.new_tag(), loop=protocol.loop)),
+        COMMAND_TIMEOUT,
+    )
+    if response.result != "OK":
+        raise ImapError(f"STARTTLS refused: {response.lines}")
+    loop = asyncio.get_running_loop()
+    protocol.transport = await loop.start_tls(protocol.transport, protocol, context, server_hostname=host)
+    # Capabilities announced before TLS must be discarded.
+    await asyncio.wait_for(protocol.capability(), COMMAND_TIMEOUT)
+
+
+class ImapPoller:
+    """Deliver every new message of one mailbox folder to `on_message`, exactly once.
+
+    Messages are fetched with BODY.PEEK[] and flagged \\Seen only after `on_message`
+    returned, so a crash never loses mail (ingest is idempotent on Message-ID, so a
+    repeat after a crash is harmless). A message whose `on_message` raised stays unseen
+    and is offered again on the next poll. Besides unseen messages, every message that
+    arrived since the last poll is fetched, even if someone read it in another client.
+    """
+
+    def __init__(
+        self,
+        account: ChannelAccountView,
+        on_message: OnMessage,
+        *,
+        state: ImapState | None = None,
+        idle_timeout: float = IDLE_TIMEOUT,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.settings = EmailSettings.from_account(account)
+        self.state = state or ImapState()
+        self._on_message = on_message
+        self._idle_timeout = idle_timeout
+        self._tls_context = tls_context
+        # Highest UID present when the folder was selected with no history: older mail
+        # that is already read is left alone.
+        self._baseline = 0
+
+    async def run(self) -> None:
+        """Poll until cancelled; on errors reconnect after `poll_interval`."""
+        while True:
+            try:
+                await self._session()
+            except (OSError, TimeoutError, aioimaplib.AioImapException, ImapError) as exc:
+                log.warning("imap %s: %s; retrying", self.settings.imap_host, exc)
+            await asyncio.sleep(self.settings.poll_interval)
+
+    async def poll_once(self) -> int:
+        """Connect, deliver what is new, disconnect; return how many were delivered."""
+        client = await self._open()
+        try:
+            return await self._fetch_new(client)
+        finally:
+            await self._close(client)
+
+    async def _session(self) -> None:
+        client = await self._open()
+        try:
+            while True:
+                await self._fetch_new(client)
+                await self._wait(client)
+        finally:
+            await self._close(client)
+
+    def _context(self) -> ssl.SSLContext:
+        return self._tls_context or ssl.create_default_context()
+
+    async def _open(self) -> aioimaplib.IMAP4:
+        settings = self.settings
+        if not settings.imap_host:
+            raise ImapError("no IMAP host configured")
+        client: aioimaplib.IMAP4
+        if settings.imap_tls is TlsMode.SSL:
+            client = aioimaplib.IMAP4_SSL(
+                settings.imap_host,
+                settings.imap_port,
+                timeout=COMMAND_TIMEOUT,
+                ssl_context=self._context(),
+            )
+        else:
+            client = aioimaplib.IMAP4(settings.imap_host, settings.imap_port, timeout=COMMAND_TIMEOUT)
+        try:
+            await client.wait_hello_from_server()
+            if settings.imap_tls is TlsMode.STARTTLS:
+                await start_tls(client, settings.imap_host, self._context())
+            response = await client.login(settings.imap_username, settings.imap_password or "")
+            if response.result != "OK":
+                raise ImapError(f"login refused for {settings.imap_username}")
+            response = await client.select(_quoted(settings.imap_folder))
+            if response.result != "OK":
+                raise ImapError(f"cannot select folder {settings.imap_folder}")
+        except BaseException:
+            await self._close(client)
+            raise
+        self._remember_mailbox(response)
+        return client
+
+    def _remember_mailbox(self, response: aioimaplib.Response) -> None:
+        text = b"\n".join(bytes(line) for line in response.lines)
+        validity = _UIDVALIDITY.search(text)
+        uidvalidity = int(validity.group(1)) if validity else None
+        if uidvalidity != self.state.uidvalidity:
+            # A new UIDVALIDITY renumbers the folder: start over from its unseen mail.
+            self.state = ImapState(uidvalidity=uidvalidity)
+        if self.state.last_uid == 0:
+            uidnext = _UIDNEXT.search(text)
+            self._baseline = int(uidnext.group(1)) - 1 if uidnext else 0
+        else:
+            self._baseline = self.state.last_uid
+
+    async def _search(self, client: aioimaplib.IMAP4, *criteria: str) -> list[int]:
+        response = await client.uid_search(*criteria, charset=None)
+        if response.result != "OK":
+            raise ImapError(f"search refused: {response.lines}")
+        return _search_uids(response)
+
+    async def _fetch_new(self, client: aioimaplib.IMAP4) -> int:
+        uids = set(await self._search(client, "UNSEEN"))
+        if self.state.last_uid:
+            first = self.state.last_uid + 1
+            # "n:*" always includes the highest UID, even below n (RFC 3501 §6.4.8).
+            arrived = await self._search(client, "UID", f"{first}:*")
+            uids.update(uid for uid in arrived if uid >= first)
+        delivered = 0
+        for uid in sorted(uids):
+            if await self._deliver(client, uid):
+                delivered += 1
+        self.state.last_uid = max([self.state.last_uid, self._baseline, *uids])
+        return delivered
+
+    async def _deliver(self, client: aioimaplib.IMAP4, uid: int) -> bool:
+        response = await client.uid("fetch", str(uid), "(BODY.PEEK[])")
+        raw = next((bytes(line) for line in response.lines if isinstance(line, bytearray)), None)
+        if response.result != "OK" or raw is None:
+            log.info("imap uid %s vanished before it could be fetched", uid)
+            return False
+        try:
+            await self._on_message(raw)
+        except Exception:  # the message stays unseen and is offered again next poll
+            log.exception("imap uid %s: on_message failed; left unseen", uid)
+            return False
+        response = await client.uid("store", str(uid), "+FLAGS.SILENT", "(\\Seen)")
+        if response.result != "OK":
+            log.warning("imap uid %s: could not flag \\Seen: %s", uid, response.lines)
+        return True
+
+    async def _wait(self, client: aioimaplib.IMAP4) -> None:
+        """Wait for new mail: IDLE until the server pushes EXISTS, else sleep."""
+        if not client.has_capability("IDLE"):
+            await asyncio.sleep(self.settings.poll_interval)
+            return
+        idle = await client.idle_start(timeout=self._idle_timeout)
+        try:
+            while client.has_pending_idle():
+                pushed = await client.wait_server_push(timeout=self._idle_timeout + COMMAND_TIMEOUT)
+                if pushed == aioimaplib.STOP_WAIT_SERVER_PUSH:
+                    break
+                if any(bytes(line).endswith(b"EXISTS") for line in pushed):
+                    break
+        finally:
+            if client.has_pending_idle():
+                client.idle_done()
+            await asyncio.wait_for(idle, COMMAND_TIMEOUT)
+
+    async def _close(self, client: aioimaplib.IMAP4) -> None:
+        try:
+            if client.get_state() in ("AUTH", "SELECTED", "NONAUTH"):
+                await asyncio.wait_for(client.logout(), 5)
+        except (OSError, TimeoutError, aioimaplib.AioImapException):
+            log.debug("imap logout failed", exc_info=True)
+        finally:
+            transport = client.protocol.transport
+            if transport is not None:
+                transport.close()

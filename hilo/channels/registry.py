@@ -1,0 +1,29 @@
+"""Which module implements each channel kind; adapters load on first use."""
+
+from __future__ import annotations
+
+import importlib
+from typing import cast
+
+from hilo.channels.base import ChannelAdapter
+
+MODULES: dict[str, str] = {
+    "api": "hilo.channels.api",
+    "email": "hilo.channels.email",
+    "whatsapp": "hilo.channels.whatsapp",
+    "messenger": "hilo.channels.messenger",
+    "instagram": "hilo.channels.instagram",
+    "telegram": "hilo.channels.telegram",
+    "sms": "hilo.channels.sms",
+    "twilio_whatsapp": "hilo.channels.twilio_whatsapp",
+}
+
+
+def kinds() -> list[str]:
+    return sorted(MODULES)
+
+
+def get_adapter(kind: str) -> ChannelAdapter:
+    """Return the adapter of `kind`; KeyError for a kind Hilo does not have."""
+    module = importlib.import_module(MODULES[kind])
+    return cast(ChannelAdapter, module.ADAPTER)

@@ -1,0 +1,237 @@
+"""The `hilo` command line: serve, worker, migrate, demo, agents, tokens, channels."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from typing import Any
+
+import click
+
+from hilo.settings import load_settings
+
+
+def _setup_logging() -> None:
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@click.group()
+def main() -> None:
+    """Hilo: one contact, one thread, every channel."""
+    _setup_logging()
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="uvicorn worker processes")
+def serve(host: str, port: int, workers: int) -> None:
+    """Run the API, webhooks, websockets and agent UI."""
+    import uvicorn
+
+    from hilo.db.migrate import upgrade
+
+    upgrade(load_settings().database_url)
+    uvicorn.run(
+        "hilo.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        proxy_headers=True,
+    )
+
+
+@main.command()
+def worker() -> None:
+    """Run an outbox worker process (any number of them on PostgreSQL)."""
+    from hilo.runtime import Runtime
+    from hilo.worker.dispatcher import OutboxDispatcher
+
+    runtime = Runtime(load_settings())
+    dispatcher = OutboxDispatcher(runtime)
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, dispatcher.stop)
+        await dispatcher.run()
+
+    click.echo("hilo worker: sending queued messages (Ctrl+C to stop)")
+    asyncio.run(run())
+    runtime.close()
+
+
+@main.command()
+@click.option("--downgrade", "down", default=None, help="revision to go back to ('base' for empty)")
+def migrate(down: str | None) -> None:
+    """Bring the database schema up to date (or back, with --downgrade)."""
+    from hilo.db.migrate import downgrade, upgrade
+
+    url = load_settings().database_url
+    if down:
+        downgrade(url, down)
+        click.echo(f"database downgraded to {down}")
+    else:
+        upgrade(url)
+        click.echo("database is up to date")
+
+
+@main.command()
+@click.option("--reset", is_flag=True, help="seed even if the database already has contacts")
+def demo(reset: bool) -> None:
+    """Seed demo data: agents, teams, channels and about 50 contacts in Spanish and English."""
+    from hilo.db.migrate import upgrade
+    from hilo.demo import seed
+
+    settings = load_settings()
+    upgrade(settings.database_url)
+    summary = seed(settings, force=reset)
+    click.echo(json.dumps(summary, indent=2, default=str))
+
+
+@main.group()
+def agents() -> None:
+    """Manage agents."""
+
+
+@agents.command("create")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--role", type=click.Choice(["admin", "supervisor", "agent"]), default="agent", show_default=True)
+@click.option("--locale", type=click.Choice(["en", "es"]), default="en", show_default=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+def agents_create(email: str, name: str, role: str, locale: str, password: str) -> None:
+    """Create an agent."""
+    from hilo.actions.agents import create_agent
+
+    with _runtime_tx() as tx:
+        agent = create_agent(tx, email=email, name=name, password=password, role=role, locale=locale)
+        click.echo(json.dumps({"id": agent.id, "email": agent.email, "role": agent.role}))
+
+
+@main.group()
+def tokens() -> None:
+    """Manage personal API tokens."""
+
+
+@tokens.command("create")
+@click.option("--email", required=True, help="the agent the token acts as")
+@click.option("--name", default="cli", show_default=True)
+def tokens_create(email: str, name: str) -> None:
+    """Create an API token; it is printed once."""
+    from sqlalchemy import select
+
+    from hilo.actions.agents import create_token
+    from hilo.agents.models import Agent
+
+    with _runtime_tx() as tx:
+        agent = tx.session.execute(select(Agent).where(Agent.email == email.lower())).scalar_one_or_none()
+        if agent is None:
+            raise click.ClickException(f"no agent with e-mail {email}")
+        row, token = create_token(tx, agent, name)
+        click.echo(json.dumps({"id": row.id, "token": token}))
+
+
+@main.group()
+def channels() -> None:
+    """Manage channel accounts."""
+
+
+def _channel_json(account: Any, base_url: str) -> dict[str, Any]:
+    from hilo.api.admin import webhook_url
+
+    return {
+        "id": account.id,
+        "kind": account.kind,
+        "name": account.name,
+        "enabled": account.enabled,
+        "config": account.config,
+        "secrets_set": sorted(account.secrets or {}),
+        "webhook_url": webhook_url(base_url, account),
+    }
+
+
+@channels.command("add")
+@click.argument("kind")
+@click.option("--name", required=True)
+@click.option("--set", "values", multiple=True, help="key=value (repeatable)")
+@click.option("--json", "as_json", is_flag=True, help="print the new channel account as JSON")
+def channels_add(kind: str, name: str, values: tuple[str, ...], as_json: bool) -> None:
+    """Add a channel account of KIND (api, email, whatsapp, sms, telegram, ...)."""
+    from hilo.actions.channels import create_channel_account
+
+    parsed: dict[str, Any] = {}
+    for item in values:
+        if "=" not in item:
+            raise click.BadParameter(f"expected key=value, got {item!r}", param_hint="--set")
+        key, value = item.split("=", 1)
+        parsed[key.strip()] = value
+    settings = load_settings()
+    with _runtime_tx() as tx:
+        account = create_channel_account(tx, kind, name, parsed)
+        payload = _channel_json(account, settings.base_url)
+        if kind == "api" and "secret" not in parsed:
+            payload["secret"] = account.secrets["secret"]
+    if as_json:
+        click.echo(json.dumps(payload))
+    else:
+        click.echo(f"channel {payload['id']} ({kind}) created; webhook URL: {payload['webhook_url']}")
+
+
+@channels.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def channels_list(as_json: bool) -> None:
+    """List channel accounts."""
+    from sqlalchemy import select
+
+    from hilo.channels.models import ChannelAccount
+
+    settings = load_settings()
+    with _runtime_tx() as tx:
+        rows = [
+            _channel_json(a, settings.base_url)
+            for a in tx.session.execute(select(ChannelAccount).order_by(ChannelAccount.id)).scalars()
+        ]
+    if as_json:
+        click.echo(json.dumps(rows))
+    else:
+        for row in rows:
+            state = "enabled" if row["enabled"] else "disabled"
+            click.echo(f"{row['id']:>4}  {row['kind']:<16} {row['name']:<30} {state:<9} {row['webhook_url']}")
+
+
+class _runtime_tx:
+    """A one-off action transaction for CLI commands, with actions' errors made readable."""
+
+    def __enter__(self) -> Any:
+        from hilo.db.migrate import upgrade
+        from hilo.runtime import Runtime
+
+        settings = load_settings()
+        upgrade(settings.database_url)
+        self.runtime = Runtime(settings)
+        self.context = self.runtime.transaction()
+        return self.context.__enter__()
+
+    def __exit__(self, *exc: Any) -> bool:
+        from hilo.actions.errors import ActionError
+        from hilo.i18n import gettext
+
+        try:
+            self.context.__exit__(*exc)
+        finally:
+            self.runtime.close()
+        if isinstance(exc[1], ActionError):
+            click.echo(f"error: {exc[1].code}: {gettext(exc[1].reason, None, **exc[1].values)}", err=True)
+            sys.exit(2)
+        return False
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Identity normalisation: phone numbers to E.164, e-mail addresses lower-cased."""
+
+from __future__ import annotations
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from hilo.channels.base import IdentityKind, IdentityRef
+from hilo.i18n import N_
+
+# Which identity kind each channel kind reaches a customer on.
+CHANNEL_IDENTITY_KIND: dict[str, IdentityKind] = {
+    "api": IdentityKind.API,
+    "email": IdentityKind.EMAIL,
+    "sms": IdentityKind.PHONE,
+    "whatsapp": IdentityKind.PHONE,
+    "twilio_whatsapp": IdentityKind.PHONE,
+    "voice": IdentityKind.PHONE,
+    "telegram": IdentityKind.TELEGRAM,
+    "messenger": IdentityKind.MESSENGER,
+    "instagram": IdentityKind.INSTAGRAM,
+    "widget": IdentityKind.WIDGET,
+    "webform": IdentityKind.EMAIL,
+}
+
+
+class InvalidIdentity(ValueError):
+    """An identity value that cannot be normalised; `reason` is a catalog msgid."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def normalize_phone(value: str, default_region: str) -> str:
+    """Return the E.164 form of `value` ("+34600111222"); WhatsApp's wa_id has no plus."""
+    raw = value.strip()
+    if raw.lower().startswith("whatsapp:"):
+        raw = raw[len("whatsapp:") :]
+    digits_only = raw.replace(" ", "").replace("-", "")
+    if digits_only.isdigit() and len(digits_only) > 10:
+        # An international number without its "+" (WhatsApp wa_id, some CSV exports).
+        raw = "+" + digits_only
+    try:
+        parsed = phonenumbers.parse(raw, default_region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidIdentity("phone_invalid", N_("This is not a valid phone number.")) from exc
+    if not phonenumbers.is_possible_number(parsed):
+        raise InvalidIdentity("phone_invalid", N_("This is not a valid phone number."))
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_email(value: str) -> str:
+    """Return the lower-cased address, checking syntax only (no DNS look-ups)."""
+    try:
+        result = validate_email(value.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidIdentity("email_invalid", N_("This is not a valid e-mail address.")) from exc
+    return result.normalized.lower()
+
+
+def normalize(ref: IdentityRef, default_region: str) -> IdentityRef:
+    """Return `ref` with its value in canonical form for its kind."""
+    kind = IdentityKind(ref.kind)
+    if kind is IdentityKind.PHONE:
+        value = normalize_phone(ref.value, default_region)
+    elif kind is IdentityKind.EMAIL:
+        value = normalize_email(ref.value)
+    else:
+        value = ref.value.strip()
+        if not value or len(value) > 320:
+            raise InvalidIdentity("identity_invalid", N_("This identity value is not valid."))
+    return IdentityRef(kind=kind, value=value, verified=ref.verified)

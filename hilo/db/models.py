@@ -1,0 +1,27 @@
+"""Import every model so the metadata is complete (migrations, tests)."""
+
+from hilo.agents.models import Agent, ApiToken, Team, team_members
+from hilo.channels.models import ChannelAccount
+from hilo.contacts.models import Contact, Identity
+from hilo.conversations.models import Attachment, Conversation, Label, Message, conversation_labels
+from hilo.db.base import Base
+from hilo.events.models import Event
+from hilo.worker.models import OutboxJob
+
+__all__ = [
+    "Agent",
+    "ApiToken",
+    "Attachment",
+    "Base",
+    "ChannelAccount",
+    "Contact",
+    "Conversation",
+    "Event",
+    "Identity",
+    "Label",
+    "Message",
+    "OutboxJob",
+    "Team",
+    "conversation_labels",
+    "team_members",
+]

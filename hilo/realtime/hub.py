@@ -1,0 +1,64 @@
+"""Websocket hub: fans committed events out to the agents allowed to see them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.websockets import WebSocket
+
+from hilo.agents.access import Principal
+from hilo.conversations.access import can_see
+
+log = logging.getLogger(__name__)
+
+QUEUE_LIMIT = 1000
+
+
+@dataclass(eq=False)
+class Connection:
+    websocket: WebSocket
+    principal: Principal
+    queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
+    # Conversations this agent has open on screen (for presence / collision warnings).
+    viewing: set[int] = field(default_factory=set)
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.connections: set[Connection] = set()
+
+    def deliver(self, event: dict[str, Any]) -> None:
+        """Called on the event loop for every event from the bus."""
+        for connection in list(self.connections):
+            if not self.allowed(connection.principal, event):
+                continue
+            try:
+                connection.queue.put_nowait(event)
+            except asyncio.QueueFull:
+                # A client that cannot keep up reconnects and reloads; never block the others.
+                log.warning("dropping slow websocket of agent %s", connection.principal.id)
+                self.connections.discard(connection)
+                with contextlib.suppress(Exception):
+                    asyncio.get_running_loop().create_task(connection.websocket.close(code=1013))
+
+    @staticmethod
+    def allowed(principal: Principal, event: dict[str, Any]) -> bool:
+        only = event.get("only_agent_ids")
+        if only is not None and principal.id not in only:
+            return False
+        if event.get("conversation_id") is None:
+            return True
+        return can_see(principal, event.get("team_id"), event.get("assignee_id"))
+
+    async def serve(self, connection: Connection) -> None:
+        self.connections.add(connection)
+        try:
+            while True:
+                event = await connection.queue.get()
+                await connection.websocket.send_json(event)
+        finally:
+            self.connections.discard(connection)

@@ -1,0 +1,47 @@
+"""Who is viewing or typing in which conversation: ephemeral, never stored.
+
+Browsers report `{"type": "viewing" | "typing" | "left", "conversation_id": N}` over the
+agent websocket; the update goes out on the bus so agents on every API process see it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hilo.realtime.bus import Bus
+from hilo.realtime.hub import Connection
+
+
+class Presence:
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+
+    def _publish(self, connection: Connection, kind: str, conversation_id: int) -> None:
+        self.bus.publish(
+            {
+                "type": f"presence.{kind}",
+                "conversation_id": conversation_id,
+                "team_id": None,
+                "assignee_id": None,
+                "agent_id": connection.principal.id,
+                "agent_name": connection.principal.name,
+            }
+        )
+
+    async def handle(self, connection: Connection, message: Any) -> None:
+        if not isinstance(message, dict):
+            return
+        kind = message.get("type")
+        conversation_id = message.get("conversation_id")
+        if kind not in ("viewing", "typing", "left") or not isinstance(conversation_id, int):
+            return
+        if kind == "viewing":
+            connection.viewing.add(conversation_id)
+        elif kind == "left":
+            connection.viewing.discard(conversation_id)
+        self._publish(connection, kind, conversation_id)
+
+    async def left(self, connection: Connection) -> None:
+        for conversation_id in list(connection.viewing):
+            self._publish(connection, "left", conversation_id)
+        connection.viewing.clear()

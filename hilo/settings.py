@@ -1,0 +1,78 @@
+"""Configuration from HILO_* environment variables, with embedded defaults."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"HILO_{name}", default)
+
+
+def _secret_key(data_dir: Path) -> str:
+    """Use HILO_SECRET_KEY, or a random key kept in the data dir so sessions survive restarts."""
+    configured = os.environ.get("HILO_SECRET_KEY")
+    if configured:
+        return configured
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    redis_url: str
+    secret_key: str
+    base_url: str
+    default_region: str
+    reopen_window_hours: float
+    max_body_bytes: int
+    max_upload_bytes: int
+    run_worker: bool
+    outbox_max_attempts: int
+    outbox_backoff_base: float
+    outbox_backoff_max: float
+    send_timeout: float
+    login_rate_limit: int
+    webhook_rate_limit: int
+    secure_cookies: bool
+    log_level: str
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings() -> Settings:
+    data_dir = Path(_env("DATA_DIR", "var")).resolve()
+    return Settings(
+        data_dir=data_dir,
+        database_url=_env("DATABASE_URL", f"sqlite:///{data_dir / 'hilo.db'}"),
+        redis_url=_env("REDIS_URL", ""),
+        secret_key=_secret_key(data_dir),
+        base_url=_env("BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
+        default_region=_env("DEFAULT_REGION", "US").upper(),
+        reopen_window_hours=float(_env("REOPEN_WINDOW_HOURS", "72")),
+        max_body_bytes=int(_env("MAX_BODY_BYTES", str(1024 * 1024))),
+        max_upload_bytes=int(_env("MAX_UPLOAD_BYTES", str(20 * 1024 * 1024))),
+        run_worker=_env("RUN_WORKER", "1") not in ("0", "false", "no"),
+        outbox_max_attempts=int(_env("OUTBOX_MAX_ATTEMPTS", "8")),
+        outbox_backoff_base=float(_env("OUTBOX_BACKOFF_BASE", "2")),
+        outbox_backoff_max=float(_env("OUTBOX_BACKOFF_MAX", "900")),
+        send_timeout=float(_env("SEND_TIMEOUT", "15")),
+        login_rate_limit=int(_env("LOGIN_RATE_LIMIT", "10")),
+        webhook_rate_limit=int(_env("WEBHOOK_RATE_LIMIT", "0")),
+        secure_cookies=_env("SECURE_COOKIES", "0") in ("1", "true", "yes"),
+        log_level=_env("LOG_LEVEL", "INFO"),
+    )

@@ -1,0 +1,196 @@
+"""Outbox dispatcher: claims due jobs, calls the channel adapter, records the outcome.
+
+Any number of dispatchers may run against PostgreSQL: a claim takes rows with
+`FOR UPDATE SKIP LOCKED` and holds them with a lease (`locked_until`), so a worker that
+dies mid-send leaves its jobs to be claimed again once the lease runs out. The job's
+idempotency key goes with every attempt, so the receiver can recognise a repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import or_, select, update
+
+from hilo.actions.delivery import record_failure, record_sent
+from hilo.channels.base import (
+    IdentityKind,
+    IdentityRef,
+    OutboundAttachment,
+    OutboundMessage,
+    SendError,
+    SendResult,
+)
+from hilo.channels.models import ChannelAccount
+from hilo.channels.registry import get_adapter
+from hilo.contacts.models import Identity
+from hilo.conversations.models import Attachment, Conversation, Message
+from hilo.i18n import N_
+from hilo.runtime import Runtime
+from hilo.worker.models import OutboxJob
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=120)
+
+
+@dataclass
+class Claimed:
+    job_id: int
+    message_id: int
+    idempotency_key: str
+    attempts: int
+
+
+class OutboxDispatcher:
+    def __init__(self, runtime: Runtime, *, batch: int = 20, idle_seconds: float = 1.0) -> None:
+        self.runtime = runtime
+        self.batch = batch
+        self.idle_seconds = idle_seconds
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+
+    def wake(self) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def claim(self) -> list[Claimed]:
+        now = self.runtime.clock.now()
+        with self.runtime.transaction() as tx:
+            due = (
+                select(OutboxJob.id)
+                .where(
+                    OutboxJob.state == "pending",
+                    OutboxJob.run_at <= now,
+                    or_(OutboxJob.locked_until.is_(None), OutboxJob.locked_until < now),
+                )
+                .order_by(OutboxJob.run_at, OutboxJob.id)
+                .limit(self.batch)
+                .with_for_update(skip_locked=True)
+            )
+            rows = tx.session.execute(
+                update(OutboxJob)
+                .where(OutboxJob.id.in_(due.scalar_subquery()))
+                .values(locked_until=now + LEASE, attempts=OutboxJob.attempts + 1, updated_at=now)
+                .returning(OutboxJob.id, OutboxJob.message_id, OutboxJob.idempotency_key, OutboxJob.attempts)
+            ).all()
+        return [Claimed(r.id, r.message_id, r.idempotency_key, r.attempts) for r in rows]
+
+    def _outbound(self, claimed: Claimed) -> tuple[ChannelAccount, OutboundMessage]:
+        with self.runtime.db.read() as session:
+            message = session.get(Message, claimed.message_id)
+            assert message is not None and message.channel_account_id is not None
+            account = session.get(ChannelAccount, message.channel_account_id)
+            identity = session.get(Identity, message.identity_id) if message.identity_id else None
+            conversation = session.get(Conversation, message.conversation_id)
+            assert account is not None and identity is not None and conversation is not None
+            previous = (
+                session.execute(
+                    select(Message.provider_message_id)
+                    .where(
+                        Message.conversation_id == message.conversation_id,
+                        Message.id < message.id,
+                        Message.channel_account_id == account.id,
+                        Message.provider_message_id.is_not(None),
+                    )
+                    .order_by(Message.id.desc())
+                    .limit(10)
+                )
+                .scalars()
+                .all()
+            )
+            last_inbound = session.execute(
+                select(Message.provider_message_id)
+                .where(
+                    Message.conversation_id == message.conversation_id,
+                    Message.direction == "inbound",
+                    Message.channel_account_id == account.id,
+                )
+                .order_by(Message.id.desc())
+                .limit(1)
+            ).scalar()
+            files = session.execute(select(Attachment).where(Attachment.message_id == message.id)).scalars().all()
+            attachments = tuple(
+                OutboundAttachment(
+                    filename=a.filename or "file",
+                    content_type=a.content_type or "application/octet-stream",
+                    data=self.runtime.storage.read(a.storage_key) if a.storage_key else b"",
+                    url=a.provider_url,
+                )
+                for a in files
+            )
+            outbound = OutboundMessage(
+                message_id=message.id,
+                conversation_id=message.conversation_id,
+                recipient=IdentityRef(IdentityKind(identity.kind), identity.value, identity.verified),
+                text=message.body,
+                idempotency_key=claimed.idempotency_key,
+                attachments=attachments,
+                template=(message.data or {}).get("template"),
+                subject=conversation.subject,
+                in_reply_to=last_inbound,
+                references=tuple(reversed(previous)),
+                cc=tuple((message.data or {}).get("cc", [])),
+                tag=(message.data or {}).get("tag"),
+            )
+            session.expunge(account)
+            return account, outbound
+
+    async def run_job(self, claimed: Claimed) -> None:
+        try:
+            account, outbound = await asyncio.to_thread(self._outbound, claimed)
+            adapter = get_adapter(account.kind)
+            result: SendResult | SendError = await asyncio.wait_for(
+                adapter.send(account.view(), outbound), timeout=self.runtime.settings.send_timeout
+            )
+        except SendError as exc:
+            result = exc
+        except TimeoutError:
+            result = SendError("timeout", N_("The provider did not answer in time."), retryable=True)
+        except Exception as exc:  # an adapter bug must not stop the queue
+            log.exception("send of message %s failed unexpectedly", claimed.message_id)
+            result = SendError(
+                "internal_error", N_("Sending failed unexpectedly; Hilo will try again."), retryable=True
+            )
+            result.__cause__ = exc
+        await asyncio.to_thread(self._record, claimed, result)
+
+    def _record(self, claimed: Claimed, result: SendResult | SendError) -> None:
+        with self.runtime.transaction() as tx:
+            if isinstance(result, SendError):
+                log.info("send of message %s: %s (attempt %s)", claimed.message_id, result.code, claimed.attempts)
+                record_failure(tx, claimed.job_id, result)
+            else:
+                record_sent(tx, claimed.job_id, result)
+
+    async def run_once(self) -> int:
+        """Claim and run one batch of due jobs; return how many ran."""
+        claimed = await asyncio.to_thread(self.claim)
+        if claimed:
+            await asyncio.gather(*(self.run_job(c) for c in claimed))
+        return len(claimed)
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.runtime.on_outbox_work(self.wake)
+        while not self._stopping:
+            try:
+                ran = await self.run_once()
+            except Exception:
+                log.exception("outbox dispatcher pass failed")
+                ran = 0
+            if ran:
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.idle_seconds)
+            except TimeoutError:
+                pass
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.wake()

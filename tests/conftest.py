@@ -1,0 +1,132 @@
+"""Shared fixtures: every test that touches storage runs on SQLite and on PostgreSQL.
+
+PostgreSQL comes from HILO_TEST_POSTGRES_URL (default: the local server's `test`
+database); each pytest-xdist worker gets a database of its own, migrated once and
+emptied between tests. With CI set, an unreachable server fails the run instead of
+skipping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from hilo.app import create_app
+from hilo.clock import FrozenClock
+from hilo.db.migrate import upgrade
+from hilo.settings import Settings
+from tests.support import Api
+
+PG_URL = os.environ.get("HILO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("HILO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+TABLES = [
+    "outbox_jobs", "attachments", "events", "conversation_labels", "labels", "messages", "conversations",
+    "identities", "contacts", "api_tokens", "team_members", "teams", "agents", "channel_accounts",
+]
+
+
+def _worker_id() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A migrated PostgreSQL database for this xdist worker."""
+    name = f"hilo_test_{_worker_id()}"
+    try:
+        admin = psycopg.connect(PG_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required in CI and unreachable at {PG_URL}: {exc}")
+        pytest.skip(f"PostgreSQL unreachable at {PG_URL}")
+    with admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
+    upgrade(url)
+    yield url
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "hilo.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+def _empty_postgres(url: str) -> None:
+    from hilo.db.engine import normalize_url
+    from sqlalchemy import create_engine
+
+    engine = create_engine(normalize_url(url))
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
+    if request.param == "sqlite":
+        target = tmp_path / "hilo.db"
+        shutil.copy(sqlite_template, target)
+        return f"sqlite:///{target}"
+    url: str = request.getfixturevalue("pg_database")
+    _empty_postgres(url)
+    return url
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data", database_url=database_url, redis_url="", secret_key="test-secret-key",
+        base_url="http://testserver", default_region="ES", reopen_window_hours=72, max_body_bytes=64 * 1024,
+        max_upload_bytes=1024 * 1024, run_worker=False, outbox_max_attempts=3, outbox_backoff_base=2,
+        outbox_backoff_max=60, send_timeout=5, login_rate_limit=5, webhook_rate_limit=0, secure_cookies=False,
+        log_level="WARNING",
+    )
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def app_client(settings: Settings, clock: FrozenClock) -> Iterator[TestClient]:
+    app = create_app(settings, clock=clock)
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture
+def api(app_client: TestClient) -> Api:
+    """An API helper signed in as an administrator (by personal token)."""
+    return Api.bootstrap(app_client)
+
+
+def run_worker_once(client: TestClient) -> int:
+    """Run one outbox pass in this thread (the app's own worker is off in tests)."""
+    from hilo.worker.dispatcher import OutboxDispatcher
+
+    dispatcher = OutboxDispatcher(client.app.state.runtime)  # type: ignore[attr-defined]
+    return asyncio.run(dispatcher.run_once())
+
+
+@pytest.fixture
+def worker(app_client: TestClient) -> Any:
+    return lambda: run_worker_once(app_client)
+
+
+def with_settings(settings: Settings, **changes: Any) -> Settings:
+    return replace(settings, **changes)

@@ -1,0 +1,1 @@
+"""Local fake servers that speak real provider wire formats, for tests and benchmarks."""
