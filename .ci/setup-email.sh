@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# Install Dovecot IMAP for the e-mail channel tests; the tests run their own instance.
+# Install Dovecot IMAP (and openssl, for the TLS test certificate) for the e-mail channel
+# tests; the tests start their own Dovecot instance on a free loopback port.
 set -euo pipefail
 
-if command -v dovecot >/dev/null 2>&1; then
+# /usr/sbin is not on every PATH, and that is where Debian puts dovecot.
+PATH="$PATH:/usr/sbin:/sbin"
+
+if command -v dovecot >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1; then
   exit 0
 fi
 
 if [ "$(id -u)" -ne 0 ]; then
-  echo "setup-email: dovecot is missing and this script needs root to install it" >&2
+  echo "setup-email: dovecot or openssl is missing and this script needs root to install them" >&2
   exit 1
 fi
 
 export DEBIAN_FRONTEND=noninteractive
-packages=(dovecot-core dovecot-imapd)
+packages=(dovecot-core dovecot-imapd openssl)
 
 # Keep the package's maintainer scripts from starting the system service: the tests start
 # their own Dovecot on a free loopback port, and a system one would only hold ports 143/993.

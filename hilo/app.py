@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
+import importlib.util
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,6 +25,13 @@ from hilo.settings import Settings, load_settings
 from hilo.worker.dispatcher import OutboxDispatcher
 
 log = logging.getLogger("hilo")
+
+FEATURE_MODULES = (
+    "hilo.web.views",
+    "hilo.widget.routes",
+    "hilo.routing.api",
+    "hilo.automation.api",
+)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
@@ -75,10 +84,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     errors.install(app)
     for module in (auth, conversations, contacts, admin, attachments, webhooks, realtime):
         app.include_router(module.router)
-    with contextlib.suppress(ImportError):
-        from hilo.web import views
-
-        views.install(app)
+    for name in FEATURE_MODULES:
+        # Feature packages plug in with `install(app)`; one not yet present is skipped,
+        # but one that is present and fails to import fails loudly.
+        package = name.rsplit(".", 1)[0]
+        if importlib.util.find_spec(package) is not None and importlib.util.find_spec(name) is not None:
+            importlib.import_module(name).install(app)
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict[str, str]:

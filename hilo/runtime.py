@@ -86,6 +86,7 @@ class Runtime:
         self.bus = bus or make_bus(settings.redis_url)
         self.storage = LocalStorage(settings.data_dir / "media")
         self._worker_wakeups: list[Callable[[], None]] = []
+        self._committed_listeners: list[Callable[[list[dict[str, Any]]], None]] = []
         self._lock = threading.Lock()
 
     def store_inline(self, data: bytes, filename: str | None) -> str:
@@ -94,6 +95,12 @@ class Runtime:
     def on_outbox_work(self, callback: Callable[[], None]) -> None:
         with self._lock:
             self._worker_wakeups.append(callback)
+
+    def on_committed(self, listener: Callable[[list[dict[str, Any]]], None]) -> None:
+        """Call `listener` with the events of every committed transaction, in the committing
+        thread. Listeners must return quickly (hand work to a queue): ingest waits on them."""
+        with self._lock:
+            self._committed_listeners.append(listener)
 
     def wake_worker(self) -> None:
         for callback in list(self._worker_wakeups):
@@ -111,6 +118,12 @@ class Runtime:
     def after_commit(self, tx: Tx) -> None:
         for event in tx.published:
             self.bus.publish(event)
+        if tx.published:
+            for listener in list(self._committed_listeners):
+                try:
+                    listener(tx.published)
+                except Exception:
+                    log.exception("post-commit listener failed")
         if tx.wake_worker:
             self.wake_worker()
 

@@ -30,10 +30,6 @@ from tests.support import Api
 
 PG_URL = os.environ.get("HILO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("HILO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-TABLES = [
-    "outbox_jobs", "attachments", "events", "conversation_labels", "labels", "messages", "conversations",
-    "identities", "contacts", "api_tokens", "team_members", "teams", "agents", "channel_accounts",
-]
 
 
 def _worker_id() -> str:
@@ -71,7 +67,10 @@ def _empty_postgres(url: str) -> None:
 
     engine = create_engine(normalize_url(url))
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        tables = conn.execute(text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+        )).scalars().all()
+        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
     engine.dispose()
 
 
@@ -86,15 +85,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
     return url
 
 
-@pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "data", database_url=database_url, redis_url="", secret_key="test-secret-key",
+def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settings:
+    """Settings for tests: small limits, no background worker, a fixed secret."""
+    settings = Settings(
+        data_dir=data_dir, database_url=database_url, redis_url="", secret_key="test-secret-key",
         base_url="http://testserver", default_region="ES", reopen_window_hours=72, max_body_bytes=64 * 1024,
         max_upload_bytes=1024 * 1024, run_worker=False, outbox_max_attempts=3, outbox_backoff_base=2,
         outbox_backoff_max=60, send_timeout=5, login_rate_limit=5, webhook_rate_limit=0, secure_cookies=False,
         log_level="WARNING",
     )
+    return replace(settings, **overrides)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return make_settings(database_url, tmp_path / "data")
 
 
 @pytest.fixture
@@ -127,6 +132,3 @@ def run_worker_once(client: TestClient) -> int:
 def worker(app_client: TestClient) -> Any:
     return lambda: run_worker_once(app_client)
 
-
-def with_settings(settings: Settings, **changes: Any) -> Settings:
-    return replace(settings, **changes)

@@ -23,7 +23,6 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from hilo.channels.base import (
     ChannelAccountView,
     DeliveryStatus,
-    IdentityKind,
     IdentityRef,
     InboundMessage,
     StatusUpdate,
@@ -289,8 +288,8 @@ def _apply_edit(tx: Tx, account: ChannelAccountView, inbound: InboundMessage) ->
         )
     ).first()
     if row is None:
-        # The original never reached us: store the edit as a message of its own.
-        return _store_new(tx, account, inbound)
+        # The original never reached us: store the edit as a message of its own (once).
+        return _dedupe_or_store(tx, account, inbound)
     data = dict(row.data or {})
     if inbound.unsend_of_provider_id:
         values: dict[str, Any] = {"deleted_at": tx.now}
@@ -317,6 +316,10 @@ def ingest_message(tx: Tx, account: ChannelAccountView, inbound: InboundMessage)
     """Store one inbound message on its contact's thread; a repeat is recognised, not stored."""
     if inbound.edit_of_provider_id or inbound.unsend_of_provider_id:
         return _apply_edit(tx, account, inbound)
+    return _dedupe_or_store(tx, account, inbound)
+
+
+def _dedupe_or_store(tx: Tx, account: ChannelAccountView, inbound: InboundMessage) -> IngestResult:
     existing = tx.session.execute(
         select(Message.id, Message.conversation_id, Message.contact_id).where(
             Message.channel_account_id == account.id, Message.provider_message_id == inbound.provider_message_id
@@ -493,9 +496,13 @@ def _mark_opted_out(tx: Tx, account: ChannelAccountView, status: StatusUpdate, i
 
 
 def apply_opt_changes(tx: Tx, account: ChannelAccountView, changes: dict[str, bool]) -> None:
+    """Record STOP/START keywords and blocks, on the identity kind this channel reaches."""
+    from hilo.channels.registry import get_adapter
+
     region = tx.runtime.settings.default_region
+    kind = get_adapter(account.kind).identity_kind
     for value, opted_out in changes.items():
-        ref = _normalized(IdentityRef(kind=IdentityKind.PHONE, value=value), region)
+        ref = _normalized(IdentityRef(kind=kind, value=value), region)
         row = tx.session.execute(
             update(Identity)
             .where(Identity.kind == ref.kind, Identity.value == ref.value)

@@ -75,11 +75,23 @@ def _encode(*parts: object) -> str:
     return base64.urlsafe_b64encode("|".join(str(p) for p in parts).encode()).decode()
 
 
-def _decode(cursor: str) -> list[str]:
+def _decode_activity(cursor: str) -> tuple[datetime, int]:
+    """(last_message_at, id) of the last row of the previous page."""
     try:
-        return base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        at, ident = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(at), int(ident)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ActionError("cursor_invalid", N_("The page cursor is not valid."), 422) from exc
+
+
+def _decode_offset(cursor: str) -> int:
+    try:
+        offset = int(base64.urlsafe_b64decode(cursor.encode()).decode())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ActionError("cursor_invalid", N_("The page cursor is not valid."), 422) from exc
+    if offset < 0:
+        raise ActionError("cursor_invalid", N_("The page cursor is not valid."), 422)
+    return offset
 
 
 def serialize_conversations(session: Session, rows: list[Conversation]) -> list[ConversationOut]:
@@ -103,13 +115,14 @@ def serialize_conversations(session: Session, rows: list[Conversation]) -> list[
             .order_by(Label.name)
         ).tuples():
             labels.setdefault(conversation_id, []).append(name)
-    out = []
-    for c in rows:
-        item = ConversationOut.model_validate(c, from_attributes=True)
-        item.contact_name = names.get(c.contact_id)
-        item.labels = labels.get(c.id, [])
-        out.append(item)
-    return out
+    columns = [column.key for column in Conversation.__table__.columns]
+    return [
+        ConversationOut.model_validate(
+            {**{key: getattr(c, key) for key in columns}, "contact_name": names.get(c.contact_id),
+             "labels": labels.get(c.id, [])}
+        )
+        for c in rows
+    ]
 
 
 def list_query(
@@ -188,12 +201,11 @@ def list_conversations(
     if sort == "last_activity":
         query = query.order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
         if cursor:
-            at, ident = _decode(cursor)
-            when = datetime.fromisoformat(at)
+            when, ident = _decode_activity(cursor)
             query = query.where(
                 or_(
                     Conversation.last_message_at < when,
-                    and_(Conversation.last_message_at == when, Conversation.id < int(ident)),
+                    and_(Conversation.last_message_at == when, Conversation.id < ident),
                 )
             )
     else:
@@ -209,7 +221,7 @@ def list_conversations(
                 Conversation.last_message_at.desc(),
                 Conversation.id.desc(),
             )
-        offset = int(_decode(cursor)[0]) if cursor else 0
+        offset = _decode_offset(cursor) if cursor else 0
         query = query.offset(offset)
     with runtime.db.read() as session:
         rows = list(session.execute(query.limit(limit + 1)).scalars().all())

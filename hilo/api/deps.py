@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from datetime import timedelta
 import secrets
 from collections.abc import Iterator
 from typing import Annotated
@@ -19,6 +20,7 @@ from hilo.i18n import N_
 from hilo.runtime import Runtime
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 CSRF_HEADER = "x-csrf-token"
 
 
@@ -62,8 +64,11 @@ def load_principal(runtime: Runtime, request_headers: dict[str, str], cookie_age
             if token is None:
                 return None
             agent_id, via_token = token.agent_id, True
-            session.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=runtime.clock.now()))
-            session.commit()
+            now = runtime.clock.now()
+            # Bookkeeping at most once a minute per token, in its own short write transaction.
+            if token.last_used_at is None or now - token.last_used_at > TOKEN_TOUCH_INTERVAL:
+                with runtime.db.session() as writer:
+                    writer.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
         elif cookie_agent_id is not None:
             agent_id, via_token = cookie_agent_id, False
         else:

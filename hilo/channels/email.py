@@ -296,9 +296,9 @@ def result_from_mime(raw: bytes, *, fallback_sender: str | None = None) -> Webho
 # --- outbound ----------------------------------------------------------------------------
 
 _REFUSAL_REASONS = {
-    "5.1.1": N_("The recipient's mail server says this address does not exist."),
-    "5.1.10": N_("The recipient's mail server says this address does not exist."),
-    "5.2.2": N_("The recipient's mailbox is full."),
+    "5.1.1": N_("The recipient's mail server says this address does not exist; check the contact's e-mail address."),
+    "5.1.10": N_("The recipient's mail server says this address does not exist; check the contact's e-mail address."),
+    "5.2.2": N_("The recipient's mailbox is full; try again later or use another channel."),
     "5.7.1": N_("The mail server refused the message by policy (spam or permissions)."),
 }
 
@@ -320,7 +320,7 @@ def _response_error(code: int, text: str) -> SendError:
         reason = _REFUSAL_REASONS["5.2.2"]
     return SmtpSendError(
         f"smtp_{code}",
-        reason or N_("The mail server refused the message."),
+        reason or N_("The mail server refused the message; try another channel or ask your mail administrator."),
         retryable=False,
         server_reply=reply,
     )
@@ -334,7 +334,7 @@ def smtp_error(exc: Exception) -> SendError:
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError) and exc.code >= 500:
         return SmtpSendError(
             "smtp_auth_failed",
-            N_("The mail server did not accept the SMTP username or password."),
+            N_("The mail server did not accept the SMTP username or password; update them in the channel settings."),
             retryable=False,
             server_reply=f"{exc.code} {exc.message}",
         )
@@ -350,7 +350,7 @@ def smtp_error(exc: Exception) -> SendError:
     if isinstance(cause, ssl.SSLCertVerificationError):
         return SendError(
             "smtp_tls_failed",
-            N_("The mail server's TLS certificate could not be verified."),
+            N_("The mail server's TLS certificate could not be verified; check the SMTP host and security setting."),
             retryable=False,
         )
     return SendError(

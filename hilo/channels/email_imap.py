@@ -91,6 +91,8 @@ class ImapPoller:
         # Highest UID present when the folder was selected with no history: older mail
         # that is already read is left alone.
         self._baseline = 0
+        # Connections (by id) the server closed under us.
+        self._lost: set[int] = set()
 
     async def run(self) -> None:
         """Poll until cancelled; on errors reconnect after `poll_interval`."""
@@ -135,6 +137,8 @@ class ImapPoller:
             )
         else:
             client = aioimaplib.IMAP4(settings.imap_host, settings.imap_port, timeout=COMMAND_TIMEOUT)
+        # Without this an IDLE on a dropped connection would only end at the IDLE timeout.
+        client.protocol.conn_lost_cb = lambda _exc: self._connection_lost(client)
         try:
             await client.wait_hello_from_server()
             if settings.imap_tls is TlsMode.STARTTLS:
@@ -200,6 +204,10 @@ class ImapPoller:
             log.warning("imap uid %s: could not flag \\Seen: %s", uid, response.lines)
         return True
 
+    def _connection_lost(self, client: aioimaplib.IMAP4) -> None:
+        self._lost.add(id(client))
+        client.protocol.idle_queue.put_nowait(aioimaplib.STOP_WAIT_SERVER_PUSH)
+
     async def _wait(self, client: aioimaplib.IMAP4) -> None:
         """Wait for new mail: IDLE until the server pushes EXISTS, else sleep."""
         if not client.has_capability("IDLE"):
@@ -214,17 +222,24 @@ class ImapPoller:
                 if any(bytes(line).endswith(b"EXISTS") for line in pushed):
                     break
         finally:
-            if client.has_pending_idle():
-                client.idle_done()
-            await asyncio.wait_for(idle, COMMAND_TIMEOUT)
+            if id(client) in self._lost:
+                idle.cancel()
+            else:
+                if client.has_pending_idle():
+                    client.idle_done()
+                await asyncio.wait_for(idle, COMMAND_TIMEOUT)
+        if id(client) in self._lost:
+            raise ImapError("the server closed the connection")
 
     async def _close(self, client: aioimaplib.IMAP4) -> None:
         try:
-            if client.get_state() in ("AUTH", "SELECTED", "NONAUTH"):
+            if id(client) not in self._lost and client.get_state() in ("AUTH", "SELECTED", "NONAUTH"):
                 await asyncio.wait_for(client.logout(), 5)
         except (OSError, TimeoutError, aioimaplib.AioImapException):
             log.debug("imap logout failed", exc_info=True)
         finally:
+            client.protocol.conn_lost_cb = None
+            self._lost.discard(id(client))
             transport = client.protocol.transport
             if transport is not None:
                 transport.close()

@@ -601,7 +601,7 @@ def assemble(parts: EmailParts) -> InboundMessage:
         sender=IdentityRef(IdentityKind.EMAIL, sender_address),
         sender_name=sender_name or None,
         kind=kind,
-        text=reply,
+        text=reply or None,
         html=html,
         subject=subject,
         attachments=attachments,

@@ -43,7 +43,7 @@ from hilo.channels.meta_common import (
     graph_call,
     meta_time,
     opted_out_refusal,
-    read_signed_payload,
+    read_signed_entries,
     require_setting,
     within,
 )
@@ -111,10 +111,10 @@ class MessengerAdapter:
     def parse_webhook(self, account: ChannelAccountView, request: WebhookRequest) -> WebhookResult:
         if request.method.upper() == "GET":
             return answer_handshake(account, request)
-        payload = read_signed_payload(account, request, self.webhook_object)
+        entries = read_signed_entries(account, request, self.webhook_object)
         own_id = str(account.config.get(self.own_id_key) or "")
         result = MetaWebhookResult()
-        for entry in payload["entry"]:
+        for entry in entries:
             if own_id and str(entry.get("id")) != own_id:
                 # One app's callback URL receives every page subscribed to it.
                 logger.warning(

@@ -174,8 +174,11 @@ def answer_handshake(account: ChannelAccountView, request: WebhookRequest) -> We
     return WebhookResult(reply_body=challenge.encode(), reply_content_type="text/plain")
 
 
-def read_signed_payload(account: ChannelAccountView, request: WebhookRequest, expected_object: str) -> dict[str, Any]:
-    """Verify the signature and decode a webhook body whose `object` is `expected_object`."""
+def read_signed_entries(
+    account: ChannelAccountView, request: WebhookRequest, expected_object: str
+) -> list[dict[str, Any]]:
+    """Verify the signature, decode a webhook whose `object` is `expected_object` and
+    return its `entry` list."""
     verify_signature(account.secrets.get("app_secret"), request)
     try:
         payload = json.loads(request.body)
@@ -186,7 +189,7 @@ def read_signed_payload(account: ChannelAccountView, request: WebhookRequest, ex
     entries = payload.get("entry", [])
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise WebhookError("payload_malformed", MSG_PAYLOAD_MALFORMED, 400)
-    return payload
+    return entries
 
 
 def meta_time(value: Any) -> datetime | None:

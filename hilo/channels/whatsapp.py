@@ -46,7 +46,7 @@ from hilo.channels.meta_common import (
     graph_send_error,
     meta_time,
     opted_out_refusal,
-    read_signed_payload,
+    read_signed_entries,
     require_setting,
     retry_after_seconds,
     within,
@@ -267,10 +267,10 @@ class WhatsAppAdapter:
     def parse_webhook(self, account: ChannelAccountView, request: WebhookRequest) -> WebhookResult:
         if request.method.upper() == "GET":
             return answer_handshake(account, request)
-        payload = read_signed_payload(account, request, WEBHOOK_OBJECT)
+        entries = read_signed_entries(account, request, WEBHOOK_OBJECT)
         own_number = str(account.config.get("phone_number_id") or "")
         result = MetaWebhookResult()
-        for entry in payload["entry"]:
+        for entry in entries:
             for change in as_list(entry.get("changes")):
                 if change.get("field") != "messages":
                     # Template reviews, quality and account updates: not conversation data.

@@ -8,10 +8,12 @@ import pwd
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,9 +26,53 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from hilo.channels.base import ChannelAccountView
 from tests.fakes.server import free_port
 
-IMAP_USER = "agent@example.com"
 IMAP_PASSWORD = "s3cret-imap"  # noqa: S105 - a throwaway test account
 NOBODY = 65534
+USERS_PER_SERVER = 100
+
+
+def _require(binary: str | None, name: str) -> str:
+    """Skip when a server binary is missing on a developer machine; fail loudly on CI."""
+    if binary is not None:
+        return binary
+    message = f"{name} is not installed; run .ci/setup-email.sh to install it"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A self-signed certificate for 127.0.0.1 and its key."""
+
+    cert: Path
+    key: Path
+
+    def client_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.cert))
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(str(self.cert), str(self.key))
+        return context
+
+
+@pytest.fixture(name="tls_files", scope="session")
+def tls_files_fixture() -> Iterator[TlsFiles]:
+    openssl = _require(shutil.which("openssl"), "openssl")
+    folder = Path(tempfile.mkdtemp(prefix="hilo-tls-"))
+    folder.chmod(0o755)  # Dovecot reads the files after dropping privileges
+    files = TlsFiles(folder / "cert.pem", folder / "key.pem")
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        + ["-keyout", str(files.key), "-out", str(files.cert), "-days", "2", "-subj", "/CN=127.0.0.1"]
+        + ["-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )
+    files.key.chmod(0o644)
+    yield files
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def dovecot_binary() -> str | None:
@@ -43,8 +89,8 @@ def _dovecot_version(binary: str) -> tuple[int, int]:
     return (int(match.group(1)), int(match.group(2))) if match else (2, 3)
 
 
-def _config(root: Path, port: int, version: tuple[int, int]) -> str:
-    """A self-contained Dovecot config: loopback only, no TLS, passwd-file users."""
+def _config(root: Path, port: int, version: tuple[int, int], tls: TlsFiles | None, tls_port: int) -> str:
+    """A self-contained Dovecot config: loopback only, passwd-file users, TLS only if given."""
     passwd = root / "passwd"
     if os.geteuid() == 0:
         users = ""
@@ -59,27 +105,29 @@ def _config(root: Path, port: int, version: tuple[int, int]) -> str:
         )
     common = (
         f"base_dir = {root}/run\nstate_dir = {root}/state\ninstance_name = hilo-test-{port}\n"
-        f"listen = 127.0.0.1\nprotocols = imap\nssl = no\nauth_mechanisms = plain login\n"
+        f"listen = 127.0.0.1\nprotocols = imap\nssl = {'yes' if tls else 'no'}\nauth_mechanisms = plain login\n"
         f"log_path = {root}/dovecot.log\nfirst_valid_uid = 1\n{users}"
     )
     if version >= (2, 4):
         return (
             "dovecot_config_version = 2.4.0\ndovecot_storage_version = 2.4.0\n"
             f"{common}auth_allow_cleartext = yes\n"
-            "mail_driver = maildir\nmail_path = ~/Maildir\n"
+            + (f"ssl_server_cert_file = {tls.cert}\nssl_server_key_file = {tls.key}\n" if tls else "")
+            + "mail_driver = maildir\nmail_path = ~/Maildir\n"
             f"passdb passwd-file {{\n  passwd_file_path = {passwd}\n}}\n"
             f"userdb passwd-file {{\n  passwd_file_path = {passwd}\n}}\n"
             "service imap-login {\n  inet_listener imap {\n"
             f"    listen = 127.0.0.1\n    port = {port}\n  }}\n"
-            "  inet_listener imaps {\n    port = 0\n  }\n}\n"
+            f"  inet_listener imaps {{\n    listen = 127.0.0.1\n    port = {tls_port}\n  }}\n}}\n"
         )
     return (
         f"{common}disable_plaintext_auth = no\nmail_location = maildir:~/Maildir\n"
-        f"passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {passwd}\n}}\n"
+        + (f"ssl_cert = <{tls.cert}\nssl_key = <{tls.key}\n" if tls else "")
+        + f"passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {passwd}\n}}\n"
         f"userdb {{\n  driver = passwd-file\n  args = username_format=%u {passwd}\n}}\n"
         "service imap-login {\n  inet_listener imap {\n"
         f"    address = 127.0.0.1\n    port = {port}\n  }}\n"
-        "  inet_listener imaps {\n    port = 0\n  }\n}\n"
+        f"  inet_listener imaps {{\n    address = 127.0.0.1\n    port = {tls_port}\n  }}\n}}\n"
     )
 
 
@@ -107,6 +155,8 @@ class DovecotServer:
     username: str
     password: str
     log_path: Path
+    config_path: Path
+    tls_port: int | None = None
 
     def account(self, **config: Any) -> ChannelAccountView:
         values = {
@@ -136,6 +186,11 @@ class DovecotServer:
         finally:
             await client.logout()
 
+    def kick(self) -> None:
+        """Drop every connection of this user, as a server restart or network cut would."""
+        doveadm = shutil.which("doveadm") or "/usr/bin/doveadm"
+        subprocess.run([doveadm, "-c", str(self.config_path), "kick", self.username], check=True, capture_output=True)
+
     async def mark_seen(self, uid: int) -> None:
         """Flag a message as read, as an agent's own mail client would."""
         client = await self._client()
@@ -159,39 +214,65 @@ class DovecotServer:
         return found
 
 
-@pytest.fixture
-def dovecot() -> Iterator[DovecotServer]:
-    """Start a private Dovecot IMAP server on a free loopback port."""
-    binary = dovecot_binary()
-    if binary is None:
-        message = "dovecot is not installed; run .ci/setup-email.sh to install it"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+@dataclass
+class DovecotInstance:
+    """A running Dovecot; each test gets its own user and so its own empty mailbox."""
+
+    root: Path
+    port: int
+    tls_port: int | None
+    log_path: Path
+    uid: int
+    gid: int
+    users: int = 0
+
+    def new_user(self) -> DovecotServer:
+        if self.users >= USERS_PER_SERVER:
+            raise RuntimeError("raise USERS_PER_SERVER: every test takes one mailbox")
+        self.users += 1
+        home = self.root / "mail" / f"agent{self.users}"
+        home.mkdir()
+        os.chown(home, self.uid, self.gid)
+        return DovecotServer(
+            "127.0.0.1",
+            self.port,
+            f"agent{self.users}@example.com",
+            IMAP_PASSWORD,
+            self.log_path,
+            self.root / "dovecot.conf",
+            self.tls_port,
+        )
+
+
+@contextmanager
+def run_dovecot(tls: TlsFiles | None = None) -> Iterator[DovecotInstance]:
+    """Start a private Dovecot IMAP server on free loopback ports (plain, and IMAPS with `tls`)."""
+    binary = _require(dovecot_binary(), "dovecot")
     # mkdtemp rather than tmp_path: the mail user (nobody, when we are root) must be able
-    # to reach the mail folder, and pytest's base temp dir is private to us.
+    # to reach the mail folders, and pytest's base temp dir is private to us.
     root = Path(tempfile.mkdtemp(prefix="hilo-dovecot-"))
     root.chmod(0o755)
     uid, gid = (NOBODY, NOBODY) if os.geteuid() == 0 else (os.getuid(), os.getgid())
-    mail_home = root / "mail" / "agent"
-    mail_home.mkdir(parents=True)
-    for path in (root / "mail", mail_home):
-        os.chown(path, uid, gid)
+    (root / "mail").mkdir()
+    os.chown(root / "mail", uid, gid)
     (root / "state").mkdir()
+    # All users up front: Dovecot re-reads a changed passwd-file at most once a second.
     (root / "passwd").write_text(
-        f"{IMAP_USER}:{{PLAIN}}{IMAP_PASSWORD}:{uid}:{gid}::{mail_home}::\n"
+        "".join(
+            f"agent{n}@example.com:{{PLAIN}}{IMAP_PASSWORD}:{uid}:{gid}::{root}/mail/agent{n}::\n"
+            for n in range(1, USERS_PER_SERVER + 1)
+        )
     )
     port = free_port()
+    tls_port = free_port() if tls else 0
     config = root / "dovecot.conf"
-    config.write_text(_config(root, port, _dovecot_version(binary)))
+    config.write_text(_config(root, port, _dovecot_version(binary), tls, tls_port))
     log_path = root / "dovecot.log"
     with (root / "stderr.log").open("wb") as stderr:
-        process = subprocess.Popen(
-            [binary, "-F", "-c", str(config)], stdout=stderr, stderr=stderr
-        )
+        process = subprocess.Popen([binary, "-F", "-c", str(config)], stdout=stderr, stderr=stderr)
     try:
         _wait_for_port(port, process, log_path)
-        yield DovecotServer("127.0.0.1", port, IMAP_USER, IMAP_PASSWORD, log_path)
+        yield DovecotInstance(root, port, tls_port or None, log_path, uid, gid)
     finally:
         process.terminate()
         try:
@@ -200,6 +281,30 @@ def dovecot() -> Iterator[DovecotServer]:
             process.kill()
             process.wait(timeout=5)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(name="dovecot_instance", scope="session")
+def dovecot_instance_fixture() -> Iterator[DovecotInstance]:
+    with run_dovecot() as instance:
+        yield instance
+
+
+@pytest.fixture(name="dovecot_tls_instance", scope="session")
+def dovecot_tls_instance_fixture(tls_files: TlsFiles) -> Iterator[DovecotInstance]:
+    with run_dovecot(tls_files) as instance:
+        yield instance
+
+
+@pytest.fixture(name="dovecot")
+def dovecot_fixture(dovecot_instance: DovecotInstance) -> DovecotServer:
+    """A fresh mailbox on a private Dovecot without TLS."""
+    return dovecot_instance.new_user()
+
+
+@pytest.fixture(name="dovecot_tls")
+def dovecot_tls_fixture(dovecot_tls_instance: DovecotInstance) -> DovecotServer:
+    """A fresh mailbox on a Dovecot offering STARTTLS on `port` and implicit TLS on `tls_port`."""
+    return dovecot_tls_instance.new_user()
 
 
 @dataclass
@@ -253,26 +358,44 @@ class SmtpServer:
     host: str
     port: int
     handler: RecordingHandler
+    tls: str = "none"
 
     def account(self, **config: Any) -> ChannelAccountView:
         values = {
             "address": "support@hilo.example",
             "smtp_host": self.host,
             "smtp_port": self.port,
-            "smtp_tls": "none",
+            "smtp_tls": self.tls,
             **config,
         }
         return ChannelAccountView(id=2, kind="email", name="Support", config=values, secrets={})
 
 
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    """Start an aiosmtpd server on a free loopback port that records what it receives."""
+@contextmanager
+def run_smtp(**controller_options: Any) -> Iterator[tuple[int, RecordingHandler]]:
     handler = RecordingHandler()
     port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller = Controller(handler, hostname="127.0.0.1", port=port, **controller_options)
     controller.start()
     try:
-        yield SmtpServer("127.0.0.1", port, handler)
+        yield port, handler
     finally:
         controller.stop()
+
+
+@pytest.fixture(name="smtp_server")
+def smtp_server_fixture() -> Iterator[SmtpServer]:
+    """An aiosmtpd server on a free loopback port that records what it receives."""
+    with run_smtp() as (port, handler):
+        yield SmtpServer("127.0.0.1", port, handler)
+
+
+@pytest.fixture(name="smtp_tls_server", params=["starttls", "ssl"])
+def smtp_tls_server_fixture(request: pytest.FixtureRequest, tls_files: TlsFiles) -> Iterator[SmtpServer]:
+    """The recording server behind STARTTLS (required) or implicit TLS."""
+    if request.param == "starttls":
+        options: dict[str, Any] = {"tls_context": tls_files.server_context(), "require_starttls": True}
+    else:
+        options = {"ssl_context": tls_files.server_context()}
+    with run_smtp(**options) as (port, handler):
+        yield SmtpServer("127.0.0.1", port, handler, tls=request.param)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import ssl
 import time
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -18,13 +19,19 @@ from hilo.channels.base import (
     OutboundMessage,
     SendError,
 )
-from hilo.channels.email import ADAPTER, SmtpSendError
+from hilo.channels.email import ADAPTER, EmailAdapter, SmtpSendError
 from hilo.channels.email_imap import ImapPoller, ImapState
-from tests.channels.email_servers import (  # noqa: F401 - pytest fixtures
+from tests.channels.email_servers import (
     DovecotServer,
     SmtpServer,
-    dovecot,
-    smtp_server,
+    TlsFiles,
+    dovecot_fixture,  # noqa: F401 - the "dovecot" fixture
+    dovecot_instance_fixture,  # noqa: F401 - the "dovecot_instance" fixture
+    dovecot_tls_fixture,  # noqa: F401 - the "dovecot_tls" fixture
+    dovecot_tls_instance_fixture,  # noqa: F401 - the "dovecot_tls_instance" fixture
+    smtp_server_fixture,  # noqa: F401 - the "smtp_server" fixture
+    smtp_tls_server_fixture,  # noqa: F401 - the "smtp_tls_server" fixture
+    tls_files_fixture,  # noqa: F401 - the "tls_files" fixture
 )
 from tests.fakes.server import free_port
 
@@ -168,6 +175,66 @@ def test_idle_wakes_the_poller_on_new_mail(dovecot: DovecotServer) -> None:
     assert elapsed < 5
 
 
+def test_poller_reconnects_after_the_server_drops_it(dovecot: DovecotServer) -> None:
+    async def scenario() -> list[str]:
+        # given: an idling poller
+        arrived: asyncio.Queue[str] = asyncio.Queue()
+
+        async def on_message(raw: bytes) -> None:
+            await arrived.put(message_id_of(raw))
+
+        poller = ImapPoller(dovecot.account(poll_interval=0.2), on_message)
+        task = asyncio.create_task(poller.run())
+        await dovecot.append(mail("<before@example.com>"))
+        received = [await asyncio.wait_for(arrived.get(), 10)]
+        await asyncio.sleep(0.3)
+        # when: the server drops the connection, then new mail arrives
+        await asyncio.to_thread(dovecot.kick)
+        await dovecot.append(mail("<after@example.com>"))
+        received.append(await asyncio.wait_for(arrived.get(), 10))
+        await _stop(task)
+        return received
+
+    # then
+    assert asyncio.run(scenario()) == ["<before@example.com>", "<after@example.com>"]
+
+
+@pytest.mark.parametrize("mode", ["starttls", "ssl"])
+def test_poller_speaks_starttls_and_implicit_tls(dovecot_tls: DovecotServer, tls_files: TlsFiles, mode: str) -> None:
+    async def scenario() -> list[str]:
+        # given
+        await dovecot_tls.append(mail("<secure@example.com>"))
+        port = dovecot_tls.port if mode == "starttls" else dovecot_tls.tls_port
+        received: list[str] = []
+
+        async def on_message(raw: bytes) -> None:
+            received.append(message_id_of(raw))
+
+        poller = ImapPoller(
+            dovecot_tls.account(imap_tls=mode, imap_port=port),
+            on_message,
+            tls_context=tls_files.client_context(),
+        )
+        # when
+        await poller.poll_once()
+        return received
+
+    # then
+    assert asyncio.run(scenario()) == ["<secure@example.com>"]
+
+
+def test_poller_refuses_an_untrusted_certificate(dovecot_tls: DovecotServer) -> None:
+    # given: the system trust store, which does not know the test certificate
+    async def on_message(raw: bytes) -> None:
+        raise AssertionError("nothing may be read over an unverified connection")
+
+    poller = ImapPoller(dovecot_tls.account(imap_tls="ssl", imap_port=dovecot_tls.tls_port), on_message)
+
+    # when / then
+    with pytest.raises(ssl.SSLCertVerificationError):
+        asyncio.run(poller.poll_once())
+
+
 def outbound(**overrides: object) -> OutboundMessage:
     values: dict[str, object] = {
         "message_id": 42,
@@ -217,9 +284,7 @@ def test_send_delivers_message_with_threading_headers(smtp_server: SmtpServer) -
 
 def test_send_refused_with_5xx_is_not_retried(smtp_server: SmtpServer) -> None:
     # given
-    smtp_server.handler.refuse_next(
-        "550 5.1.1 <ana@example.com>: Recipient address rejected: User unknown", at="rcpt"
-    )
+    smtp_server.handler.refuse_next("550 5.1.1 <ana@example.com>: Recipient address rejected: User unknown", at="rcpt")
 
     # when
     with pytest.raises(SmtpSendError) as caught:
@@ -228,7 +293,9 @@ def test_send_refused_with_5xx_is_not_retried(smtp_server: SmtpServer) -> None:
     # then
     assert caught.value.retryable is False
     assert caught.value.code == "smtp_550"
-    assert caught.value.reason == "The recipient's mail server says this address does not exist."
+    assert caught.value.reason == (
+        "The recipient's mail server says this address does not exist; check the contact's e-mail address."
+    )
     assert "User unknown" in caught.value.server_reply
     assert smtp_server.handler.messages == []
 
@@ -257,3 +324,15 @@ def test_send_to_unreachable_server_is_retried(smtp_server: SmtpServer) -> None:
     # then
     assert caught.value.retryable is True
     assert caught.value.code == "smtp_unreachable"
+
+
+def test_send_over_starttls_and_implicit_tls(smtp_tls_server: SmtpServer, tls_files: TlsFiles) -> None:
+    # given
+    adapter = EmailAdapter(tls_context=tls_files.client_context())
+
+    # when
+    result = asyncio.run(adapter.send(smtp_tls_server.account(), outbound()))
+
+    # then
+    [received] = smtp_tls_server.handler.messages
+    assert message_id_of(received.data) == result.provider_message_id

@@ -120,9 +120,7 @@ def seconds(value: int) -> datetime:
 
 def check_whatsapp_text(result: MetaWebhookResult) -> None:
     (message,) = result.messages
-    assert message.provider_message_id == (
-        "wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA="
-    )
+    assert message.provider_message_id == ("wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=")
     assert message.sender == IdentityRef(IdentityKind.PHONE, "+16505551234")
     assert message.sender_name == "Sheena Nelson"
     assert message.kind == MessageKind.TEXT
@@ -275,9 +273,7 @@ def check_messenger_read(result: MetaWebhookResult) -> None:
     assert result.messages == []
     assert result.statuses == []
     assert result.watermarks == [
-        Watermark(
-            IdentityRef(IdentityKind.MESSENGER, "<PSID>"), DeliveryStatus.READ, ms(1458668856253)
-        )
+        Watermark(IdentityRef(IdentityKind.MESSENGER, "<PSID>"), DeliveryStatus.READ, ms(1458668856253))
     ]
 
 
@@ -440,9 +436,7 @@ def test_every_meta_fixture_is_covered() -> None:
     if not FIXTURES.is_dir():
         pytest.skip(f"shared provider fixtures folder {FIXTURES} is absent")
     present = {
-        path.name
-        for prefix in ("whatsapp_", "messenger_", "instagram_")
-        for path in FIXTURES.glob(f"{prefix}*.json")
+        path.name for prefix in ("whatsapp_", "messenger_", "instagram_") for path in FIXTURES.glob(f"{prefix}*.json")
     }
 
     # when
@@ -500,11 +494,7 @@ def test_signature_vector_accepted(name: str) -> None:
 def test_signature_vector_rejects_tampered_body(name: str) -> None:
     # given
     vector = vectors()[name]
-    body = (
-        fixture_bytes(name)
-        .replace(b"Hello World", b"Hello Worle")
-        .replace(b"another color", b"another colour")
-    )
+    body = fixture_bytes(name).replace(b"Hello World", b"Hello Worle").replace(b"another color", b"another colour")
     adapter = ADAPTERS[VECTOR_FIXTURES[name]]
 
     # when
@@ -524,9 +514,7 @@ def test_signature_vector_rejects_other_secret(name: str) -> None:
 
     # when
     with pytest.raises(WebhookError) as caught:
-        ADAPTERS[VECTOR_FIXTURES[name]].parse_webhook(
-            view, post(fixture_bytes(name), vector["value"])
-        )
+        ADAPTERS[VECTOR_FIXTURES[name]].parse_webhook(view, post(fixture_bytes(name), vector["value"]))
 
     # then
     assert caught.value.code == "signature_invalid"
@@ -571,6 +559,19 @@ def test_signed_garbage_is_malformed(kind: str) -> None:
 
         # then
         assert (caught.value.code, caught.value.status) == ("payload_malformed", 400)
+
+
+@pytest.mark.parametrize("kind", sorted(ADAPTERS))
+def test_signed_webhook_without_entries_carries_nothing(kind: str) -> None:
+    # given
+    object_name = {"whatsapp": "whatsapp_business_account", "messenger": "page", "instagram": "instagram"}
+    body = json.dumps({"object": object_name[kind]}).encode()
+
+    # when
+    result = ADAPTERS[kind].parse_webhook(account(kind), post(body))
+
+    # then
+    assert (result.messages, result.statuses, result.reply_body) == ([], [], None)
 
 
 @pytest.mark.parametrize("kind", sorted(ADAPTERS))
@@ -802,9 +803,7 @@ def test_messenger_postback_fallback_location_sticker_and_standby() -> None:
         "timestamp": 1700000000001,
         "message": {
             "mid": "m_fb",
-            "attachments": [
-                {"type": "fallback", "title": "Hilo", "payload": {"url": "https://hilo.example"}}
-            ],
+            "attachments": [{"type": "fallback", "title": "Hilo", "payload": {"url": "https://hilo.example"}}],
         },
     }
     location = {
@@ -813,9 +812,7 @@ def test_messenger_postback_fallback_location_sticker_and_standby() -> None:
         "timestamp": 1700000000002,
         "message": {
             "mid": "m_loc",
-            "attachments": [
-                {"type": "location", "payload": {"coordinates": {"lat": 40.4, "long": -3.7}}}
-            ],
+            "attachments": [{"type": "location", "payload": {"coordinates": {"lat": 40.4, "long": -3.7}}}],
         },
     }
     sticker = {
@@ -900,9 +897,7 @@ def test_instagram_read_reaction_story_reply_and_echo() -> None:
             "message": {"mid": "aWdfZAG3", "text": "our reply", "is_echo": True},
         },
     ]
-    body = json.dumps(
-        {"object": "instagram", "entry": [{"id": "IGID1", "time": 1, "messaging": events}]}
-    ).encode()
+    body = json.dumps({"object": "instagram", "entry": [{"id": "IGID1", "time": 1, "messaging": events}]}).encode()
 
     # when
     result = parse("instagram", body, {"instagram_account_id": "IGID1"})
@@ -1035,9 +1030,7 @@ def test_text_length_limits(kind: str, limit_text: str, too_long_text: str) -> N
     recent = NOW - timedelta(minutes=1)
 
     # when
-    at_limit = ADAPTERS[kind].check_send(
-        send_context(kind, last_inbound_at=recent, text=limit_text)
-    )
+    at_limit = ADAPTERS[kind].check_send(send_context(kind, last_inbound_at=recent, text=limit_text))
     over = ADAPTERS[kind].check_send(send_context(kind, last_inbound_at=recent, text=too_long_text))
 
     # then
@@ -1139,9 +1132,7 @@ def test_whatsapp_send_reads_the_documented_response() -> None:
 def test_whatsapp_send_template_matches_the_documented_request(graph: FakeGraphAPI) -> None:
     # given
     expected = fixture_json("whatsapp_send_template_request.json")
-    message = outbound(
-        WA_CUSTOMER, text=None, template={"name": "hello_world", "language": "en_US"}
-    )
+    message = outbound(WA_CUSTOMER, text=None, template={"name": "hello_world", "language": "en_US"})
 
     # when
     asyncio.run(whatsapp.ADAPTER.send(wa_account(graph), message))
@@ -1254,9 +1245,7 @@ def test_server_error_then_success(graph: FakeGraphAPI) -> None:
 
 def test_unreachable_provider_is_retryable() -> None:
     # given
-    view = account(
-        "whatsapp", {"phone_number_id": "1", "api_base_url": f"http://127.0.0.1:{free_port()}"}
-    )
+    view = account("whatsapp", {"phone_number_id": "1", "api_base_url": f"http://127.0.0.1:{free_port()}"})
 
     # when
     with pytest.raises(SendError) as caught:
@@ -1318,9 +1307,7 @@ def test_download_media_uses_the_short_lived_url(graph: FakeGraphAPI) -> None:
     assert all(r.headers["authorization"] == f"Bearer {TOKEN}" for r in graph.requests)
 
 
-def msgr_account(
-    graph: FakeGraphAPI, kind: str = "messenger", **secrets: str
-) -> ChannelAccountView:
+def msgr_account(graph: FakeGraphAPI, kind: str = "messenger", **secrets: str) -> ChannelAccountView:
     return account(kind, {"api_base_url": graph.base_url}, **secrets)
 
 
@@ -1329,9 +1316,7 @@ def test_messenger_send_text_matches_the_documented_request(graph: FakeGraphAPI)
     expected = fixture_json("messenger_send_text_request.json")
 
     # when
-    result = asyncio.run(
-        messenger.ADAPTER.send(msgr_account(graph), outbound(PSID, text="hello, world!"))
-    )
+    result = asyncio.run(messenger.ADAPTER.send(msgr_account(graph), outbound(PSID, text="hello, world!")))
 
     # then
     (request,) = graph.requests
@@ -1376,9 +1361,7 @@ def test_messenger_uploads_attachment_bytes_with_the_send(graph: FakeGraphAPI) -
     # then
     (request,) = graph.requests
     assert json.loads(request.form["recipient"]) == {"id": "<PSID>"}
-    assert json.loads(request.form["message"]) == {
-        "attachment": {"type": "image", "payload": {"is_reusable": True}}
-    }
+    assert json.loads(request.form["message"]) == {"attachment": {"type": "image", "payload": {"is_reusable": True}}}
     assert request.form["messaging_type"] == "RESPONSE"
     assert request.files["filedata"] == ("foto.png", "image/png", b"\x89PNG fake")
 
@@ -1419,9 +1402,7 @@ def test_instagram_send_text_matches_the_documented_request(graph: FakeGraphAPI)
     text = expected["message"]["text"]
 
     # when
-    result = asyncio.run(
-        instagram.ADAPTER.send(msgr_account(graph, "instagram"), outbound(IGSID, text=text))
-    )
+    result = asyncio.run(instagram.ADAPTER.send(msgr_account(graph, "instagram"), outbound(IGSID, text=text)))
 
     # then
     (request,) = graph.requests
@@ -1448,9 +1429,7 @@ def test_instagram_attachment_needs_a_public_link(graph: FakeGraphAPI) -> None:
 
     # when
     asyncio.run(
-        instagram.ADAPTER.send(
-            msgr_account(graph, "instagram"), outbound(IGSID, text=None, attachments=(linked,))
-        )
+        instagram.ADAPTER.send(msgr_account(graph, "instagram"), outbound(IGSID, text=None, attachments=(linked,)))
     )
     with pytest.raises(SendError) as caught:
         asyncio.run(

@@ -768,9 +768,11 @@ def test_every_msgid_is_in_both_catalogs() -> None:
     # given
     tree = ast.parse(Path(str(telegram.__file__)).read_text())
     msgids = {
-        node.args[0].value
+        str(node.args[0].value)
         for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "N_"
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", None) == "N_"
+        and isinstance(node.args[0], ast.Constant)
     }
 
     # when

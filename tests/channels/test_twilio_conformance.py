@@ -56,9 +56,7 @@ def form_pairs(body: bytes) -> list[tuple[str, str]]:
 
 
 def account(kind: str = "sms", auth_token: str = AUTH_TOKEN, **config: Any) -> ChannelAccountView:
-    return ChannelAccountView(
-        id=7, kind=kind, name="Support line", config=config, secrets={"auth_token": auth_token}
-    )
+    return ChannelAccountView(id=7, kind=kind, name="Support line", config=config, secrets={"auth_token": auth_token})
 
 
 def webhook(
@@ -123,9 +121,7 @@ def twilio() -> Iterator[tuple[FakeTwilio, str]]:
         yield fake, base_url
 
 
-def api_account(
-    fake: FakeTwilio, base_url: str, kind: str = "sms", **config: Any
-) -> ChannelAccountView:
+def api_account(fake: FakeTwilio, base_url: str, kind: str = "sms", **config: Any) -> ChannelAccountView:
     return account(
         kind,
         auth_token=fake.auth_token,
@@ -168,9 +164,7 @@ def test_signature_with_default_port_is_accepted_both_ways() -> None:
     # then
     assert signed_with_port == vector["expected_with_port_443"]
     assert is_valid_signature(vector["auth_token"], vector["url"], params, signed_with_port)
-    assert is_valid_signature(
-        vector["auth_token"], url_with_port, params, vector["expected_X-Twilio-Signature"]
-    )
+    assert is_valid_signature(vector["auth_token"], url_with_port, params, vector["expected_X-Twilio-Signature"])
 
 
 def test_signature_sorts_and_deduplicates_repeated_params() -> None:
@@ -179,9 +173,7 @@ def test_signature_sorts_and_deduplicates_repeated_params() -> None:
     params = [(name, value) for name, value in case["params_multi"]]
 
     # when
-    signature = compute_signature(
-        TWILIO_PYTHON_VECTOR["auth_token"], TWILIO_PYTHON_VECTOR["url"], params
-    )
+    signature = compute_signature(TWILIO_PYTHON_VECTOR["auth_token"], TWILIO_PYTHON_VECTOR["url"], params)
 
     # then
     assert signature == case["expected"]
@@ -193,9 +185,7 @@ def test_json_body_signature_checks_body_hash() -> None:
     token = TWILIO_PYTHON_VECTOR["auth_token"]
 
     # when
-    genuine = is_valid_signature(
-        token, case["url"], [], case["expected"], body=case["body"].encode()
-    )
+    genuine = is_valid_signature(token, case["url"], [], case["expected"], body=case["body"].encode())
     tampered = is_valid_signature(
         token,
         case["url"],
@@ -226,27 +216,19 @@ def test_signature_vectors_hold_and_fail_when_altered(name: str) -> None:
     # when / then
     assert is_valid_signature(vector["auth_token"], vector["url"], params, vector["value"])
     assert not is_valid_signature("54321", vector["url"], params, vector["value"])
-    assert not is_valid_signature(
-        vector["auth_token"], vector["url"], altered_params, vector["value"]
-    )
-    assert not is_valid_signature(
-        vector["auth_token"], vector["url"] + "x", params, vector["value"]
-    )
+    assert not is_valid_signature(vector["auth_token"], vector["url"], altered_params, vector["value"])
+    assert not is_valid_signature(vector["auth_token"], vector["url"] + "x", params, vector["value"])
 
 
 def test_webhook_with_fixture_signature_is_accepted() -> None:
     # given
-    request = webhook(
-        fixture("twilio_sms_inbound_text_courier.form"), signature=SMS_VECTOR["value"]
-    )
+    request = webhook(fixture("twilio_sms_inbound_text_courier.form"), signature=SMS_VECTOR["value"])
 
     # when
     result = sms.ADAPTER.parse_webhook(account(), request)
 
     # then
-    assert [message.provider_message_id for message in result.messages] == [
-        "SMe287d7109a5a925f182f0e07fe5b223b"
-    ]
+    assert [message.provider_message_id for message in result.messages] == ["SMe287d7109a5a925f182f0e07fe5b223b"]
 
 
 def test_webhook_without_signature_is_refused() -> None:
@@ -282,9 +264,7 @@ def test_webhook_with_altered_body_is_refused(body: bytes) -> None:
 
 def test_webhook_signed_with_another_token_is_refused() -> None:
     # given
-    request = webhook(
-        fixture("twilio_sms_inbound_text_courier.form"), signature=SMS_VECTOR["value"]
-    )
+    request = webhook(fixture("twilio_sms_inbound_text_courier.form"), signature=SMS_VECTOR["value"])
 
     # when
     with pytest.raises(WebhookError) as caught:
@@ -470,9 +450,7 @@ def test_whatsapp_inbound_profile_name_reply_and_location() -> None:
     )
 
     # when
-    [message] = twilio_whatsapp.ADAPTER.parse_webhook(
-        account("twilio_whatsapp"), webhook(body)
-    ).messages
+    [message] = twilio_whatsapp.ADAPTER.parse_webhook(account("twilio_whatsapp"), webhook(body)).messages
 
     # then
     assert message.sender.value == "+5215512345678"
@@ -549,10 +527,7 @@ def test_undelivered_status_carries_readable_reason(code: str) -> None:
 
 def test_every_status_error_reason_is_distinct() -> None:
     # given
-    reasons = [
-        twilio_common.STATUS_ERROR_REASONS[code]
-        for code in ("30003", "30005", "30006", "30007", "30008")
-    ]
+    reasons = [twilio_common.STATUS_ERROR_REASONS[code] for code in ("30003", "30005", "30006", "30007", "30008")]
 
     # then
     assert len(set(reasons)) == len(reasons)
@@ -572,9 +547,7 @@ def test_status_values_map_to_delivery_status(status: str, expected: DeliverySta
     body = f"MessageSid=SM9&MessageStatus={status}".encode()
 
     # when
-    [update] = twilio_whatsapp.ADAPTER.parse_webhook(
-        account("twilio_whatsapp"), webhook(body)
-    ).statuses
+    [update] = twilio_whatsapp.ADAPTER.parse_webhook(account("twilio_whatsapp"), webhook(body)).statuses
 
     # then
     assert update.status is expected
@@ -762,9 +735,7 @@ def test_sms_refuses_body_over_twilio_limit_even_with_many_segments() -> None:
 )
 def test_whatsapp_24_hour_window(last_inbound_at: datetime | None, refused: bool) -> None:
     # when
-    refusal = twilio_whatsapp.ADAPTER.check_send(
-        context("twilio_whatsapp", last_inbound_at=last_inbound_at)
-    )
+    refusal = twilio_whatsapp.ADAPTER.check_send(context("twilio_whatsapp", last_inbound_at=last_inbound_at))
 
     # then
     if refused:
@@ -832,9 +803,7 @@ def test_send_with_messaging_service_and_media(twilio: tuple[FakeTwilio, str]) -
     message = outbound(
         "Your invoice",
         attachments=(
-            OutboundAttachment(
-                "a.pdf", "application/pdf", b"%PDF", url="https://files.example/a.pdf"
-            ),
+            OutboundAttachment("a.pdf", "application/pdf", b"%PDF", url="https://files.example/a.pdf"),
             OutboundAttachment("b.png", "image/png", b"png", url="https://files.example/b.png"),
         ),
     )
@@ -942,9 +911,7 @@ def test_send_with_wrong_credentials_fails_auth(twilio: tuple[FakeTwilio, str]) 
 
 def test_send_when_twilio_unreachable_is_retryable() -> None:
     # given: nothing listens on this port
-    channel = account(
-        account_sid="AC1", api_base_url=f"http://127.0.0.1:{free_port()}", from_number="+1"
-    )
+    channel = account(account_sid="AC1", api_base_url=f"http://127.0.0.1:{free_port()}", from_number="+1")
 
     # when
     error = send_error(sms.ADAPTER.send(channel, outbound()))
@@ -1001,9 +968,7 @@ def test_whatsapp_template_is_sent_as_content_sid(twilio: tuple[FakeTwilio, str]
 
 
 @pytest.fixture
-def receiver() -> Iterator[
-    tuple[str, list[WebhookResult | WebhookError], dict[str, ChannelAccountView]]
-]:
+def receiver() -> Iterator[tuple[str, list[WebhookResult | WebhookError], dict[str, ChannelAccountView]]]:
     """A minimal webhook endpoint that hands the request to the SMS adapter, as the core does."""
     results: list[WebhookResult | WebhookError] = []
     accounts: dict[str, ChannelAccountView] = {}
@@ -1036,9 +1001,7 @@ def test_status_callback_from_twilio_reaches_adapter(
     # given
     fake, base_url = twilio
     callback_url, results, accounts = receiver
-    accounts["sms"] = api_account(
-        fake, base_url, from_number="+14155550000", status_callback_url=callback_url
-    )
+    accounts["sms"] = api_account(fake, base_url, from_number="+14155550000", status_callback_url=callback_url)
     sent = asyncio.run(sms.ADAPTER.send(accounts["sms"], outbound()))
 
     # when
@@ -1083,12 +1046,13 @@ def catalog_messages(locale: str) -> dict[str, str]:
 
 
 def module_msgids() -> set[str]:
-    msgids = set()
+    msgids: set[str] = set()
     for module in (twilio_common, sms, twilio_whatsapp):
         tree = ast.parse(Path(str(module.__file__)).read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "N_":
-                msgids.add(node.args[0].value)
+                assert isinstance(node.args[0], ast.Constant)
+                msgids.add(str(node.args[0].value))
     return msgids
 
 

@@ -223,18 +223,14 @@ class FakeGraphAPI:
     def _refusal(self, request: Request) -> Response | None:
         """Graph checks the token before anything else, then our scripted failures."""
         header = request.headers.get("authorization", "")
-        token = header.removeprefix("Bearer ").strip() or request.query_params.get(
-            "access_token", ""
-        )
+        token = header.removeprefix("Bearer ").strip() or request.query_params.get("access_token", "")
         if token not in self.access_tokens:
             return JSONResponse(INVALID_TOKEN_ERROR, status_code=401)
         with self._lock:
             failure = self._failures.popleft() if self._failures else None
         if failure is None:
             return None
-        return JSONResponse(
-            dict(failure.body), status_code=failure.status, headers=dict(failure.headers)
-        )
+        return JSONResponse(dict(failure.body), status_code=failure.status, headers=dict(failure.headers))
 
     def _next_id(self) -> int:
         with self._lock:
@@ -291,9 +287,7 @@ class FakeGraphAPI:
             more = start + limit < len(self.templates)
         paging: dict[str, Any] = {"cursors": {"before": str(start), "after": str(start + limit)}}
         if more:
-            paging["next"] = (
-                f"https://graph.facebook.com{request.url.path}?limit={limit}&after={start + limit}"
-            )
+            paging["next"] = f"https://graph.facebook.com{request.url.path}?limit={limit}&after={start + limit}"
         return JSONResponse({"data": page, "paging": paging})
 
     async def _media_info(self, request: Request) -> Response:

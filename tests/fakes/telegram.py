@@ -75,11 +75,7 @@ class FakeTelegram:
 
     def fail_next(self, count: int, error: str | dict[str, Any]) -> None:
         """Answer the next `count` calls with an error: a fixture file name or a body."""
-        body = (
-            (FIXTURES / error).read_bytes()
-            if isinstance(error, str)
-            else json.dumps(error).encode()
-        )
+        body = (FIXTURES / error).read_bytes() if isinstance(error, str) else json.dumps(error).encode()
         self._errors.extend([body] * count)
 
     def block(self, chat_id: int | str) -> None:
@@ -91,9 +87,7 @@ class FakeTelegram:
 
     @staticmethod
     def _error(code: int, description: str) -> Response:
-        return JSONResponse(
-            {"ok": False, "error_code": code, "description": description}, status_code=code
-        )
+        return JSONResponse({"ok": False, "error_code": code, "description": description}, status_code=code)
 
     @staticmethod
     def _ok(result: Any) -> Response:
@@ -197,9 +191,7 @@ class FakeTelegram:
         if isinstance(message, Response):
             return message
         file_id = f"AgAD{message['message_id']}"
-        message["photo"] = [
-            {"file_id": file_id, "file_unique_id": file_id[-8:], "width": 90, "height": 90}
-        ]
+        message["photo"] = [{"file_id": file_id, "file_unique_id": file_id[-8:], "width": 90, "height": 90}]
         return self._ok(message)
 
     def _send_document(self, params: dict[str, Any], files: dict[str, Upload]) -> Response:

@@ -29,12 +29,8 @@ API_VERSION = "2010-04-01"
 def twilio_signature(auth_token: str, url: str, params: Sequence[tuple[str, str]]) -> str:
     """Sign a webhook the way Twilio does (written apart from hilo's validator on purpose)."""
     names = sorted({name for name, _ in params})
-    data = url + "".join(
-        name + value for name in names for value in sorted({v for n, v in params if n == name})
-    )
-    return base64.b64encode(
-        hmac.new(auth_token.encode(), data.encode(), hashlib.sha1).digest()
-    ).decode()
+    data = url + "".join(name + value for name in names for value in sorted({v for n, v in params if n == name}))
+    return base64.b64encode(hmac.new(auth_token.encode(), data.encode(), hashlib.sha1).digest()).decode()
 
 
 def _error_body(code: int, message: str, status: int) -> dict[str, Any]:
@@ -101,9 +97,7 @@ class FakeTwilio:
         with serve_asgi(self.app) as base_url:
             yield base_url
 
-    def fail_next(
-        self, count: int, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> None:
+    def fail_next(self, count: int, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         """Answer the next `count` creates with this error instead of sending."""
         encoded = json.dumps(body).encode()
         for _ in range(count):
@@ -126,16 +120,12 @@ class FakeTwilio:
 
     async def _create_message(self, request: Request) -> Response:
         body = await request.body()
-        self.requests.append(
-            RecordedRequest(request.method, request.url.path, dict(request.headers), body)
-        )
+        self.requests.append(RecordedRequest(request.method, request.url.path, dict(request.headers), body))
         if not self._authorised(request):
             return JSONResponse(_error_body(20003, "Authenticate", 401), status_code=401)
         if self._errors:
             error = self._errors.pop(0)
-            return Response(
-                error.body, error.status, headers=error.headers, media_type="application/json"
-            )
+            return Response(error.body, error.status, headers=error.headers, media_type="application/json")
         form = dict(parse_qsl(body.decode(), keep_blank_values=True))
         if not form.get("To"):
             return self._error(21604, "A 'To' phone number is required.")

@@ -1,0 +1,264 @@
+"""Shared machinery of the benchmarks: scratch databases, `hilo serve` processes, statistics, results."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from sqlalchemy import Engine, event
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+RESULTS = BENCH / "results"
+BIN = Path(sys.executable).parent
+HILO = str(BIN / "hilo")
+PG_ADMIN_URL = os.environ.get("HILO_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+BENCH_PASSWORD = "bench-password-not-secret"  # noqa: S105 - scratch databases only
+
+
+def pg_url(database: str) -> str:
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{database}"
+
+
+def create_database(name: str) -> str:
+    """Create (after dropping any leftover) a PostgreSQL database and return its URL."""
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    return pg_url(name)
+
+
+def drop_database(name: str) -> None:
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def database_exists(name: str) -> bool:
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        return admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """The p-th percentile (nearest rank) of `values`; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 2)
+
+
+def latency_summary(seconds: list[float]) -> dict[str, Any]:
+    return {
+        "count": len(seconds),
+        "p50_ms": ms(percentile(seconds, 50)),
+        "p90_ms": ms(percentile(seconds, 90)),
+        "p99_ms": ms(percentile(seconds, 99)),
+        "max_ms": ms(max(seconds)) if seconds else None,
+    }
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    memory_kb = 0
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemTotal:"):
+                memory_kb = int(line.split()[1])
+    cpu = ""
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    try:
+        with psycopg.connect(PG_ADMIN_URL) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+            postgres = row[0] if row else "unknown"
+    except psycopg.OperationalError:
+        postgres = "unreachable"
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gb": round(memory_kb / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "postgresql": postgres,
+        "sqlite": sqlite3.sqlite_version,
+        "kernel": platform.release(),
+    }
+
+
+def write_result(name: str, data: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    payload = {"benchmark": name, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(), **data}
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    return path
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process, from /proc/<pid>/status."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def hilo_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        HILO_DATABASE_URL=database_url,
+        HILO_DATA_DIR=str(data_dir),
+        HILO_SECRET_KEY="bench-secret-key",
+        HILO_LOG_LEVEL="WARNING",
+        HILO_REDIS_URL="",
+    )
+    env.update(extra)
+    return env
+
+
+def hilo_cli(env: dict[str, str], *args: str) -> Any:
+    """Run a `hilo` command as an operator would and return its JSON output."""
+    done = subprocess.run([HILO, *args], env=env, capture_output=True, text=True, check=False, timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(f"hilo {' '.join(args)} failed: {done.stderr.strip()}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@dataclass
+class Operator:
+    """An admin agent with a personal API token, and a generic API channel to post to."""
+
+    agent_id: int
+    token: str
+    channel_id: int
+    webhook_path: str
+    secret: str
+
+
+def setup_operator(env: dict[str, str], email: str = "bench@example.com", outbound_url: str = "") -> Operator:
+    agent = hilo_cli(
+        env, "agents", "create", "--email", email, "--name", "Bench", "--role", "admin", "--password", BENCH_PASSWORD
+    )
+    token = hilo_cli(env, "tokens", "create", "--email", email, "--name", "bench")
+    channel_args = ["channels", "add", "api", "--name", "Bench source", "--json"]
+    if outbound_url:
+        channel_args += ["--set", f"outbound_url={outbound_url}"]
+    channel = hilo_cli(env, *channel_args)
+    return Operator(
+        agent_id=agent["id"],
+        token=token["token"],
+        channel_id=channel["id"],
+        webhook_path=f"/webhooks/api/{channel['id']}",
+        secret=channel["secret"],
+    )
+
+
+class HiloServer:
+    """A real `hilo serve` process (uvicorn) on a loopback port."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, port: int | None = None) -> None:
+        self.env = env
+        self.port = port or free_port()
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self, timeout: float = 60) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [HILO, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"hilo serve exited with {self.process.returncode}; see {self.log_path}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"hilo serve did not answer within {timeout}s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+
+@contextmanager
+def running_server(env: dict[str, str], log_path: Path) -> Iterator[HiloServer]:
+    server = HiloServer(env, log_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def counting_statements(engine: Engine) -> Iterator[Callable[[], int]]:
+    """Count the SQL statements `engine` runs inside the block (a `before_cursor_execute` listener)."""
+    count = 0
+
+    def listener(*_args: Any) -> None:
+        nonlocal count
+        count += 1
+
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        yield lambda: count
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+
+
+def status(text: str) -> None:
+    """Progress on stderr, so a long run shows where it is."""
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)

@@ -1,0 +1,143 @@
+"""Turn committed events into notifications: mentions, assignments, customer replies.
+
+The runtime calls `Notifier.listen` in the committing thread (ingest waits on it), so it
+only queues; a thread of its own reads the queue and stores each notification through
+`hilo.web.actions.notify`. Every API process notifies for the commits it made itself, so
+with several processes each notification is still created exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from hilo.agents.models import Agent
+from hilo.api.deps import principal_of
+from hilo.contacts.models import Contact
+from hilo.conversations.access import can_see
+from hilo.conversations.models import Conversation, Message
+from hilo.runtime import Runtime
+from hilo.web.actions import notify
+
+log = logging.getLogger(__name__)
+
+PREVIEW = 140
+
+
+@dataclass(frozen=True)
+class Wanted:
+    agent_id: int
+    kind: str
+    event: dict[str, Any]
+
+
+def _assigned_to(session: Any, event: dict[str, Any]) -> int | None:
+    """The agent a `conversation.assigned` event gave the conversation to, if the agent changed."""
+    if event.get("message_id") is None:
+        return None
+    data = session.execute(select(Message.data).where(Message.id == event["message_id"])).scalar()
+    change = (data or {}).get("assignee_id")
+    return int(change[1]) if isinstance(change, list) and len(change) == 2 and change[1] is not None else None
+
+
+def wanted(session: Any, event: dict[str, Any]) -> list[Wanted]:
+    """Who should hear about this event, and as what kind of notification."""
+    kind = event.get("type")
+    actor = event.get("actor_agent_id")
+    if kind == "message.created" and event.get("direction") == "note":
+        mentioned = {int(a) for a in event.get("mentions") or [] if isinstance(a, int)}
+        return [Wanted(a, "mention", event) for a in sorted(mentioned) if a != actor]
+    if kind == "message.created" and event.get("direction") == "inbound" and event.get("assignee_id"):
+        return [Wanted(int(event["assignee_id"]), "reply", event)]
+    if kind == "conversation.assigned":
+        agent_id = _assigned_to(session, event)
+        if agent_id is not None and agent_id != actor:
+            return [Wanted(agent_id, "assigned", event)]
+    return []
+
+
+def _may_notify(event: dict[str, Any]) -> bool:
+    kind = event.get("type")
+    if kind == "message.created":
+        return bool(event.get("mentions") or (event.get("direction") == "inbound" and event.get("assignee_id")))
+    return kind == "conversation.assigned"
+
+
+class Notifier:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._queue: queue.Queue[list[dict[str, Any]] | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+
+    def listen(self, events: list[dict[str, Any]]) -> None:
+        """The runtime's post-commit listener: keep what may notify someone, queue it."""
+        relevant = [e for e in events if _may_notify(e)]
+        if relevant:
+            self._queue.put(relevant)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="hilo-notifier", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def drain(self) -> None:
+        """Wait until everything queued so far is stored (tests, shutdown)."""
+        self._queue.join()
+
+    def _run(self) -> None:
+        while True:
+            events = self._queue.get()
+            try:
+                if events is None:
+                    return
+                self.handle(events)
+            except Exception:
+                log.exception("could not store notifications")
+            finally:
+                self._queue.task_done()
+
+    def handle(self, events: list[dict[str, Any]]) -> None:
+        with self.runtime.db.read() as session:
+            todo = [w for event in events for w in wanted(session, event)]
+        if not todo:
+            return
+        with self.runtime.transaction() as tx:
+            session = tx.session
+            agents = {
+                a.id: a
+                for a in session.execute(
+                    select(Agent).options(selectinload(Agent.teams)).where(Agent.id.in_({w.agent_id for w in todo}))
+                ).scalars()
+            }
+            for item in todo:
+                agent = agents.get(item.agent_id)
+                conversation = session.get(Conversation, item.event["conversation_id"])
+                if agent is None or not agent.active or conversation is None:
+                    continue
+                # Nobody is told about a conversation they could not open.
+                if not can_see(principal_of(agent), conversation.team_id, conversation.assignee_id):
+                    continue
+                contact_name = session.execute(
+                    select(Contact.name).where(Contact.id == conversation.contact_id)
+                ).scalar()
+                notify(
+                    tx,
+                    agent.id,
+                    item.kind,
+                    conversation,
+                    message_id=item.event.get("message_id") if item.kind != "assigned" else None,
+                    actor_agent_id=item.event.get("actor_agent_id"),
+                    data={"contact_name": contact_name, "preview": (item.event.get("preview") or "")[:PREVIEW]},
+                )
