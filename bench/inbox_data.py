@@ -287,7 +287,7 @@ def _steps(data: DataSet) -> list[tuple[str, str]]:
             "INSERT INTO identities (id, contact_id, kind, value, verified, opted_out, created_at) "
             f"SELECT g, g, (ARRAY['api','email','phone','phone','telegram','messenger'])[{channel}], "
             f"(CASE {channel} WHEN 1 THEN '1:ext-' || g WHEN 2 THEN {email} "
-            f"WHEN 5 THEN (100000000 + g)::text WHEN 6 THEN 'psid-' || (g * 7919) "
+            f"WHEN 5 THEN (100000000 + g)::text WHEN 6 THEN 'psid-' || (g::int8 * 7919) "
             f"ELSE CASE WHEN {spanish} THEN '+34' || (600000000 + g) ELSE '+1' || (2025550000 + g) END END), "
             f"{channel} = 2 AND {_h('g', 5)} % 2 = 0, false, {base} + g * interval '63 seconds' "
             f"FROM generate_series(1, {contacts}) g; "

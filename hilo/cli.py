@@ -219,7 +219,7 @@ class _runtime_tx:
         self.context = self.runtime.transaction()
         return self.context.__enter__()
 
-    def __exit__(self, *exc: Any) -> bool:
+    def __exit__(self, *exc: Any) -> None:
         from hilo.actions.errors import ActionError
         from hilo.i18n import gettext
 
@@ -230,7 +230,6 @@ class _runtime_tx:
         if isinstance(exc[1], ActionError):
             click.echo(f"error: {exc[1].code}: {gettext(exc[1].reason, None, **exc[1].values)}", err=True)
             sys.exit(2)
-        return False
 
 
 if __name__ == "__main__":

@@ -174,21 +174,42 @@ def _setup(runtime: Runtime) -> dict[str, Any]:
         billing = agent_actions.create_team(
             tx, "Billing", "Payments and invoices", [agents["james@example.com"].id, agents["noah@example.com"].id]
         )
+        # Demo accounts point at example hosts: replies are queued and shown as delivered,
+        # nothing leaves the machine (the demo marks their outbox jobs done).
         channels = {
             "whatsapp": channel_actions.create_channel_account(
-                tx, "whatsapp", "WhatsApp +34 600 000 000", {"phone_number_id": "100000000000001"}
+                tx,
+                "whatsapp",
+                "WhatsApp +34 600 000 000",
+                {
+                    "phone_number_id": "100000000000001",
+                    "access_token": "demo",
+                    "app_secret": "demo",
+                    "verify_token": "demo",
+                },
             ),
             "sms": channel_actions.create_channel_account(
                 tx,
                 "sms",
                 "SMS +1 415 555 0100",
-                {"account_sid": "AC00000000000000000000000000000000", "from_number": "+14155550100"},
+                {
+                    "account_sid": "AC00000000000000000000000000000000",
+                    "from_number": "+14155550100",
+                    "auth_token": "demo",
+                },
             ),
             "email": channel_actions.create_channel_account(
-                tx, "email", "soporte@example.com", {"address": "soporte@example.com"}
+                tx,
+                "email",
+                "soporte@example.com",
+                {"address": "soporte@example.com", "smtp_host": "smtp.example.com", "smtp_port": 587},
             ),
-            "telegram": channel_actions.create_channel_account(tx, "telegram", "Telegram @HiloDemoBot", {}),
-            "api": channel_actions.create_channel_account(tx, "api", "Web shop", {}),
+            "telegram": channel_actions.create_channel_account(
+                tx, "telegram", "Telegram @HiloDemoBot", {"bot_token": "123456:demo", "secret_token": "demo"}
+            ),
+            "api": channel_actions.create_channel_account(
+                tx, "api", "Web shop", {"outbound_url": "https://shop.example.com/hilo"}
+            ),
         }
         return {
             "agents": {k: v.id for k, v in agents.items()},
@@ -227,7 +248,8 @@ def _customer(
         kind = used[min(step, len(used) - 1)]
         account = channels[kind]
         ref = _identity_for(kind, index, name, account.id)
-        others = [] if step == 0 or kind == "email" else [_identity_for("email", index, name, account.id)]
+        # The customer gave the same e-mail on every channel: that is what links them.
+        others = [] if kind == "email" else [_identity_for("email", index, name, account.id)]
         inbound = InboundMessage(
             provider_message_id=f"demo-{index}-{step}",
             sender=ref,

@@ -62,14 +62,19 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _empty_postgres(url: str) -> None:
-    from hilo.db.engine import normalize_url
     from sqlalchemy import create_engine
+
+    from hilo.db.engine import normalize_url
 
     engine = create_engine(normalize_url(url))
     with engine.begin() as conn:
-        tables = conn.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
-        )).scalars().all()
+        tables = (
+            conn.execute(
+                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'")
+            )
+            .scalars()
+            .all()
+        )
         conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
     engine.dispose()
 
@@ -88,10 +93,23 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
 def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settings:
     """Settings for tests: small limits, no background worker, a fixed secret."""
     settings = Settings(
-        data_dir=data_dir, database_url=database_url, redis_url="", secret_key="test-secret-key",
-        base_url="http://testserver", default_region="ES", reopen_window_hours=72, max_body_bytes=64 * 1024,
-        max_upload_bytes=1024 * 1024, run_worker=False, outbox_max_attempts=3, outbox_backoff_base=2,
-        outbox_backoff_max=60, send_timeout=5, login_rate_limit=5, webhook_rate_limit=0, secure_cookies=False,
+        data_dir=data_dir,
+        database_url=database_url,
+        redis_url="",
+        secret_key="test-secret-key",
+        base_url="http://testserver",
+        default_region="ES",
+        reopen_window_hours=72,
+        max_body_bytes=64 * 1024,
+        max_upload_bytes=1024 * 1024,
+        run_worker=False,
+        outbox_max_attempts=3,
+        outbox_backoff_base=2,
+        outbox_backoff_max=60,
+        send_timeout=5,
+        login_rate_limit=5,
+        webhook_rate_limit=0,
+        secure_cookies=False,
         log_level="WARNING",
     )
     return replace(settings, **overrides)
@@ -131,4 +149,3 @@ def run_worker_once(client: TestClient) -> int:
 @pytest.fixture
 def worker(app_client: TestClient) -> Any:
     return lambda: run_worker_once(app_client)
-

@@ -27,8 +27,9 @@ class Api:
     def bootstrap(cls, client: TestClient, email: str = "admin@example.com", role: str = "admin") -> Api:
         runtime = client.app.state.runtime  # type: ignore[attr-defined]
         with runtime.transaction() as tx:
-            agent = create_agent(tx, email=email, name=email.split("@")[0].title(), password="correct horse battery",
-                                 role=role)
+            agent = create_agent(
+                tx, email=email, name=email.split("@")[0].title(), password="correct horse battery", role=role
+            )
             _row, token = create_token(tx, agent, "tests")
         return cls(client, token, agent.id)
 
@@ -52,20 +53,26 @@ class Api:
         return response.json()
 
     def api_channel(self, name: str = "Shop", outbound_url: str = "http://127.0.0.1:9/hook") -> dict[str, Any]:
-        return self.ok(self.post("/api/v1/channels", {"kind": "api", "name": name,
-                                                      "settings": {"outbound_url": outbound_url}}), 201)
+        return self.ok(
+            self.post("/api/v1/channels", {"kind": "api", "name": name, "settings": {"outbound_url": outbound_url}}),
+            201,
+        )
 
-    def webhook(self, channel: dict[str, Any], payload: Any, *, secret: str | None = None,
-                timestamp: int | None = None) -> Any:
+    def webhook(
+        self, channel: dict[str, Any], payload: Any, *, secret: str | None = None, timestamp: int | None = None
+    ) -> Any:
         body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
         signature = signing.sign(secret or channel["secret"], body, timestamp)
-        return self.client.post(f"/webhooks/api/{channel['id']}", content=body,
-                                headers={"content-type": "application/json", "x-hilo-signature": signature})
+        return self.client.post(
+            f"/webhooks/api/{channel['id']}",
+            content=body,
+            headers={"content-type": "application/json", "x-hilo-signature": signature},
+        )
 
-    def inbound(self, channel: dict[str, Any], external_id: str, text: str, *, msg_id: str | None = None,
-                **contact: Any) -> Any:
-        payload = {"id": msg_id or f"m-{next(_ids)}", "contact": {"external_id": external_id, **contact},
-                   "text": text}
+    def inbound(
+        self, channel: dict[str, Any], external_id: str, text: str, *, msg_id: str | None = None, **contact: Any
+    ) -> Any:
+        payload = {"id": msg_id or f"m-{next(_ids)}", "contact": {"external_id": external_id, **contact}, "text": text}
         response = self.webhook(channel, payload)
         assert response.status_code == 200, response.text
         return response.json()

@@ -10,17 +10,29 @@ from pathlib import Path
 
 
 def hilo(tmp_path: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HILO_DATA_DIR": str(tmp_path), "HILO_LOG_LEVEL": "WARNING",
-           "HILO_BASE_URL": "https://support.example.com"}
+    env = {
+        **os.environ,
+        "HILO_DATA_DIR": str(tmp_path),
+        "HILO_LOG_LEVEL": "WARNING",
+        "HILO_BASE_URL": "https://support.example.com",
+    }
     env.pop("HILO_DATABASE_URL", None)
-    return subprocess.run([sys.executable, "-m", "hilo.cli", *args], env=env, capture_output=True, text=True,
-                          input=stdin, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "hilo.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_channels_add_and_list_as_json(tmp_path: Path) -> None:
     # when
-    added = hilo(tmp_path, "channels", "add", "api", "--name", "Shop", "--set", "outbound_url=https://shop.test/h",
-                 "--json")
+    added = hilo(
+        tmp_path, "channels", "add", "api", "--name", "Shop", "--set", "outbound_url=https://shop.test/h", "--json"
+    )
     listed = hilo(tmp_path, "channels", "list", "--json")
     # then
     assert added.returncode == 0, added.stderr
@@ -39,8 +51,19 @@ def test_bad_setting_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_agents_and_tokens_create(tmp_path: Path) -> None:
     # when
-    agent = hilo(tmp_path, "agents", "create", "--email", "Ops@Example.com", "--name", "Ops", "--role", "admin",
-                 "--password", "a long password")
+    agent = hilo(
+        tmp_path,
+        "agents",
+        "create",
+        "--email",
+        "Ops@Example.com",
+        "--name",
+        "Ops",
+        "--role",
+        "admin",
+        "--password",
+        "a long password",
+    )
     token = hilo(tmp_path, "tokens", "create", "--email", "ops@example.com")
     missing = hilo(tmp_path, "tokens", "create", "--email", "nobody@example.com")
     # then

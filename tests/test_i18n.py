@@ -57,4 +57,5 @@ def test_negotiation_and_placeholders() -> None:
     assert negotiate("fr;q=0.9,en-GB;q=0.8") == "en"
     assert normalize_locale("ES_es") == "es"
     assert gettext("Use a password of at least {n} characters.", "es", n=10) == (
-        "Usa una contraseña de al menos 10 caracteres.")
+        "Usa una contraseña de al menos 10 caracteres."
+    )

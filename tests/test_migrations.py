@@ -64,6 +64,5 @@ def test_models_match_migrations(empty_database: str) -> None:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": False}), Base.metadata)
     engine.dispose()
     # then: nothing the models declare is missing from the migrations (FTS tables aside)
-    relevant = [d for d in diff if not (d[0] == "remove_table" and "fts" in d[1].name)
-                and not (d[0] == "remove_index")]
+    relevant = [d for d in diff if not (d[0] == "remove_table" and "fts" in d[1].name) and d[0] != "remove_index"]
     assert relevant == []

@@ -34,6 +34,9 @@ def create_channel_account(tx: Tx, kind: str, name: str, values: dict[str, Any] 
     config, secret_values = _split(kind, values or {})
     if kind == "api" and "secret" not in secret_values:
         secret_values["secret"] = secrets.token_urlsafe(32)
+    if kind in ("widget", "webform") and not config.get("public_token"):
+        # Sites embed this token in their pages: it names the channel without its numeric id.
+        config["public_token"] = secrets.token_urlsafe(18)
     account = ChannelAccount(
         kind=kind,
         name=name.strip(),

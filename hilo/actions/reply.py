@@ -228,7 +228,7 @@ def reply(
         conversation.first_response_at = tx.now
     conversation.last_message_at = tx.now
     conversation.waiting_since = None
-    conversation.message_count = Conversation.message_count + 1  # type: ignore[assignment]
+    conversation.message_count = Conversation.message_count + 1
     conversation.updated_at = tx.now
     switched = conversation.last_channel_account_id not in (None, account.id)
     tx.session.flush()

@@ -118,8 +118,11 @@ def serialize_conversations(session: Session, rows: list[Conversation]) -> list[
     columns = [column.key for column in Conversation.__table__.columns]
     return [
         ConversationOut.model_validate(
-            {**{key: getattr(c, key) for key in columns}, "contact_name": names.get(c.contact_id),
-             "labels": labels.get(c.id, [])}
+            {
+                **{key: getattr(c, key) for key in columns},
+                "contact_name": names.get(c.contact_id),
+                "labels": labels.get(c.id, []),
+            }
         )
         for c in rows
     ]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hmac
-from datetime import timedelta
 import secrets
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request

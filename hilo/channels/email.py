@@ -149,13 +149,16 @@ def _form_fields(request: WebhookRequest) -> tuple[dict[str, Any], list[_FormFil
             return _multipart_fields(content_type, body)
         text = body.decode("utf-8")
         return dict(parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text))), []
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise WebhookError("payload_malformed", N_("The webhook body could not be read."), 400) from exc
 
 
 def _multipart_fields(content_type: str, body: bytes) -> tuple[dict[str, Any], list[_FormFile]]:
     envelope = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
-    form = BytesParser(policy=policy.HTTP).parsebytes(envelope + body)
+    try:
+        form = BytesParser(policy=policy.HTTP).parsebytes(envelope + body)
+    except Exception as exc:  # the MIME parser on hostile bytes
+        raise ValueError("unreadable multipart body") from exc
     parts = form.get_payload()
     if not form.is_multipart() or not isinstance(parts, list):
         raise ValueError("multipart body without parts")
@@ -192,7 +195,9 @@ def _message_from_forward(fields: Mapping[str, Any], files: list[_FormFile], bod
     """Map Mailgun's parsed forward() fields onto the common e-mail parts."""
     try:
         header_list = json.loads(str(fields.get("message-headers") or "[]"))
-    except ValueError:
+    except (ValueError, RecursionError):
+        header_list = []
+    if not isinstance(header_list, list):
         header_list = []
     pairs = [(str(item[0]), str(item[1])) for item in header_list if isinstance(item, list) and len(item) == 2]
     # Top-level copies fill in what the header list lacks.
@@ -203,7 +208,7 @@ def _message_from_forward(fields: Mapping[str, Any], files: list[_FormFile], bod
             pairs.append((name, value))
     try:
         content_ids = json.loads(str(fields.get("content-id-map") or "{}"))
-    except ValueError:
+    except (ValueError, RecursionError):
         content_ids = {}
     inline_fields = (
         {str(v): str(k).strip("<>") for k, v in content_ids.items()} if isinstance(content_ids, dict) else {}
@@ -430,7 +435,13 @@ class EmailAdapter:
                 body_mime.encode("utf-8", "surrogateescape"),
                 fallback_sender=fallback_sender if isinstance(fallback_sender, str) else None,
             )
-        message = assemble(_message_from_forward(fields, files, request.body))
+        try:
+            message = assemble(_message_from_forward(fields, files, request.body))
+        except WebhookError:
+            raise
+        except Exception as exc:  # odd field values must not crash the webhook endpoint
+            log.warning("unreadable mailgun forward", exc_info=True)
+            raise WebhookError("payload_malformed", N_("The webhook body could not be read."), 400) from exc
         return WebhookResult(messages=[message])
 
     def parse_raw(self, account: ChannelAccountView, raw: bytes) -> WebhookResult:

@@ -16,6 +16,8 @@ MODULES: dict[str, str] = {
     "telegram": "hilo.channels.telegram",
     "sms": "hilo.channels.sms",
     "twilio_whatsapp": "hilo.channels.twilio_whatsapp",
+    "widget": "hilo.channels.widget",
+    "webform": "hilo.channels.webform",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,9 +31,16 @@ class Connection:
 class Hub:
     def __init__(self) -> None:
         self.connections: set[Connection] = set()
+        # Other websocket hubs fed by the same bus (the chat widget's visitors).
+        self.taps: list[Callable[[dict[str, Any]], None]] = []
 
     def deliver(self, event: dict[str, Any]) -> None:
         """Called on the event loop for every event from the bus."""
+        for tap in self.taps:
+            try:
+                tap(event)
+            except Exception:
+                log.exception("websocket hub tap failed on %s", event.get("type"))
         for connection in list(self.connections):
             if not self.allowed(connection.principal, event):
                 continue

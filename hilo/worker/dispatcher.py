@@ -9,6 +9,7 @@ idempotency key goes with every attempt, so the receiver can recognise a repeat.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -133,7 +134,7 @@ class OutboxDispatcher:
                 template=(message.data or {}).get("template"),
                 subject=conversation.subject,
                 in_reply_to=last_inbound,
-                references=tuple(reversed(previous)),
+                references=tuple(reversed([p for p in previous if p])),
                 cc=tuple((message.data or {}).get("cc", [])),
                 tag=(message.data or {}).get("tag"),
             )
@@ -186,10 +187,8 @@ class OutboxDispatcher:
             if ran:
                 continue
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.idle_seconds)
-            except TimeoutError:
-                pass
 
     def stop(self) -> None:
         self._stopping = True

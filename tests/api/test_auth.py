@@ -19,8 +19,9 @@ def test_session_login_requires_csrf_for_writes(api: Api, app_client: TestClient
     # when
     without = app_client.post("/api/v1/channels", json={"kind": "api", "name": "x"})
     wrong = app_client.post("/api/v1/channels", json={"kind": "api", "name": "x"}, headers={"X-CSRF-Token": "nope"})
-    right = app_client.post("/api/v1/channels", json={"kind": "api", "name": "x"},
-                            headers={"X-CSRF-Token": me["csrf_token"]})
+    right = app_client.post(
+        "/api/v1/channels", json={"kind": "api", "name": "x"}, headers={"X-CSRF-Token": me["csrf_token"]}
+    )
     read = app_client.get("/api/v1/channels")
     # then
     assert without.status_code == 403 and without.json()["error"]["code"] == "csrf_failed"
@@ -50,8 +51,9 @@ def test_wrong_password_and_rate_limit(api: Api, app_client: TestClient) -> None
     # then
     assert statuses[:5] == [401] * 5
     assert statuses[5] == 429
-    blocked = app_client.post("/api/v1/auth/login", json={"email": "admin@example.com",
-                                                          "password": "correct horse battery"})
+    blocked = app_client.post(
+        "/api/v1/auth/login", json={"email": "admin@example.com", "password": "correct horse battery"}
+    )
     assert blocked.status_code == 429 and blocked.json()["error"]["code"] == "rate_limited"
 
 
@@ -93,16 +95,21 @@ def test_only_admins_manage_agents_teams_and_channels(api: Api) -> None:
         supervisor.post("/api/v1/teams", {"name": "Sales"}),
         agent.post("/api/v1/channels", {"kind": "api", "name": "x"}),
     ]
-    created = api.post("/api/v1/agents", {"email": "x@example.com", "name": "X", "password": "long enough pw",
-                                          "locale": "es"})
+    created = api.post(
+        "/api/v1/agents", {"email": "x@example.com", "name": "X", "password": "long enough pw", "locale": "es"}
+    )
     # then
     assert [a.status_code for a in attempts] == [403, 403, 403]
     assert attempts[0].json()["error"]["code"] == "forbidden"
     assert created.status_code == 201
-    assert api.post("/api/v1/agents", {"email": "x@example.com", "name": "X",
-                                       "password": "long enough pw"}).status_code == 409
-    assert api.post("/api/v1/agents", {"email": "y@example.com", "name": "Y",
-                                       "password": "short"}).json()["error"]["code"] == "password_too_short"
+    assert (
+        api.post("/api/v1/agents", {"email": "x@example.com", "name": "X", "password": "long enough pw"}).status_code
+        == 409
+    )
+    assert (
+        api.post("/api/v1/agents", {"email": "y@example.com", "name": "Y", "password": "short"}).json()["error"]["code"]
+        == "password_too_short"
+    )
 
 
 def test_errors_are_translated_for_spanish_agents(api: Api) -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from hilo.actions.ingest import ingest_message
-from hilo.channels.models import ChannelAccount
 from hilo.channels.base import IdentityKind, IdentityRef, InboundMessage
+from hilo.channels.models import ChannelAccount
 from tests.support import Api
 
 
@@ -34,7 +34,9 @@ def test_merge_moves_history_and_split_moves_it_back(api: Api) -> None:
     assert len(merged["identities"]) == 4
     [open_thread] = api.conversations(status="open")
     assert [m["body"] for m in api.timeline(open_thread["id"]) if m["direction"] == "inbound"] == [
-        "from the shop", "from the app"]
+        "from the shop",
+        "from the app",
+    ]
     old = api.ok(api.get(f"/api/v1/contacts/{second['contact_id']}"))
     assert old["id"] == first["contact_id"]
     # when: split again by the app's identities
@@ -54,16 +56,30 @@ def test_verified_identities_in_conflict_are_never_merged(api: Api, app_client) 
         view = session.get(ChannelAccount, channel["id"]).view()
     for user, email in (("u1", "one@example.com"), ("u2", "two@example.com")):
         with runtime.transaction() as tx:
-            ingest_message(tx, view, InboundMessage(
-                provider_message_id=f"v-{user}", sender=IdentityRef(IdentityKind.WIDGET, f"9:user:{user}", verified=True),
-                other_identities=[IdentityRef(IdentityKind.EMAIL, email)], text="hi"))
+            ingest_message(
+                tx,
+                view,
+                InboundMessage(
+                    provider_message_id=f"v-{user}",
+                    sender=IdentityRef(IdentityKind.WIDGET, f"9:user:{user}", verified=True),
+                    other_identities=[IdentityRef(IdentityKind.EMAIL, email)],
+                    text="hi",
+                ),
+            )
     contacts = api.ok(api.get("/api/v1/contacts"))["items"]
     assert len(contacts) == 2
     # when: user 2 claims user 1's e-mail address in a later message
     with runtime.transaction() as tx:
-        ingest_message(tx, view, InboundMessage(
-            provider_message_id="v-claim", sender=IdentityRef(IdentityKind.WIDGET, "9:user:u2", verified=True),
-            other_identities=[IdentityRef(IdentityKind.EMAIL, "one@example.com")], text="I am one"))
+        ingest_message(
+            tx,
+            view,
+            InboundMessage(
+                provider_message_id="v-claim",
+                sender=IdentityRef(IdentityKind.WIDGET, "9:user:u2", verified=True),
+                other_identities=[IdentityRef(IdentityKind.EMAIL, "one@example.com")],
+                text="I am one",
+            ),
+        )
     # then: still two contacts; an agent's explicit merge is refused too
     assert len(api.ok(api.get("/api/v1/contacts"))["items"]) == 2
     ids = [c["id"] for c in contacts]
@@ -92,8 +108,10 @@ def test_adding_identity_of_another_contact_is_refused_and_edit_works(api: Api) 
     # when
     taken = api.post(f"/api/v1/contacts/{first['contact_id']}/identities", {"kind": "email", "value": "P2@example.com"})
     invalid = api.post(f"/api/v1/contacts/{first['contact_id']}/identities", {"kind": "phone", "value": "12"})
-    edited = api.patch(f"/api/v1/contacts/{first['contact_id']}",
-                       {"name": "Pilar", "custom_attributes": {"plan": "gold", "city": "Sevilla"}})
+    edited = api.patch(
+        f"/api/v1/contacts/{first['contact_id']}",
+        {"name": "Pilar", "custom_attributes": {"plan": "gold", "city": "Sevilla"}},
+    )
     cleared = api.patch(f"/api/v1/contacts/{first['contact_id']}", {"custom_attributes": {"city": None}})
     # then
     assert taken.status_code == 409 and taken.json()["error"]["code"] == "identity_taken"
@@ -107,6 +125,7 @@ def test_contact_search_by_name_email_and_phone(api: Api) -> None:
     channel = api.api_channel()
     api.inbound(channel, "s1", "x", name="Begoña Ruiz", email="bego@example.com")
     api.inbound(channel, "s2", "y", name="Tom Baker", phone="+44 20 7946 0018")
+
     # when / then
     def names(q: str) -> list[str]:
         return [c["name"] for c in api.ok(api.get("/api/v1/contacts", params={"q": q}))["items"]]

@@ -27,8 +27,12 @@ def test_changes_are_recorded_in_the_timeline(api: Api) -> None:
     assert updated["assignee_id"] == api.agent_id and updated["team_id"] == team["id"]
     assert updated["priority"] == "urgent" and updated["labels"] == ["refund", "vip"]
     events = [m["data"]["event"] for m in api.timeline(cid) if m["direction"] == "event"]
-    assert events == ["conversation.assigned", "conversation.priority_changed", "conversation.labels_changed",
-                      "conversation.status_changed"]
+    assert events == [
+        "conversation.assigned",
+        "conversation.priority_changed",
+        "conversation.labels_changed",
+        "conversation.status_changed",
+    ]
 
 
 def test_snooze_needs_a_future_time_and_customer_message_wakes_it(api: Api, clock: FrozenClock) -> None:
@@ -53,8 +57,7 @@ def test_filters_and_sorting(api: Api, clock: FrozenClock) -> None:
         api.inbound(channel, ext, f"hello {ext}")
         clock.advance(minutes=5)
     by_body = {api.timeline(c["id"])[0]["body"]: c["id"] for c in api.conversations()}
-    api.ok(api.patch(f"/api/v1/conversations/{by_body['hello a']}", {"assignee_id": api.agent_id,
-                                                                      "priority": "high"}))
+    api.ok(api.patch(f"/api/v1/conversations/{by_body['hello a']}", {"assignee_id": api.agent_id, "priority": "high"}))
     api.ok(api.patch(f"/api/v1/conversations/{by_body['hello b']}", {"labels": ["billing"]}))
     api.ok(api.patch(f"/api/v1/conversations/{by_body['hello c']}", {"status": "resolved"}))
     # when / then
@@ -104,8 +107,7 @@ def test_merge_and_split_conversations(api: Api, clock: FrozenClock) -> None:
     assert api.ok(api.get(f"/api/v1/conversations/{old['id']}"))["merged_into_id"] == new["id"]
     # when: split from the unrelated message
     split_from = next(m for m in api.timeline(new["id"]) if m["body"] == "unrelated topic")
-    created = api.ok(api.post(f"/api/v1/conversations/{new['id']}/split", {"from_message_id": split_from["id"]}),
-                     201)
+    created = api.ok(api.post(f"/api/v1/conversations/{new['id']}/split", {"from_message_id": split_from["id"]}), 201)
     # then
     assert [m["body"] for m in api.timeline(created["id"]) if m["direction"] == "inbound"] == ["unrelated topic"]
     assert created["status"] == "open"
@@ -137,9 +139,13 @@ def test_collision_warning_when_someone_replied_since_loading(api: Api) -> None:
     seen = api.timeline(conversation["id"])[-1]["id"]
     api.ok(other.post(f"/api/v1/conversations/{conversation['id']}/messages", {"body": "I got this"}), 201)
     # when
-    warned = api.post(f"/api/v1/conversations/{conversation['id']}/messages", {"body": "Me too", "seen_message_id": seen})
-    confirmed = api.post(f"/api/v1/conversations/{conversation['id']}/messages",
-                         {"body": "Me too", "seen_message_id": seen, "confirm_collision": True})
+    warned = api.post(
+        f"/api/v1/conversations/{conversation['id']}/messages", {"body": "Me too", "seen_message_id": seen}
+    )
+    confirmed = api.post(
+        f"/api/v1/conversations/{conversation['id']}/messages",
+        {"body": "Me too", "seen_message_id": seen, "confirm_collision": True},
+    )
     # then
     assert warned.status_code == 409 and warned.json()["error"]["code"] == "collision"
     assert warned.json()["error"]["details"]["author_agent_id"] == other.agent_id

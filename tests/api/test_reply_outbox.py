@@ -140,9 +140,15 @@ def test_reply_refused_with_reason_when_channel_unusable(api: Api, source: Recei
     assert response.json()["error"]["code"] == "channel_disabled"
     assert options == [
         {
-            "channel_account_id": channel["id"], "kind": "api", "name": "Shop", "identity_id": options[0]["identity_id"],
-            "identity_value": f"{channel['id']}:cust", "available": False, "code": "channel_disabled",
-            "reason": "This channel is disabled by an administrator.", "default": True,
+            "channel_account_id": channel["id"],
+            "kind": "api",
+            "name": "Shop",
+            "identity_id": options[0]["identity_id"],
+            "identity_value": f"{channel['id']}:cust",
+            "available": False,
+            "code": "channel_disabled",
+            "reason": "This channel is disabled by an administrator.",
+            "default": True,
         }
     ]
 
@@ -157,8 +163,12 @@ def test_agent_picks_another_channel_of_the_contact(api: Api, source: Receiver, 
     # when: the agent chooses the shop although the app was used last
     options = {o["channel_account_id"]: o for o in api.ok(api.get(f"/api/v1/conversations/{conversation_id}/channels"))}
     source.secret = shop["secret"]
-    api.ok(api.post(f"/api/v1/conversations/{conversation_id}/messages",
-                    {"body": "via shop", "channel_account_id": shop["id"]}), 201)
+    api.ok(
+        api.post(
+            f"/api/v1/conversations/{conversation_id}/messages", {"body": "via shop", "channel_account_id": shop["id"]}
+        ),
+        201,
+    )
     worker()
     # then
     assert options[app["id"]]["default"] is True and options[shop["id"]]["default"] is False

@@ -7,8 +7,9 @@ from tests.support import Api
 
 def _seed(api: Api) -> dict[str, int]:
     channel = api.api_channel()
-    api.inbound(channel, "1", "Mi pedido llegó roto, quiero un reembolso", name="Carmen Vidal",
-                email="carmen@example.com")
+    api.inbound(
+        channel, "1", "Mi pedido llegó roto, quiero un reembolso", name="Carmen Vidal", email="carmen@example.com"
+    )
     api.inbound(channel, "2", "The invoice for March is missing", name="Oliver Stone", phone="+447700900123")
     api.inbound(channel, "3", "Please refund the broken charger", name="Nadia Haddad")
     return {api.timeline(c["id"])[0]["body"].split()[1]: c["id"] for c in api.conversations()}

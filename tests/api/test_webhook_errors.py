@@ -97,8 +97,12 @@ def test_disabled_channel_refuses_so_the_provider_retries_then_accepts_when_enab
 def test_batch_with_one_bad_event_stores_nothing(api: Api) -> None:
     # given
     channel = api.api_channel()
-    payload = {"events": [{"id": "ok", "contact": {"external_id": "x"}, "text": "fine"},
-                          {"id": "bad", "contact": {"external_id": ""}, "text": "broken"}]}
+    payload = {
+        "events": [
+            {"id": "ok", "contact": {"external_id": "x"}, "text": "fine"},
+            {"id": "bad", "contact": {"external_id": ""}, "text": "broken"},
+        ]
+    }
     # when
     response = api.webhook(channel, payload)
     # then

@@ -47,8 +47,15 @@ def cluster(tmp_path: Path) -> Iterator[dict[str, object]]:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
     url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
-    env = {**os.environ, "HILO_DATABASE_URL": url, "HILO_REDIS_URL": REDIS_URL, "HILO_DATA_DIR": str(tmp_path),
-           "HILO_SECRET_KEY": "scale-out-test", "HILO_RUN_WORKER": "0", "HILO_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "HILO_DATABASE_URL": url,
+        "HILO_REDIS_URL": REDIS_URL,
+        "HILO_DATA_DIR": str(tmp_path),
+        "HILO_SECRET_KEY": "scale-out-test",
+        "HILO_RUN_WORKER": "0",
+        "HILO_LOG_LEVEL": "WARNING",
+    }
     upgrade(url)
     runtime = Runtime(make_settings(url, tmp_path))
     with runtime.transaction() as tx:
@@ -59,8 +66,22 @@ def cluster(tmp_path: Path) -> Iterator[dict[str, object]]:
     runtime.close()
     ports = [free_port(), free_port()]
     processes = [
-        subprocess.Popen([sys.executable, "-m", "uvicorn", "hilo.app:create_app", "--factory", "--host", "127.0.0.1",
-                          "--port", str(port), "--log-level", "warning"], env=env)
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "hilo.app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+        )
         for port in ports
     ]
     try:
@@ -94,9 +115,13 @@ def test_event_from_one_process_reaches_websocket_on_the_other(cluster: dict[str
             body = orjson.dumps({"id": "scale-1", "contact": {"external_id": "x"}, "text": "via A"})
             async with httpx.AsyncClient() as client:
                 response = await client.post(
-                    f"http://127.0.0.1:{port_a}/webhooks/api/{cluster['channel_id']}", content=body,
-                    headers={"content-type": "application/json",
-                             "x-hilo-signature": signing.sign(str(cluster["secret"]), body)})
+                    f"http://127.0.0.1:{port_a}/webhooks/api/{cluster['channel_id']}",
+                    content=body,
+                    headers={
+                        "content-type": "application/json",
+                        "x-hilo-signature": signing.sign(str(cluster["secret"]), body),
+                    },
+                )
             while True:
                 event = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
                 if event["type"] == "message.created":

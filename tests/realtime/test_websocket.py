@@ -55,11 +55,11 @@ def test_websocket_refuses_bad_token_and_foreign_origin(app_client: TestClient) 
     import pytest
     from starlette.websockets import WebSocketDisconnect
 
-    with pytest.raises(WebSocketDisconnect) as bad_token:
-        with app_client.websocket_connect("/api/v1/ws?token=hilo_wrong") as ws:
-            ws.receive_json()
-    with pytest.raises(WebSocketDisconnect) as foreign:
-        with app_client.websocket_connect("/api/v1/ws", headers={"origin": "https://evil.example"}) as ws:
-            ws.receive_json()
-    assert bad_token.value.code == 4401
-    assert foreign.value.code == 4403
+    bad_token = app_client.websocket_connect("/api/v1/ws?token=hilo_wrong")
+    with pytest.raises(WebSocketDisconnect) as refused_token, bad_token as ws:
+        ws.receive_json()
+    foreign = app_client.websocket_connect("/api/v1/ws", headers={"origin": "https://evil.example"})
+    with pytest.raises(WebSocketDisconnect) as refused_origin, foreign as ws:
+        ws.receive_json()
+    assert refused_token.value.code == 4401
+    assert refused_origin.value.code == 4403

@@ -1,0 +1,411 @@
+"""Ingest benchmark: signed webhooks over HTTP at rising rates, timed to the agent's websocket.
+
+Three processes besides PostgreSQL: `hilo serve` (uvicorn), a load generator that posts
+pre-signed webhooks open-loop (each request leaves at its scheduled time whether or not
+earlier ones were answered, so a slow server cannot slow the offered load down), and a
+websocket client signed in as an agent that timestamps every `message.created` event.
+Latency runs from a request's scheduled send time to its event on the websocket (the
+clocks agree: both read CLOCK_MONOTONIC). Also measured: SQL statements per message (an
+in-process run of the ingest action with a statement counter), commits per message (from
+pg_stat_database) and the API process's resident memory after the run.
+
+    python bench/ingest_bench.py [--quick] [--databases sqlite,postgresql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+from common import (
+    HILO,
+    Operator,
+    create_database,
+    drop_database,
+    hilo_env,
+    latency_summary,
+    pg_url,
+    rss_mb,
+    running_server,
+    setup_operator,
+    status,
+    write_result,
+)
+
+from hilo.channels import signing
+
+RATES = [100, 300, 600, 1000, 1500, 2000]
+QUICK_RATES = [100, 300, 1000]
+CONTACTS = 3000  # distinct senders per database; most messages join an existing thread
+MAX_CONNECTIONS = 1000
+REQUEST_TIMEOUT = 30.0
+WORDS = "hola pedido envío gracias refund order status please ayuda factura tracking mañana".split()
+
+
+# ---------------------------------------------------------------- load generator process
+
+
+@dataclass
+class Shot:
+    seq: int
+    scheduled: float
+    answered: float = 0.0
+    status: int = 0
+
+
+def _requests(args: argparse.Namespace) -> list[bytes]:
+    """Pre-built, pre-signed HTTP requests, so signing is not on the clock."""
+    rng = random.Random(args.seed)
+    requests = []
+    for i in range(args.count):
+        seq = args.first_seq + i
+        contact = rng.randrange(CONTACTS)
+        sender: dict[str, Any] = {"external_id": f"c-{contact}", "name": f"Cliente {contact}"}
+        if contact % 3 == 0:
+            sender["email"] = f"cliente{contact}@example.com"
+        text = f"bench {seq} " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12)))
+        body = orjson.dumps({"id": f"{args.run}-{seq}", "contact": sender, "text": text})
+        head = (
+            f"POST {args.path} HTTP/1.1\r\nHost: {args.host}:{args.port}\r\n"
+            f"Content-Type: application/json\r\nX-Hilo-Signature: {signing.sign(args.secret, body)}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        requests.append(head.encode() + body)
+    return requests
+
+
+class Connections:
+    """Keep-alive HTTP/1.1 connections, opened on demand up to a cap."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.open = 0
+        self.freed = asyncio.Condition()
+
+    async def take(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        while True:
+            if self.idle:
+                return self.idle.pop()
+            if self.open < MAX_CONNECTIONS:
+                self.open += 1
+                try:
+                    return await asyncio.open_connection(self.host, self.port)
+                except OSError:
+                    self.open -= 1
+                    raise
+            async with self.freed:
+                await self.freed.wait()
+
+    async def give(self, connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None) -> None:
+        if connection is None:
+            self.open -= 1
+        else:
+            self.idle.append(connection)
+        async with self.freed:
+            self.freed.notify()
+
+
+async def _post(pool: Connections, request: bytes) -> int:
+    reader, writer = await pool.take()
+    keep: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+    try:
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        code = int(lines[0].split(" ", 2)[1])
+        length = 0
+        for line in lines[1:]:
+            if line.lower().startswith("content-length:"):
+                length = int(line.split(":", 1)[1])
+        await reader.readexactly(length)
+        keep = (reader, writer)
+        return code
+    finally:
+        if keep is None:
+            writer.close()
+        await pool.give(keep)
+
+
+async def _load(args: argparse.Namespace) -> list[Shot]:
+    requests = _requests(args)
+    pool = Connections(args.host, args.port)
+    shots = [Shot(seq=args.first_seq + i, scheduled=0.0) for i in range(args.count)]
+    tasks: list[asyncio.Task[None]] = []
+
+    async def fire(i: int) -> None:
+        shot = shots[i]
+        try:
+            shot.status = await asyncio.wait_for(_post(pool, requests[i]), REQUEST_TIMEOUT)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError, IndexError):
+            shot.status = -1
+        shot.answered = time.monotonic()
+
+    start = time.monotonic() + 0.05
+    interval = 1.0 / args.rate
+    i = 0
+    while i < args.count:
+        now = time.monotonic()
+        while i < args.count and start + i * interval <= now:
+            shots[i].scheduled = start + i * interval
+            tasks.append(asyncio.create_task(fire(i)))
+            i += 1
+        await asyncio.sleep(min(0.001, max(0.0, start + i * interval - time.monotonic())))
+    await asyncio.gather(*tasks)
+    return shots
+
+
+def load_main(args: argparse.Namespace) -> None:
+    import uvloop
+
+    shots = uvloop.run(_load(args))
+    Path(args.out).write_bytes(orjson.dumps([[s.seq, s.scheduled, s.answered, s.status] for s in shots]))
+
+
+# ---------------------------------------------------------------- websocket receiver process
+
+
+async def _receive(args: argparse.Namespace) -> None:
+    import websockets
+
+    out = open(args.out, "w")  # noqa: SIM115 - flushed as events arrive, closed on exit
+    async with websockets.connect(args.url, max_queue=None, ping_interval=None) as socket:
+        hello = orjson.loads(await socket.recv())
+        assert hello["type"] == "hello", hello
+        print("ready", flush=True)
+        last_flush = time.monotonic()
+        async for raw in socket:
+            now = time.monotonic()
+            event = orjson.loads(raw)
+            if event.get("type") == "message.created":
+                preview = event.get("preview") or ""
+                if preview.startswith("bench "):
+                    out.write(f"{preview.split(' ', 2)[1]} {now}\n")
+            if now - last_flush > 0.1:
+                out.flush()
+                last_flush = now
+    out.close()
+
+
+def receive_main(args: argparse.Namespace) -> None:
+    import uvloop
+
+    with contextlib.suppress(Exception):
+        uvloop.run(_receive(args))
+
+
+# ---------------------------------------------------------------- orchestration
+
+
+@dataclass
+class Receiver:
+    process: subprocess.Popen[str]
+    path: Path
+    seen: dict[int, float] = field(default_factory=dict)
+    offset: int = 0
+
+    def poll(self) -> None:
+        with self.path.open() as events:
+            events.seek(self.offset)
+            chunk = events.read()
+        complete = chunk[: chunk.rfind("\n") + 1]
+        self.offset += len(complete.encode())
+        for line in complete.splitlines():
+            seq, at = line.split()
+            self.seen.setdefault(int(seq), float(at))
+
+
+def _start_receiver(url: str, work: Path) -> Receiver:
+    path = work / "events.txt"
+    path.touch()
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--receive", "--url", url, "--out", str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    if process.stdout.readline().strip() != "ready":
+        raise RuntimeError("the websocket client did not connect")
+    return Receiver(process, path)
+
+
+def _commits(database: str | None) -> int | None:
+    if database is None:
+        return None
+    with psycopg.connect(pg_url("postgres")) as conn:
+        row = conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = %s", (database,)).fetchone()
+    return int(row[0]) if row else None
+
+
+def _step(
+    server_port: int, operator: Operator, receiver: Receiver, rate: int, duration: float, first_seq: int,
+    work: Path, database: str | None, run: str,
+) -> dict[str, Any]:  # fmt: skip
+    count = int(rate * duration)
+    out = work / f"load-{rate}.json"
+    commits_before = _commits(database)
+    subprocess.run(
+        [
+            sys.executable, __file__, "--load", "--host", "127.0.0.1", "--port", str(server_port),
+            "--path", operator.webhook_path, "--secret", operator.secret, "--rate", str(rate),
+            "--count", str(count), "--first-seq", str(first_seq), "--seed", str(rate), "--run", run,
+            "--out", str(out),
+        ],
+        check=True,
+    )  # fmt: skip
+    shots = orjson.loads(out.read_bytes())
+    accepted = [s for s in shots if 200 <= s[3] < 300]
+    deadline = time.monotonic() + 20
+    wanted = {s[0] for s in accepted}
+    while time.monotonic() < deadline:
+        receiver.poll()
+        if wanted.issubset(receiver.seen):
+            break
+        time.sleep(0.2)
+    commits_after = _commits(database)
+    first = min(s[1] for s in shots)
+    last_answer = max((s[2] for s in accepted), default=first)
+    event_latency = [receiver.seen[s[0]] - s[1] for s in accepted if s[0] in receiver.seen]
+    errors: dict[str, int] = {}
+    for s in shots:
+        if not 200 <= s[3] < 300:
+            key = "connection/timeout" if s[3] < 0 else f"http_{s[3]}"
+            errors[key] = errors.get(key, 0) + 1
+    result = {
+        "offered_per_s": rate,
+        "duration_s": duration,
+        "sent": len(shots),
+        "accepted": len(accepted),
+        "accepted_per_s": round(len(accepted) / max(last_answer - first, duration), 1),
+        "errors": errors,
+        "events_missing": len(wanted - receiver.seen.keys()),
+        "post_to_event": latency_summary(event_latency),
+        "post_to_response": latency_summary([s[2] - s[1] for s in accepted]),
+    }
+    if commits_before is not None and commits_after is not None and accepted:
+        result["commits_per_message"] = round((commits_after - commits_before) / len(accepted), 3)
+    status(
+        f"  {rate}/s: accepted {result['accepted_per_s']}/s, event p50 {result['post_to_event']['p50_ms']} ms "
+        f"p99 {result['post_to_event']['p99_ms']} ms, errors {errors or 0}, missing {result['events_missing']}"
+    )
+    return result
+
+
+def statements_per_message(database_url: str, data_dir: Path) -> dict[str, Any]:
+    """Run the ingest action in-process on 1,000 messages and count the SQL it issues."""
+    from hilo.actions.ingest import ingest_delivery
+    from hilo.channels.api import ADAPTER
+    from hilo.channels.base import WebhookRequest
+    from hilo.runtime import Runtime
+    from hilo.settings import load_settings
+
+    os.environ.update(hilo_env(database_url, data_dir))
+    runtime = Runtime(load_settings())
+    secret = "statement-count-secret"  # noqa: S105 - a local, throw-away channel
+    with runtime.transaction() as tx:
+        from hilo.actions.channels import create_channel_account
+
+        account = create_channel_account(tx, "api", "Statement count", {"secret": secret}).view()
+
+    def delivery(seq: int, contact: int) -> Any:
+        body = orjson.dumps(
+            {
+                "id": f"count-{seq}",
+                "contact": {"external_id": f"count-{contact}", "name": f"Cliente {contact}"},
+                "text": f"message {seq}",
+            }
+        )
+        headers = {"content-type": "application/json", signing.HEADER: signing.sign(secret, body)}
+        return ADAPTER.parse_webhook(account, WebhookRequest("POST", "http://bench/", headers, {}, body))
+
+    from common import counting_statements
+
+    outcome: dict[str, Any] = {}
+    # 500 first messages (new contact, new conversation), then 500 from the same contacts.
+    for label, offset in (("new_contact", 0), ("returning_contact", 500)):
+        deliveries = [delivery(offset + i, i) for i in range(500)]
+        with counting_statements(runtime.db.engine) as count:
+            for item in deliveries:
+                with runtime.transaction() as tx:
+                    ingest_delivery(tx, account, item)
+            outcome[label] = round(count() / len(deliveries), 2)
+    runtime.close()
+    return outcome
+
+
+def run_database(kind: str, rates: list[int], duration: float, work: Path) -> dict[str, Any]:
+    status(f"ingest on {kind}")
+    database = f"hilo_bench_ingest_{os.getpid()}" if kind == "postgresql" else None
+    url = create_database(database) if database else f"sqlite:///{work / 'hilo.db'}"
+    data_dir = work / "data"
+    env = hilo_env(url, data_dir)
+    try:
+        subprocess.run([HILO, "migrate"], env=env, check=True, capture_output=True)
+        operator = setup_operator(env)
+        result: dict[str, Any] = {"database": kind, "steps": []}
+        with running_server(env, work / "server.log") as server:
+            ws_url = f"ws://127.0.0.1:{server.port}/api/v1/ws?token={operator.token}"
+            receiver = _start_receiver(ws_url, work)
+            try:
+                seq = 0
+                for rate in rates:
+                    result["steps"].append(
+                        _step(server.port, operator, receiver, rate, duration, seq, work, database, kind)
+                    )
+                    seq += int(rate * duration)
+                    time.sleep(1)
+                result["api_rss_mb_after_run"] = rss_mb(server.pid)
+            finally:
+                receiver.process.terminate()
+                receiver.process.wait(timeout=10)
+        result["sql_statements_per_message"] = statements_per_message(url, data_dir)
+        return result
+    finally:
+        if database:
+            drop_database(database)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="three rates, 3 s each")
+    parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--duration", type=float, default=None, help="seconds per rate (default 10, quick 3)")
+    parser.add_argument("--rates", default=None, help="comma-separated rates per second")
+    parser.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--receive", action="store_true", help=argparse.SUPPRESS)
+    for name in ("host", "path", "secret", "run", "out", "url"):
+        parser.add_argument(f"--{name}", help=argparse.SUPPRESS)
+    for name in ("port", "count", "first-seq", "seed"):
+        parser.add_argument(f"--{name}", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--rate", type=float, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.load:
+        load_main(args)
+        return
+    if args.receive:
+        receive_main(args)
+        return
+    rates = [int(r) for r in args.rates.split(",")] if args.rates else (QUICK_RATES if args.quick else RATES)
+    duration = args.duration or (3.0 if args.quick else 10.0)
+    results = []
+    for kind in args.databases.split(","):
+        with tempfile.TemporaryDirectory(prefix=f"hilo-ingest-{kind}-") as work:
+            results.append(run_database(kind, rates, duration, Path(work)))
+    write_result("ingest", {"quick": args.quick, "rates": rates, "duration_s": duration, "databases": results})
+
+
+if __name__ == "__main__":
+    main()

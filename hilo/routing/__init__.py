@@ -1,0 +1,1 @@
+"""Routing: teams' strategies, skills, presence, capacity, the queue, business hours and SLAs."""

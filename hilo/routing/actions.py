@@ -1,0 +1,450 @@
+"""Routing actions: team and agent routing settings, the decision that gives a conversation
+to an agent (or queues it), the queue drain as capacity frees, and re-assignment.
+
+A decision runs inside the caller's transaction and holds its team's routing row
+(`FOR UPDATE` on PostgreSQL; SQLite serialises writers anyway), so two API processes
+never hand the same free slot out twice.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from hilo.actions import conversations as conv_actions
+from hilo.actions.errors import ActionError
+from hilo.agents.models import Agent, Team, team_members
+from hilo.channels.models import ChannelAccount
+from hilo.conversations.models import Conversation
+from hilo.i18n import N_
+from hilo.routing.capacity import CHANNEL_CLASSES, capacity_for, channel_class
+from hilo.routing.models import (
+    STRATEGIES,
+    BusinessHours,
+    ConversationRouting,
+    ConversationSla,
+    RoutingAgent,
+    RoutingTeam,
+)
+from hilo.runtime import Tx
+
+PRIORITY_RANK = {"urgent": 0, "high": 1, "medium": 2, "low": 3, "none": 4}
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_SKILLS = 50
+DRAIN_BATCH = 200
+
+
+@dataclass
+class Candidate:
+    """An online, available member of the team, with what they already carry."""
+
+    agent_id: int
+    skills: frozenset[str]
+    capacity: dict[str, int]
+    last_assigned_at: datetime | None
+    load: Counter[str] = field(default_factory=Counter)
+
+    def free(self, klass: str) -> bool:
+        return self.load[klass] < capacity_for(self.capacity, klass)
+
+    def has_room(self) -> bool:
+        return any(self.free(klass) for klass in CHANNEL_CLASSES)
+
+
+def choose(
+    strategy: str,
+    candidates: list[Candidate],
+    klass: str,
+    required: frozenset[str],
+    *,
+    cursor: int | None = None,
+    exclude: frozenset[int] = frozenset(),
+) -> tuple[Candidate | None, str]:
+    """Pick an agent by the team's strategy; None and the reason when nobody fits."""
+    pool = [c for c in candidates if c.agent_id not in exclude]
+    if not pool:
+        return None, "no_agent_online"
+    if strategy == "skills":
+        pool = [c for c in pool if required <= c.skills]
+        if not pool:
+            return None, "no_skilled_agent"
+    free = [c for c in pool if c.free(klass)]
+    if not free:
+        return None, "no_capacity"
+    if strategy == "round_robin":
+        free.sort(key=lambda c: c.agent_id)
+        after = [c for c in free if cursor is not None and c.agent_id > cursor]
+        return (after or free)[0], "round_robin"
+    chosen = min(
+        free,
+        key=lambda c: (
+            c.load[klass] / max(1, capacity_for(c.capacity, klass)),
+            sum(c.load.values()),
+            c.last_assigned_at or EPOCH,
+            c.agent_id,
+        ),
+    )
+    return chosen, strategy
+
+
+def loads(tx: Tx, agent_ids: Iterable[int]) -> dict[int, Counter[str]]:
+    """Open conversations each agent carries, per capacity class."""
+    ids = list(agent_ids)
+    result: dict[int, Counter[str]] = {agent_id: Counter() for agent_id in ids}
+    if not ids:
+        return result
+    rows = tx.session.execute(
+        select(Conversation.assignee_id, ChannelAccount.kind, func.count())
+        .select_from(Conversation)
+        .outerjoin(ChannelAccount, ChannelAccount.id == Conversation.last_channel_account_id)
+        .where(Conversation.assignee_id.in_(ids), Conversation.status == "open")
+        .group_by(Conversation.assignee_id, ChannelAccount.kind)
+    ).all()
+    for agent_id, kind, count in rows:
+        result[agent_id][channel_class(kind)] += count
+    return result
+
+
+def online_members(tx: Tx, team_id: int) -> list[Candidate]:
+    """The team's active members who are connected and available, with their loads."""
+    rows = tx.session.execute(
+        select(RoutingAgent.agent_id, RoutingAgent.skills, RoutingAgent.capacity, RoutingAgent.last_assigned_at)
+        .join(team_members, team_members.c.agent_id == RoutingAgent.agent_id)
+        .join(Agent, Agent.id == RoutingAgent.agent_id)
+        .where(
+            team_members.c.team_id == team_id,
+            Agent.active.is_(True),
+            RoutingAgent.availability == "available",
+            RoutingAgent.online_until > tx.now,
+        )
+    ).all()
+    candidates = [
+        Candidate(row.agent_id, frozenset(row.skills or []), dict(row.capacity or {}), row.last_assigned_at)
+        for row in rows
+    ]
+    carried = loads(tx, [c.agent_id for c in candidates])
+    for candidate in candidates:
+        candidate.load = carried[candidate.agent_id]
+    return candidates
+
+
+def lock_team(tx: Tx, team_id: int) -> RoutingTeam | None:
+    return tx.session.execute(
+        select(RoutingTeam).where(RoutingTeam.team_id == team_id).with_for_update()
+    ).scalar_one_or_none()
+
+
+def conversation_class(tx: Tx, conversation: Conversation) -> str:
+    if conversation.last_channel_account_id is None:
+        return "chat"
+    kind = tx.session.execute(
+        select(ChannelAccount.kind).where(ChannelAccount.id == conversation.last_channel_account_id)
+    ).scalar()
+    return channel_class(kind)
+
+
+def _routing_row(tx: Tx, conversation_id: int) -> ConversationRouting:
+    row = tx.session.get(ConversationRouting, conversation_id)
+    if row is None:
+        row = ConversationRouting(conversation_id=conversation_id, required_skills=[], updated_at=tx.now)
+        tx.session.add(row)
+        tx.session.flush()
+    return row
+
+
+def _decision(
+    tx: Tx, conversation: Conversation, team: RoutingTeam, agent_id: int | None, reason: str, trigger: str, **extra: Any
+) -> None:
+    data = {
+        "agent_id": agent_id,
+        "team_id": team.team_id,
+        "strategy": team.strategy,
+        "reason": reason,
+        "trigger": trigger,
+        **extra,
+    }
+    tx.record(
+        "routing.decision",
+        conversation_id=conversation.id,
+        contact_id=conversation.contact_id,
+        data=data,
+        realtime=conv_actions.realtime_of(conversation, decision=data),
+    )
+
+
+def _give(tx: Tx, conversation: Conversation, team: RoutingTeam, chosen: Candidate, reason: str, trigger: str) -> None:
+    waited_since = conversation.waiting_since
+    conv_actions.assign(tx, conversation, agent_id=chosen.agent_id)
+    tx.session.execute(
+        update(ConversationRouting)
+        .where(ConversationRouting.conversation_id == conversation.id)
+        .values(queued_at=None, reason=None, updated_at=tx.now)
+    )
+    team.last_agent_id = chosen.agent_id
+    tx.session.execute(
+        update(RoutingAgent).where(RoutingAgent.agent_id == chosen.agent_id).values(last_assigned_at=tx.now)
+    )
+    chosen.last_assigned_at = tx.now
+    waited = (tx.now - waited_since).total_seconds() if waited_since else None
+    _decision(tx, conversation, team, chosen.agent_id, reason, trigger, waited_seconds=waited)
+
+
+def _enqueue(tx: Tx, conversation: Conversation, team: RoutingTeam, klass: str, reason: str, trigger: str) -> None:
+    row = _routing_row(tx, conversation.id)
+    newly = row.queued_at is None or row.team_id != team.team_id
+    due = tx.session.execute(
+        select(ConversationSla.due_at).where(ConversationSla.conversation_id == conversation.id)
+    ).scalar()
+    row.queued_at = row.queued_at if not newly else tx.now
+    row.team_id = team.team_id
+    row.priority_rank = PRIORITY_RANK.get(conversation.priority, 4)
+    row.sla_due_at = due
+    row.waiting_since = conversation.waiting_since or row.queued_at
+    row.channel_class = klass
+    changed = newly or row.reason != reason
+    row.reason = reason
+    row.updated_at = tx.now
+    tx.session.flush()
+    if changed:
+        _decision(tx, conversation, team, None, reason, trigger, queued=True)
+
+
+def dequeue(tx: Tx, conversation_id: int) -> None:
+    tx.session.execute(
+        update(ConversationRouting)
+        .where(ConversationRouting.conversation_id == conversation_id, ConversationRouting.queued_at.is_not(None))
+        .values(queued_at=None, reason=None, updated_at=tx.now)
+    )
+
+
+def routable(conversation: Conversation | None) -> bool:
+    return (
+        conversation is not None
+        and conversation.merged_into_id is None
+        and conversation.status == "open"
+        and conversation.assignee_id is None
+        and conversation.team_id is not None
+    )
+
+
+def route(tx: Tx, conversation_id: int, *, trigger: str, exclude: frozenset[int] = frozenset()) -> int | None:
+    """Give an open, unassigned team conversation to an agent, or queue it; return the agent."""
+    conversation = tx.session.get(Conversation, conversation_id)
+    if conversation is None or not routable(conversation):
+        if conversation is not None and conversation.status != "open":
+            dequeue(tx, conversation_id)
+        return None
+    assert conversation.team_id is not None
+    team = lock_team(tx, conversation.team_id)
+    if team is None or not team.auto_assign:
+        return None
+    klass = conversation_class(tx, conversation)
+    routing = tx.session.get(ConversationRouting, conversation_id)
+    required = frozenset(routing.required_skills or []) if routing else frozenset()
+    candidates = online_members(tx, team.team_id)
+    chosen, reason = choose(team.strategy, candidates, klass, required, cursor=team.last_agent_id, exclude=exclude)
+    if chosen is None:
+        _enqueue(tx, conversation, team, klass, reason, trigger)
+        return None
+    _give(tx, conversation, team, chosen, reason, trigger)
+    return chosen.agent_id
+
+
+def drain_team(tx: Tx, team_id: int, *, trigger: str) -> int:
+    """Assign queued conversations of a team in queue order while agents have room."""
+    team = lock_team(tx, team_id)
+    if team is None or not team.auto_assign:
+        return 0
+    candidates = online_members(tx, team_id)
+    if not any(c.has_room() for c in candidates):
+        return 0
+    queue = tx.session.execute(
+        select(ConversationRouting)
+        .where(ConversationRouting.team_id == team_id, ConversationRouting.queued_at.is_not(None))
+        .order_by(
+            ConversationRouting.priority_rank,
+            ConversationRouting.sla_due_at.asc().nulls_last(),
+            ConversationRouting.waiting_since,
+            ConversationRouting.conversation_id,
+        )
+        .limit(DRAIN_BATCH)
+    ).scalars()
+    assigned = 0
+    for item in list(queue):
+        if not any(c.has_room() for c in candidates):
+            break
+        conversation = tx.session.get(Conversation, item.conversation_id)
+        if conversation is None or not routable(conversation) or conversation.team_id != team_id:
+            item.queued_at = None
+            item.reason = None
+            continue
+        chosen, reason = choose(
+            team.strategy,
+            candidates,
+            item.channel_class,
+            frozenset(item.required_skills or []),
+            cursor=team.last_agent_id,
+        )
+        if chosen is None:
+            continue
+        _give(tx, conversation, team, chosen, reason, trigger)
+        chosen.load[item.channel_class] += 1
+        assigned += 1
+    tx.session.flush()
+    return assigned
+
+
+def teams_of(tx: Tx, agent_id: int) -> list[int]:
+    return list(
+        tx.session.execute(select(team_members.c.team_id).where(team_members.c.agent_id == agent_id)).scalars().all()
+    )
+
+
+def reassign_from(tx: Tx, agent_id: int) -> list[int]:
+    """Hand the open conversations of an agent who went offline back to routing, where the
+    team asks for it; return the conversation ids moved."""
+    rows = tx.session.execute(
+        select(Conversation)
+        .join(RoutingTeam, RoutingTeam.team_id == Conversation.team_id)
+        .where(
+            Conversation.assignee_id == agent_id,
+            Conversation.status == "open",
+            RoutingTeam.reassign_when_offline.is_(True),
+            RoutingTeam.auto_assign.is_(True),
+        )
+        .order_by(Conversation.id)
+    ).scalars()
+    moved = []
+    for conversation in list(rows):
+        conv_actions.assign(tx, conversation, agent_id=None)
+        route(tx, conversation.id, trigger="agent_offline", exclude=frozenset({agent_id}))
+        moved.append(conversation.id)
+    return moved
+
+
+def requeue_keys(tx: Tx, conversation_id: int) -> None:
+    """Refresh a queued conversation's sort keys (priority, SLA due) after they changed."""
+    row = tx.session.get(ConversationRouting, conversation_id)
+    if row is None or row.queued_at is None:
+        return
+    conversation = tx.session.get(Conversation, conversation_id)
+    if conversation is None:
+        return
+    row.priority_rank = PRIORITY_RANK.get(conversation.priority, 4)
+    row.sla_due_at = tx.session.execute(
+        select(ConversationSla.due_at).where(ConversationSla.conversation_id == conversation_id)
+    ).scalar()
+    row.updated_at = tx.now
+
+
+def require_skills(tx: Tx, conversation: Conversation, skills: list[str]) -> None:
+    """Add skills the conversation's agent must have (under the skills-based strategy)."""
+    wanted = normalize_skills(skills)
+    row = _routing_row(tx, conversation.id)
+    merged = sorted(set(row.required_skills or []) | set(wanted))
+    if merged == sorted(row.required_skills or []):
+        return
+    row.required_skills = merged
+    row.updated_at = tx.now
+    tx.session.flush()
+    tx.record(
+        "routing.skills_required",
+        conversation_id=conversation.id,
+        contact_id=conversation.contact_id,
+        data={"skills": merged},
+        realtime=conv_actions.realtime_of(conversation, skills=merged),
+    )
+
+
+def normalize_skills(skills: Iterable[str]) -> list[str]:
+    cleaned = sorted({s.strip().lower() for s in skills if s and s.strip()})
+    if len(cleaned) > MAX_SKILLS or any(len(s) > 64 for s in cleaned):
+        raise ActionError("skills_invalid", N_("Use at most 50 skills of at most 64 characters each."), 422)
+    return cleaned
+
+
+def agent_row(tx: Tx, agent_id: int) -> RoutingAgent:
+    """The agent's routing row, created with defaults on first use."""
+    row = tx.session.get(RoutingAgent, agent_id)
+    if row is not None:
+        return row
+    try:
+        with tx.session.begin_nested():
+            row = RoutingAgent(
+                agent_id=agent_id, skills=[], capacity={}, availability="available", presence="offline", updated_at=tx.now
+            )
+            tx.session.add(row)
+    except IntegrityError:
+        # Another process created it first.
+        row = tx.session.get(RoutingAgent, agent_id, populate_existing=True)
+        assert row is not None
+    return row
+
+
+def save_team(
+    tx: Tx,
+    team_id: int,
+    *,
+    strategy: str,
+    auto_assign: bool,
+    reassign_when_offline: bool,
+    business_hours_id: int | None,
+) -> RoutingTeam:
+    if tx.session.get(Team, team_id) is None:
+        raise ActionError("team_not_found", N_("Team not found."), 404)
+    if strategy not in STRATEGIES:
+        raise ActionError("strategy_invalid", N_("Unknown routing strategy."), 422)
+    if business_hours_id is not None and tx.session.get(BusinessHours, business_hours_id) is None:
+        raise ActionError("business_hours_not_found", N_("Business hours not found."), 422)
+    row = tx.session.get(RoutingTeam, team_id)
+    if row is None:
+        row = RoutingTeam(team_id=team_id, created_at=tx.now)
+        tx.session.add(row)
+    row.strategy = strategy
+    row.auto_assign = auto_assign
+    row.reassign_when_offline = reassign_when_offline
+    row.business_hours_id = business_hours_id
+    row.updated_at = tx.now
+    tx.session.flush()
+    tx.record(
+        "routing.team_saved",
+        data={
+            "team_id": team_id,
+            "strategy": strategy,
+            "auto_assign": auto_assign,
+            "reassign_when_offline": reassign_when_offline,
+            "business_hours_id": business_hours_id,
+        },
+        realtime={"team_id": team_id, "assignee_id": None, "only_agent_ids": [tx.actor_agent_id]},
+    )
+    return row
+
+
+def save_agent(tx: Tx, agent_id: int, *, skills: list[str] | None, capacity: dict[str, int] | None) -> RoutingAgent:
+    agent = tx.session.get(Agent, agent_id)
+    if agent is None:
+        raise ActionError("agent_not_found", N_("Agent not found."), 404)
+    row = agent_row(tx, agent_id)
+    if skills is not None:
+        row.skills = normalize_skills(skills)
+    if capacity is not None:
+        unknown = set(capacity) - set(CHANNEL_CLASSES)
+        if unknown or any(not 0 <= int(v) <= 1000 for v in capacity.values()):
+            raise ActionError(
+                "capacity_invalid", N_("Capacity is a number from 0 to 1000 for call, chat or email."), 422
+            )
+        row.capacity = {k: int(v) for k, v in sorted(capacity.items())}
+    row.updated_at = tx.now
+    tx.session.flush()
+    tx.record(
+        "routing.agent_saved",
+        data={"agent_id": agent_id, "skills": row.skills, "capacity": row.capacity},
+        realtime={"team_id": None, "assignee_id": None, "agent_id": agent_id, "only_agent_ids": [agent_id]},
+    )
+    return row

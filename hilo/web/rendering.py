@@ -1,0 +1,229 @@
+"""Jinja2 rendering for the agent UI: the agent's language, dates, channel names, safe text."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from babel.dates import format_datetime
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup, escape
+
+from hilo.i18n import N_, gettext
+
+HERE = Path(__file__).parent
+STATIC = HERE / "static"
+TEMPLATES = HERE / "templates"
+
+# Content-Security-Policy of every UI page: no inline script or style, media from Hilo or providers.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob: https:; "
+    "media-src 'self' blob: https:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; "
+    "form-action 'self'; object-src 'none'"
+)
+
+CHANNEL_KINDS = {
+    "whatsapp": "WhatsApp",
+    "twilio_whatsapp": "WhatsApp",
+    "sms": "SMS",
+    "email": N_("E-mail"),
+    "telegram": "Telegram",
+    "messenger": "Messenger",
+    "instagram": "Instagram",
+    "api": N_("API"),
+    "widget": N_("Chat"),
+}
+IDENTITY_KINDS = {
+    "email": N_("E-mail"),
+    "phone": N_("Phone"),
+    "telegram": "Telegram",
+    "messenger": "Messenger",
+    "instagram": "Instagram",
+    "widget": N_("Chat visitor"),
+    "api": N_("External id"),
+}
+STATUS_LABELS = {
+    "open": N_("Open"),
+    "pending": N_("Pending"),
+    "snoozed": N_("Snoozed"),
+    "resolved": N_("Resolved"),
+}
+PRIORITY_LABELS = {
+    "none": N_("No priority"),
+    "low": N_("Low"),
+    "medium": N_("Medium"),
+    "high": N_("High"),
+    "urgent": N_("Urgent"),
+}
+SORT_LABELS = {
+    "last_activity": N_("Last activity"),
+    "waiting": N_("Longest waiting"),
+    "priority": N_("Priority"),
+    "created": N_("Newest first"),
+}
+DELIVERY_LABELS = {
+    "queued": N_("Queued"),
+    "sent": N_("Sent"),
+    "delivered": N_("Delivered"),
+    "read": N_("Read"),
+    "failed": N_("Failed"),
+}
+ROLE_LABELS = {"admin": N_("Administrator"), "supervisor": N_("Supervisor"), "agent": N_("Agent")}
+
+# Strings app.js shows; the page carries their translation.
+JS_STRINGS = (
+    N_("Something went wrong; try again."),
+    N_("Connection lost; reconnecting…"),
+    N_("Connected again."),
+    N_("{name} is viewing"),
+    N_("{name} is typing…"),
+    N_("Someone else replied since you opened this conversation."),
+    N_("Send anyway"),
+    N_("Cancel"),
+    N_("Sent."),
+    N_("Note added."),
+    N_("Saved."),
+    N_("{n} conversations updated."),
+    N_("{name} mentioned you"),
+    N_("Assigned to you"),
+    N_("New reply from {name}"),
+    N_("Choose a time in the future to snooze until."),
+    N_("No agent matches."),
+    N_("Name of the view"),
+    N_("Merge this conversation into #{id}? Its messages move there."),
+    N_("Merge {name} into this contact? Identities and conversations move here."),
+    N_("Move the selected identities to a new contact?"),
+    N_("Move this message and everything after it to a new conversation?"),
+    N_("Delete this view?"),
+    N_("Copied."),
+    N_("Attribute name"),
+    N_("default"),
+    N_("Unavailable"),
+    N_("Merged into another conversation."),
+    N_("Open it"),
+)
+
+URL = re.compile(r"\bhttps?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
+
+
+def _static_version() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(STATIC.rglob("*")):
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+STATIC_VERSION = _static_version()
+
+
+def static_url(path: str) -> str:
+    """A cache-busted URL of a static file (the version changes with the files' content)."""
+    return f"/static/{path}?v={STATIC_VERSION}"
+
+
+def as_datetime(value: datetime | str) -> datetime:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def iso(value: datetime | str | None) -> str:
+    if value is None:
+        return ""
+    return as_datetime(value).astimezone(UTC).isoformat()
+
+
+def short_datetime(value: datetime | str | None, locale: str) -> str:
+    """Server-side fallback text; the browser rewrites it in the agent's own time zone."""
+    if value is None:
+        return ""
+    return format_datetime(as_datetime(value), "short", tzinfo=UTC, locale=locale)
+
+
+def initials(name: str | None) -> str:
+    parts = [p for p in (name or "?").split() if p]
+    letters = "".join(p[0] for p in parts[:2]).upper()
+    return letters or "?"
+
+
+def hue(key: object) -> int:
+    """A stable avatar colour class (0-7) for a name or id."""
+    return int(hashlib.md5(str(key).encode(), usedforsecurity=False).hexdigest()[:4], 16) % 8
+
+
+def rich_text(text: str | None, mention_names: Iterable[str] = ()) -> Markup:
+    """Escape text, make links clickable and highlight @mentions of agents."""
+    escaped = str(escape(text or ""))
+    escaped = URL.sub(
+        lambda m: f'<a href="{m.group(0)}" target="_blank" rel="noopener noreferrer nofollow">{m.group(0)}</a>',
+        escaped,
+    )
+    for name in sorted(set(mention_names), key=len, reverse=True):
+        token = str(escape(f"@{name}"))
+        escaped = escaped.replace(token, f'<span class="mention">{token}</span>')
+    return Markup(escaped)  # noqa: S704 - built from escaped text only
+
+
+def filesize(size: int | None) -> str:
+    if size is None:
+        return ""
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def translator(locale: str) -> Callable[..., str]:
+    def translate(msgid: str, **values: object) -> str:
+        return gettext(msgid, locale, **values)
+
+    return translate
+
+
+env = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    undefined=StrictUndefined,
+)
+env.filters.update(iso=iso, initials=initials, hue=hue, rich=rich_text, filesize=filesize)
+env.globals.update(
+    static=static_url,
+    CHANNEL_KINDS=CHANNEL_KINDS,
+    IDENTITY_KINDS=IDENTITY_KINDS,
+    STATUS_LABELS=STATUS_LABELS,
+    PRIORITY_LABELS=PRIORITY_LABELS,
+    SORT_LABELS=SORT_LABELS,
+    DELIVERY_LABELS=DELIVERY_LABELS,
+    ROLE_LABELS=ROLE_LABELS,
+)
+
+
+def render_text(name: str, locale: str, **context: Any) -> str:
+    translate = translator(locale)
+    return env.get_template(name).render(
+        _=translate,
+        locale=locale,
+        when=lambda value: short_datetime(value, locale),
+        **context,
+    )
+
+
+def render(name: str, locale: str, *, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """Render a page or fragment in `locale`, with the UI's security headers."""
+    return HTMLResponse(
+        render_text(name, locale, **context),
+        status_code=status_code,
+        headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"},
+    )
+
+
+def js_strings(locale: str) -> dict[str, str]:
+    return {msgid: gettext(msgid, locale) for msgid in JS_STRINGS}

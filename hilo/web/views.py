@@ -1,0 +1,702 @@
+"""The agent workspace: server-rendered pages and htmx fragments; every change goes through the REST API.
+
+Pages (`/login`, `/inbox`, `/admin/...`) and fragments (`/ui/...`) only read. The browser
+writes through the same REST endpoints any client uses (plus one multipart reply
+endpoint here, for attachments, which calls the same reply action), sending the
+session's CSRF token in `X-CSRF-Token`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from hilo import __version__
+from hilo.actions import reply as reply_actions
+from hilo.actions.errors import ActionError, NotFound
+from hilo.agents.access import Principal
+from hilo.agents.models import Team
+from hilo.api.admin import webhook_url
+from hilo.api.contacts import list_contacts
+from hilo.api.conversations import _collision, list_conversations, messages_out, serialize_conversations
+from hilo.api.deps import CurrentAgent, RuntimeDep, load_principal, new_csrf
+from hilo.api.schemas import MessageOut
+from hilo.channels.registry import MODULES, get_adapter
+from hilo.contacts.access import access_contact
+from hilo.contacts.models import Contact
+from hilo.conversations.access import access_conversation, visible_clause
+from hilo.conversations.models import Conversation, Message
+from hilo.i18n import N_, negotiate, normalize_locale
+from hilo.runtime import Runtime
+from hilo.web import api
+from hilo.web.inbox import (
+    Directory,
+    View,
+    label_names,
+    load_directory,
+    resolve_view,
+    saved_views,
+    sidebar_views,
+    unread_counts,
+    unread_ids,
+)
+from hilo.web.models import SORTS, Notification
+from hilo.web.notifier import Notifier
+from hilo.web.rendering import STATIC, js_strings, render
+
+router = APIRouter(include_in_schema=False)
+
+PAGE = 25
+TIMELINE_PAGE = 100
+EARLIER_PAGE = 50
+PICKER_LIMIT = 8
+CONVERSATION_REF = re.compile(r"^#?(\d{1,18})$")
+ATTACHMENT_KINDS = {"image": "image", "audio": "audio", "video": "video"}
+
+
+class SignInRequired(Exception):
+    """Raised by pages when nobody is signed in: browsers go to the sign-in page."""
+
+
+def page_principal(request: Request) -> Principal:
+    """The agent signed in with the session cookie (the UI never uses tokens)."""
+    runtime: Runtime = request.app.state.runtime
+    principal = load_principal(runtime, {}, request.session.get("agent_id"))
+    if principal is None:
+        raise SignInRequired
+    # The API's error handler answers in this agent's language.
+    request.state.principal = principal
+    return principal
+
+
+UiAgent = Annotated[Principal, Depends(page_principal)]
+
+
+def local_path(value: str | None) -> str:
+    """Only same-site paths are followed after sign-in (no open redirect)."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/inbox"
+
+
+def csrf_token(request: Request) -> str:
+    token = request.session.get("csrf")
+    return str(token) if token else new_csrf(request)
+
+
+def base_context(request: Request, principal: Principal, **extra: Any) -> dict[str, Any]:
+    """What every signed-in page needs: who, the CSRF token, and the strings app.js shows."""
+    csrf = csrf_token(request)
+    return {
+        "me": principal,
+        "csrf": csrf,
+        "version": __version__,
+        "config": {
+            "me": {"id": principal.id, "name": principal.name, "role": principal.role, "locale": principal.locale},
+            "csrf": csrf,
+            "strings": js_strings(principal.locale),
+            **extra.pop("config", {}),
+        },
+        **extra,
+    }
+
+
+# -- sign-in -------------------------------------------------------------------------------
+
+
+@router.get("/")
+def home(request: Request) -> RedirectResponse:
+    signed_in = request.session.get("agent_id") is not None
+    return RedirectResponse("/inbox" if signed_in else "/login", status_code=303)
+
+
+@router.get("/login")
+def login_page(request: Request, next: str | None = None, lang: str | None = None) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    if load_principal(runtime, {}, request.session.get("agent_id")) is not None:
+        return RedirectResponse(local_path(next), status_code=303)
+    if lang:
+        request.session["lang"] = normalize_locale(lang)
+    locale = request.session.get("lang") or negotiate(request.headers.get("accept-language"))
+    return render(
+        "login.html",
+        locale,
+        next=local_path(next),
+        config={"locale": locale, "strings": js_strings(locale)},
+    )
+
+
+# -- inbox ---------------------------------------------------------------------------------
+
+
+def list_context(
+    session: Session,
+    runtime: Runtime,
+    principal: Principal,
+    directory: Directory,
+    view: View,
+    sort: str,
+    q: str | None,
+    cursor: str | None,
+) -> dict[str, Any]:
+    """One page of the conversation list, with previews, channels and unread marks."""
+    filters = view.filters
+    page = list_conversations(
+        principal,
+        runtime,
+        status=list(filters.status) or None,  # type: ignore[arg-type]
+        assignee=filters.assignee,
+        team=filters.team,
+        channel=filters.channel,
+        label=filters.label,
+        contact_id=None,
+        q=q or None,
+        sort=sort,  # type: ignore[arg-type]
+        limit=PAGE,
+        cursor=cursor,
+    )
+    ids = [c.id for c in page.items]
+    previews: dict[int, Any] = {}
+    if ids:
+        last_ids = (
+            select(func.max(Message.id))
+            .where(Message.conversation_id.in_(ids), Message.direction.in_(("inbound", "outbound")))
+            .group_by(Message.conversation_id)
+        )
+        for row in session.execute(
+            select(
+                Message.conversation_id, Message.direction, Message.body, Message.kind, Message.channel_account_id
+            ).where(Message.id.in_(last_ids))
+        ):
+            previews[row.conversation_id] = row
+    return {
+        "items": page.items,
+        "previews": previews,
+        "unread": unread_ids(session, principal.id, page.items),
+        "next_cursor": page.next_cursor,
+        "directory": directory,
+        "view": view,
+        "sort": sort,
+        "q": q or "",
+    }
+
+
+def list_url(view: View, sort: str, q: str | None, **extra: Any) -> str:
+    params = {"view": view.key, "status": view.status_choice, "sort": sort, **extra}
+    if q:
+        params["q"] = q
+    return urlencode({k: v for k, v in params.items() if v not in (None, "")})
+
+
+def sidebar_context(session: Session, principal: Principal, directory: Directory, current: View) -> dict[str, Any]:
+    groups = sidebar_views(principal, directory, label_names(session), saved_views(session, principal.id))
+    counts = unread_counts(session, principal, [v for views in groups.values() for v in views])
+    return {"groups": groups, "counts": counts, "current": current}
+
+
+def pick_sort(sort: str | None, view: View) -> str:
+    return sort if sort in SORTS else view.sort
+
+
+@router.get("/inbox")
+def inbox(
+    request: Request,
+    principal: UiAgent,
+    runtime: RuntimeDep,
+    view: str = "mine",
+    status: str | None = None,
+    sort: str | None = None,
+    q: str | None = None,
+    c: int | None = None,
+) -> Response:
+    """The three-pane inbox: views, the conversation list, and the open conversation."""
+    with runtime.db.read() as session:
+        directory = load_directory(session)
+        current = resolve_view(view, principal, session, directory).with_status(status)
+        chosen = pick_sort(sort, current)
+        listing = list_context(session, runtime, principal, directory, current, chosen, q, None)
+        sidebar = sidebar_context(session, principal, directory, current)
+        pane = None
+        missing = False
+        if c is not None:
+            try:
+                pane = conversation_context(session, runtime, principal, directory, c)
+            except NotFound:
+                missing = True
+        agents = [{"id": a.id, "name": a.name} for a in directory.agents.values() if a.active]
+        context = base_context(
+            request,
+            principal,
+            config={
+                "view": current.key,
+                "status": current.status_choice,
+                "sort": chosen,
+                "q": q or "",
+                "conversationId": c if pane else None,
+                "agents": agents,
+            },
+        )
+        return render(
+            "inbox.html",
+            principal.locale,
+            **context,
+            **listing,
+            **sidebar,
+            list_query=list_url(current, chosen, q),
+            pane=pane,
+            missing=missing,
+            labels_all=sidebar["groups"]["labels"],
+        )
+
+
+@router.get("/ui/list")
+def list_fragment(
+    principal: UiAgent,
+    runtime: RuntimeDep,
+    view: str = "mine",
+    status: str | None = None,
+    sort: str | None = None,
+    q: str | None = None,
+    cursor: str | None = None,
+) -> Response:
+    with runtime.db.read() as session:
+        directory = load_directory(session)
+        current = resolve_view(view, principal, session, directory).with_status(status)
+        chosen = pick_sort(sort, current)
+        listing = list_context(session, runtime, principal, directory, current, chosen, q, cursor)
+        return render(
+            "list_rows.html" if cursor else "list.html",
+            principal.locale,
+            me=principal,
+            **listing,
+            list_query=list_url(current, chosen, q),
+        )
+
+
+@router.get("/ui/sidebar")
+def sidebar_fragment(
+    principal: UiAgent, runtime: RuntimeDep, view: str = "mine", status: str | None = None
+) -> Response:
+    with runtime.db.read() as session:
+        directory = load_directory(session)
+        current = resolve_view(view, principal, session, directory).with_status(status)
+        return render(
+            "sidebar.html", principal.locale, me=principal, **sidebar_context(session, principal, directory, current)
+        )
+
+
+# -- conversation --------------------------------------------------------------------------
+
+
+def context_panel(
+    session: Session, runtime: Runtime, principal: Principal, conversation: Conversation, contact: Contact
+) -> dict[str, Any]:
+    """The contact's identities, channels used, touchpoints and previous conversations."""
+    used = session.execute(
+        select(Message.channel_account_id, func.count(Message.id), func.max(Message.created_at))
+        .where(Message.contact_id == contact.id, Message.direction == "inbound")
+        .group_by(Message.channel_account_id)
+    ).all()
+    conversations = list_conversations(
+        principal,
+        runtime,
+        status=None,
+        assignee=None,
+        team=None,
+        channel=None,
+        label=None,
+        contact_id=contact.id,
+        q=None,
+        sort="created",
+        limit=10,
+        cursor=None,
+    ).items
+    return {
+        "contact": contact,
+        "channels_used": sorted(used, key=lambda row: row[2], reverse=True),
+        "touchpoints": sum(row[1] for row in used),
+        "previous": [c for c in conversations if c.id != conversation.id],
+    }
+
+
+def message_page(session: Session, conversation_id: int) -> tuple[list[Message], bool]:
+    rows = list(
+        session.execute(
+            select(Message)
+            .options(selectinload(Message.attachments))
+            .where(Message.conversation_id == conversation_id)
+            .order_by(Message.id.desc())
+            .limit(TIMELINE_PAGE + 1)
+        ).scalars()
+    )
+    more = len(rows) > TIMELINE_PAGE
+    rows = rows[:TIMELINE_PAGE]
+    rows.reverse()
+    return rows, more
+
+
+def conversation_context(
+    session: Session, runtime: Runtime, principal: Principal, directory: Directory, conversation_id: int
+) -> dict[str, Any]:
+    conversation = access_conversation(session, principal, conversation_id)
+    contact = access_contact(session, principal, conversation.contact_id)
+    messages, more = message_page(session, conversation.id)
+    panel = context_panel(session, runtime, principal, conversation, contact)
+    return {
+        "conversation": conversation,
+        "labels": [label.name for label in conversation.labels],
+        "messages": messages,
+        "more": more or bool(panel["previous"]),
+        "seen_message_id": max((m.id for m in messages), default=0),
+        "directory": directory,
+        "mention_names": [a.name for a in directory.agents.values()],
+        **panel,
+    }
+
+
+@router.get("/ui/conversations/{conversation_id}")
+def conversation_fragment(conversation_id: int, principal: UiAgent, runtime: RuntimeDep) -> Response:
+    with runtime.db.read() as session:
+        directory = load_directory(session)
+        pane = conversation_context(session, runtime, principal, directory, conversation_id)
+        return render(
+            "conversation.html",
+            principal.locale,
+            me=principal,
+            pane=pane,
+            labels_all=[v.name for v in sidebar_views(principal, directory, label_names(session), [])["labels"]],
+        )
+
+
+@router.get("/ui/conversations/{conversation_id}/header")
+def header_fragment(conversation_id: int, principal: UiAgent, runtime: RuntimeDep) -> Response:
+    with runtime.db.read() as session:
+        directory = load_directory(session)
+        conversation = access_conversation(session, principal, conversation_id)
+        contact = access_contact(session, principal, conversation.contact_id)
+        pane = {
+            "conversation": conversation,
+            "contact": contact,
+            "labels": [label.name for label in conversation.labels],
+            "directory": directory,
+        }
+        return render(
+            "conversation_header.html", principal.locale, me=principal, pane=pane, labels_all=label_names(session)
+        )
+
+
+@router.get("/ui/conversations/{conversation_id}/context")
+def context_fragment(conversation_id: int, principal: UiAgent, runtime: RuntimeDep) -> Response:
+    with runtime.db.read() as session:
+        directory = load_directory(session)
+        conversation = access_conversation(session, principal, conversation_id)
+        contact = access_contact(session, principal, conversation.contact_id)
+        pane = {
+            "conversation": conversation,
+            "directory": directory,
+            **context_panel(session, runtime, principal, conversation, contact),
+        }
+        return render("context_panel.html", principal.locale, me=principal, pane=pane)
+
+
+@router.get("/ui/conversations/{conversation_id}/messages")
+def new_messages(conversation_id: int, principal: UiAgent, runtime: RuntimeDep, after: int = 0) -> Response:
+    """Messages newer than `after`: what the page appends when the websocket says something changed."""
+    with runtime.db.read() as session:
+        directory = load_directory(session)
+        conversation = access_conversation(session, principal, conversation_id)
+        rows = list(
+            session.execute(
+                select(Message)
+                .options(selectinload(Message.attachments))
+                .where(Message.conversation_id == conversation.id, Message.id > after)
+                .order_by(Message.id)
+                .limit(TIMELINE_PAGE)
+            ).scalars()
+        )
+        return render(
+            "messages.html",
+            principal.locale,
+            me=principal,
+            messages=rows,
+            directory=directory,
+            mention_names=[a.name for a in directory.agents.values()],
+            conversation=conversation,
+            dividers=False,
+        )
+
+
+@router.get("/ui/conversations/{conversation_id}/earlier")
+def earlier_messages(conversation_id: int, principal: UiAgent, runtime: RuntimeDep, before: int) -> Response:
+    """Older messages of the contact, across this and their earlier conversations: one timeline."""
+    with runtime.db.read() as session:
+        directory = load_directory(session)
+        conversation = access_conversation(session, principal, conversation_id)
+        rows = list(
+            session.execute(
+                select(Message)
+                .options(selectinload(Message.attachments))
+                .join(Conversation, Conversation.id == Message.conversation_id)
+                .where(
+                    Message.contact_id == conversation.contact_id,
+                    Message.id < before,
+                    Conversation.merged_into_id.is_(None),
+                    visible_clause(principal),
+                )
+                .order_by(Message.id.desc())
+                .limit(EARLIER_PAGE + 1)
+            ).scalars()
+        )
+        more = len(rows) > EARLIER_PAGE
+        rows = rows[:EARLIER_PAGE]
+        rows.reverse()
+        return render(
+            "messages.html",
+            principal.locale,
+            me=principal,
+            messages=rows,
+            directory=directory,
+            mention_names=[a.name for a in directory.agents.values()],
+            conversation=conversation,
+            dividers=True,
+            earlier_before=rows[0].id if more and rows else None,
+        )
+
+
+@router.get("/ui/messages/{message_id}")
+def message_fragment(message_id: int, principal: UiAgent, runtime: RuntimeDep) -> Response:
+    """One message, re-rendered when its delivery status changes."""
+    with runtime.db.read() as session:
+        message = session.execute(
+            select(Message).options(selectinload(Message.attachments)).where(Message.id == message_id)
+        ).scalar_one_or_none()
+        if message is None:
+            raise NotFound("message_not_found", N_("Message not found."))
+        conversation = access_conversation(session, principal, message.conversation_id)
+        directory = load_directory(session)
+        return render(
+            "messages.html",
+            principal.locale,
+            me=principal,
+            messages=[message],
+            directory=directory,
+            mention_names=[a.name for a in directory.agents.values()],
+            conversation=conversation,
+            dividers=False,
+        )
+
+
+@router.post("/ui/conversations/{conversation_id}/messages", status_code=201)
+async def reply_with_files(
+    conversation_id: int,
+    principal: CurrentAgent,
+    runtime: RuntimeDep,
+    files: Annotated[list[UploadFile], File()],
+    body: Annotated[str, Form(max_length=65536)] = "",
+    channel_account_id: Annotated[int | None, Form()] = None,
+    seen_message_id: Annotated[int | None, Form()] = None,
+    confirm_collision: Annotated[bool, Form()] = False,
+) -> MessageOut:
+    """A reply with attachments (multipart): the same checks and action as POST /api/v1/.../messages."""
+    limit = runtime.settings.max_upload_bytes
+    stored = []
+    for upload in files[:10]:
+        data = await upload.read(limit + 1)
+        if len(data) > limit:
+            raise ActionError(
+                "attachment_too_large", N_("Each file can be at most {mb} MB."), 413, mb=limit // (1024 * 1024)
+            )
+        content_type = upload.content_type or "application/octet-stream"
+        stored.append(
+            {
+                "kind": ATTACHMENT_KINDS.get(content_type.split("/")[0], "document"),
+                "filename": upload.filename or "file",
+                "content_type": content_type,
+                "size": len(data),
+                "storage_key": runtime.store_inline(data, upload.filename),
+            }
+        )
+    with runtime.transaction(principal.id) as tx:
+        conversation = access_conversation(tx.session, principal, conversation_id)
+        if seen_message_id is not None and not confirm_collision:
+            collision = _collision(tx.session, conversation_id, seen_message_id, principal)
+            if collision:
+                raise ActionError(
+                    "collision", N_("Someone else replied since you opened this conversation."), 409, details=collision
+                )
+        message = reply_actions.reply(
+            tx, conversation, body or None, channel_account_id=channel_account_id, attachments=stored
+        )
+        return messages_out(tx.session, [message])[0]
+
+
+# -- pickers, notifications ------------------------------------------------------------------
+
+
+@router.get("/ui/pick/conversations")
+def pick_conversation(principal: UiAgent, runtime: RuntimeDep, exclude: int, q: str = "") -> Response:
+    """Conversations to merge the open one into: by #number, or by search."""
+    with runtime.db.read() as session:
+        directory = load_directory(session)
+        match = CONVERSATION_REF.match(q.strip())
+        items: list[Any]
+        if match:
+            try:
+                found = access_conversation(session, principal, int(match.group(1)))
+                items = serialize_conversations(session, [found])
+            except NotFound:
+                items = []
+        else:
+            items = list_conversations(
+                principal,
+                runtime,
+                status=["open", "pending", "snoozed"],
+                assignee=None,
+                team=None,
+                channel=None,
+                label=None,
+                contact_id=None,
+                q=q.strip()[:200] or None,
+                sort="last_activity",
+                limit=PICKER_LIMIT + 1,
+                cursor=None,
+            ).items
+        items = [c for c in items if c.id != exclude and c.merged_into_id is None][:PICKER_LIMIT]
+        return render("pick_conversations.html", principal.locale, items=items, directory=directory)
+
+
+@router.get("/ui/pick/contacts")
+def pick_contact(principal: UiAgent, runtime: RuntimeDep, exclude: int, q: str = "") -> Response:
+    """Contacts to merge into the open one, by name, e-mail address or phone number."""
+    items = []
+    if q.strip():
+        found = list_contacts(principal, runtime, q=q.strip()[:200], limit=PICKER_LIMIT + 1, cursor=None)
+        items = [c for c in found.items if c.id != exclude][:PICKER_LIMIT]
+    return render("pick_contacts.html", principal.locale, items=items, q=q)
+
+
+@router.get("/ui/notifications")
+def notifications_fragment(principal: UiAgent, runtime: RuntimeDep) -> Response:
+    with runtime.db.read() as session:
+        rows = (
+            session.execute(
+                select(Notification)
+                .where(Notification.agent_id == principal.id)
+                .order_by(Notification.id.desc())
+                .limit(20)
+            )
+            .scalars()
+            .all()
+        )
+        directory = load_directory(session)
+        return render("notifications.html", principal.locale, items=rows, directory=directory)
+
+
+# -- administration ------------------------------------------------------------------------
+
+
+def admin_page(request: Request, principal: Principal, runtime: Runtime, template: str, **extra: Any) -> Response:
+    if principal.role != "admin":
+        return render(
+            "forbidden.html", principal.locale, status_code=403, **base_context(request, principal), section="admin"
+        )
+    with runtime.db.read() as session:
+        directory = load_directory(session)
+        members = {
+            t.id: [m.id for m in t.members]
+            for t in session.execute(select(Team).options(selectinload(Team.members))).scalars()
+        }
+        agent_teams: dict[int, list[int]] = {}
+        for team_id, member_ids in members.items():
+            for agent_id in member_ids:
+                agent_teams.setdefault(agent_id, []).append(team_id)
+        return render(
+            template,
+            principal.locale,
+            **base_context(request, principal),
+            directory=directory,
+            members=members,
+            agent_teams=agent_teams,
+            section="admin",
+            **extra,
+        )
+
+
+@router.get("/admin")
+def admin_home(principal: UiAgent) -> RedirectResponse:
+    return RedirectResponse("/admin/channels", status_code=303)
+
+
+@router.get("/admin/channels")
+def admin_channels(request: Request, principal: UiAgent, runtime: RuntimeDep) -> Response:
+    kinds = {kind: get_adapter(kind) for kind in sorted(MODULES)}
+    return admin_page(
+        request,
+        principal,
+        runtime,
+        "admin/channels.html",
+        page="channels",
+        kinds={k: {"config": list(a.config_keys), "secrets": list(a.secret_keys)} for k, a in kinds.items()},
+        webhook=lambda account: webhook_url(runtime.settings.base_url, account),
+    )
+
+
+@router.get("/admin/agents")
+def admin_agents(request: Request, principal: UiAgent, runtime: RuntimeDep) -> Response:
+    return admin_page(request, principal, runtime, "admin/agents.html", page="agents")
+
+
+@router.get("/admin/teams")
+def admin_teams(request: Request, principal: UiAgent, runtime: RuntimeDep) -> Response:
+    return admin_page(request, principal, runtime, "admin/teams.html", page="teams")
+
+
+@router.get("/admin/roles")
+def admin_roles(request: Request, principal: UiAgent, runtime: RuntimeDep) -> Response:
+    return admin_page(request, principal, runtime, "admin/roles.html", page="roles")
+
+
+# -- wiring --------------------------------------------------------------------------------
+
+
+def _sign_in_required(request: Request, exc: Exception) -> Response:
+    if request.headers.get("hx-request"):
+        # htmx follows HX-Redirect with a full page load.
+        return Response(status_code=401, headers={"HX-Redirect": "/login"})
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+
+
+def install(app: FastAPI) -> None:
+    """Add the agent UI, its REST endpoints, static files and the notifier to the app."""
+    runtime: Runtime = app.state.runtime
+    notifier = Notifier(runtime)
+    app.state.notifier = notifier
+    runtime.on_committed(notifier.listen)
+    app.include_router(api.router)
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_exception_handler(SignInRequired, _sign_in_required)
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(instance: FastAPI) -> AsyncIterator[Any]:
+        async with inner(instance) as state:
+            notifier.start()
+            try:
+                yield state
+            finally:
+                # Before the runtime closes: what is queued still gets stored.
+                await asyncio.to_thread(notifier.stop)
+
+    app.router.lifespan_context = lifespan
