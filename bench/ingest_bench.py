@@ -181,23 +181,19 @@ def load_main(args: argparse.Namespace) -> None:
 async def _receive(args: argparse.Namespace) -> None:
     import websockets
 
-    out = open(args.out, "w")  # noqa: SIM115 - flushed as events arrive, closed on exit
-    async with websockets.connect(args.url, max_queue=None, ping_interval=None) as socket:
-        hello = orjson.loads(await socket.recv())
-        assert hello["type"] == "hello", hello
-        print("ready", flush=True)
-        last_flush = time.monotonic()
-        async for raw in socket:
-            now = time.monotonic()
-            event = orjson.loads(raw)
-            if event.get("type") == "message.created":
-                preview = event.get("preview") or ""
-                if preview.startswith("bench "):
-                    out.write(f"{preview.split(' ', 2)[1]} {now}\n")
-            if now - last_flush > 0.1:
-                out.flush()
-                last_flush = now
-    out.close()
+    # Line-buffered: the orchestrator reads the file while events still arrive.
+    with open(args.out, "w", buffering=1) as out:
+        async with websockets.connect(args.url, max_queue=None, ping_interval=None) as socket:
+            hello = orjson.loads(await socket.recv())
+            assert hello["type"] == "hello", hello
+            print("ready", flush=True)
+            async for raw in socket:
+                now = time.monotonic()
+                event = orjson.loads(raw)
+                if event.get("type") == "message.created":
+                    preview = event.get("preview") or ""
+                    if preview.startswith("bench "):
+                        out.write(f"{preview.split(' ', 2)[1]} {now}\n")
 
 
 def receive_main(args: argparse.Namespace) -> None:

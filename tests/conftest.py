@@ -61,7 +61,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _empty_postgres(url: str) -> None:
+def empty_postgres(url: str) -> None:
     from sqlalchemy import create_engine
 
     from hilo.db.engine import normalize_url
@@ -86,7 +86,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
         shutil.copy(sqlite_template, target)
         return f"sqlite:///{target}"
     url: str = request.getfixturevalue("pg_database")
-    _empty_postgres(url)
+    empty_postgres(url)
     return url
 
 

@@ -307,3 +307,26 @@ def split_conversation(tx: Tx, conversation: Conversation, from_message_id: int)
     _timeline_event(tx, conversation, "conversation.split", {"new_conversation_id": new.id, "message_ids": list(moved)})
     _timeline_event(tx, new, "conversation.split_from", {"source_id": conversation.id, "message_ids": list(moved)})
     return new
+
+
+def wake_snoozed(tx: Tx, limit: int = 200) -> int:
+    """Re-open snoozed conversations whose time has come; return how many woke."""
+    due = (
+        tx.session.execute(
+            select(Conversation)
+            .where(Conversation.status == "snoozed", Conversation.snoozed_until <= tx.now)
+            .order_by(Conversation.snoozed_until)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        .scalars()
+        .all()
+    )
+    for conversation in due:
+        conversation.status = "open"
+        conversation.snoozed_until = None
+        conversation.updated_at = tx.now
+        tx.session.flush()
+        _timeline_event(tx, conversation, "conversation.status_changed", {"from": "snoozed", "to": "open",
+                                                                          "reason": "snooze_ended"})
+    return len(due)

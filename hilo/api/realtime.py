@@ -39,11 +39,13 @@ async def agent_socket(websocket: WebSocket) -> None:
     hub = websocket.app.state.hub
     connection = Connection(websocket=websocket, principal=principal)
     sender = asyncio.create_task(hub.serve(connection))
+    await websocket.app.state.presence.joined(connection)
     await websocket.send_json({"type": "hello", "agent_id": principal.id})
     try:
         while True:
             message = await websocket.receive_json()
             if isinstance(message, dict) and message.get("type") == "ping":
+                await websocket.app.state.presence.heartbeat(connection)
                 await websocket.send_json({"type": "pong"})
             else:
                 await websocket.app.state.presence.handle(connection, message)

@@ -6,6 +6,7 @@ from hilo.contacts.models import Contact, Identity
 from hilo.conversations.models import Attachment, Conversation, Label, Message, conversation_labels
 from hilo.db.base import Base
 from hilo.events.models import Event
+from hilo.messaging.models import ChannelOptOut, MediaFetchJob  # noqa: F401
 from hilo.web.models import ConversationRead, Notification, SavedView  # noqa: F401
 from hilo.worker.models import OutboxJob
 

@@ -6,8 +6,10 @@ agent websocket; the update goes out on the bus so agents on every API process s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from hilo.agents.access import Principal
 from hilo.realtime.bus import Bus
 from hilo.realtime.hub import Connection
 
@@ -15,6 +17,19 @@ from hilo.realtime.hub import Connection
 class Presence:
     def __init__(self, bus: Bus) -> None:
         self.bus = bus
+        # Called with ("joined" | "heartbeat" | "left", principal) for agent availability
+        # (hilo.routing); a watcher must return at once.
+        self.watchers: list[Callable[[str, Principal], None]] = []
+
+    def _notify(self, kind: str, connection: Connection) -> None:
+        for watcher in list(self.watchers):
+            watcher(kind, connection.principal)
+
+    async def joined(self, connection: Connection) -> None:
+        self._notify("joined", connection)
+
+    async def heartbeat(self, connection: Connection) -> None:
+        self._notify("heartbeat", connection)
 
     def _publish(self, connection: Connection, kind: str, conversation_id: int) -> None:
         self.bus.publish(
@@ -45,3 +60,4 @@ class Presence:
         for conversation_id in list(connection.viewing):
             self._publish(connection, "left", conversation_id)
         connection.viewing.clear()
+        self._notify("left", connection)

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from hilo.actions import conversations as conv_actions
 from hilo.actions.errors import ActionError
@@ -93,13 +94,13 @@ def choose(
     return chosen, strategy
 
 
-def loads(tx: Tx, agent_ids: Iterable[int]) -> dict[int, Counter[str]]:
+def loads(session: Session, agent_ids: Iterable[int]) -> dict[int, Counter[str]]:
     """Open conversations each agent carries, per capacity class."""
     ids = list(agent_ids)
     result: dict[int, Counter[str]] = {agent_id: Counter() for agent_id in ids}
     if not ids:
         return result
-    rows = tx.session.execute(
+    rows = session.execute(
         select(Conversation.assignee_id, ChannelAccount.kind, func.count())
         .select_from(Conversation)
         .outerjoin(ChannelAccount, ChannelAccount.id == Conversation.last_channel_account_id)
@@ -128,7 +129,7 @@ def online_members(tx: Tx, team_id: int) -> list[Candidate]:
         Candidate(row.agent_id, frozenset(row.skills or []), dict(row.capacity or {}), row.last_assigned_at)
         for row in rows
     ]
-    carried = loads(tx, [c.agent_id for c in candidates])
+    carried = loads(tx.session, [c.agent_id for c in candidates])
     for candidate in candidates:
         candidate.load = carried[candidate.agent_id]
     return candidates
@@ -377,7 +378,12 @@ def agent_row(tx: Tx, agent_id: int) -> RoutingAgent:
     try:
         with tx.session.begin_nested():
             row = RoutingAgent(
-                agent_id=agent_id, skills=[], capacity={}, availability="available", presence="offline", updated_at=tx.now
+                agent_id=agent_id,
+                skills=[],
+                capacity={},
+                availability="available",
+                presence="offline",
+                updated_at=tx.now,
             )
             tx.session.add(row)
     except IntegrityError:

@@ -152,7 +152,7 @@ class Calendar:
     def next_close(self, at: datetime) -> datetime:
         """The end of the open interval that contains `at` or comes next."""
         for day in self._days_from(at):
-            for start, end in self.intervals(day):
+            for _start, end in self.intervals(day):
                 if end > at:
                     return end
         raise AssertionError("unreachable")

@@ -1,4 +1,4 @@
-"""Load business-hour calendars from the database, cached until the row changes."""
+"""Business-hour calendars in the database: saving them, and loading them cached until changed."""
 
 from __future__ import annotations
 
@@ -6,11 +6,14 @@ import threading
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from hilo.actions.errors import ActionError
+from hilo.i18n import N_
 from hilo.routing.business_hours import Calendar
 from hilo.routing.models import BusinessHours, RoutingTeam
+from hilo.runtime import Tx
 
 _cache: dict[tuple[int, Any], Calendar] = {}
 _lock = threading.Lock()
@@ -61,3 +64,47 @@ def team_calendar_row(session: Session, team_id: int | None) -> BusinessHours | 
         if row is not None:
             return row
     return session.execute(select(BusinessHours).where(BusinessHours.is_default.is_(True))).scalars().first()
+
+
+def save(tx: Tx, row: BusinessHours | None, fields: dict[str, Any]) -> BusinessHours:
+    """Create or change a calendar after checking it can be used."""
+    try:
+        closed = [date.fromisoformat(d) for d in fields.get("closed_dates") or []]
+        Calendar(
+            fields["timezone"],
+            fields["periods"],
+            holiday_country=fields.get("holiday_country"),
+            holiday_subdivision=fields.get("holiday_subdivision"),
+            closed_dates=closed,
+        )
+    except ValueError as exc:  # CalendarError, or a closed date that is not YYYY-MM-DD
+        raise ActionError(
+            "business_hours_invalid", N_("These business hours cannot be used: {problem}"), 422, problem=str(exc)
+        ) from exc
+    name = fields["name"].strip()
+    clash = tx.session.execute(select(BusinessHours.id).where(BusinessHours.name == name)).scalar()
+    if clash is not None and (row is None or clash != row.id):
+        raise ActionError("name_taken", N_("That name is already in use."), 409)
+    if row is None:
+        row = BusinessHours(created_at=tx.now)
+        tx.session.add(row)
+    if fields.get("is_default"):
+        tx.session.execute(update(BusinessHours).where(BusinessHours.is_default.is_(True)).values(is_default=False))
+    row.name = name
+    row.timezone = fields["timezone"]
+    row.periods = {day: [list(p) for p in periods] for day, periods in fields["periods"].items()}
+    row.holiday_country = fields.get("holiday_country")
+    row.holiday_subdivision = fields.get("holiday_subdivision")
+    row.closed_dates = sorted(d.isoformat() for d in closed)
+    row.out_of_office_message = fields.get("out_of_office_message") or None
+    row.is_default = bool(fields.get("is_default"))
+    row.updated_at = tx.now
+    tx.session.flush()
+    tx.record("business_hours.saved", data={"business_hours_id": row.id, "name": row.name})
+    return row
+
+
+def remove(tx: Tx, row: BusinessHours) -> None:
+    """Delete a calendar; teams and SLA policies using it fall back to none."""
+    tx.session.execute(delete(BusinessHours).where(BusinessHours.id == row.id))
+    tx.record("business_hours.deleted", data={"business_hours_id": row.id, "name": row.name})

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 import uuid
-from collections import Counter, deque
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -53,8 +53,6 @@ class Engine:
         self.runtime = runtime
         # Identifies this API process in presence sessions.
         self.node_id = uuid.uuid4().hex[:16]
-        # Open agent websockets on this process, by agent id.
-        self.connections: Counter[int] = Counter()
         self._items: deque[_Event | _Call] = deque()
         self._work_lock = threading.RLock()
         self._wake = threading.Event()
@@ -125,7 +123,9 @@ class Engine:
                 try:
                     handler(item.event, item.depth)
                 except Exception:
-                    log.exception("handler %s failed on %s", getattr(handler, "__name__", handler), item.event.get("type"))
+                    log.exception(
+                        "handler %s failed on %s", getattr(handler, "__name__", handler), item.event.get("type")
+                    )
         finally:
             self._local.depth = -1
 

@@ -168,6 +168,73 @@ def rich_text(text: str | None, mention_names: Iterable[str] = ()) -> Markup:
     return Markup(escaped)  # noqa: S704 - built from escaped text only
 
 
+def event_text(message: Any, directory: Any, translate: Callable[..., str], when: Callable[[Any], str]) -> str:
+    """One line describing a timeline event (assigned, status changed, merged...)."""
+    data = message.data or {}
+    kind = data.get("event")
+    agent = directory.agents.get(message.author_agent_id)
+    actor = agent.name if agent else translate("Hilo")
+
+    def label(mapping: dict[str, str], value: Any) -> str:
+        return translate(mapping[value]) if value in mapping else str(value or "")
+
+    if kind == "conversation.status_changed":
+        if data.get("to") == "snoozed" and data.get("snoozed_until"):
+            return translate(
+                "{actor} snoozed the conversation until {time}", actor=actor, time=when(data["snoozed_until"])
+            )
+        if data.get("to") == "resolved":
+            return translate("{actor} resolved the conversation", actor=actor)
+        return translate(
+            "{actor} changed the status to {status}", actor=actor, status=label(STATUS_LABELS, data.get("to"))
+        )
+    if kind == "conversation.priority_changed":
+        return translate(
+            "{actor} set the priority to {priority}", actor=actor, priority=label(PRIORITY_LABELS, data.get("to"))
+        )
+    if kind == "conversation.assigned":
+        parts = []
+        if "assignee_id" in data:
+            target = directory.agents.get(data["assignee_id"][1])
+            parts.append(
+                translate("{actor} assigned the conversation to {agent}", actor=actor, agent=target.name)
+                if target
+                else translate("{actor} unassigned the conversation", actor=actor)
+            )
+        if "team_id" in data:
+            team = directory.teams.get(data["team_id"][1])
+            parts.append(
+                translate("{actor} gave the conversation to the team {team}", actor=actor, team=team.name)
+                if team
+                else translate("{actor} removed the team", actor=actor)
+            )
+        return " · ".join(parts)
+    if kind == "conversation.labels_changed":
+        return translate(
+            "{actor} changed the labels to {labels}", actor=actor, labels=", ".join(data.get("to") or []) or "—"
+        )
+    if kind == "conversation.merged":
+        return translate("{actor} merged conversation #{id} into this one", actor=actor, id=data.get("source_id"))
+    if kind == "conversation.split":
+        return translate(
+            "{actor} moved later messages to conversation #{id}", actor=actor, id=data.get("new_conversation_id")
+        )
+    if kind == "conversation.split_from":
+        return translate("{actor} split this conversation from #{id}", actor=actor, id=data.get("source_id"))
+    return str(kind or message.kind)
+
+
+EVENT_ICONS = {
+    "conversation.status_changed": "dot",
+    "conversation.priority_changed": "flag",
+    "conversation.assigned": "user",
+    "conversation.labels_changed": "tag",
+    "conversation.merged": "merge",
+    "conversation.split": "split",
+    "conversation.split_from": "split",
+}
+
+
 def filesize(size: int | None) -> str:
     if size is None:
         return ""
@@ -203,6 +270,8 @@ env.globals.update(
     SORT_LABELS=SORT_LABELS,
     DELIVERY_LABELS=DELIVERY_LABELS,
     ROLE_LABELS=ROLE_LABELS,
+    EVENT_ICONS=EVENT_ICONS,
+    event_text=event_text,
 )
 
 

@@ -16,6 +16,7 @@ from datetime import timedelta
 
 from sqlalchemy import or_, select, update
 
+from hilo.actions.conversations import wake_snoozed
 from hilo.actions.delivery import record_failure, record_sent
 from hilo.channels.base import (
     IdentityKind,
@@ -168,8 +169,14 @@ class OutboxDispatcher:
             else:
                 record_sent(tx, claimed.job_id, result)
 
+    def wake_snoozed(self) -> int:
+        with self.runtime.transaction() as tx:
+            return wake_snoozed(tx)
+
     async def run_once(self) -> int:
-        """Claim and run one batch of due jobs; return how many ran."""
+        """Wake due snoozed conversations, then claim and run one batch of due jobs;
+        return how many jobs ran."""
+        await asyncio.to_thread(self.wake_snoozed)
         claimed = await asyncio.to_thread(self.claim)
         if claimed:
             await asyncio.gather(*(self.run_job(c) for c in claimed))

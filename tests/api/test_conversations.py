@@ -150,3 +150,20 @@ def test_collision_warning_when_someone_replied_since_loading(api: Api) -> None:
     assert warned.status_code == 409 and warned.json()["error"]["code"] == "collision"
     assert warned.json()["error"]["details"]["author_agent_id"] == other.agent_id
     assert confirmed.status_code == 201
+
+
+def test_snoozed_conversation_wakes_when_its_time_comes(api: Api, clock: FrozenClock, worker) -> None:  # type: ignore[no-untyped-def]
+    # given
+    _channel, conversation = _one(api)
+    until = (clock.now() + timedelta(hours=2)).isoformat()
+    api.ok(api.patch(f"/api/v1/conversations/{conversation['id']}", {"status": "snoozed", "snoozed_until": until}))
+    # when
+    clock.advance(hours=1)
+    worker()
+    early = api.ok(api.get(f"/api/v1/conversations/{conversation['id']}"))["status"]
+    clock.advance(hours=1, seconds=1)
+    worker()
+    # then
+    assert early == "snoozed"
+    assert api.ok(api.get(f"/api/v1/conversations/{conversation['id']}"))["status"] == "open"
+    assert api.timeline(conversation["id"])[-1]["data"]["reason"] == "snooze_ended"

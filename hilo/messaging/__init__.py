@@ -1,0 +1,1 @@
+"""Channel plumbing around the adapters: per-channel opt-outs, inbound media fetch, public media links."""

@@ -1,0 +1,193 @@
+"""What the engine does for routing and SLAs when something is committed, and each tick.
+
+SLA timers react first (order 10), automation rules next (order 20, hilo.automation),
+routing last (order 30), so a rule that sets a team or required skills on a new
+conversation is seen by the routing decision that follows.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from hilo.agents.access import Principal
+from hilo.conversations.models import Conversation, Message
+from hilo.routing import actions, presence, sla
+from hilo.routing.engine import Engine
+from hilo.runtime import Runtime, Tx
+
+SLA_ORDER = 10
+ROUTING_ORDER = 30
+
+
+def event_time(event: dict[str, Any], fallback: datetime) -> datetime:
+    at = event.get("at")
+    if isinstance(at, str):
+        try:
+            return datetime.fromisoformat(at)
+        except ValueError:
+            return fallback
+    return fallback
+
+
+class RoutingHandlers:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.runtime: Runtime = engine.runtime
+        self._connections: Counter[int] = Counter()
+        self._last_beat: dict[int, datetime] = {}
+        self._last_refresh: datetime | None = None
+        self._lock = threading.Lock()
+
+    def install(self) -> None:
+        self.engine.on_event(SLA_ORDER, self.on_sla_event)
+        self.engine.on_event(ROUTING_ORDER, self.on_routing_event)
+        self.engine.every_tick(10, self.presence_pass)
+        self.engine.every_tick(20, self.sla_pass)
+
+    def _run(self, work: Callable[[Tx], object]) -> None:
+        with self.runtime.transaction() as tx:
+            work(tx)
+
+    # SLA -----------------------------------------------------------------------------
+
+    def on_sla_event(self, event: dict[str, Any], depth: int) -> None:
+        kind = event.get("type")
+        conversation_id = event.get("conversation_id")
+        if conversation_id is None:
+            return
+        at = event_time(event, self.runtime.clock.now())
+        if kind in ("conversation.created", "conversation.split_from"):
+            self._run(lambda tx: sla.apply_policy(tx, conversation_id, at))
+        elif kind == "message.created" and event.get("direction") == "inbound":
+            self._run(lambda tx: None if _auto_generated(tx, event) else sla.customer_wrote(tx, conversation_id, at))
+        elif kind == "message.created" and event.get("direction") == "outbound" and event.get("actor_agent_id"):
+            self._run(lambda tx: sla.agent_replied(tx, conversation_id, at))
+        elif kind in ("conversation.status_changed", "conversation.reopened"):
+            self._run(lambda tx: sla.status_changed(tx, conversation_id, at))
+        elif kind in ("conversation.priority_changed", "conversation.assigned"):
+            self._run(lambda tx: sla.reselect(tx, conversation_id, at))
+        elif kind == "conversation.merged_away":
+            self._run(lambda tx: sla.cancel_all(tx, conversation_id, at))
+
+    def sla_pass(self) -> None:
+        while True:
+            with self.runtime.transaction() as tx:
+                moved = sla.evaluate(tx)
+            if moved < sla.PASS_BATCH:
+                return
+
+    # Routing -------------------------------------------------------------------------
+
+    def on_routing_event(self, event: dict[str, Any], depth: int) -> None:
+        kind = event.get("type")
+        conversation_id = event.get("conversation_id")
+        if kind in ("conversation.created", "conversation.reopened", "conversation.split_from"):
+            self._run(lambda tx: actions.route(tx, conversation_id, trigger=str(kind)))
+        elif kind == "message.created" and event.get("direction") == "inbound":
+            if event.get("assignee_id") is None and event.get("team_id") is not None:
+                self._run(lambda tx: actions.route(tx, conversation_id, trigger="message_received"))
+        elif kind == "conversation.assigned":
+            self._assigned(conversation_id, event)
+        elif kind == "conversation.status_changed":
+            if event.get("status") == "open":
+                self._run(lambda tx: actions.route(tx, conversation_id, trigger="status_open"))
+            else:
+                self._run(lambda tx: actions.dequeue(tx, conversation_id))
+                if event.get("assignee_id") is not None:
+                    self.drain_agent_teams(int(event["assignee_id"]), "capacity_freed")
+        elif kind == "conversation.merged_away":
+            self._run(lambda tx: actions.dequeue(tx, conversation_id))
+            if event.get("assignee_id") is not None:
+                self.drain_agent_teams(int(event["assignee_id"]), "capacity_freed")
+        elif kind == "conversation.priority_changed":
+            self._run(lambda tx: actions.requeue_keys(tx, conversation_id))
+        elif kind == "agent.presence_changed":
+            self._presence_changed(int(event["agent_id"]), str(event.get("presence")))
+        elif kind == "routing.agent_saved":
+            self.drain_agent_teams(int(event["agent_id"]), "agent_settings")
+        elif kind == "routing.team_saved" and event.get("team_id") is not None:
+            team_id = int(event["team_id"])
+            self._run(lambda tx: actions.drain_team(tx, team_id, trigger="team_settings"))
+
+    def _assigned(self, conversation_id: int, event: dict[str, Any]) -> None:
+        previous: list[int | None] = [None]
+
+        def work(tx: Tx) -> None:
+            changes = {}
+            if event.get("message_id") is not None:
+                changes = (
+                    tx.session.execute(select(Message.data).where(Message.id == event["message_id"])).scalar() or {}
+                )
+            before_after = changes.get("assignee_id")
+            previous[0] = before_after[0] if isinstance(before_after, list) and before_after else None
+            conversation = tx.session.get(Conversation, conversation_id)
+            if conversation is None:
+                return
+            if conversation.assignee_id is not None:
+                actions.dequeue(tx, conversation_id)
+                return
+            exclude = frozenset({previous[0]}) if previous[0] is not None else frozenset()
+            actions.route(tx, conversation_id, trigger="unassigned", exclude=exclude)
+
+        self._run(work)
+        if previous[0] is not None:
+            self.drain_agent_teams(previous[0], "capacity_freed")
+
+    def _presence_changed(self, agent_id: int, now_presence: str) -> None:
+        if now_presence == "online":
+            self.drain_agent_teams(agent_id, "agent_online")
+        elif now_presence == "offline":
+            self._run(lambda tx: actions.reassign_from(tx, agent_id))
+
+    def drain_agent_teams(self, agent_id: int, trigger: str) -> None:
+        with self.runtime.transaction() as tx:
+            team_ids = actions.teams_of(tx, agent_id)
+        for team_id in team_ids:
+            self._run(lambda tx, team_id=team_id: actions.drain_team(tx, team_id, trigger=trigger))  # type: ignore[misc]
+
+    # Presence ------------------------------------------------------------------------
+
+    def watch(self, kind: str, principal: Principal) -> None:
+        """Presence watcher (event loop thread): count sockets, hand the writes to the engine."""
+        agent_id = principal.id
+        with self._lock:
+            if kind == "joined":
+                self._connections[agent_id] += 1
+            elif kind == "left":
+                self._connections[agent_id] -= 1
+                if self._connections[agent_id] <= 0:
+                    del self._connections[agent_id]
+                    self._last_beat.pop(agent_id, None)
+                    self.engine.submit(
+                        lambda: self._run(lambda tx: presence.disconnected(tx, agent_id, self.engine.node_id))
+                    )
+                return
+            now = self.runtime.clock.now()
+            last = self._last_beat.get(agent_id)
+            if kind == "heartbeat" and last is not None and (now - last).total_seconds() < presence.HEARTBEAT_SECONDS:
+                return
+            self._last_beat[agent_id] = now
+        self.engine.submit(lambda: self._run(lambda tx: presence.heartbeat(tx, [agent_id], self.engine.node_id)))
+
+    def presence_pass(self) -> None:
+        now = self.runtime.clock.now()
+        with self._lock:
+            connected = sorted(self._connections)
+        due = self._last_refresh is None or (now - self._last_refresh).total_seconds() >= presence.HEARTBEAT_SECONDS
+        if connected and due:
+            self._last_refresh = now
+            self._run(lambda tx: presence.heartbeat(tx, connected, self.engine.node_id))
+        self._run(presence.expire)
+
+
+def _auto_generated(tx: Tx, event: dict[str, Any]) -> bool:
+    message_id = event.get("message_id")
+    if message_id is None:
+        return False
+    return bool(tx.session.execute(select(Message.auto_generated).where(Message.id == message_id)).scalar())
