@@ -45,6 +45,7 @@ class Settings:
     send_timeout: float
     login_rate_limit: int
     webhook_rate_limit: int
+    webhook_refusal_limit: int
     secure_cookies: bool
     log_level: str
     extra: dict[str, str] = field(default_factory=dict)
@@ -73,6 +74,7 @@ def load_settings() -> Settings:
         send_timeout=float(_env("SEND_TIMEOUT", "15")),
         login_rate_limit=int(_env("LOGIN_RATE_LIMIT", "10")),
         webhook_rate_limit=int(_env("WEBHOOK_RATE_LIMIT", "0")),
+        webhook_refusal_limit=int(_env("WEBHOOK_REFUSAL_LIMIT", "120")),
         secure_cookies=_env("SECURE_COOKIES", "0") in ("1", "true", "yes"),
         log_level=_env("LOG_LEVEL", "INFO"),
     )

@@ -109,6 +109,7 @@ def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
         send_timeout=5,
         login_rate_limit=5,
         webhook_rate_limit=0,
+        webhook_refusal_limit=20,
         secure_cookies=False,
         log_level="WARNING",
     )

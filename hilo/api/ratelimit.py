@@ -34,6 +34,18 @@ class RateLimiter:
                 self._counts = {k: v for k, v in self._counts.items() if v[0] == window}
             return count <= limit
 
+    def exceeded(self, key: str, limit: int, window_seconds: int = 60) -> bool:
+        """True when `key` already has more than `limit` hits in this window (counts nothing)."""
+        if limit <= 0:
+            return False
+        window = int(time.time() // window_seconds)
+        if self._redis is not None:
+            value = self._redis.get(f"hilo:rl:{key}:{window}")
+            return value is not None and int(value) > limit
+        with self._lock:
+            seen_window, count = self._counts.get(key, (window, 0))
+            return seen_window == window and count > limit
+
     def reset(self, key: str, window_seconds: int = 60) -> None:
         window = int(time.time() // window_seconds)
         if self._redis is not None:

@@ -16,7 +16,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from hilo.actions.errors import ActionError, NotFound
-from hilo.channels.base import ChannelAccountView, WebhookRequest
+from hilo.api.deps import client_ip
+from hilo.channels.base import ChannelAccountView, WebhookError, WebhookRequest
 from hilo.channels.models import ChannelAccount
 from hilo.channels.registry import MODULES, get_adapter
 from hilo.i18n import N_
@@ -69,6 +70,11 @@ async def webhook(kind: str, account_id: int, request: Request) -> Response:
     if kind not in MODULES:
         raise NotFound("channel_not_found", N_("Channel not found."))
     limiter = app_state.limiter
+    # A client that keeps sending unsigned or malformed requests is slowed down before any
+    # parsing; correctly signed provider traffic never counts against this limit.
+    refusal_key = f"webhook-refused:{client_ip(request)}"
+    if limiter.exceeded(refusal_key, app_state.runtime.settings.webhook_refusal_limit):
+        raise ActionError("rate_limited", N_("Too many requests; wait a moment and try again."), 429)
     limit = app_state.runtime.settings.webhook_rate_limit
     if limit and not limiter.hit(f"webhook:{account_id}", limit):
         raise ActionError("rate_limited", N_("Too many requests; wait a moment and try again."), 429)
@@ -91,7 +97,11 @@ async def webhook(kind: str, account_id: int, request: Request) -> Response:
         body=body,
     )
     adapter = get_adapter(kind)
-    result = adapter.parse_webhook(account, hook)
+    try:
+        result = adapter.parse_webhook(account, hook)
+    except WebhookError:
+        limiter.hit(refusal_key, app_state.runtime.settings.webhook_refusal_limit)
+        raise
     stored: dict[str, Any] = {"messages": 0, "duplicates": 0, "statuses": 0}
     if result.messages or result.statuses or result.opt_changes:
         outcome = await asyncio.wrap_future(app_state.ingest.submit(account, result))

@@ -121,3 +121,17 @@ def test_bad_api_payloads_get_field_errors(api: Api) -> None:
     assert response.json()["error"]["details"][0]["field"] == "name"
     assert unknown_kind.json()["error"]["code"] == "channel_kind_unknown"
     assert unknown_setting.json()["error"]["code"] == "setting_unknown"
+
+
+def test_flood_of_refused_requests_from_one_client_is_rate_limited(api: Api, app_client: TestClient) -> None:
+    # given: the tests allow 20 refused webhook requests a minute per client
+    channel = api.api_channel()
+    body = orjson.dumps({"id": "x", "contact": {"external_id": "x"}, "text": "hi"})
+    unsigned = {"content-type": "application/json"}
+    # when
+    statuses = [app_client.post(f"/webhooks/api/{channel['id']}", content=body, headers=unsigned).status_code
+                for _ in range(22)]
+    # then
+    assert statuses[:21] == [401] * 21
+    assert statuses[21] == 429
+    assert _stored(api) == 0
