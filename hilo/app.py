@@ -18,6 +18,7 @@ from hilo.actions.ingest import IngestQueue
 from hilo.api import admin, attachments, auth, contacts, conversations, errors, realtime, webhooks
 from hilo.api.ratelimit import RateLimiter
 from hilo.clock import Clock
+from hilo.mailbox.service import MailboxService
 from hilo.realtime.hub import Hub
 from hilo.realtime.presence import Presence
 from hilo.runtime import Runtime
@@ -31,6 +32,7 @@ FEATURE_MODULES = (
     "hilo.widget.routes",
     "hilo.routing.api",
     "hilo.automation.api",
+    "hilo.messaging.api",
 )
 
 
@@ -47,10 +49,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             dispatcher = OutboxDispatcher(runtime)
             app.state.dispatcher = dispatcher
             worker_task = asyncio.create_task(dispatcher.run())
+            # The in-process worker also polls the IMAP mailboxes (hilo.mailbox).
+            app.state.mailboxes = MailboxService(runtime, app.state.ingest)
+            app.state.mailboxes.start()
         try:
             yield
         finally:
             if worker_task is not None:
+                await app.state.mailboxes.close()
                 app.state.dispatcher.stop()
                 worker_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -71,7 +77,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.hub = Hub()
     app.state.presence = Presence(runtime.bus)
     app.state.ingest = IngestQueue(runtime)
-    app.state.limiter = RateLimiter(settings.redis_url)
+    app.state.limiter = RateLimiter(settings.redis_url, now=lambda: runtime.clock.now().timestamp())
     app.state.channel_cache = webhooks.ChannelCache()
     app.add_middleware(
         SessionMiddleware,

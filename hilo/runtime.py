@@ -22,6 +22,9 @@ from hilo.storage import LocalStorage
 
 log = logging.getLogger(__name__)
 
+# Built once: every action records events, and building a statement per call is costly.
+INSERT_EVENT = insert(Event.__table__)
+
 
 @dataclass
 class Tx:
@@ -53,16 +56,17 @@ class Tx:
         conversation's team and assignee, for access checks, and a summary to render).
         """
         payload = data or {}
-        self.session.execute(
-            insert(Event).values(
-                kind=kind,
-                conversation_id=conversation_id,
-                contact_id=contact_id,
-                message_id=message_id,
-                actor_agent_id=self.actor_agent_id,
-                data=payload,
-                created_at=self.now,
-            )
+        self.session.connection().execute(
+            INSERT_EVENT,
+            {
+                "kind": kind,
+                "conversation_id": conversation_id,
+                "contact_id": contact_id,
+                "message_id": message_id,
+                "actor_agent_id": self.actor_agent_id,
+                "data": payload,
+                "created_at": self.now,
+            },
         )
         if realtime is not None:
             self.published.append(

@@ -32,14 +32,12 @@ PG_URL = os.environ.get("HILO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0
 REDIS_URL = os.environ.get("HILO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-def _worker_id() -> str:
-    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+def scratch_database_name(prefix: str) -> str:
+    """A database name no other concurrent test run uses (one per process)."""
+    return f"{prefix}_{os.getpid()}"
 
 
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A migrated PostgreSQL database for this xdist worker."""
-    name = f"hilo_test_{_worker_id()}"
+def create_scratch_database(name: str) -> str:
     try:
         admin = psycopg.connect(PG_URL, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
@@ -49,9 +47,22 @@ def pg_database() -> Iterator[str]:
     with admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
-    url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
+    return PG_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+def drop_scratch_database(name: str) -> None:
+    with psycopg.connect(PG_URL, autocommit=True, connect_timeout=5) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A migrated PostgreSQL database for this test process (each xdist worker has its own)."""
+    name = scratch_database_name("hilo_test")
+    url = create_scratch_database(name)
     upgrade(url)
     yield url
+    drop_scratch_database(name)
 
 
 @pytest.fixture(scope="session")

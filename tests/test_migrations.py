@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-import os
-
-import psycopg
 import pytest
 from sqlalchemy import create_engine, inspect
 
 from hilo.db.engine import normalize_url
 from hilo.db.migrate import downgrade, upgrade
-from tests.conftest import PG_URL
+from tests.conftest import create_scratch_database, drop_scratch_database, scratch_database_name
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def empty_database(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'empty.db'}"
-    name = f"hilo_migrations_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-    try:
-        with psycopg.connect(PG_URL, autocommit=True, connect_timeout=5) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is required in CI: {exc}")
-        pytest.skip("PostgreSQL unreachable")
-    return PG_URL.rsplit("/", 1)[0] + f"/{name}"
+    name = scratch_database_name("hilo_migrations")
+    url = create_scratch_database(name)
+    request.addfinalizer(lambda: drop_scratch_database(name))
+    return url
 
 
 def _tables(url: str) -> set[str]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from hilo.channels.base import (
@@ -28,9 +28,11 @@ from hilo.channels.base import (
     StatusUpdate,
     WebhookResult,
 )
+from hilo.channels.meta_common import MetaWebhookResult
 from hilo.contacts.identity import InvalidIdentity, normalize
 from hilo.contacts.models import Contact, Identity
 from hilo.conversations.models import Attachment, Conversation, Message
+from hilo.messaging import actions as messaging_actions
 from hilo.runtime import Runtime, Tx
 
 log = logging.getLogger(__name__)
@@ -319,15 +321,212 @@ def ingest_message(tx: Tx, account: ChannelAccountView, inbound: InboundMessage)
     return _dedupe_or_store(tx, account, inbound)
 
 
+# The hot path's statements are built once: building and cache-keying a statement per
+# message costs more than running it.
+_messages = Message.__table__
+_identities = Identity.__table__
+_contacts = Contact.__table__
+_conversations = Conversation.__table__
+_latest = (
+    select(func.max(_conversations.c.id))
+    .where(_conversations.c.contact_id == _identities.c.contact_id, _conversations.c.merged_into_id.is_(None))
+    .correlate(_identities)
+    .scalar_subquery()
+)
+SELECT_DUPLICATE = select(_messages.c.id, _messages.c.conversation_id, _messages.c.contact_id).where(
+    _messages.c.channel_account_id == bindparam("account_id"),
+    _messages.c.provider_message_id == bindparam("provider_message_id"),
+)
+SELECT_SENDER_THREAD = (
+    select(
+        _identities.c.id.label("identity_id"),
+        _identities.c.contact_id,
+        _identities.c.verified,
+        _contacts.c.name.label("contact_name"),
+        _conversations.c.id.label("conversation_id"),
+        _conversations.c.status,
+        _conversations.c.team_id,
+        _conversations.c.assignee_id,
+    )
+    .join(_contacts, _contacts.c.id == _identities.c.contact_id)
+    .outerjoin(_conversations, _conversations.c.id == _latest)
+    .where(_identities.c.kind == bindparam("kind"), _identities.c.value == bindparam("value"))
+)
+INSERT_MESSAGE = insert(_messages).returning(_messages.c.id)
+UPDATE_THREAD = (
+    update(_conversations)
+    .where(_conversations.c.id == bindparam("conversation_id"))
+    .values(
+        last_message_at=bindparam("now"),
+        last_inbound_at=bindparam("now"),
+        updated_at=bindparam("now"),
+        last_channel_account_id=bindparam("account_id"),
+        message_count=_conversations.c.message_count + 1,
+        waiting_since=func.coalesce(_conversations.c.waiting_since, bindparam("waiting_since")),
+        status="open",
+        resolved_at=None,
+        snoozed_until=None,
+    )
+)
+
+
 def _dedupe_or_store(tx: Tx, account: ChannelAccountView, inbound: InboundMessage) -> IngestResult:
-    existing = tx.session.execute(
-        select(Message.id, Message.conversation_id, Message.contact_id).where(
-            Message.channel_account_id == account.id, Message.provider_message_id == inbound.provider_message_id
-        )
+    conn = tx.session.connection()
+    existing = conn.execute(
+        SELECT_DUPLICATE, {"account_id": account.id, "provider_message_id": inbound.provider_message_id}
     ).first()
     if existing is not None:
         return IngestResult(existing.id, existing.conversation_id, existing.contact_id, duplicate=True)
-    return _store_new(tx, account, inbound)
+    fast = _store_on_open_thread(tx, account, inbound)
+    return fast if fast is not None else _store_new(tx, account, inbound)
+
+
+INSERT_CONTACT = insert(_contacts).returning(_contacts.c.id)
+INSERT_IDENTITY = insert(_identities).returning(_identities.c.id)
+INSERT_CONVERSATION = insert(_conversations).returning(_conversations.c.id)
+
+
+@dataclass
+class _Thread:
+    identity_id: int
+    contact_id: int
+    conversation_id: int
+    team_id: int | None = None
+    assignee_id: int | None = None
+
+
+def _new_sender_thread(tx: Tx, account: ChannelAccountView, inbound: InboundMessage, sender: IdentityRef) -> _Thread:
+    """A first message from an unknown sender: a new contact, identity and conversation."""
+    conn = tx.session.connection()
+    now = tx.now
+    contact_id = conn.execute(
+        INSERT_CONTACT,
+        {
+            "name": inbound.sender_name,
+            "locale": inbound.locale,
+            "custom_attributes": {},
+            "merged_into_id": None,
+            "created_at": now,
+            "updated_at": now,
+        },
+    ).scalar_one()
+    identity_id = conn.execute(
+        INSERT_IDENTITY,
+        {
+            "contact_id": contact_id,
+            "kind": str(sender.kind),
+            "value": sender.value,
+            "verified": sender.verified,
+            "opted_out": False,
+            "merged_from_contact_id": None,
+            "created_at": now,
+        },
+    ).scalar_one()
+    conversation_id = conn.execute(
+        INSERT_CONVERSATION,
+        {
+            "contact_id": contact_id,
+            "status": "open",
+            "priority": "none",
+            "assignee_id": None,
+            "team_id": None,
+            "subject": inbound.subject,
+            "last_channel_account_id": account.id,
+            "message_count": 0,
+            "created_at": now,
+            "updated_at": now,
+            "last_message_at": now,
+            "last_inbound_at": now,
+            "waiting_since": None,
+            "first_response_at": None,
+            "resolved_at": None,
+            "snoozed_until": None,
+            "merged_into_id": None,
+        },
+    ).scalar_one()
+    tx.record("contact.created", contact_id=contact_id, data={"via": str(sender.kind)})
+    tx.record(
+        "conversation.created",
+        conversation_id=conversation_id,
+        contact_id=contact_id,
+        data={"channel_account_id": account.id},
+        realtime={"team_id": None, "assignee_id": None, "status": "open"},
+    )
+    return _Thread(identity_id, contact_id, conversation_id)
+
+
+def _store_on_open_thread(tx: Tx, account: ChannelAccountView, inbound: InboundMessage) -> IngestResult | None:
+    """The common case in five statements: a known sender with an unresolved conversation,
+    one identity, no threading references, no attachments. Anything else: None."""
+    if inbound.other_identities or inbound.reply_to_provider_ids or inbound.conversation_token is not None:
+        return None
+    if inbound.attachments or (inbound.raw is not None and inbound.kind == "unknown"):
+        return None
+    sender = _normalized(inbound.sender, tx.runtime.settings.default_region)
+    conn = tx.session.connection()
+    row = conn.execute(SELECT_SENDER_THREAD, {"kind": str(sender.kind), "value": sender.value}).first()
+    now = tx.now
+    if row is None:
+        row = _new_sender_thread(tx, account, inbound, sender)
+    elif (
+        row.conversation_id is None
+        or row.status not in UNRESOLVED
+        or (sender.verified and not row.verified)
+        or (inbound.sender_name and not row.contact_name)
+    ):
+        return None
+    message_id = conn.execute(
+        INSERT_MESSAGE,
+        {
+            "conversation_id": row.conversation_id,
+            "contact_id": row.contact_id,
+            "channel_account_id": account.id,
+            "identity_id": row.identity_id,
+            "direction": "inbound",
+            "kind": str(inbound.kind),
+            "author_agent_id": None,
+            "body": inbound.text,
+            "html": inbound.html,
+            "subject": inbound.subject,
+            "data": dict(inbound.data),
+            "provider_message_id": inbound.provider_message_id,
+            "status": "received",
+            "status_code": None,
+            "status_reason": None,
+            "idempotency_key": None,
+            "reply_to_message_id": None,
+            "auto_generated": inbound.auto_generated,
+            "created_at": now,
+            "sent_at": inbound.sent_at,
+            "edited_at": None,
+            "deleted_at": None,
+        },
+    ).scalar_one()
+    conn.execute(
+        UPDATE_THREAD,
+        {
+            "conversation_id": row.conversation_id,
+            "now": now,
+            "account_id": account.id,
+            "waiting_since": None if inbound.auto_generated else now,
+        },
+    )
+    conversation = {"team_id": row.team_id, "assignee_id": row.assignee_id, "status": "open"}
+    tx.record(
+        "message.created",
+        conversation_id=row.conversation_id,
+        contact_id=row.contact_id,
+        message_id=message_id,
+        data={"direction": "inbound", "channel_account_id": account.id, "kind": str(inbound.kind)},
+        realtime=_realtime(
+            conversation,
+            direction="inbound",
+            channel_account_id=account.id,
+            channel_kind=account.kind,
+            preview=(inbound.text or "")[:140],
+        ),
+    )
+    return IngestResult(message_id, row.conversation_id, row.contact_id)
 
 
 def _store_new(tx: Tx, account: ChannelAccountView, inbound: InboundMessage) -> IngestResult:
@@ -396,6 +595,9 @@ def _store_new(tx: Tx, account: ChannelAccountView, inbound: InboundMessage) -> 
                 for a in inbound.attachments
             ],
         )
+        if any(a.data is None and (a.url or a.provider_media_id) for a in inbound.attachments):
+            # The provider only named these files: the worker fetches them after commit.
+            messaging_actions.enqueue_media_fetches(tx, message_id, account.id)
     values: dict[str, Any] = {
         "last_message_at": tx.now,
         "last_inbound_at": tx.now,
@@ -488,32 +690,26 @@ def apply_status(tx: Tx, account: ChannelAccountView, status: StatusUpdate) -> b
 def _mark_opted_out(tx: Tx, account: ChannelAccountView, status: StatusUpdate, identity_id: int | None) -> None:
     if identity_id is None:
         return
-    tx.session.execute(update(Identity).where(Identity.id == identity_id).values(opted_out=True))
-    tx.record(
-        "identity.opted_out",
-        data={"identity_id": identity_id, "channel_account_id": account.id, "code": status.error_code},
+    messaging_actions.set_channel_opt_out(
+        tx, identity_id, account.kind, True, source="provider", channel_account_id=account.id, code=status.error_code
     )
 
 
 def apply_opt_changes(tx: Tx, account: ChannelAccountView, changes: dict[str, bool]) -> None:
-    """Record STOP/START keywords and blocks, on the identity kind this channel reaches."""
+    """Record STOP/START keywords and blocks for this kind of channel only: an SMS STOP
+    leaves WhatsApp, which shares the phone identity, open."""
     from hilo.channels.registry import get_adapter
 
     region = tx.runtime.settings.default_region
     kind = get_adapter(account.kind).identity_kind
     for value, opted_out in changes.items():
         ref = _normalized(IdentityRef(kind=kind, value=value), region)
-        row = tx.session.execute(
-            update(Identity)
-            .where(Identity.kind == ref.kind, Identity.value == ref.value)
-            .values(opted_out=opted_out)
-            .returning(Identity.id, Identity.contact_id)
-        ).first()
-        if row is not None:
-            tx.record(
-                "identity.opted_out" if opted_out else "identity.opted_in",
-                contact_id=row.contact_id,
-                data={"identity_id": row.id, "channel_account_id": account.id},
+        identity_id = tx.session.execute(
+            select(Identity.id).where(Identity.kind == ref.kind, Identity.value == ref.value)
+        ).scalar()
+        if identity_id is not None:
+            messaging_actions.set_channel_opt_out(
+                tx, identity_id, account.kind, opted_out, source="keyword", channel_account_id=account.id
             )
 
 
@@ -529,6 +725,14 @@ def ingest_delivery(tx: Tx, account: ChannelAccountView, result: WebhookResult) 
             outcome.statuses_applied += 1
         else:
             outcome.statuses_ignored += 1
+    if isinstance(result, MetaWebhookResult):
+        for mark in result.watermarks:
+            allowed = STATUS_PREDECESSORS.get(mark.status, ())
+            outcome.statuses_applied += messaging_actions.apply_watermark(
+                tx, account, mark.recipient, mark.status, mark.at, allowed
+            )
+        if result.account_errors:
+            messaging_actions.record_account_errors(tx, account, result.account_errors)
     return outcome
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import redis
 
 
 class RateLimiter:
-    def __init__(self, redis_url: str = "") -> None:
+    def __init__(self, redis_url: str = "", now: Callable[[], float] = time.time) -> None:
+        # Time comes from the runtime's clock, so tests with a frozen clock never straddle a window.
+        self._now = now
         self._redis = redis.Redis.from_url(redis_url) if redis_url else None
         self._counts: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
@@ -18,7 +21,7 @@ class RateLimiter:
         """Count one hit on `key`; False when the limit for this window is exceeded."""
         if limit <= 0:
             return True
-        window = int(time.time() // window_seconds)
+        window = int(self._now() // window_seconds)
         if self._redis is not None:
             name = f"hilo:rl:{key}:{window}"
             pipe = self._redis.pipeline()
@@ -38,7 +41,7 @@ class RateLimiter:
         """True when `key` already has more than `limit` hits in this window (counts nothing)."""
         if limit <= 0:
             return False
-        window = int(time.time() // window_seconds)
+        window = int(self._now() // window_seconds)
         if self._redis is not None:
             value = self._redis.get(f"hilo:rl:{key}:{window}")
             return value is not None and int(value) > limit
@@ -47,7 +50,7 @@ class RateLimiter:
             return seen_window == window and count > limit
 
     def reset(self, key: str, window_seconds: int = 60) -> None:
-        window = int(time.time() // window_seconds)
+        window = int(self._now() // window_seconds)
         if self._redis is not None:
             self._redis.delete(f"hilo:rl:{key}:{window}")
         with self._lock:

@@ -23,7 +23,14 @@ from hilo.actions.channels import create_channel_account
 from hilo.channels import signing
 from hilo.db.migrate import upgrade
 from hilo.runtime import Runtime
-from tests.conftest import PG_URL, REDIS_URL, make_settings
+from tests.conftest import (
+    PG_URL,
+    REDIS_URL,
+    create_scratch_database,
+    drop_scratch_database,
+    make_settings,
+    scratch_database_name,
+)
 from tests.fakes.server import free_port
 
 pytestmark = pytest.mark.slow
@@ -42,11 +49,8 @@ def _require_services() -> None:
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[dict[str, object]]:
     _require_services()
-    name = f"hilo_scaleout_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-    with psycopg.connect(PG_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
+    name = scratch_database_name("hilo_scaleout")
+    url = create_scratch_database(name)
     env = {
         **os.environ,
         "HILO_DATABASE_URL": url,
@@ -85,7 +89,7 @@ def cluster(tmp_path: Path) -> Iterator[dict[str, object]]:
         for port in ports
     ]
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90
         for port in ports:
             while True:
                 try:
@@ -102,6 +106,7 @@ def cluster(tmp_path: Path) -> Iterator[dict[str, object]]:
             process.terminate()
         for process in processes:
             process.wait(timeout=10)
+        drop_scratch_database(name)
 
 
 def test_event_from_one_process_reaches_websocket_on_the_other(cluster: dict[str, object]) -> None:
