@@ -19,6 +19,7 @@ run: $(STAMP)
 	$(BIN)/hilo demo
 	@echo ""
 	@echo "  Hilo is starting at http://127.0.0.1:8000"
+	@echo "  Agent inbox: http://127.0.0.1:8000/inbox  (administration: http://127.0.0.1:8000/admin)"
 	@echo "  Sign in as admin@example.com / hilo-demo-password  (API docs: http://127.0.0.1:8000/api/docs)"
 	@echo ""
 	$(BIN)/hilo serve --host 127.0.0.1 --port 8000

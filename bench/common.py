@@ -262,3 +262,78 @@ def counting_statements(engine: Engine) -> Iterator[Callable[[], int]]:
 def status(text: str) -> None:
     """Progress on stderr, so a long run shows where it is."""
     print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def time_requests(base_url: str, token: str, paths: list[str], warmup: int = 20) -> dict[str, Any]:
+    """GET each path in turn over one keep-alive connection; latency as the client sees it."""
+    headers = {"authorization": f"Bearer {token}"}
+    timings: list[float] = []
+    sizes: list[int] = []
+    with httpx.Client(base_url=base_url, headers=headers, timeout=60) as client:
+        for path in paths[:warmup]:
+            client.get(path).raise_for_status()
+        for path in paths:
+            started = time.perf_counter()
+            response = client.get(path)
+            timings.append(time.perf_counter() - started)
+            response.raise_for_status()
+            sizes.append(len(response.json().get("items", [])) if path.startswith("/api/v1/conversations") else 1)
+    return {**latency_summary(timings), "mean_items": round(sum(sizes) / len(sizes), 1) if sizes else 0}
+
+
+
+def statements_per_request(env: dict[str, str], token: str, paths: list[str]) -> dict[str, Any]:
+    """Count the SQL statements of each request in an in-process app (same code, same database)."""
+    from contextvars import ContextVar
+
+    from fastapi.testclient import TestClient
+
+    from hilo.app import create_app
+    from hilo.settings import load_settings
+
+    in_request: ContextVar[bool] = ContextVar("bench_in_request", default=False)
+
+    class Marker:
+        """Mark what an HTTP request runs (its thread-pool work included) as part of it."""
+
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            token_ = in_request.set(scope["type"] == "http")
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                in_request.reset(token_)
+
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        app = create_app(load_settings())
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    app.add_middleware(Marker)
+    engine = app.state.runtime.db.engine
+    counts: list[int] = []
+    seen = 0
+
+    def listener(*_args: Any) -> None:
+        nonlocal seen
+        if in_request.get():
+            seen += 1
+
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        # No lifespan: background threads stay off and only request work runs.
+        client = TestClient(app)
+        headers = {"authorization": f"Bearer {token}"}
+        client.get(paths[0], headers=headers).raise_for_status()  # the token's last-used stamp
+        for path in paths:
+            seen = 0
+            client.get(path, headers=headers).raise_for_status()
+            counts.append(seen)
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+        app.state.runtime.close()
+    return {"min": min(counts), "max": max(counts), "mean": round(sum(counts) / len(counts), 2)}

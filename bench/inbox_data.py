@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
-from common import create_database, database_exists, pg_url, status
+from common import HiloServer, create_database, database_exists, hilo_cli, hilo_env, pg_url, running_server, status
 
 from hilo.db.migrate import upgrade
 
@@ -449,6 +452,27 @@ def search_email(data: DataSet) -> str:
     if row is None:
         raise RuntimeError(f"no e-mail identity in {data.database}")
     return str(row[0])
+
+
+
+
+@dataclass
+class Served:
+    """A `hilo serve` process on the data set, with an admin's and an agent's API tokens."""
+
+    server: HiloServer
+    env: dict[str, str]
+    admin_token: str
+    agent_token: str
+
+
+@contextmanager
+def served(data: DataSet, work: Path) -> Iterator[Served]:
+    env = hilo_env(pg_url(data.database), work / "data")
+    admin = hilo_cli(env, "tokens", "create", "--email", ADMIN_EMAIL, "--name", "bench")["token"]
+    agent = hilo_cli(env, "tokens", "create", "--email", AGENT_EMAIL, "--name", "bench")["token"]
+    with running_server(env, work / "server.log") as server:
+        yield Served(server, env, admin, agent)
 
 
 if __name__ == "__main__":

@@ -49,20 +49,31 @@ def serve(host: str, port: int, workers: int) -> None:
 
 @main.command()
 def worker() -> None:
-    """Run an outbox worker process (any number of them on PostgreSQL)."""
+    """Run a worker process: outbox sends and IMAP mailboxes (any number of them on PostgreSQL)."""
+    from hilo.actions.ingest import IngestQueue
+    from hilo.mailbox.service import MailboxService
     from hilo.runtime import Runtime
     from hilo.worker.dispatcher import OutboxDispatcher
 
     runtime = Runtime(load_settings())
     dispatcher = OutboxDispatcher(runtime)
+    # No API here: mail fetched by IMAP is committed by this process's own ingest writer.
+    ingest = IngestQueue(runtime)
+    mailboxes = MailboxService(runtime, ingest)
 
     async def run() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, dispatcher.stop)
-        await dispatcher.run()
+        ingest.start()
+        mailboxes.start()
+        try:
+            await dispatcher.run()
+        finally:
+            await mailboxes.close()
+            ingest.stop()
 
-    click.echo("hilo worker: sending queued messages (Ctrl+C to stop)")
+    click.echo("hilo worker: sending queued messages and reading mailboxes (Ctrl+C to stop)")
     asyncio.run(run())
     runtime.close()
 

@@ -9,6 +9,7 @@ from hilo.actions.errors import ActionError
 from hilo.channels.models import ChannelAccount
 from hilo.channels.registry import MODULES, get_adapter
 from hilo.i18n import N_
+from hilo.messaging.media import MEDIA_CONFIG_KEYS
 from hilo.runtime import Tx
 
 
@@ -19,7 +20,7 @@ def _split(kind: str, values: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
     for key, value in values.items():
         if key in adapter.secret_keys:
             secret_values[key] = str(value)
-        elif key in adapter.config_keys:
+        elif key in adapter.config_keys or key in MEDIA_CONFIG_KEYS:
             config[key] = value
         else:
             raise ActionError("setting_unknown", N_('Unknown setting "{key}" for this kind of channel.'), 422, key=key)
@@ -48,7 +49,12 @@ def create_channel_account(tx: Tx, kind: str, name: str, values: dict[str, Any] 
     )
     tx.session.add(account)
     tx.session.flush()
-    tx.record("channel.created", data={"channel_account_id": account.id, "kind": kind})
+    # Published like channel.updated, so workers start polling a new mailbox at once.
+    tx.record(
+        "channel.created",
+        data={"channel_account_id": account.id, "kind": kind},
+        realtime={"team_id": None, "assignee_id": None},
+    )
     return account
 
 

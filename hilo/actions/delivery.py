@@ -9,8 +9,9 @@ from sqlalchemy import select, update
 
 from hilo.actions.conversations import realtime_of
 from hilo.channels.base import SendError, SendResult
-from hilo.contacts.models import Identity
+from hilo.channels.models import ChannelAccount
 from hilo.conversations.models import Conversation, Message
+from hilo.messaging.actions import set_channel_opt_out
 from hilo.runtime import Tx
 from hilo.worker.models import OutboxJob
 
@@ -30,6 +31,19 @@ def _conversation(tx: Tx, message_id: int) -> tuple[Message, Conversation]:
     return message, conversation
 
 
+def _set_status_detail(tx: Tx, message: Message, detail: str | None) -> None:
+    """Keep the provider's own words about the last attempt (an SMTP server's reply) in
+    the message data, beside the translated status_reason; cleared once a send succeeds."""
+    data = dict(message.data or {})
+    if data.get("status_detail") == detail or ("status_detail" not in data and detail is None):
+        return
+    if detail is None:
+        data.pop("status_detail")
+    else:
+        data["status_detail"] = detail
+    tx.session.execute(update(Message).where(Message.id == message.id).values(data=data))
+
+
 def record_sent(tx: Tx, job_id: int, result: SendResult) -> None:
     job = tx.session.get(OutboxJob, job_id)
     assert job is not None
@@ -37,6 +51,7 @@ def record_sent(tx: Tx, job_id: int, result: SendResult) -> None:
     job.locked_until = None
     job.last_error = None
     message, conversation = _conversation(tx, job.message_id)
+    _set_status_detail(tx, message, None)
     # A status callback may have arrived first ("delivered" before we recorded "sent").
     tx.session.execute(
         update(Message)
@@ -74,8 +89,20 @@ def record_failure(tx: Tx, job_id: int, error: SendError) -> None:
             .where(Message.id == message.id, Message.status == "queued")
             .values(status="failed", status_code=error.code, status_reason=error.reason)
         )
-        if error.opted_out and message.identity_id is not None:
-            tx.session.execute(update(Identity).where(Identity.id == message.identity_id).values(opted_out=True))
+        if error.opted_out and message.identity_id is not None and message.channel_account_id is not None:
+            # Blocked on this kind of channel only (Twilio 21610 says nothing about WhatsApp).
+            channel_kind = tx.session.execute(
+                select(ChannelAccount.kind).where(ChannelAccount.id == message.channel_account_id)
+            ).scalar_one()
+            set_channel_opt_out(
+                tx,
+                message.identity_id,
+                channel_kind,
+                True,
+                source="provider",
+                channel_account_id=message.channel_account_id,
+                code=error.code,
+            )
         kind = "message.status"
         data = {
             "status": "failed",
@@ -95,6 +122,10 @@ def record_failure(tx: Tx, job_id: int, error: SendError) -> None:
         )
         kind = "message.retry_scheduled"
         data = {"code": error.code, "reason": error.reason, "attempt": job.attempts, "delay_seconds": round(delay, 3)}
+    detail = getattr(error, "server_reply", None)
+    if detail:
+        data["detail"] = detail
+    _set_status_detail(tx, message, detail or None)
     tx.session.flush()
     tx.session.refresh(message)
     tx.record(

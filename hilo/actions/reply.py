@@ -13,10 +13,11 @@ from hilo.actions.errors import ActionError
 from hilo.channels.base import IdentityKind, IdentityRef, SendContext
 from hilo.channels.models import ChannelAccount
 from hilo.channels.registry import get_adapter
-from hilo.contacts.identity import CHANNEL_IDENTITY_KIND
+from hilo.contacts.identity import CHANNEL_IDENTITY_KIND, InvalidIdentity, normalize_email
 from hilo.contacts.models import Identity
 from hilo.conversations.models import Attachment, Conversation, Message
 from hilo.i18n import N_
+from hilo.messaging.optouts import is_opted_out
 from hilo.runtime import Tx
 from hilo.worker.models import OutboxJob
 
@@ -72,6 +73,28 @@ def _last_inbound_at(tx: Tx, conversation: Conversation, account_id: int) -> Any
     ).scalar()
 
 
+def _context(
+    tx: Tx,
+    conversation: Conversation,
+    account: ChannelAccount,
+    identity: Identity,
+    text: str | None,
+    has_attachments: bool,
+    template: dict[str, Any] | None,
+) -> SendContext:
+    return SendContext(
+        account=account.view(),
+        recipient=IdentityRef(IdentityKind(identity.kind), identity.value, identity.verified),
+        text=text,
+        has_attachments=has_attachments,
+        template=template,
+        last_inbound_at=_last_inbound_at(tx, conversation, account.id),
+        now=tx.now,
+        # Opt-outs are per kind of channel: an SMS STOP leaves WhatsApp open.
+        recipient_opted_out=is_opted_out(tx.session, identity.id, identity.opted_out, account.kind),
+    )
+
+
 def _check(
     tx: Tx,
     conversation: Conversation,
@@ -85,24 +108,33 @@ def _check(
         return "channel_disabled", N_("This channel is disabled by an administrator.")
     if identity is None:
         return "no_identity_on_channel", N_("This contact has no address on this channel.")
-    if identity.opted_out:
-        return "recipient_opted_out", N_("The contact opted out of messages on this channel.")
-    adapter = get_adapter(account.kind)
-    refusal = adapter.check_send(
-        SendContext(
-            account=account.view(),
-            recipient=IdentityRef(IdentityKind(identity.kind), identity.value, identity.verified),
-            text=text,
-            has_attachments=has_attachments,
-            template=template,
-            last_inbound_at=_last_inbound_at(tx, conversation, account.id),
-            now=tx.now,
-            recipient_opted_out=identity.opted_out,
-        )
-    )
+    ctx = _context(tx, conversation, account, identity, text, has_attachments, template)
+    # The adapter speaks first: its refusals name the channel's own rule ("reply START").
+    refusal = get_adapter(account.kind).check_send(ctx)
     if refusal is not None:
         return refusal.code, refusal.reason
+    if ctx.recipient_opted_out:
+        return "recipient_opted_out", N_("The contact opted out of messages on this channel.")
     return None
+
+
+def _message_tag(
+    tx: Tx,
+    conversation: Conversation,
+    account: ChannelAccount,
+    identity: Identity,
+    text: str | None,
+    has_attachments: bool,
+    template: dict[str, Any] | None,
+) -> str | None:
+    """The provider's message tag for this send, from the adapter's optional `message_tag`
+    hook (Messenger/Instagram: HUMAN_AGENT for a person answering after 24 hours)."""
+    hook = getattr(get_adapter(account.kind), "message_tag", None)
+    if hook is None or tx.actor_agent_id is None:
+        # Only a human agent's reply may carry the human-agent tag; automations never do.
+        return None
+    tag: str | None = hook(_context(tx, conversation, account, identity, text, has_attachments, template))
+    return tag
 
 
 def channel_options(tx: Tx, conversation: Conversation) -> list[ChannelOption]:
@@ -128,6 +160,21 @@ def channel_options(tx: Tx, conversation: Conversation) -> list[ChannelOption]:
             )
         )
     return options
+
+
+def _cc_addresses(account: ChannelAccount, cc: list[str]) -> list[str]:
+    """Copy recipients: e-mail only, each a valid address (no header injection), once each."""
+    if account.kind != "email":
+        raise ActionError("cc_not_supported", N_("Only e-mail replies can have copy (CC) recipients."), 422)
+    addresses = []
+    for value in cc:
+        try:
+            addresses.append(normalize_email(value))
+        except InvalidIdentity:
+            raise ActionError(
+                "cc_invalid", N_('"{address}" is not a valid e-mail address for CC.'), 422, address=value[:320]
+            ) from None
+    return list(dict.fromkeys(addresses))
 
 
 def add_note(tx: Tx, conversation: Conversation, body: str, mentions: list[int] | None = None) -> Message:
@@ -192,8 +239,11 @@ def reply(
     data: dict[str, Any] = {}
     if template:
         data["template"] = template
+    tag = _message_tag(tx, conversation, account, identity, body, bool(attachments), template)
+    if tag:
+        data["tag"] = tag
     if cc:
-        data["cc"] = cc
+        data["cc"] = _cc_addresses(account, cc)
     message = Message(
         conversation_id=conversation.id,
         contact_id=conversation.contact_id,

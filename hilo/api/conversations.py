@@ -21,7 +21,7 @@ from hilo.api.schemas import ERRORS, ConversationOut, MessageOut
 from hilo.contacts.models import Contact
 from hilo.conversations.access import access_conversation, visible_clause
 from hilo.conversations.models import Conversation, Label, Message, conversation_labels
-from hilo.conversations.search import search_clause
+from hilo.conversations.search import find_conversations
 from hilo.i18n import N_, gettext
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"], responses=ERRORS)
@@ -198,8 +198,6 @@ def list_conversations(
         label=label,
         contact_id=contact_id,
     )
-    if q and q.strip():
-        query = query.where(search_clause(runtime.db.dialect, q.strip(), runtime.settings.default_region))
     offset = 0
     if sort == "last_activity":
         query = query.order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
@@ -225,9 +223,12 @@ def list_conversations(
                 Conversation.id.desc(),
             )
         offset = _decode_offset(cursor) if cursor else 0
-        query = query.offset(offset)
     with runtime.db.read() as session:
-        rows = list(session.execute(query.limit(limit + 1)).scalars().all())
+        if q and q.strip():
+            region = runtime.settings.default_region
+            rows = find_conversations(session, query, q.strip(), region, offset=offset, limit=limit + 1)
+        else:
+            rows = list(session.execute(query.offset(offset or None).limit(limit + 1)).scalars().all())
         more = len(rows) > limit
         rows = rows[:limit]
         items = serialize_conversations(session, rows)
@@ -340,7 +341,8 @@ def channels(conversation_id: int, principal: CurrentAgent, runtime: RuntimeDep)
         ]
 
 
-def _collision(session: Session, conversation_id: int, seen: int, principal: Principal) -> dict[str, Any] | None:
+def collision_since(session: Session, conversation_id: int, seen: int, principal: Principal) -> dict[str, Any] | None:
+    """The newest reply by another agent after message `seen`, or None: "someone answered meanwhile"."""
     newer = session.execute(
         select(Message.id, Message.author_agent_id)
         .where(
@@ -361,7 +363,7 @@ def send_reply(conversation_id: int, body: ReplyIn, principal: CurrentAgent, run
     with runtime.transaction(principal.id) as tx:
         conversation = access_conversation(tx.session, principal, conversation_id)
         if body.seen_message_id is not None and not body.confirm_collision:
-            collision = _collision(tx.session, conversation_id, body.seen_message_id, principal)
+            collision = collision_since(tx.session, conversation_id, body.seen_message_id, principal)
             if collision:
                 raise ActionError(
                     "collision", N_("Someone else replied since you opened this conversation."), 409, details=collision

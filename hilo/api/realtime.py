@@ -53,7 +53,8 @@ async def agent_socket(websocket: WebSocket) -> None:
         pass
     finally:
         sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        # The sender may already have stopped on its own because the client went away.
+        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
             await sender
         hub.connections.discard(connection)
         await websocket.app.state.presence.left(connection)

@@ -103,7 +103,9 @@ async def webhook(kind: str, account_id: int, request: Request) -> Response:
         limiter.hit(refusal_key, app_state.runtime.settings.webhook_refusal_limit)
         raise
     stored: dict[str, Any] = {"messages": 0, "duplicates": 0, "statuses": 0}
-    if result.messages or result.statuses or result.opt_changes:
+    # Messenger/Instagram read receipts and WhatsApp account errors ride on MetaWebhookResult.
+    extras = getattr(result, "watermarks", None) or getattr(result, "account_errors", None)
+    if result.messages or result.statuses or result.opt_changes or extras:
         outcome = await asyncio.wrap_future(app_state.ingest.submit(account, result))
         stored = {
             "messages": sum(1 for m in outcome.messages if not m.duplicate),

@@ -42,6 +42,8 @@ class InstagramAdapter(MessengerAdapter):
     credential_key: ClassVar[str] = "access_token"
     default_base_url: ClassVar[str] = INSTAGRAM_BASE_URL
     text_too_long: ClassVar[str] = MSG_TEXT_TOO_LONG
+    # Outbound files go by public link only: the worker gives each a signed Hilo URL.
+    media_by_link: ClassVar[bool] = True
 
     def text_is_too_long(self, text: str) -> bool:
         # Meta counts UTF-8 bytes here, not characters.

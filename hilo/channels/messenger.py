@@ -29,6 +29,7 @@ from hilo.channels.base import (
 from hilo.channels.meta_common import (
     CUSTOMER_SERVICE_WINDOW,
     GRAPH_BASE_URL,
+    HUMAN_AGENT_TAG,
     HUMAN_AGENT_WINDOW,
     MSG_INVALID_REQUEST,
     MSG_PAYLOAD_MALFORMED,
@@ -288,6 +289,17 @@ class MessengerAdapter:
         if config_flag(ctx.account.config.get("human_agent_tag")):
             return None
         return Refusal(refusal_code, MSG_OUTSIDE_24H)
+
+    def message_tag(self, ctx: SendContext) -> str | None:
+        """HUMAN_AGENT for a reply 24 hours to 7 days after the customer last wrote, when the
+        channel allows it (Hilo calls this for replies written by a person only)."""
+        if within(ctx.last_inbound_at, ctx.now, CUSTOMER_SERVICE_WINDOW):
+            return None
+        if within(ctx.last_inbound_at, ctx.now, HUMAN_AGENT_WINDOW) and config_flag(
+            ctx.account.config.get("human_agent_tag")
+        ):
+            return HUMAN_AGENT_TAG
+        return None
 
     def text_is_too_long(self, text: str) -> bool:
         return len(text) > 2000

@@ -379,6 +379,8 @@ class TwilioMessagingAdapter:
     )
     secret_keys: ClassVar[tuple[str, ...]] = ("auth_token",)
     address_prefix: ClassVar[str] = ""
+    # Twilio fetches MediaUrl itself: the worker gives each file a signed public Hilo URL.
+    media_by_link: ClassVar[bool] = True
 
     def parse_webhook(self, account: ChannelAccountView, request: WebhookRequest) -> WebhookResult:
         params = verified_params(account, request)

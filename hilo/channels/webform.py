@@ -32,7 +32,15 @@ from hilo.channels.base import (
     WebhookRequest,
     WebhookResult,
 )
-from hilo.channels.widget import DEFAULT_COLOR, FieldRule, css_color, structured_setting, localized, origin_allowed, parse_origins
+from hilo.channels.widget import (
+    DEFAULT_COLOR,
+    FieldRule,
+    css_color,
+    localized,
+    origin_allowed,
+    parse_origins,
+    structured_setting,
+)
 from hilo.contacts.identity import InvalidIdentity, normalize_email, normalize_phone
 from hilo.i18n import N_, normalize_locale
 

@@ -229,15 +229,14 @@ class WidgetSettings:
                 rules.append(
                     ProactiveRule(
                         message=item["message"],
-                        after_seconds=_number(item.get("after_seconds")),
+                        after_seconds=_whole(_number(item.get("after_seconds"))),
                         url=str(item["url"]) if item.get("url") else None,
                         returning=bool(returning) if returning is not None else None,
                     )
                 )
         reply_time = str(config.get("reply_time") or "") or None
-        upload_mb = float(config.get("max_upload_mb") or DEFAULT_UPLOAD_MB)
-        fallback = config.get("email_fallback_minutes")
-        email_account = config.get("email_channel_account_id")
+        upload_mb = _number(config.get("max_upload_mb")) or DEFAULT_UPLOAD_MB
+        fallback = _number(config.get("email_fallback_minutes"))
         return cls(
             public_token=str(config.get("public_token") or ""),
             title=structured_setting(config.get("title")) or account.name,
@@ -251,19 +250,27 @@ class WidgetSettings:
             business_hours=structured_setting(config.get("business_hours")) or "",
             reply_time=reply_time if reply_time in REPLY_TIMES else None,
             max_upload_bytes=int(upload_mb * 1024 * 1024),
-            email_fallback_minutes=float(fallback) if fallback not in (None, "") else DEFAULT_EMAIL_FALLBACK_MINUTES,
-            email_channel_account_id=int(email_account) if str(email_account or "").isdigit() else None,
+            email_fallback_minutes=DEFAULT_EMAIL_FALLBACK_MINUTES if fallback is None else fallback,
+            email_channel_account_id=_whole(_number(config.get("email_channel_account_id"))),
         )
 
     def text(self, name: str, locale: str) -> str:
         return localized(getattr(self, name), normalize_locale(locale))
 
 
-def _number(value: Any) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
+def _number(value: Any) -> float | None:
+    """A number from a setting given as a number or as text; None when absent or not a number."""
+    if value is None or value == "" or isinstance(value, bool):
         return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        log.warning("widget setting %r is not a number; ignored", value)
+        return None
+
+
+def _whole(value: float | None) -> int | None:
+    return None if value is None else int(value)
 
 
 def css_color(value: Any, default: str) -> str:

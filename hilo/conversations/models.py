@@ -79,6 +79,7 @@ class Conversation(Base):
         ),
         Index("ix_conversations_contact_id_created_at", "contact_id", "created_at"),
         Index("ix_conversations_status_last_message_at", "status", "last_message_at", "id"),
+        Index("ix_conversations_last_message_at", "last_message_at", "id"),
         Index("ix_conversations_assignee_status", "assignee_id", "status", "last_message_at"),
         Index("ix_conversations_team_status", "team_id", "status", "last_message_at"),
         Index(

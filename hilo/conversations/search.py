@@ -5,13 +5,22 @@ PostgreSQL: GIN indexes over `to_tsvector('simple', ...)` queried with
 kept in sync by triggers. E-mail addresses and phone numbers match identities exactly
 (or by prefix), so "ana@example.com" finds Ana's conversations even if no message
 contains the address.
+
+On PostgreSQL the page of results is found in one of two ways (`find_conversations`):
+a word that many conversations contain is cheapest to find by checking the newest
+conversations of the list one by one, while a rare one is cheapest through the index.
+The planner cannot tell them apart (its estimate for a word outside the statistics is
+a guess), so the search first checks a window of the newest conversations and falls
+back to the index only when that window holds too few matches.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, literal_column, or_, select, text
+from sqlalchemy import ColumnElement, CompoundSelect, Select, exists, func, literal, literal_column, or_, select, text, union
+from sqlalchemy.orm import Session
 
 from hilo.contacts.identity import InvalidIdentity, normalize_email, normalize_phone
 from hilo.contacts.models import Contact, Identity
@@ -45,6 +54,56 @@ def _identity_matches(query: str, region: str) -> ColumnElement[bool] | None:
         except InvalidIdentity:
             return None
     return None
+
+
+# How many of the list's newest conversations a PostgreSQL search checks one by one first.
+RECENT_WINDOW = 400
+
+
+def _tsquery(query: str) -> ColumnElement[Any]:
+    return func.websearch_to_tsquery(literal_column("'simple'::regconfig"), query)
+
+
+def _body_matches(query: str) -> ColumnElement[bool]:
+    """Message text matching `query`, in the form the GIN index ix_messages_body_fts serves."""
+    vector = func.to_tsvector(literal_column("'simple'::regconfig"), func.coalesce(Message.body, ""))
+    return vector.op("@@")(_tsquery(query))
+
+
+def _people(query: str, region: str) -> Select[Any] | CompoundSelect:
+    """Contacts whose name matches `query`, or who own the e-mail address or phone it names."""
+    vector = func.to_tsvector(literal_column("'simple'::regconfig"), func.coalesce(Contact.name, ""))
+    named = select(Contact.id).where(vector.op("@@")(_tsquery(query)))
+    identity = _identity_matches(query, region)
+    return named if identity is None else union(named, select(Identity.contact_id).where(identity))
+
+
+def find_conversations(
+    session: Session, query: Select[Any], text_query: str, region: str, *, offset: int, limit: int
+) -> list[Any]:
+    """Run the inbox `query` (filters and order, no offset or limit) for conversations matching
+    `text_query`; return the page at `offset` of at most `limit` conversations."""
+    dialect = session.get_bind().dialect.name
+    if dialect != "postgresql":
+        found = query.where(search_clause(dialect, text_query, region))
+        return list(session.execute(found.offset(offset or None).limit(limit)).scalars().all())
+    body = _body_matches(text_query)
+    people = _people(text_query, region)
+    if not offset:
+        window = query.with_only_columns(Conversation.id, Conversation.contact_id).limit(RECENT_WINDOW).subquery()
+        # OFFSET 0 keeps the check per conversation: without it PostgreSQL may first collect
+        # every matching message in the table to test the window against.
+        mentioned = exists(select(literal(1)).where(Message.conversation_id == window.c.id, body).offset(0))
+        checked = session.execute(select(window.c.id, or_(mentioned, window.c.contact_id.in_(people)))).all()
+        hits = [row[0] for row in checked if row[1]]
+        if len(hits) >= limit or len(checked) < RECENT_WINDOW:
+            return list(session.execute(query.where(Conversation.id.in_(hits)).limit(limit)).scalars().all())
+    matching = union(
+        select(Message.conversation_id).where(body),
+        select(Conversation.id).where(Conversation.contact_id.in_(people)),
+    ).subquery()
+    found = query.where(Conversation.id.in_(select(matching.c[0])))
+    return list(session.execute(found.offset(offset or None).limit(limit)).scalars().all())
 
 
 def search_clause(dialect: str, query: str, region: str) -> ColumnElement[bool]:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -33,7 +34,7 @@ from hilo.routing.models import (
     RoutingAgent,
     RoutingTeam,
 )
-from hilo.runtime import Tx
+from hilo.runtime import Runtime, Tx
 
 PRIORITY_RANK = {"urgent": 0, "high": 1, "medium": 2, "low": 3, "none": 4}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -113,11 +114,32 @@ def loads(session: Session, agent_ids: Iterable[int]) -> dict[int, Counter[str]]
 
 
 def online_members(tx: Tx, team_id: int) -> list[Candidate]:
-    """The team's active members who are connected and available, with their loads."""
+    """The team's active members who are connected and available, with their loads (one query)."""
+    members = select(team_members.c.agent_id).where(team_members.c.team_id == team_id)
+    carried = (
+        select(
+            Conversation.assignee_id.label("agent_id"),
+            ChannelAccount.kind.label("kind"),
+            func.count().label("conversations"),
+        )
+        .select_from(Conversation)
+        .outerjoin(ChannelAccount, ChannelAccount.id == Conversation.last_channel_account_id)
+        .where(Conversation.assignee_id.in_(members), Conversation.status == "open")
+        .group_by(Conversation.assignee_id, ChannelAccount.kind)
+        .subquery()
+    )
     rows = tx.session.execute(
-        select(RoutingAgent.agent_id, RoutingAgent.skills, RoutingAgent.capacity, RoutingAgent.last_assigned_at)
+        select(
+            RoutingAgent.agent_id,
+            RoutingAgent.skills,
+            RoutingAgent.capacity,
+            RoutingAgent.last_assigned_at,
+            carried.c.kind,
+            carried.c.conversations,
+        )
         .join(team_members, team_members.c.agent_id == RoutingAgent.agent_id)
         .join(Agent, Agent.id == RoutingAgent.agent_id)
+        .outerjoin(carried, carried.c.agent_id == RoutingAgent.agent_id)
         .where(
             team_members.c.team_id == team_id,
             Agent.active.is_(True),
@@ -125,14 +147,16 @@ def online_members(tx: Tx, team_id: int) -> list[Candidate]:
             RoutingAgent.online_until > tx.now,
         )
     ).all()
-    candidates = [
-        Candidate(row.agent_id, frozenset(row.skills or []), dict(row.capacity or {}), row.last_assigned_at)
-        for row in rows
-    ]
-    carried = loads(tx.session, [c.agent_id for c in candidates])
-    for candidate in candidates:
-        candidate.load = carried[candidate.agent_id]
-    return candidates
+    candidates: dict[int, Candidate] = {}
+    for row in rows:
+        candidate = candidates.get(row.agent_id)
+        if candidate is None:
+            candidate = candidates[row.agent_id] = Candidate(
+                row.agent_id, frozenset(row.skills or []), dict(row.capacity or {}), row.last_assigned_at
+            )
+        if row.conversations:
+            candidate.load[channel_class(row.kind)] += row.conversations
+    return list(candidates.values())
 
 
 def lock_team(tx: Tx, team_id: int) -> RoutingTeam | None:
@@ -141,19 +165,31 @@ def lock_team(tx: Tx, team_id: int) -> RoutingTeam | None:
     ).scalar_one_or_none()
 
 
+# A channel account never changes kind: each runtime remembers the kinds it looked up.
+_kinds: WeakKeyDictionary[Runtime, dict[int, str | None]] = WeakKeyDictionary()
+
+
+def channel_kind(tx: Tx, account_id: int | None) -> str | None:
+    if account_id is None:
+        return None
+    known = _kinds.setdefault(tx.runtime, {})
+    if account_id not in known:
+        known[account_id] = tx.session.execute(
+            select(ChannelAccount.kind).where(ChannelAccount.id == account_id)
+        ).scalar()
+    return known[account_id]
+
+
 def conversation_class(tx: Tx, conversation: Conversation) -> str:
-    if conversation.last_channel_account_id is None:
-        return "chat"
-    kind = tx.session.execute(
-        select(ChannelAccount.kind).where(ChannelAccount.id == conversation.last_channel_account_id)
-    ).scalar()
-    return channel_class(kind)
+    return channel_class(channel_kind(tx, conversation.last_channel_account_id))
 
 
 def _routing_row(tx: Tx, conversation_id: int) -> ConversationRouting:
     row = tx.session.get(ConversationRouting, conversation_id)
     if row is None:
-        row = ConversationRouting(conversation_id=conversation_id, required_skills=[], updated_at=tx.now)
+        row = ConversationRouting(
+            conversation_id=conversation_id, required_skills=[], excluded_agent_ids=[], updated_at=tx.now
+        )
         tx.session.add(row)
         tx.session.flush()
     return row
@@ -179,15 +215,23 @@ def _decision(
     )
 
 
-def _give(tx: Tx, conversation: Conversation, team: RoutingTeam, chosen: Candidate, reason: str, trigger: str) -> None:
+def _give(
+    tx: Tx,
+    conversation: Conversation,
+    team: RoutingTeam,
+    chosen: Candidate,
+    reason: str,
+    trigger: str,
+    routing: ConversationRouting | None,
+) -> None:
     waited_since = conversation.waiting_since
     conv_actions.assign(tx, conversation, agent_id=chosen.agent_id)
-    tx.session.execute(
-        update(ConversationRouting)
-        .where(ConversationRouting.conversation_id == conversation.id)
-        .values(queued_at=None, reason=None, updated_at=tx.now)
-    )
-    team.last_agent_id = chosen.agent_id
+    if routing is not None and routing.queued_at is not None:
+        routing.queued_at = None
+        routing.reason = None
+        routing.updated_at = tx.now
+    if team.strategy == "round_robin":
+        team.last_agent_id = chosen.agent_id
     tx.session.execute(
         update(RoutingAgent).where(RoutingAgent.agent_id == chosen.agent_id).values(last_assigned_at=tx.now)
     )
@@ -247,13 +291,17 @@ def route(tx: Tx, conversation_id: int, *, trigger: str, exclude: frozenset[int]
         return None
     klass = conversation_class(tx, conversation)
     routing = tx.session.get(ConversationRouting, conversation_id)
+    if exclude:
+        routing = routing or _routing_row(tx, conversation_id)
+        routing.excluded_agent_ids = sorted(set(routing.excluded_agent_ids or []) | exclude)
     required = frozenset(routing.required_skills or []) if routing else frozenset()
+    excluded = frozenset(routing.excluded_agent_ids or []) if routing else frozenset()
     candidates = online_members(tx, team.team_id)
-    chosen, reason = choose(team.strategy, candidates, klass, required, cursor=team.last_agent_id, exclude=exclude)
+    chosen, reason = choose(team.strategy, candidates, klass, required, cursor=team.last_agent_id, exclude=excluded)
     if chosen is None:
         _enqueue(tx, conversation, team, klass, reason, trigger)
         return None
-    _give(tx, conversation, team, chosen, reason, trigger)
+    _give(tx, conversation, team, chosen, reason, trigger, routing)
     return chosen.agent_id
 
 
@@ -291,10 +339,11 @@ def drain_team(tx: Tx, team_id: int, *, trigger: str) -> int:
             item.channel_class,
             frozenset(item.required_skills or []),
             cursor=team.last_agent_id,
+            exclude=frozenset(item.excluded_agent_ids or []),
         )
         if chosen is None:
             continue
-        _give(tx, conversation, team, chosen, reason, trigger)
+        _give(tx, conversation, team, chosen, reason, trigger, item)
         chosen.load[item.channel_class] += 1
         assigned += 1
     tx.session.flush()
@@ -324,7 +373,8 @@ def reassign_from(tx: Tx, agent_id: int) -> list[int]:
     moved = []
     for conversation in list(rows):
         conv_actions.assign(tx, conversation, agent_id=None)
-        route(tx, conversation.id, trigger="agent_offline", exclude=frozenset({agent_id}))
+        # The agent is offline, so no longer a candidate; they may take it again once back.
+        route(tx, conversation.id, trigger="agent_offline")
         moved.append(conversation.id)
     return moved
 

@@ -17,6 +17,7 @@ from hilo.api.deps import CurrentAgent, RuntimeDep
 from hilo.api.schemas import ERRORS, ConversationOut
 from hilo.conversations.access import access_conversation
 from hilo.conversations.models import Conversation
+from hilo.events.models import Event
 from hilo.i18n import N_
 from hilo.routing import actions, calendars, presence, sla
 from hilo.routing.access import require_supervisor
@@ -34,6 +35,9 @@ from hilo.routing.models import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["routing"], responses=ERRORS)
+
+SLA_EVENTS = ("sla.applied", "sla.warning", "sla.breached", "sla.met")
+EVENTS_SHOWN = 100
 
 Strategy = Literal["round_robin", "least_loaded", "skills"]
 Locale = Literal["en", "es"]
@@ -147,6 +151,13 @@ class TimerOut(BaseModel):
     business_hours_id: int | None
 
 
+class EventOut(BaseModel):
+    id: int
+    kind: str
+    data: dict[str, Any]
+    created_at: datetime
+
+
 class ConversationSlaOut(BaseModel):
     conversation_id: int
     policy_id: int | None
@@ -154,6 +165,15 @@ class ConversationSlaOut(BaseModel):
     due_at: datetime | None
     due_kind: str | None
     timers: list[TimerOut]
+    events: list[EventOut]
+
+
+class ConversationRoutingOut(BaseModel):
+    conversation_id: int
+    required_skills: list[str]
+    queued: bool
+    queue_reason: str | None
+    decisions: list[EventOut]
 
 
 class SlaSummary(BaseModel):
@@ -298,7 +318,10 @@ def save_agent_routing(
     require_supervisor(principal)
     with runtime.transaction(principal.id) as tx:
         actions.save_agent(
-            tx, agent_id, skills=body.skills, capacity=dict(body.capacity) if body.capacity is not None else None
+            tx,
+            agent_id,
+            skills=body.skills,
+            capacity={str(k): v for k, v in body.capacity.items()} if body.capacity is not None else None,
         )
         agent = tx.session.get(Agent, agent_id)
         assert agent is not None
@@ -566,6 +589,32 @@ def conversation_sla(conversation_id: int, principal: CurrentAgent, runtime: Run
             due_at=summary.due_at if summary else None,
             due_kind=summary.due_kind if summary else None,
             timers=[TimerOut.model_validate(t, from_attributes=True) for t in timers],
+            events=_events(session, conversation_id, SLA_EVENTS),
+        )
+
+
+def _events(session: Session, conversation_id: int, kinds: tuple[str, ...]) -> list[EventOut]:
+    rows = session.execute(
+        select(Event)
+        .where(Event.conversation_id == conversation_id, Event.kind.in_(kinds))
+        .order_by(Event.id.desc())
+        .limit(EVENTS_SHOWN)
+    ).scalars()
+    return [EventOut.model_validate(e, from_attributes=True) for e in reversed(list(rows))]
+
+
+@router.get("/conversations/{conversation_id}/routing", response_model=ConversationRoutingOut)
+def conversation_routing(conversation_id: int, principal: CurrentAgent, runtime: RuntimeDep) -> ConversationRoutingOut:
+    """Why the conversation went to whom: required skills, queue place and routing decisions."""
+    with runtime.db.read() as session:
+        access_conversation(session, principal, conversation_id)
+        row = session.get(ConversationRouting, conversation_id)
+        return ConversationRoutingOut(
+            conversation_id=conversation_id,
+            required_skills=list(row.required_skills or []) if row else [],
+            queued=bool(row and row.queued_at is not None),
+            queue_reason=row.reason if row else None,
+            decisions=_events(session, conversation_id, ("routing.decision",)),
         )
 
 

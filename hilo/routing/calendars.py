@@ -1,4 +1,4 @@
-"""Business-hour calendars in the database: saving them, and loading them cached until changed."""
+"""Business-hour calendars in the database: saving them, and loading them cached by content."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import threading
 from datetime import date
 from typing import Any
 
-from sqlalchemy import delete, select, update
+import orjson
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from hilo.actions.errors import ActionError
@@ -15,7 +16,7 @@ from hilo.routing.business_hours import Calendar
 from hilo.routing.models import BusinessHours, RoutingTeam
 from hilo.runtime import Tx
 
-_cache: dict[tuple[int, Any], Calendar] = {}
+_cache: dict[tuple[Any, ...], Calendar] = {}
 _lock = threading.Lock()
 
 
@@ -40,7 +41,14 @@ def calendar(session: Session, business_hours_id: int | None) -> Calendar | None
 
 
 def cached(row: BusinessHours) -> Calendar:
-    key = (row.id, row.updated_at)
+    # Keyed by content, not id: the same id means another calendar in another database.
+    key = (
+        row.timezone,
+        orjson.dumps(row.periods, option=orjson.OPT_SORT_KEYS),
+        row.holiday_country,
+        row.holiday_subdivision,
+        tuple(row.closed_dates or ()),
+    )
     with _lock:
         found = _cache.get(key)
     if found is not None:
@@ -54,16 +62,19 @@ def cached(row: BusinessHours) -> Calendar:
 
 
 def team_calendar_row(session: Session, team_id: int | None) -> BusinessHours | None:
-    """The calendar of a team, else the default calendar, else None."""
-    if team_id is not None:
-        row = session.execute(
+    """The calendar of a team, else the default calendar, else None (one query)."""
+    team_hours = select(RoutingTeam.business_hours_id).where(RoutingTeam.team_id == team_id).scalar_subquery()
+    return (
+        session.execute(
             select(BusinessHours)
-            .join(RoutingTeam, RoutingTeam.business_hours_id == BusinessHours.id)
-            .where(RoutingTeam.team_id == team_id)
-        ).scalar_one_or_none()
-        if row is not None:
-            return row
-    return session.execute(select(BusinessHours).where(BusinessHours.is_default.is_(True))).scalars().first()
+            .where(or_(BusinessHours.id == team_hours, BusinessHours.is_default.is_(True)))
+            # The team's own calendar first: a default one sorts after it.
+            .order_by(BusinessHours.id != team_hours, BusinessHours.id)
+            .limit(1)
+        )
+        .scalars()
+        .first()
+    )
 
 
 def save(tx: Tx, row: BusinessHours | None, fields: dict[str, Any]) -> BusinessHours:
@@ -85,11 +96,11 @@ def save(tx: Tx, row: BusinessHours | None, fields: dict[str, Any]) -> BusinessH
     clash = tx.session.execute(select(BusinessHours.id).where(BusinessHours.name == name)).scalar()
     if clash is not None and (row is None or clash != row.id):
         raise ActionError("name_taken", N_("That name is already in use."), 409)
+    if fields.get("is_default"):
+        tx.session.execute(update(BusinessHours).where(BusinessHours.is_default.is_(True)).values(is_default=False))
     if row is None:
         row = BusinessHours(created_at=tx.now)
         tx.session.add(row)
-    if fields.get("is_default"):
-        tx.session.execute(update(BusinessHours).where(BusinessHours.is_default.is_(True)).values(is_default=False))
     row.name = name
     row.timezone = fields["timezone"]
     row.periods = {day: [list(p) for p in periods] for day, periods in fields["periods"].items()}

@@ -59,9 +59,11 @@ class RoutingHandlers:
     def on_sla_event(self, event: dict[str, Any], depth: int) -> None:
         kind = event.get("type")
         conversation_id = event.get("conversation_id")
+        at = event_time(event, self.runtime.clock.now())
+        if kind == "contact.updated" and event.get("contact_id") is not None:
+            self._contact_updated(int(event["contact_id"]), at)
         if conversation_id is None:
             return
-        at = event_time(event, self.runtime.clock.now())
         if kind in ("conversation.created", "conversation.split_from"):
             self._run(lambda tx: sla.apply_policy(tx, conversation_id, at))
         elif kind == "message.created" and event.get("direction") == "inbound":
@@ -75,6 +77,22 @@ class RoutingHandlers:
         elif kind == "conversation.merged_away":
             self._run(lambda tx: sla.cancel_all(tx, conversation_id, at))
 
+    def _contact_updated(self, contact_id: int, at: datetime) -> None:
+        """Contact attributes can choose the SLA policy: re-check the contact's open thread."""
+
+        def work(tx: Tx) -> None:
+            conversation_id = tx.session.execute(
+                select(Conversation.id).where(
+                    Conversation.contact_id == contact_id,
+                    Conversation.status != "resolved",
+                    Conversation.merged_into_id.is_(None),
+                )
+            ).scalar()
+            if conversation_id is not None:
+                sla.reselect(tx, conversation_id, at)
+
+        self._run(work)
+
     def sla_pass(self) -> None:
         while True:
             with self.runtime.transaction() as tx:
@@ -86,7 +104,12 @@ class RoutingHandlers:
 
     def on_routing_event(self, event: dict[str, Any], depth: int) -> None:
         kind = event.get("type")
-        conversation_id = event.get("conversation_id")
+        if kind in ("agent.presence_changed", "routing.agent_saved", "routing.team_saved"):
+            self._settings_event(str(kind), event)
+            return
+        if event.get("conversation_id") is None:
+            return
+        conversation_id = int(event["conversation_id"])
         if kind in ("conversation.created", "conversation.reopened", "conversation.split_from"):
             self._run(lambda tx: actions.route(tx, conversation_id, trigger=str(kind)))
         elif kind == "message.created" and event.get("direction") == "inbound":
@@ -107,11 +130,13 @@ class RoutingHandlers:
                 self.drain_agent_teams(int(event["assignee_id"]), "capacity_freed")
         elif kind == "conversation.priority_changed":
             self._run(lambda tx: actions.requeue_keys(tx, conversation_id))
-        elif kind == "agent.presence_changed":
+
+    def _settings_event(self, kind: str, event: dict[str, Any]) -> None:
+        if kind == "agent.presence_changed":
             self._presence_changed(int(event["agent_id"]), str(event.get("presence")))
         elif kind == "routing.agent_saved":
             self.drain_agent_teams(int(event["agent_id"]), "agent_settings")
-        elif kind == "routing.team_saved" and event.get("team_id") is not None:
+        elif event.get("team_id") is not None:
             team_id = int(event["team_id"])
             self._run(lambda tx: actions.drain_team(tx, team_id, trigger="team_settings"))
 
@@ -119,7 +144,7 @@ class RoutingHandlers:
         previous: list[int | None] = [None]
 
         def work(tx: Tx) -> None:
-            changes = {}
+            changes: dict[str, Any] = {}
             if event.get("message_id") is not None:
                 changes = (
                     tx.session.execute(select(Message.data).where(Message.id == event["message_id"])).scalar() or {}

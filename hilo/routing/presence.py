@@ -10,7 +10,7 @@ Away is the agent's own choice: still connected, but given no new conversations.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
 
@@ -56,13 +56,13 @@ def _recompute(tx: Tx, row: RoutingAgent) -> None:
     ).scalar()
 
 
-def _touch(tx: Tx, agent_id: int, node_id: str, expires: object) -> None:
-    updated = tx.session.execute(
+def _touch(tx: Tx, agent_id: int, node_id: str, expires: datetime) -> None:
+    result = tx.session.execute(
         update(PresenceSession)
         .where(PresenceSession.agent_id == agent_id, PresenceSession.node_id == node_id)
         .values(expires_at=expires)
-    ).rowcount
-    if not updated:
+    )
+    if not getattr(result, "rowcount", 0):
         tx.session.add(PresenceSession(agent_id=agent_id, node_id=node_id, expires_at=expires))
         tx.session.flush()
 

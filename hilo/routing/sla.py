@@ -19,10 +19,10 @@ from sqlalchemy import delete, select, update
 
 from hilo.actions.errors import ActionError
 from hilo.agents.models import Agent, team_members
-from hilo.channels.models import ChannelAccount
 from hilo.contacts.models import Contact
 from hilo.conversations.models import PRIORITIES, Conversation
 from hilo.i18n import N_
+from hilo.routing.actions import channel_kind
 from hilo.routing.business_hours import add_time, time_between
 from hilo.routing.calendars import calendar
 from hilo.routing.models import (
@@ -67,17 +67,13 @@ def select_policy(tx: Tx, conversation: Conversation) -> SlaPolicy | None:
     policies = tx.session.execute(
         select(SlaPolicy).where(SlaPolicy.active.is_(True)).order_by(SlaPolicy.position, SlaPolicy.id)
     ).scalars()
-    channel_kind = None
-    if conversation.last_channel_account_id is not None:
-        channel_kind = tx.session.execute(
-            select(ChannelAccount.kind).where(ChannelAccount.id == conversation.last_channel_account_id)
-        ).scalar()
+    kind = channel_kind(tx, conversation.last_channel_account_id)
     attributes = (
         tx.session.execute(select(Contact.custom_attributes).where(Contact.id == conversation.contact_id)).scalar()
         or {}
     )
     for policy in policies:
-        if matches(policy, conversation, channel_kind, attributes):
+        if matches(policy, conversation, kind, attributes):
             return policy
     return None
 
@@ -409,16 +405,19 @@ def evaluate(tx: Tx, limit: int = PASS_BATCH) -> int:
         ).all()
     }
     supervisors = _supervisors(tx, {c.team_id for c in conversations.values() if c.team_id is not None})
-    touched: set[int] = set()
+    breached: set[int] = set()
+    warned: set[int] = set()
     for timer in timers:
         conversation = conversations[timer.conversation_id]
         if timer.due_at is not None and timer.due_at <= tx.now and timer.breached_at is None:
             timer.breached_at = tx.now
             timer.warned_at = timer.warned_at or tx.now
             kind = "sla.breached"
+            breached.add(conversation.id)
         elif timer.warn_at is not None and timer.warn_at <= tx.now and timer.warned_at is None:
             timer.warned_at = tx.now
             kind = "sla.warning"
+            warned.add(conversation.id)
         else:
             _schedule(tx, timer)
             continue
@@ -446,10 +445,28 @@ def evaluate(tx: Tx, limit: int = PASS_BATCH) -> int:
                 "only_agent_ids": recipients,
             },
         )
-        touched.add(conversation.id)
-    for conversation_id in touched:
-        summarize(tx, conversation_id)
+    _mark(tx, breached, "breached", ())
+    _mark(tx, warned - breached, "warning", ("breached",))
     return len(timers)
+
+
+def _mark(tx: Tx, conversation_ids: set[int], status: str, unless: tuple[str, ...]) -> None:
+    """Set the summary status of many conversations in one statement (due times are unchanged:
+    a warning or a breach does not move a deadline)."""
+    if not conversation_ids:
+        return
+    tx.session.flush()
+    query = update(ConversationSla).where(ConversationSla.conversation_id.in_(conversation_ids))
+    if unless:
+        query = query.where(ConversationSla.status.not_in(unless))
+    tx.session.execute(query.values(status=status, updated_at=tx.now), execution_options={"synchronize_session": False})
+    known = set(
+        tx.session.execute(
+            select(ConversationSla.conversation_id).where(ConversationSla.conversation_id.in_(conversation_ids))
+        ).scalars()
+    )
+    for conversation_id in conversation_ids - known:
+        summarize(tx, conversation_id)
 
 
 def _iso(value: datetime | None) -> str | None:

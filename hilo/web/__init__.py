@@ -1,0 +1,1 @@
+"""The agent workspace: the inbox, conversations and administration in the browser."""

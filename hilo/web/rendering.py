@@ -85,8 +85,6 @@ JS_STRINGS = (
     N_("Someone else replied since you opened this conversation."),
     N_("Send anyway"),
     N_("Cancel"),
-    N_("Sent."),
-    N_("Note added."),
     N_("Saved."),
     N_("{n} conversations updated."),
     N_("{name} mentioned you"),
@@ -101,7 +99,6 @@ JS_STRINGS = (
     N_("Move this message and everything after it to a new conversation?"),
     N_("Delete this view?"),
     N_("Copied."),
-    N_("Attribute name"),
     N_("default"),
     N_("Unavailable"),
     N_("Merged into another conversation."),
@@ -157,70 +154,69 @@ def hue(key: object) -> int:
 
 def rich_text(text: str | None, mention_names: Iterable[str] = ()) -> Markup:
     """Escape text, make links clickable and highlight @mentions of agents."""
-    escaped = str(escape(text or ""))
-    escaped = URL.sub(
-        lambda m: f'<a href="{m.group(0)}" target="_blank" rel="noopener noreferrer nofollow">{m.group(0)}</a>',
-        escaped,
-    )
-    for name in sorted(set(mention_names), key=len, reverse=True):
-        token = str(escape(f"@{name}"))
-        escaped = escaped.replace(token, f'<span class="mention">{token}</span>')
-    return Markup(escaped)  # noqa: S704 - built from escaped text only
+    raw = text or ""
+    tokens = [str(escape(f"@{name}")) for name in sorted(set(mention_names), key=len, reverse=True)]
+
+    def plain(piece: str) -> str:
+        escaped = str(escape(piece))
+        for token in tokens:
+            escaped = escaped.replace(token, f'<span class="mention">{token}</span>')
+        return escaped
+
+    out: list[str] = []
+    position = 0
+    for match in URL.finditer(raw):
+        out.append(plain(raw[position : match.start()]))
+        url = str(escape(match.group(0)))
+        out.append(f'<a href="{url}" target="_blank" rel="noopener noreferrer nofollow">{url}</a>')
+        position = match.end()
+    out.append(plain(raw[position:]))
+    return Markup("".join(out))  # noqa: S704 - every piece is escaped above
 
 
-def event_text(message: Any, directory: Any, translate: Callable[..., str], when: Callable[[Any], str]) -> str:
+def event_text(message: Any, directory: Any, _: Callable[..., str], when: Callable[[Any], str]) -> str:
     """One line describing a timeline event (assigned, status changed, merged...)."""
     data = message.data or {}
     kind = data.get("event")
     agent = directory.agents.get(message.author_agent_id)
-    actor = agent.name if agent else translate("Hilo")
+    actor = agent.name if agent else _("Hilo")
 
     def label(mapping: dict[str, str], value: Any) -> str:
-        return translate(mapping[value]) if value in mapping else str(value or "")
+        return _(mapping[value]) if value in mapping else str(value or "")
 
     if kind == "conversation.status_changed":
         if data.get("to") == "snoozed" and data.get("snoozed_until"):
-            return translate(
-                "{actor} snoozed the conversation until {time}", actor=actor, time=when(data["snoozed_until"])
-            )
+            return _("{actor} snoozed the conversation until {time}", actor=actor, time=when(data["snoozed_until"]))
         if data.get("to") == "resolved":
-            return translate("{actor} resolved the conversation", actor=actor)
-        return translate(
-            "{actor} changed the status to {status}", actor=actor, status=label(STATUS_LABELS, data.get("to"))
-        )
+            return _("{actor} resolved the conversation", actor=actor)
+        return _("{actor} changed the status to {status}", actor=actor, status=label(STATUS_LABELS, data.get("to")))
     if kind == "conversation.priority_changed":
-        return translate(
-            "{actor} set the priority to {priority}", actor=actor, priority=label(PRIORITY_LABELS, data.get("to"))
-        )
+        return _("{actor} set the priority to {priority}", actor=actor, priority=label(PRIORITY_LABELS, data.get("to")))
     if kind == "conversation.assigned":
         parts = []
         if "assignee_id" in data:
             target = directory.agents.get(data["assignee_id"][1])
             parts.append(
-                translate("{actor} assigned the conversation to {agent}", actor=actor, agent=target.name)
+                _("{actor} assigned the conversation to {agent}", actor=actor, agent=target.name)
                 if target
-                else translate("{actor} unassigned the conversation", actor=actor)
+                else _("{actor} unassigned the conversation", actor=actor)
             )
         if "team_id" in data:
             team = directory.teams.get(data["team_id"][1])
             parts.append(
-                translate("{actor} gave the conversation to the team {team}", actor=actor, team=team.name)
+                _("{actor} gave the conversation to the team {team}", actor=actor, team=team.name)
                 if team
-                else translate("{actor} removed the team", actor=actor)
+                else _("{actor} removed the team", actor=actor)
             )
         return " · ".join(parts)
     if kind == "conversation.labels_changed":
-        return translate(
-            "{actor} changed the labels to {labels}", actor=actor, labels=", ".join(data.get("to") or []) or "—"
-        )
+        return _("{actor} changed the labels to {labels}", actor=actor, labels=", ".join(data.get("to") or []) or "—")
     if kind == "conversation.merged":
-        return translate("{actor} merged conversation #{id} into this one", actor=actor, id=data.get("source_id"))
+        return _("{actor} merged conversation #{id} into this one", actor=actor, id=data.get("source_id"))
     if kind == "conversation.split":
-        return translate(
-            "{actor} moved later messages to conversation #{id}", actor=actor, id=data.get("new_conversation_id")
-        )
+        return _("{actor} moved later messages to conversation #{id}", actor=actor, id=data.get("new_conversation_id"))
     if kind == "conversation.split_from":
-        return translate("{actor} split this conversation from #{id}", actor=actor, id=data.get("source_id"))
+        return _("{actor} split this conversation from #{id}", actor=actor, id=data.get("source_id"))
     return str(kind or message.kind)
 
 

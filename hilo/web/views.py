@@ -15,20 +15,19 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from hilo import __version__
 from hilo.actions import reply as reply_actions
 from hilo.actions.errors import ActionError, NotFound
 from hilo.agents.access import Principal
 from hilo.agents.models import Team
 from hilo.api.admin import webhook_url
 from hilo.api.contacts import list_contacts
-from hilo.api.conversations import _collision, list_conversations, messages_out, serialize_conversations
+from hilo.api.conversations import collision_since, list_conversations, messages_out, serialize_conversations
 from hilo.api.deps import CurrentAgent, RuntimeDep, load_principal, new_csrf
 from hilo.api.schemas import MessageOut
 from hilo.channels.registry import MODULES, get_adapter
@@ -61,7 +60,8 @@ TIMELINE_PAGE = 100
 EARLIER_PAGE = 50
 PICKER_LIMIT = 8
 CONVERSATION_REF = re.compile(r"^#?(\d{1,18})$")
-ATTACHMENT_KINDS = {"image": "image", "audio": "audio", "video": "video"}
+# Attachment kinds the timeline previews; any other file is a "document".
+MEDIA_KINDS = ("image", "audio", "video")
 
 
 class SignInRequired(Exception):
@@ -100,7 +100,6 @@ def base_context(request: Request, principal: Principal, **extra: Any) -> dict[s
     return {
         "me": principal,
         "csrf": csrf,
-        "version": __version__,
         "config": {
             "me": {"id": principal.id, "name": principal.name, "role": principal.role, "locale": principal.locale},
             "csrf": csrf,
@@ -148,6 +147,7 @@ def list_context(
     sort: str,
     q: str | None,
     cursor: str | None,
+    limit: int = PAGE,
 ) -> dict[str, Any]:
     """One page of the conversation list, with previews, channels and unread marks."""
     filters = view.filters
@@ -162,7 +162,7 @@ def list_context(
         contact_id=None,
         q=q or None,
         sort=sort,  # type: ignore[arg-type]
-        limit=PAGE,
+        limit=limit,
         cursor=cursor,
     )
     ids = [c.id for c in page.items]
@@ -191,8 +191,8 @@ def list_context(
     }
 
 
-def list_url(view: View, sort: str, q: str | None, **extra: Any) -> str:
-    params = {"view": view.key, "status": view.status_choice, "sort": sort, **extra}
+def list_url(view: View, sort: str, q: str | None) -> str:
+    params = {"view": view.key, "status": view.status_choice, "sort": sort}
     if q:
         params["q"] = q
     return urlencode({k: v for k, v in params.items() if v not in (None, "")})
@@ -222,7 +222,11 @@ def inbox(
     """The three-pane inbox: views, the conversation list, and the open conversation."""
     with runtime.db.read() as session:
         directory = load_directory(session)
-        current = resolve_view(view, principal, session, directory).with_status(status)
+        try:
+            current = resolve_view(view, principal, session, directory).with_status(status)
+        except ActionError:
+            # A deleted saved view or a stale link: back to the default view.
+            return RedirectResponse("/inbox", status_code=303)
         chosen = pick_sort(sort, current)
         listing = list_context(session, runtime, principal, directory, current, chosen, q, None)
         sidebar = sidebar_context(session, principal, directory, current)
@@ -237,14 +241,8 @@ def inbox(
         context = base_context(
             request,
             principal,
-            config={
-                "view": current.key,
-                "status": current.status_choice,
-                "sort": chosen,
-                "q": q or "",
-                "conversationId": c if pane else None,
-                "agents": agents,
-            },
+            # Mentions in notes are picked from these names.
+            config={"agents": agents},
         )
         return render(
             "inbox.html",
@@ -255,32 +253,42 @@ def inbox(
             list_query=list_url(current, chosen, q),
             pane=pane,
             missing=missing,
-            labels_all=sidebar["groups"]["labels"],
+            labels_all=[label.name for label in sidebar["groups"]["labels"]],
         )
 
 
 @router.get("/ui/list")
 def list_fragment(
+    request: Request,
     principal: UiAgent,
     runtime: RuntimeDep,
     view: str = "mine",
     status: str | None = None,
     sort: str | None = None,
-    q: str | None = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
     cursor: str | None = None,
+    live: bool = False,
+    size: Annotated[int, Query(ge=1, le=100)] = PAGE,
 ) -> Response:
+    """The list pane; `live` re-renders just the rows (websocket refresh), `cursor` the next page."""
     with runtime.db.read() as session:
         directory = load_directory(session)
         current = resolve_view(view, principal, session, directory).with_status(status)
         chosen = pick_sort(sort, current)
-        listing = list_context(session, runtime, principal, directory, current, chosen, q, cursor)
-        return render(
-            "list_rows.html" if cursor else "list.html",
+        listing = list_context(session, runtime, principal, directory, current, chosen, q, cursor, size)
+        query = list_url(current, chosen, q)
+        response = render(
+            "list_rows.html" if cursor or live else "list.html",
             principal.locale,
             me=principal,
             **listing,
-            list_query=list_url(current, chosen, q),
+            list_query=query,
         )
+    if not cursor and not live:
+        # Filters typed in the list header replace the URL; choosing a view adds a history entry.
+        header = "HX-Replace-Url" if request.headers.get("hx-trigger") == "list-form" else "HX-Push-Url"
+        response.headers[header] = f"/inbox?{query}"
+    return response
 
 
 @router.get("/ui/sidebar")
@@ -374,7 +382,7 @@ def conversation_fragment(conversation_id: int, principal: UiAgent, runtime: Run
             principal.locale,
             me=principal,
             pane=pane,
-            labels_all=[v.name for v in sidebar_views(principal, directory, label_names(session), [])["labels"]],
+            labels_all=label_names(session),
         )
 
 
@@ -409,6 +417,10 @@ def context_fragment(conversation_id: int, principal: UiAgent, runtime: RuntimeD
         return render("context_panel.html", principal.locale, me=principal, pane=pane)
 
 
+def contact_name(session: Session, conversation: Conversation) -> str | None:
+    return session.execute(select(Contact.name).where(Contact.id == conversation.contact_id)).scalar()
+
+
 @router.get("/ui/conversations/{conversation_id}/messages")
 def new_messages(conversation_id: int, principal: UiAgent, runtime: RuntimeDep, after: int = 0) -> Response:
     """Messages newer than `after`: what the page appends when the websocket says something changed."""
@@ -424,6 +436,17 @@ def new_messages(conversation_id: int, principal: UiAgent, runtime: RuntimeDep, 
                 .limit(TIMELINE_PAGE)
             ).scalars()
         )
+        # The channel of the message shown just before, so a switch of channel is marked.
+        previous_channel = session.execute(
+            select(Message.channel_account_id)
+            .where(
+                Message.conversation_id == conversation.id,
+                Message.id <= after,
+                Message.direction.in_(("inbound", "outbound")),
+            )
+            .order_by(Message.id.desc())
+            .limit(1)
+        ).scalar()
         return render(
             "messages.html",
             principal.locale,
@@ -432,6 +455,8 @@ def new_messages(conversation_id: int, principal: UiAgent, runtime: RuntimeDep, 
             directory=directory,
             mention_names=[a.name for a in directory.agents.values()],
             conversation=conversation,
+            contact_name=contact_name(session, conversation),
+            previous_channel=previous_channel,
             dividers=False,
         )
 
@@ -468,6 +493,7 @@ def earlier_messages(conversation_id: int, principal: UiAgent, runtime: RuntimeD
             directory=directory,
             mention_names=[a.name for a in directory.agents.values()],
             conversation=conversation,
+            contact_name=contact_name(session, conversation),
             dividers=True,
             earlier_before=rows[0].id if more and rows else None,
         )
@@ -492,6 +518,7 @@ def message_fragment(message_id: int, principal: UiAgent, runtime: RuntimeDep) -
             directory=directory,
             mention_names=[a.name for a in directory.agents.values()],
             conversation=conversation,
+            contact_name=contact_name(session, conversation),
             dividers=False,
         )
 
@@ -517,9 +544,10 @@ async def reply_with_files(
                 "attachment_too_large", N_("Each file can be at most {mb} MB."), 413, mb=limit // (1024 * 1024)
             )
         content_type = upload.content_type or "application/octet-stream"
+        major = content_type.split("/")[0]
         stored.append(
             {
-                "kind": ATTACHMENT_KINDS.get(content_type.split("/")[0], "document"),
+                "kind": major if major in MEDIA_KINDS else "document",
                 "filename": upload.filename or "file",
                 "content_type": content_type,
                 "size": len(data),
@@ -529,7 +557,7 @@ async def reply_with_files(
     with runtime.transaction(principal.id) as tx:
         conversation = access_conversation(tx.session, principal, conversation_id)
         if seen_message_id is not None and not confirm_collision:
-            collision = _collision(tx.session, conversation_id, seen_message_id, principal)
+            collision = collision_since(tx.session, conversation_id, seen_message_id, principal)
             if collision:
                 raise ActionError(
                     "collision", N_("Someone else replied since you opened this conversation."), 409, details=collision

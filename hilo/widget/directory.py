@@ -18,8 +18,11 @@ KINDS = ("widget", "webform")
 
 
 class Directory:
-    """Public tokens -> channel accounts. Enabling, disabling or a new token applies within
-    CACHE_SECONDS, like provider webhooks; one query reloads every widget and form at once."""
+    """Public tokens -> channel accounts; one query reloads every widget and form at once.
+
+    Entries live CACHE_SECONDS; an unknown token reloads at once (a channel just created),
+    and the widget hub clears the cache when a channel is updated on any process.
+    """
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -40,7 +43,7 @@ class Directory:
     def get(self, token: str, kind: str) -> ChannelAccountView:
         """The enabled channel account of `kind` with this public token (blocking: call from a thread)."""
         with self._lock:
-            if time.monotonic() - self._loaded_at > CACHE_SECONDS:
+            if time.monotonic() - self._loaded_at > CACHE_SECONDS or token not in self._by_token:
                 self._reload()
                 self._loaded_at = time.monotonic()
             hit = self._by_token.get(token)

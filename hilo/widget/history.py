@@ -47,6 +47,7 @@ def conversation_scope(session: Session, conversation_id: int) -> dict[str, Any]
 
 
 def _item(message: Message, author: str | None, token: str, secret_key: str) -> dict[str, Any]:
+    account_id = message.channel_account_id or 0
     item: dict[str, Any] = {
         "id": message.id,
         "conversation_id": message.conversation_id,
@@ -58,17 +59,20 @@ def _item(message: Message, author: str | None, token: str, secret_key: str) -> 
                 "name": a.filename or "file",
                 "type": a.content_type or "application/octet-stream",
                 "size": a.size,
-                "url": f"/widget/{token}/files/{a.id}/{file_signature(secret_key, message.channel_account_id or 0, a.id)}",
+                "url": f"/widget/{token}/files/{a.id}/{file_signature(secret_key, account_id, a.id)}",
             }
             for a in message.attachments
             if a.storage_key
         ],
     }
-    if message.direction == "inbound" and message.provider_message_id:
+    if message.direction == "inbound":
         # The widget's own id for the message, so a resent message is recognised as sent.
-        item["cid"] = message.provider_message_id.rsplit(":", 1)[-1]
-    elif author:
-        item["author"] = author.split()[0]
+        item["cid"] = (message.provider_message_id or "").rsplit(":", 1)[-1]
+    else:
+        # An earlier visit read it: not counted as new on the launcher's badge.
+        item["read"] = message.status == "read"
+        if author:
+            item["author"] = author.split()[0]
     return item
 
 

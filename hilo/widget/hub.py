@@ -211,9 +211,7 @@ class WidgetHub:
 
     # -- per-socket sender ---------------------------------------------------------------
 
-    def _fetch(self, socket: VisitorSocket) -> list[dict[str, Any]]:
-        now = time.monotonic()
-        floor = socket.floor(now)
+    def _fetch(self, socket: VisitorSocket, after: int, exclude: set[int], initial: bool) -> list[dict[str, Any]]:
         with self.runtime.db.read() as session:
             return visitor_messages(
                 session,
@@ -221,9 +219,9 @@ class WidgetHub:
                 token=socket.token,
                 identity_value=socket.visitor.identity,
                 secret_key=self.runtime.settings.secret_key,
-                after=floor,
-                exclude=set(socket.recent),
-                initial=socket.initial,
+                after=after,
+                exclude=exclude,
+                initial=initial,
             )
 
     async def serve(self, socket: VisitorSocket) -> None:
@@ -232,7 +230,9 @@ class WidgetHub:
             frame = await socket.queue.get()
             if frame is _POKE:
                 socket.poke_pending = False
-                items = await asyncio.to_thread(self._fetch, socket)
+                # The cursor is read and moved only here, on the event loop; the query runs in a thread.
+                after = socket.floor(time.monotonic())
+                items = await asyncio.to_thread(self._fetch, socket, after, set(socket.recent), socket.initial)
                 if socket.initial:
                     socket.initial = False
                     if items:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -82,10 +83,8 @@ def build_inbound(
         if visitor.name:
             cleaned["name"] = visitor.name
         if visitor.email:
-            try:
+            with contextlib.suppress(InvalidIdentity):
                 cleaned["email"] = normalize_email(visitor.email)
-            except InvalidIdentity:
-                pass
     else:
         rules = form_rules(settings, offline=offline, first=first)
         for name, value in values.items():
@@ -110,6 +109,6 @@ async def submit(app: FastAPI, account: ChannelAccountView, inbound: InboundMess
     """Store through the core ingest queue (group commit); returns once it is committed."""
     try:
         outcome = await asyncio.wrap_future(app.state.ingest.submit(account, WebhookResult(messages=[inbound])))
-    except Exception as exc:
-        raise ActionError("not_stored", N_("Your message could not be saved yet; it will be sent again."), 503) from exc
+    except Exception as exc:  # the ingest writer already logged it; the sender may try again
+        raise ActionError("not_stored", N_("Your message could not be saved; please try again."), 503) from exc
     return outcome.messages[0]

@@ -30,6 +30,7 @@ ALLOWED: dict[str, tuple[MessageKind, tuple[bytes, ...]]] = {
 ACCEPT = ",".join(ALLOWED)
 # Room for the multipart envelope and the small fields around the file.
 ENVELOPE = 64 * 1024
+DRAIN = 16 * 1024 * 1024
 
 
 def human_size(size: int) -> str:
@@ -37,7 +38,8 @@ def human_size(size: int) -> str:
 
 
 def too_large(limit: int) -> ActionError:
-    return ActionError("upload_too_large", N_("This file is too large: the limit is {size}."), 413, size=human_size(limit))
+    reason = N_("This file is too large: the limit is {size}.")
+    return ActionError("upload_too_large", reason, 413, size=human_size(limit))
 
 
 def check_file(filename: str | None, content_type: str | None, data: bytes, limit: int) -> tuple[MessageKind, str]:
@@ -63,17 +65,26 @@ def check_file(filename: str | None, content_type: str | None, data: bytes, limi
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 `upload_too_large` as soon as it passes `limit`."""
+    """The request body, refused with 413 `upload_too_large` once it passes `limit`.
+
+    A browser still sending when the answer comes sees only a broken connection, not the
+    refusal: a body up to DRAIN bytes too large is read to the end (and dropped) first.
+    """
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit + ENVELOPE:
+    if declared and declared.isdigit() and int(declared) > limit + ENVELOPE + DRAIN:
         raise too_large(limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit + ENVELOPE:
-            raise too_large(limit)
+            chunks.clear()
+            if size > limit + ENVELOPE + DRAIN:
+                break
+            continue
         chunks.append(chunk)
+    if size > limit + ENVELOPE:
+        raise too_large(limit)
     return b"".join(chunks)
 
 

@@ -85,9 +85,8 @@ def authenticate(account: ChannelAccountView, secret_key: str, credentials: Cred
             )
         user_id = (credentials.user_id or "").strip()
         if not verify_user(secret, user_id, credentials.user_hash or ""):
-            raise ActionError(
-                "identity_invalid", N_("The signed-in user could not be verified: the identity hash does not match."), 403
-            )
+            reason = N_("The signed-in user could not be verified: the identity hash does not match.")
+            raise ActionError("identity_invalid", reason, 403)
         return Visitor(
             account_id=account.id,
             identity=user_identity(account.id, user_id),

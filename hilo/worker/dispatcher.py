@@ -31,6 +31,8 @@ from hilo.channels.registry import get_adapter
 from hilo.contacts.models import Identity
 from hilo.conversations.models import Attachment, Conversation, Message
 from hilo.i18n import N_
+from hilo.messaging.links import media_link
+from hilo.messaging.media import MediaFetcher
 from hilo.runtime import Runtime
 from hilo.worker.models import OutboxJob
 
@@ -52,6 +54,7 @@ class OutboxDispatcher:
         self.runtime = runtime
         self.batch = batch
         self.idle_seconds = idle_seconds
+        self.media = MediaFetcher(runtime)
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -90,13 +93,31 @@ class OutboxDispatcher:
             identity = session.get(Identity, message.identity_id) if message.identity_id else None
             conversation = session.get(Conversation, message.conversation_id)
             assert account is not None and identity is not None and conversation is not None
+            # E-mail threading (RFC 5322 §3.6.4): In-Reply-To names the customer's latest
+            # message (not an auto-reply or bounce); References lists the thread before it,
+            # oldest first, and the adapter appends In-Reply-To last.
+            answered = session.execute(
+                select(Message.id, Message.provider_message_id)
+                .where(
+                    Message.conversation_id == message.conversation_id,
+                    Message.id < message.id,
+                    Message.direction == "inbound",
+                    Message.channel_account_id == account.id,
+                    Message.auto_generated.is_(False),
+                    Message.provider_message_id.is_not(None),
+                )
+                .order_by(Message.id.desc())
+                .limit(1)
+            ).first()
+            last_inbound = answered.provider_message_id if answered is not None else None
             previous = (
                 session.execute(
                     select(Message.provider_message_id)
                     .where(
                         Message.conversation_id == message.conversation_id,
-                        Message.id < message.id,
+                        Message.id < (answered.id if answered is not None else message.id),
                         Message.channel_account_id == account.id,
+                        Message.auto_generated.is_(False),
                         Message.provider_message_id.is_not(None),
                     )
                     .order_by(Message.id.desc())
@@ -105,23 +126,18 @@ class OutboxDispatcher:
                 .scalars()
                 .all()
             )
-            last_inbound = session.execute(
-                select(Message.provider_message_id)
-                .where(
-                    Message.conversation_id == message.conversation_id,
-                    Message.direction == "inbound",
-                    Message.channel_account_id == account.id,
-                )
-                .order_by(Message.id.desc())
-                .limit(1)
-            ).scalar()
             files = session.execute(select(Attachment).where(Attachment.message_id == message.id)).scalars().all()
+            # Providers that only take files by URL (Instagram, Twilio) get a signed Hilo link,
+            # fresh for each attempt.
+            by_link = getattr(get_adapter(account.kind), "media_by_link", False)
+            now = self.runtime.clock.now()
             attachments = tuple(
                 OutboundAttachment(
                     filename=a.filename or "file",
                     content_type=a.content_type or "application/octet-stream",
                     data=self.runtime.storage.read(a.storage_key) if a.storage_key else b"",
-                    url=a.provider_url,
+                    url=a.provider_url
+                    or (media_link(self.runtime.settings, now, a.id) if by_link and a.storage_key else None),
                 )
                 for a in files
             )
@@ -174,13 +190,15 @@ class OutboxDispatcher:
             return wake_snoozed(tx)
 
     async def run_once(self) -> int:
-        """Wake due snoozed conversations, then claim and run one batch of due jobs;
-        return how many jobs ran."""
+        """Wake due snoozed conversations, then claim and run one batch of due jobs and
+        of due media fetches; return how many jobs ran."""
         await asyncio.to_thread(self.wake_snoozed)
         claimed = await asyncio.to_thread(self.claim)
         if claimed:
             await asyncio.gather(*(self.run_job(c) for c in claimed))
-        return len(claimed)
+        # Inbound files the providers only named are fetched by the same loop.
+        fetched = await self.media.run_once()
+        return len(claimed) + fetched
 
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()

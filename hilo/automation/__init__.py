@@ -1,0 +1,1 @@
+"""Automation: rules, macros, canned responses, scheduled messages, auto-resolve and auto-replies."""

@@ -1,0 +1,215 @@
+"""Run automation on the engine: rules on committed events, time-based rules, out-of-office
+replies, auto-resolve and scheduled messages.
+
+Loop protection: every event carries the depth of the automation chain that caused it
+(hilo.routing.engine); a rule does not run past MAX_DEPTH, and at most RATE_LIMIT rule
+runs per conversation happen in RATE_WINDOW (a bot answering our auto-reply with its own
+is a loop no depth shows). Either stop is recorded as `automation.loop_stopped`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import orjson
+from sqlalchemy import select
+
+from hilo.automation import actions as automation
+from hilo.automation import conditions as cond
+from hilo.automation import steps
+from hilo.automation.facts import contact_locale, facts_for, trigger_message, variables
+from hilo.automation.models import AutomationRule, AutomationSettings, ScheduledMessage
+from hilo.channels import signing
+from hilo.conversations.models import Conversation, Message
+from hilo.routing.engine import Engine
+from hilo.runtime import Runtime, Tx
+
+log = logging.getLogger(__name__)
+
+AUTOMATION_ORDER = 20
+MAX_DEPTH = 5
+RATE_LIMIT = 20
+RATE_WINDOW = timedelta(minutes=10)
+SCAN_BATCH = 200
+WEBHOOK_TIMEOUT = 5.0
+IDLE_STATUSES = ("open", "pending", "snoozed")
+
+# Committed event -> the rule event it fires.
+TRIGGERS = {
+    "conversation.created": "conversation.created",
+    "conversation.status_changed": "conversation.status_changed",
+    "conversation.assigned": "conversation.assigned",
+    "conversation.reopened": "conversation.reopened",
+    "sla.warning": "sla.warning",
+    "sla.breached": "sla.breached",
+}
+
+
+def trigger_of(event: dict[str, Any]) -> str | None:
+    kind = str(event.get("type"))
+    if kind == "message.created":
+        return "message.received" if event.get("direction") == "inbound" else None
+    return TRIGGERS.get(kind)
+
+
+def rules_for(tx: Tx, event: str) -> list[AutomationRule]:
+    return list(
+        tx.session.execute(
+            select(AutomationRule)
+            .where(AutomationRule.event == event, AutomationRule.active.is_(True))
+            .order_by(AutomationRule.position, AutomationRule.id)
+        ).scalars()
+    )
+
+
+def apply_rules(
+    tx: Tx,
+    conversation: Conversation,
+    rules: list[AutomationRule],
+    event: str,
+    depth: int,
+    message: Message | None,
+    raw_event: dict[str, Any] | None,
+) -> list[steps.PendingWebhook]:
+    """Run the matching rules in order; return the webhooks to call after the commit."""
+    facts = facts_for(tx, conversation, message, raw_event)
+    ctx = steps.RunContext(
+        locale=contact_locale(facts),
+        variables=variables(tx, conversation, None),
+        trigger_auto_generated=bool(facts["message.auto_generated"]),
+        event=event,
+    )
+    for rule in rules:
+        if not cond.evaluate(rule.conditions or {}, facts):
+            continue
+        if depth > MAX_DEPTH:
+            automation.record_run(tx, rule, conversation, event, depth, "loop_stopped", {"reason": "depth"})
+            break
+        if automation.recent_runs(tx, conversation.id, RATE_WINDOW) >= RATE_LIMIT:
+            automation.record_run(tx, rule, conversation, event, depth, "loop_stopped", {"reason": "rate"})
+            break
+        outcomes = steps.run(tx, conversation, steps.stored(rule.actions), ctx)
+        automation.record_run(tx, rule, conversation, event, depth, "applied", {"actions": outcomes})
+        if rule.stop_processing:
+            break
+    return ctx.webhooks
+
+
+class AutomationHandlers:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.runtime: Runtime = engine.runtime
+
+    def install(self) -> None:
+        self.engine.on_event(AUTOMATION_ORDER, self.on_event)
+        self.engine.every_tick(5, self.scheduled_pass)
+        self.engine.every_tick(30, self.idle_pass)
+        self.engine.every_tick(40, self.auto_resolve_pass)
+
+    def on_event(self, event: dict[str, Any], depth: int) -> None:
+        trigger = trigger_of(event)
+        conversation_id = event.get("conversation_id")
+        if trigger is None or conversation_id is None:
+            return
+        webhooks: list[steps.PendingWebhook] = []
+        with self.runtime.transaction() as tx:
+            conversation = tx.session.get(Conversation, conversation_id)
+            if conversation is None or conversation.merged_into_id is not None:
+                return
+            message = trigger_message(tx, conversation, event.get("message_id"))
+            rules = rules_for(tx, trigger)
+            if rules:
+                webhooks = apply_rules(tx, conversation, rules, trigger, depth, message, event)
+            if trigger == "message.received" and message is not None and depth <= MAX_DEPTH:
+                automation.out_of_office(tx, conversation, message)
+        self.call_webhooks(webhooks)
+
+    def call_webhooks(self, webhooks: list[steps.PendingWebhook]) -> None:
+        for hook in webhooks:
+            body = orjson.dumps({**hook.payload, "sent_at": self.runtime.clock.now().isoformat()})
+            headers = {"content-type": "application/json", signing.HEADER: signing.sign(hook.secret, body)}
+            try:
+                response = httpx.post(hook.url, content=body, headers=headers, timeout=WEBHOOK_TIMEOUT)
+                outcome: dict[str, Any] = {"url": hook.url, "status": response.status_code}
+            except httpx.HTTPError as exc:
+                outcome = {"url": hook.url, "error": type(exc).__name__}
+            with self.runtime.transaction() as tx:
+                tx.record(
+                    "automation.webhook",
+                    conversation_id=hook.payload.get("conversation_id"),
+                    contact_id=hook.payload.get("contact_id"),
+                    data=outcome,
+                )
+
+    def scheduled_pass(self) -> None:
+        with self.runtime.db.read() as session:
+            due = list(
+                session.execute(
+                    select(ScheduledMessage.id, ScheduledMessage.created_by)
+                    .where(ScheduledMessage.state == "pending", ScheduledMessage.send_at <= self.runtime.clock.now())
+                    .order_by(ScheduledMessage.send_at, ScheduledMessage.id)
+                    .limit(SCAN_BATCH)
+                ).tuples()
+            )
+        for item_id, author in due:
+            with self.runtime.transaction(author) as tx:
+                automation.send_scheduled(tx, item_id)
+
+    def idle_pass(self) -> None:
+        with self.runtime.db.read() as session:
+            rules = list(
+                session.execute(
+                    select(AutomationRule.id, AutomationRule.idle_hours, AutomationRule.idle_scanned_until).where(
+                        AutomationRule.event == "conversation.idle", AutomationRule.active.is_(True)
+                    )
+                ).tuples()
+            )
+        for rule_id, idle_hours, scanned_until in rules:
+            for conversation_id in self._claim(
+                AutomationRule, rule_id, "idle_scanned_until", idle_hours, scanned_until
+            ):
+                self._run_idle_rule(rule_id, conversation_id)
+
+    def _claim(self, model: Any, key: int, column: str, hours: float | None, after: Any) -> list[int]:
+        """Take the next window of conversations that went idle for `hours` (one process wins)."""
+        if not hours:
+            return []
+        with self.runtime.transaction() as tx:
+            cutoff = tx.now - timedelta(hours=hours)
+            found = automation.idle_candidates(tx, cutoff=cutoff, after=after, statuses=IDLE_STATUSES, limit=SCAN_BATCH)
+            mark = found[-1][1] if len(found) == SCAN_BATCH else cutoff
+            if after is not None and mark <= after:
+                return []
+            if not automation.claim_window(tx, model, key, column, after, mark):
+                return []
+        return [conversation_id for conversation_id, _at in found]
+
+    def _run_idle_rule(self, rule_id: int, conversation_id: int) -> None:
+        webhooks: list[steps.PendingWebhook] = []
+        with self.runtime.transaction() as tx:
+            rule = tx.session.get(AutomationRule, rule_id)
+            conversation = tx.session.get(Conversation, conversation_id)
+            if rule is None or conversation is None or conversation.status not in IDLE_STATUSES:
+                return
+            if tx.now - conversation.last_message_at < timedelta(hours=rule.idle_hours or 0):
+                return
+            message = trigger_message(tx, conversation, None)
+            webhooks = apply_rules(tx, conversation, [rule], "conversation.idle", 0, message, None)
+        self.call_webhooks(webhooks)
+
+    def auto_resolve_pass(self) -> None:
+        with self.runtime.db.read() as session:
+            row = session.get(AutomationSettings, 1)
+            if row is None or not row.auto_resolve_after_hours:
+                return
+            hours, message, after = (
+                row.auto_resolve_after_hours,
+                row.auto_resolve_message,
+                row.auto_resolve_scanned_until,
+            )
+        for conversation_id in self._claim(AutomationSettings, 1, "auto_resolve_scanned_until", hours, after):
+            with self.runtime.transaction() as tx:
+                automation.auto_resolve(tx, conversation_id, hours, message)

@@ -1,0 +1,114 @@
+"""Channel tools for admins and the composer: WhatsApp templates (sync, list), the SMS
+segment preview, and the public media links providers fetch outbound files from."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import FileResponse, Response
+from pydantic import BaseModel, Field
+
+from hilo.actions import channels as channel_actions
+from hilo.actions.errors import ActionError, NotFound
+from hilo.agents.access import Principal, require_admin
+from hilo.api.admin import access_channel
+from hilo.api.deps import CurrentAgent, RuntimeDep
+from hilo.api.schemas import ERRORS
+from hilo.channels.base import ChannelAccountView, SendError
+from hilo.channels.sms import TWILIO_MAX_BODY_CHARACTERS, max_segments, segment_info
+from hilo.conversations.models import Attachment
+from hilo.i18n import N_
+from hilo.messaging.links import read_media_link
+from hilo.runtime import Runtime
+
+router = APIRouter(prefix="/api/v1/channels", tags=["channels"], responses=ERRORS)
+public = APIRouter(tags=["media"])
+
+TEMPLATE_KINDS = ("whatsapp",)
+
+
+class PreviewIn(BaseModel):
+    body: str = Field(default="", max_length=65536)
+
+
+def _channel_view(runtime: Runtime, principal: Principal, account_id: int) -> ChannelAccountView:
+    with runtime.db.read() as session:
+        return access_channel(session, principal, account_id).view()
+
+
+def _require_templates(account: ChannelAccountView) -> None:
+    if account.kind not in TEMPLATE_KINDS:
+        raise ActionError("templates_not_supported", N_("This kind of channel has no message templates to sync."), 422)
+
+
+@router.get("/{account_id}/templates")
+def list_templates(account_id: int, principal: CurrentAgent, runtime: RuntimeDep) -> dict[str, Any]:
+    """The WhatsApp message templates agents can send outside the 24-hour window."""
+    account = _channel_view(runtime, principal, account_id)
+    _require_templates(account)
+    templates = account.config.get("templates")
+    return {"items": templates if isinstance(templates, list) else []}
+
+
+@router.post("/{account_id}/templates/sync")
+async def sync_templates(
+    account_id: int, request: Request, principal: CurrentAgent, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Fetch the approved templates from WhatsApp Manager and keep them on the channel."""
+    from hilo.channels import whatsapp
+
+    require_admin(principal)
+    account = await asyncio.to_thread(_channel_view, runtime, principal, account_id)
+    _require_templates(account)
+    try:
+        templates = await whatsapp.sync_templates(account)
+    except SendError as exc:
+        raise ActionError("template_sync_failed", exc.reason, 502) from exc
+
+    def store() -> None:
+        with runtime.transaction(principal.id) as tx:
+            row = access_channel(tx.session, principal, account_id)
+            channel_actions.configure_channel_account(tx, row, values={"templates": templates})
+
+    await asyncio.to_thread(store)
+    request.app.state.channel_cache.clear()
+    return {"items": templates}
+
+
+@router.post("/{account_id}/preview")
+def preview(account_id: int, body: PreviewIn, principal: CurrentAgent, runtime: RuntimeDep) -> dict[str, Any]:
+    """How a draft goes out on this channel: for SMS the encoding and segment count."""
+    account = _channel_view(runtime, principal, account_id)
+    sms: dict[str, Any] | None = None
+    if account.kind == "sms":
+        info = segment_info(body.body)
+        limit = max_segments(account.config)
+        sms = {
+            **info,
+            "max_segments": limit,
+            "too_long": info["segments"] > limit or len(body.body) > TWILIO_MAX_BODY_CHARACTERS,
+        }
+    return {"channel_account_id": account.id, "kind": account.kind, "characters": len(body.body), "sms": sms}
+
+
+@public.api_route("/media/{token}", methods=["GET", "HEAD"], include_in_schema=False)
+def public_media(token: str, runtime: RuntimeDep) -> Response:
+    """Serve an outbound attachment to the provider that was given its signed link."""
+    attachment_id = read_media_link(runtime.settings, runtime.clock.now(), token)
+    with runtime.db.read() as session:
+        attachment = session.get(Attachment, attachment_id)
+        if attachment is None or not attachment.storage_key:
+            raise NotFound("media_link_invalid", N_("This media link is not valid."))
+        return FileResponse(
+            runtime.storage.path(attachment.storage_key),
+            media_type=attachment.content_type or "application/octet-stream",
+            filename=attachment.filename or "attachment",
+            headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=300"},
+        )
+
+
+def install(app: FastAPI) -> None:
+    app.include_router(router)
+    app.include_router(public)

@@ -1,0 +1,325 @@
+"""Inbound media: fetch attachments the provider only named (a media id or an authenticated
+URL) into Hilo's storage, within each channel's size and type limits.
+
+Ingest queues a `MediaFetchJob` per such attachment in the webhook's own transaction; the
+worker's dispatcher loop runs `MediaFetcher.run_once` beside the outbox. Each channel kind
+fetches its own way: WhatsApp looks the media id up and downloads with the access token,
+Twilio media URLs take the account's Basic auth, Telegram needs `getFile` first, and
+Messenger/Instagram give plain CDN links.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import logging
+import mimetypes
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy import or_, select, update
+
+from hilo.channels.base import ChannelAccountView, SendError
+from hilo.channels.models import ChannelAccount
+from hilo.conversations.models import Attachment
+from hilo.i18n import N_
+from hilo.messaging.actions import record_media_failure, record_media_stored
+from hilo.messaging.models import MediaFetchJob
+from hilo.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=120)
+FETCH_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+# Channel settings an admin may set on any channel account (see docs/channels/README.md).
+MEDIA_CONFIG_KEYS = ("max_media_bytes", "media_types")
+DEFAULT_MAX_MEDIA_BYTES = 25 * 1024 * 1024
+# What customers send in practice; executables, scripts and HTML are left at the provider.
+DEFAULT_MEDIA_TYPES = (
+    "image/*",
+    "audio/*",
+    "video/*",
+    "application/pdf",
+    "text/plain",
+    "text/csv",
+    "text/vcard",
+    "text/x-vcard",
+    "application/msword",
+    "application/vnd.ms-excel",
+    "application/vnd.ms-powerpoint",
+    "application/vnd.openxmlformats-officedocument.*",
+    "application/vnd.oasis.opendocument.*",
+    "application/zip",
+    "application/x-tgsticker",
+)
+
+REASON_TOO_LARGE = N_(
+    "The customer's file is larger than this channel accepts, so Hilo did not store it. "
+    "An administrator can raise the channel's media size limit."
+)
+REASON_TYPE_NOT_ALLOWED = N_(
+    "Hilo did not store the customer's file because its type is not allowed on this channel. "
+    "An administrator can allow more media types in the channel settings."
+)
+REASON_UNREACHABLE = N_("Hilo could not download the customer's file from the provider. It will try again.")
+REASON_REFUSED = N_("The provider refused to hand over the customer's file; it may have expired.")
+REASON_NO_SOURCE = N_("The provider gave no way to download this file.")
+
+
+@dataclass(frozen=True)
+class MediaLimits:
+    max_bytes: int
+    types: tuple[str, ...]
+
+    def allows(self, content_type: str) -> bool:
+        return any(fnmatch.fnmatchcase(content_type, pattern) for pattern in self.types)
+
+
+def media_limits(config: Mapping[str, Any]) -> MediaLimits:
+    """The size and type limits of a channel account (its settings, else the defaults)."""
+    try:
+        max_bytes = int(config.get("max_media_bytes") or DEFAULT_MAX_MEDIA_BYTES)
+    except (TypeError, ValueError):
+        max_bytes = DEFAULT_MAX_MEDIA_BYTES
+    types = config.get("media_types")
+    if isinstance(types, str):
+        types = [part for part in types.replace(",", " ").split()]
+    patterns = tuple(str(t).strip().lower() for t in types or () if str(t).strip()) or DEFAULT_MEDIA_TYPES
+    return MediaLimits(max_bytes=max(1, max_bytes), types=patterns)
+
+
+def bare_type(value: str | None) -> str | None:
+    """ "image/jpeg; charset=x" -> "image/jpeg"; None for nothing usable."""
+    if not value:
+        return None
+    bare = value.split(";", 1)[0].strip().lower()
+    return bare if "/" in bare else None
+
+
+@dataclass(frozen=True)
+class Fetched:
+    data: bytes
+    content_type: str | None
+
+
+async def download(url: str, max_bytes: int, auth: tuple[str, str] | None = None) -> Fetched:
+    """GET `url`, stopping as soon as it passes `max_bytes`; raise `SendError` on failure."""
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise SendError("media_source_missing", REASON_NO_SOURCE, retryable=False)
+    try:
+        # Twilio answers with a redirect to its media store; httpx drops the credentials
+        # when a redirect leaves the original host.
+        async with (
+            httpx.AsyncClient(timeout=FETCH_TIMEOUT, follow_redirects=True) as client,
+            client.stream("GET", url, auth=auth) as response,
+        ):
+            if response.status_code == 429 or response.status_code >= 500:
+                retry_after = response.headers.get("retry-after")
+                raise SendError(
+                    "media_unreachable",
+                    REASON_UNREACHABLE,
+                    retryable=True,
+                    retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
+                )
+            if not response.is_success:
+                raise SendError("media_refused", REASON_REFUSED, retryable=False)
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise SendError("media_too_large", REASON_TOO_LARGE, retryable=False)
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise SendError("media_too_large", REASON_TOO_LARGE, retryable=False)
+                chunks.append(chunk)
+            return Fetched(b"".join(chunks), response.headers.get("content-type"))
+    except httpx.HTTPError as exc:
+        raise SendError("media_unreachable", REASON_UNREACHABLE, retryable=True) from exc
+
+
+@dataclass(frozen=True)
+class MediaSource:
+    """Where one attachment's bytes are, as the webhook named them."""
+
+    account: ChannelAccountView
+    media_id: str | None
+    url: str | None
+
+
+async def _whatsapp(source: MediaSource, max_bytes: int) -> Fetched:
+    from hilo.channels import whatsapp
+
+    if not source.media_id:
+        raise SendError("media_source_missing", REASON_NO_SOURCE, retryable=False)
+    data, content_type = await whatsapp.download_media(source.account, source.media_id)
+    if len(data) > max_bytes:
+        raise SendError("media_too_large", REASON_TOO_LARGE, retryable=False)
+    return Fetched(data, content_type)
+
+
+async def _telegram(source: MediaSource, max_bytes: int) -> Fetched:
+    from hilo.channels import telegram
+
+    if not source.media_id:
+        raise SendError("media_source_missing", REASON_NO_SOURCE, retryable=False)
+    url = await telegram.get_file_url(source.account, source.media_id)
+    return await download(url, max_bytes)
+
+
+async def _twilio(source: MediaSource, max_bytes: int) -> Fetched:
+    from hilo.channels.twilio_common import basic_auth
+
+    if not source.url:
+        raise SendError("media_source_missing", REASON_NO_SOURCE, retryable=False)
+    return await download(source.url, max_bytes, auth=basic_auth(source.account))
+
+
+async def _plain(source: MediaSource, max_bytes: int) -> Fetched:
+    if not source.url:
+        raise SendError("media_source_missing", REASON_NO_SOURCE, retryable=False)
+    return await download(source.url, max_bytes)
+
+
+# How each channel kind fetches; any other kind downloads its plain URL (Messenger and
+# Instagram CDN links, custom sources).
+FETCHERS: dict[str, Callable[[MediaSource, int], Awaitable[Fetched]]] = {
+    "whatsapp": _whatsapp,
+    "telegram": _telegram,
+    "sms": _twilio,
+    "twilio_whatsapp": _twilio,
+}
+
+
+def effective_type(declared: str | None, received: str | None, filename: str | None) -> str:
+    """The webhook's content type first (providers' file servers often say octet-stream)."""
+    for candidate in (bare_type(declared), bare_type(received)):
+        if candidate and candidate != "application/octet-stream":
+            return candidate
+    guessed = mimetypes.guess_type(filename or "")[0]
+    return guessed or "application/octet-stream"
+
+
+def stored_name(filename: str | None, attachment_id: int, content_type: str) -> str:
+    if filename:
+        return filename
+    extension = mimetypes.guess_extension(content_type) or ""
+    return f"attachment-{attachment_id}{extension}"
+
+
+@dataclass(frozen=True)
+class Claimed:
+    job_id: int
+    attachment_id: int
+    filename: str | None
+    content_type: str | None
+    size: int | None
+    source: MediaSource
+
+
+class MediaFetcher:
+    """Claims due media jobs (FOR UPDATE SKIP LOCKED + lease), fetches and stores them."""
+
+    def __init__(self, runtime: Runtime, *, batch: int = 10) -> None:
+        self.runtime = runtime
+        self.batch = batch
+
+    def claim(self) -> list[Claimed]:
+        now = self.runtime.clock.now()
+        with self.runtime.transaction() as tx:
+            due = (
+                select(MediaFetchJob.id)
+                .where(
+                    MediaFetchJob.state == "pending",
+                    MediaFetchJob.run_at <= now,
+                    or_(MediaFetchJob.locked_until.is_(None), MediaFetchJob.locked_until < now),
+                )
+                .order_by(MediaFetchJob.run_at, MediaFetchJob.id)
+                .limit(self.batch)
+                .with_for_update(skip_locked=True)
+            )
+            rows = tx.session.execute(
+                update(MediaFetchJob)
+                .where(MediaFetchJob.id.in_(due.scalar_subquery()))
+                .values(locked_until=now + LEASE, attempts=MediaFetchJob.attempts + 1, updated_at=now)
+                .returning(MediaFetchJob.id, MediaFetchJob.attachment_id, MediaFetchJob.channel_account_id)
+            ).all()
+            if not rows:
+                return []
+            attachments = {
+                a.id: a
+                for a in tx.session.execute(
+                    select(Attachment).where(Attachment.id.in_([r.attachment_id for r in rows]))
+                ).scalars()
+            }
+            accounts = {
+                a.id: a.view()
+                for a in tx.session.execute(
+                    select(ChannelAccount).where(ChannelAccount.id.in_({r.channel_account_id for r in rows}))
+                ).scalars()
+            }
+            return [
+                Claimed(
+                    job_id=row.id,
+                    attachment_id=row.attachment_id,
+                    filename=attachments[row.attachment_id].filename,
+                    content_type=attachments[row.attachment_id].content_type,
+                    size=attachments[row.attachment_id].size,
+                    source=MediaSource(
+                        account=accounts[row.channel_account_id],
+                        media_id=attachments[row.attachment_id].provider_media_id,
+                        url=attachments[row.attachment_id].provider_url,
+                    ),
+                )
+                for row in rows
+            ]
+
+    async def run_job(self, claimed: Claimed) -> None:
+        account = claimed.source.account
+        limits = media_limits(account.config)
+        try:
+            if claimed.size is not None and claimed.size > limits.max_bytes:
+                raise SendError("media_too_large", REASON_TOO_LARGE, retryable=False)
+            declared = effective_type(claimed.content_type, None, claimed.filename)
+            if claimed.content_type and not limits.allows(declared):
+                # Known before downloading: do not fetch what will not be kept.
+                raise SendError("media_type_not_allowed", REASON_TYPE_NOT_ALLOWED, retryable=False)
+            fetch = FETCHERS.get(account.kind, _plain)
+            fetched = await fetch(claimed.source, limits.max_bytes)
+            content_type = effective_type(claimed.content_type, fetched.content_type, claimed.filename)
+            if not limits.allows(content_type):
+                raise SendError("media_type_not_allowed", REASON_TYPE_NOT_ALLOWED, retryable=False)
+        except SendError as exc:
+            log.info("media fetch of attachment %s: %s", claimed.attachment_id, exc.code)
+            await asyncio.to_thread(self._failed, claimed, exc)
+            return
+        except Exception as exc:  # a fetcher bug must not stop the worker loop
+            log.exception("media fetch of attachment %s failed unexpectedly", claimed.attachment_id)
+            error = SendError("media_unreachable", REASON_UNREACHABLE, retryable=True)
+            error.__cause__ = exc
+            await asyncio.to_thread(self._failed, claimed, error)
+            return
+        await asyncio.to_thread(self._stored, claimed, fetched.data, content_type)
+
+    def _stored(self, claimed: Claimed, data: bytes, content_type: str) -> None:
+        name = stored_name(claimed.filename, claimed.attachment_id, content_type)
+        key = self.runtime.storage.save(data, name)
+        with self.runtime.transaction() as tx:
+            record_media_stored(tx, claimed.job_id, key, len(data), content_type)
+
+    def _failed(self, claimed: Claimed, error: SendError) -> None:
+        with self.runtime.transaction() as tx:
+            record_media_failure(
+                tx, claimed.job_id, error.code, error.reason, retryable=error.retryable, retry_after=error.retry_after
+            )
+
+    async def run_once(self) -> int:
+        """Claim and run one batch of due media jobs; return how many ran."""
+        claimed = await asyncio.to_thread(self.claim)
+        if claimed:
+            await asyncio.gather(*(self.run_job(c) for c in claimed))
+        return len(claimed)

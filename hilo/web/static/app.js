@@ -1,0 +1,1456 @@
+/* Hilo agent workspace: live updates over the agent websocket, changes through the REST API.
+ *
+ * The server renders every page and fragment (htmx swaps them in); this file only wires
+ * events: websocket pushes -> fragment refreshes, buttons and forms -> REST calls,
+ * presence (who is viewing / typing), notifications and keyboard shortcuts. */
+(function () {
+  "use strict";
+
+  const config = JSON.parse(document.getElementById("hilo-config").textContent);
+  const me = config.me;
+  const strings = config.strings || {};
+  const lang = me.locale === "es" ? "es-ES" : "en-GB";
+  const $ = function (selector, root) { return (root || document).querySelector(selector); };
+  const $$ = function (selector, root) { return Array.prototype.slice.call((root || document).querySelectorAll(selector)); };
+
+  function t(msgid, values) {
+    let text = strings[msgid] || msgid;
+    Object.keys(values || {}).forEach(function (key) { text = text.split("{" + key + "}").join(String(values[key])); });
+    return text;
+  }
+
+  // -- REST -------------------------------------------------------------------------------
+
+  async function api(method, path, body) {
+    const headers = { "Accept": "application/json", "X-CSRF-Token": config.csrf };
+    let payload;
+    if (body instanceof FormData) {
+      payload = body;
+    } else if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      payload = JSON.stringify(body);
+    }
+    const response = await fetch(path, { method: method, headers: headers, body: payload, credentials: "same-origin" });
+    if (response.status === 401) {
+      window.location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search));
+    }
+    let data = null;
+    if (response.status !== 204) {
+      data = await response.json().catch(function () { return null; });
+    }
+    if (!response.ok) {
+      const error = data && data.error ? data.error : {};
+      const failure = new Error(error.message || t("Something went wrong; try again."));
+      failure.status = response.status;
+      failure.code = error.code;
+      failure.details = error.details;
+      throw failure;
+    }
+    return data;
+  }
+
+  async function fragment(url) {
+    const response = await fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin" });
+    if (response.status === 401) {
+      window.location.assign("/login");
+      return null;
+    }
+    if (!response.ok) { return null; }
+    return response.text();
+  }
+
+  function nodesFrom(html) {
+    const template = document.createElement("template");
+    template.innerHTML = html;
+    return template.content;
+  }
+
+  function settle(root) {
+    if (window.htmx) { window.htmx.process(root); }
+    formatTimes(root);
+  }
+
+  function toast(message, options) {
+    const opts = options || {};
+    const box = document.createElement("div");
+    box.className = "toast" + (opts.error ? " toast-error" : "");
+    const text = document.createElement("span");
+    text.textContent = message;
+    box.appendChild(text);
+    if (opts.link) {
+      const link = document.createElement("a");
+      link.href = opts.link.href;
+      link.textContent = opts.link.label;
+      link.addEventListener("click", function (event) {
+        event.preventDefault();
+        box.remove();
+        opts.link.open();
+      });
+      box.appendChild(link);
+    }
+    $("#toasts").appendChild(box);
+    setTimeout(function () { box.remove(); }, opts.timeout || 5000);
+  }
+
+  function fail(error) { toast(error.message || t("Something went wrong; try again."), { error: true }); }
+
+  // -- Time: the server writes UTC text; the browser shows the agent's own time zone --------
+
+  const relative = new Intl.RelativeTimeFormat(lang, { numeric: "auto", style: "short" });
+  const clock = new Intl.DateTimeFormat(lang, { hour: "2-digit", minute: "2-digit" });
+  const dayAndClock = new Intl.DateTimeFormat(lang, { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+  const day = new Intl.DateTimeFormat(lang, { day: "numeric", month: "short" });
+  const full = new Intl.DateTimeFormat(lang, { dateStyle: "full", timeStyle: "short" });
+
+  function since(ms) {
+    const minutes = Math.max(0, Math.round(ms / 60000));
+    const unit = minutes < 60 ? ["minute", minutes] : minutes < 2880 ? ["hour", Math.round(minutes / 60)] : ["day", Math.round(minutes / 1440)];
+    return new Intl.NumberFormat(lang, { style: "unit", unit: unit[0], unitDisplay: "short" }).format(unit[1]);
+  }
+
+  function formatTimes(root) {
+    const now = Date.now();
+    $$("time[datetime]", root).forEach(function (el) {
+      const when = new Date(el.getAttribute("datetime"));
+      if (isNaN(when)) { return; }
+      const diff = now - when.getTime();
+      const fmt = el.dataset.fmt;
+      el.title = full.format(when);
+      if (fmt === "since") {
+        el.textContent = since(diff);
+      } else if (fmt === "datetime") {
+        el.textContent = new Date().toDateString() === when.toDateString() ? clock.format(when) : dayAndClock.format(when);
+      } else if (Math.abs(diff) < 45000) {
+        el.textContent = relative.format(0, "second");
+      } else if (Math.abs(diff) < 3600000) {
+        el.textContent = relative.format(-Math.round(diff / 60000), "minute");
+      } else if (Math.abs(diff) < 86400000) {
+        el.textContent = relative.format(-Math.round(diff / 3600000), "hour");
+      } else {
+        el.textContent = day.format(when);
+      }
+    });
+  }
+
+  // -- Current state ----------------------------------------------------------------------
+
+  function conversationId() {
+    const pane = $("#conversation");
+    return pane ? Number(pane.dataset.id) : null;
+  }
+
+  function listEl() { return $("#list"); }
+
+  function throttled(fn, wait) {
+    let timer = null;
+    let again = false;
+    return function () {
+      if (timer) { again = true; return; }
+      fn();
+      timer = setTimeout(function () {
+        timer = null;
+        if (again) { again = false; fn(); }
+      }, wait);
+    };
+  }
+
+  // Do not replace a fragment while the agent is typing in it; refresh once they leave it.
+  function whenIdle(target, run) {
+    if (target && target.contains(document.activeElement) && document.activeElement.matches("input, textarea, select")) {
+      target.addEventListener("focusout", function later() {
+        target.removeEventListener("focusout", later);
+        setTimeout(run, 50);
+      });
+      return;
+    }
+    run();
+  }
+
+  // -- Live refreshes -----------------------------------------------------------------------
+
+  const refreshList = throttled(async function () {
+    const list = listEl();
+    const rows = $("#rows");
+    if (!list || !rows) { return; }
+    const size = Math.min(100, Math.max(25, $$(".row", rows).length));
+    const html = await fragment("/ui/list?" + list.dataset.query + "&live=1&size=" + size);
+    if (html === null || !$("#rows")) { return; }
+    const checked = selectedIds();
+    const scroll = rows.scrollTop;
+    rows.innerHTML = "";
+    rows.appendChild(nodesFrom(html));
+    rows.scrollTop = scroll;
+    checked.forEach(function (id) {
+      const box = $("#row-" + id + " .row-check");
+      if (box) { box.checked = true; }
+    });
+    settle(rows);
+    markActiveRow();
+    updateBulk();
+  }, 600);
+
+  const refreshSidebar = throttled(async function () {
+    const list = listEl();
+    const sidebar = $("#sidebar");
+    if (!list || !sidebar) { return; }
+    const html = await fragment("/ui/sidebar?view=" + encodeURIComponent(list.dataset.view) + "&" + statusParam());
+    if (html === null) { return; }
+    sidebar.innerHTML = "";
+    sidebar.appendChild(nodesFrom(html));
+    settle(sidebar);
+  }, 800);
+
+  function statusParam() {
+    const select = $("#list-form select[name=status]");
+    return select ? "status=" + encodeURIComponent(select.value) : "";
+  }
+
+  function refreshHeader() {
+    const id = conversationId();
+    const header = $("#conv-header");
+    if (!id || !header) { return; }
+    whenIdle(header, async function () {
+      const html = await fragment("/ui/conversations/" + id + "/header");
+      const current = $("#conv-header");
+      if (html === null || !current || conversationId() !== id) { return; }
+      const fresh = nodesFrom(html).firstElementChild;
+      current.replaceWith(fresh);
+      settle(fresh);
+    });
+  }
+
+  function refreshContext() {
+    const id = conversationId();
+    const context = $("#context");
+    if (!id || !context) { return; }
+    whenIdle(context, async function () {
+      const html = await fragment("/ui/conversations/" + id + "/context");
+      const current = $("#context");
+      if (html === null || !current || conversationId() !== id) { return; }
+      const fresh = nodesFrom(html).firstElementChild;
+      current.replaceWith(fresh);
+      settle(fresh);
+    });
+  }
+
+  function nearBottom(el) { return el.scrollHeight - el.scrollTop - el.clientHeight < 120; }
+
+  // Keep the newest message in sight while the composer, hints or images change the layout,
+  // unless the agent scrolled up to read.
+  let stickToBottom = true;
+  function pinTimeline() {
+    const timeline = $("#timeline");
+    if (!timeline) { return; }
+    stickToBottom = true;
+    timeline.scrollTop = timeline.scrollHeight;
+    if (timeline.dataset.pinned) { return; }
+    timeline.dataset.pinned = "1";
+    const follow = function () { if (stickToBottom) { timeline.scrollTop = timeline.scrollHeight; } };
+    timeline.addEventListener("scroll", function () { stickToBottom = nearBottom(timeline); });
+    timeline.addEventListener("load", follow, true);
+    new ResizeObserver(follow).observe(timeline);
+  }
+
+  let appending = Promise.resolve();
+  function appendNew() {
+    appending = appending.then(async function () {
+      const id = conversationId();
+      const timeline = $("#timeline");
+      if (!id || !timeline) { return; }
+      const last = $$("[data-id]", timeline).reduce(function (max, el) { return Math.max(max, Number(el.dataset.id)); }, 0);
+      const html = await fragment("/ui/conversations/" + id + "/messages?after=" + last);
+      if (!html || conversationId() !== id) { return; }
+      const stick = nearBottom(timeline);
+      const nodes = nodesFrom(html);
+      $$("[data-id]", nodes).forEach(function (el) {
+        if (document.getElementById(el.id)) { el.remove(); }
+      });
+      const added = Array.prototype.slice.call(nodes.children);
+      timeline.appendChild(nodes);
+      added.forEach(settle);
+      if (stick) { timeline.scrollTop = timeline.scrollHeight; }
+    }).catch(function () {});
+    return appending;
+  }
+
+  async function replaceMessage(messageId) {
+    const old = document.getElementById("m-" + messageId);
+    if (!old) { return; }
+    const html = await fragment("/ui/messages/" + messageId);
+    const current = document.getElementById("m-" + messageId);
+    if (!html || !current) { return; }
+    const fresh = nodesFrom(html).querySelector("#m-" + messageId);
+    if (fresh) {
+      current.replaceWith(fresh);
+      settle(fresh);
+    }
+  }
+
+  function refreshAll() {
+    refreshList();
+    refreshSidebar();
+    if (conversationId()) {
+      appendNew();
+      refreshHeader();
+      refreshContext();
+    }
+  }
+
+  // -- Websocket ----------------------------------------------------------------------------
+
+  let socket = null;
+  let attempts = 0;
+  let lostAt = null;
+  let viewing = null;
+
+  function send(message) {
+    if (socket && socket.readyState === WebSocket.OPEN) { socket.send(JSON.stringify(message)); }
+  }
+
+  function connect() {
+    socket = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/v1/ws");
+    socket.addEventListener("open", function () {
+      attempts = 0;
+      $("#conn").hidden = true;
+      if (viewing) { send({ type: "viewing", conversation_id: viewing }); }
+      if (lostAt) {
+        lostAt = null;
+        refreshAll();
+        toast(t("Connected again."));
+      }
+    });
+    socket.addEventListener("message", function (message) {
+      let event;
+      try { event = JSON.parse(message.data); } catch (_err) { return; }
+      onEvent(event);
+    });
+    socket.addEventListener("close", function (closed) {
+      if (closed.code === 4401) {
+        window.location.assign("/login");
+        return;
+      }
+      if (!lostAt) { lostAt = Date.now(); }
+      $("#conn").hidden = false;
+      attempts += 1;
+      setTimeout(connect, Math.min(15000, 500 * Math.pow(2, attempts)) + Math.random() * 400);
+    });
+  }
+
+  setInterval(function () { send({ type: "ping" }); }, 25000);
+
+  function onEvent(event) {
+    const type = event.type || "";
+    const open = conversationId();
+    if (type.indexOf("presence.") === 0) {
+      onPresence(event);
+      return;
+    }
+    if (type === "notification.created") {
+      onNotification(event.notification);
+      return;
+    }
+    if (type === "notifications.read") {
+      loadNotificationCount();
+      return;
+    }
+    if (type.indexOf("view.") === 0) {
+      refreshSidebar();
+      return;
+    }
+    if (type === "conversation.read") {
+      refreshSidebar();
+      const row = $("#row-" + event.conversation_id);
+      if (row) { row.classList.remove("unread"); }
+      return;
+    }
+    if (!event.conversation_id) { return; }
+    refreshList();
+    refreshSidebar();
+    if (open !== event.conversation_id) { return; }
+    if (type === "message.status" || type === "message.retried") {
+      replaceMessage(event.message_id);
+    } else if (type === "message.created") {
+      appendNew();
+      if (event.direction === "inbound") { markRead(); }
+    } else if (type === "conversation.merged_away") {
+      toast(t("Merged into another conversation."), {
+        link: { href: "/inbox?c=" + event.merged_into_id, label: t("Open it"), open: function () { openConversation(event.merged_into_id); } },
+      });
+      refreshHeader();
+    } else if (type.indexOf("conversation.") === 0) {
+      appendNew();
+      refreshHeader();
+      if (type === "conversation.merged" || type.indexOf("conversation.split") === 0) { refreshContext(); }
+    } else if (type.indexOf("contact.") === 0 || type.indexOf("identity.") === 0) {
+      refreshContext();
+    }
+  }
+
+  // -- Presence: who else is viewing or typing ----------------------------------------------
+
+  const viewers = new Map();
+
+  function onPresence(event) {
+    if (event.agent_id === me.id || event.conversation_id !== conversationId()) { return; }
+    const known = viewers.get(event.agent_id);
+    if (event.type === "presence.left") {
+      viewers.delete(event.agent_id);
+    } else {
+      const entry = known || { name: event.agent_name, typingUntil: 0 };
+      if (event.type === "presence.typing") { entry.typingUntil = Date.now() + 6000; }
+      viewers.set(event.agent_id, entry);
+      // Someone arrived: tell them we are here too (once; they already know about us otherwise).
+      if (!known) { send({ type: "viewing", conversation_id: event.conversation_id }); }
+    }
+    renderPresence();
+  }
+
+  function renderPresence() {
+    const box = $("#presence");
+    if (!box) { return; }
+    box.innerHTML = "";
+    const now = Date.now();
+    viewers.forEach(function (entry, agentId) {
+      const item = document.createElement("span");
+      item.dataset.agent = agentId;
+      const typing = entry.typingUntil > now;
+      if (typing) { item.className = "typing"; }
+      item.textContent = typing ? t("{name} is typing…", { name: entry.name }) : t("{name} is viewing", { name: entry.name });
+      box.appendChild(item);
+    });
+  }
+
+  setInterval(function () {
+    if (viewers.size) { renderPresence(); }
+  }, 2000);
+
+  // -- Opening a conversation -----------------------------------------------------------------
+
+  function openConversation(id) {
+    const list = listEl();
+    const url = "/inbox?" + (list ? list.dataset.query + "&" : "") + "c=" + id;
+    window.htmx.ajax("GET", "/ui/conversations/" + id, { target: "#pane", swap: "innerHTML" }).then(function () {
+      history.pushState({}, "", url);
+    });
+  }
+
+  function markActiveRow() {
+    const id = conversationId();
+    $$(".row.active").forEach(function (row) { row.classList.remove("active"); });
+    if (id) {
+      const row = $("#row-" + id);
+      if (row) { row.classList.add("active"); }
+    }
+  }
+
+  const markRead = throttled(function () {
+    const id = conversationId();
+    if (!id || document.hidden) { return; }
+    const row = $("#row-" + id);
+    if (row) { row.classList.remove("unread"); }
+    api("POST", "/api/v1/conversations/" + id + "/read").catch(function () {});
+  }, 1500);
+
+  function conversationOpened() {
+    const id = conversationId();
+    const app = $("#app");
+    if (viewing && viewing !== id) { send({ type: "left", conversation_id: viewing }); }
+    viewers.clear();
+    viewing = id;
+    if (app) { app.dataset.pane = id ? "conversation" : "list"; }
+    markActiveRow();
+    if (!id) { return; }
+    send({ type: "viewing", conversation_id: id });
+    renderPresence();
+    pinTimeline();
+    setupComposer();
+    markRead();
+  }
+
+  window.addEventListener("pagehide", function () {
+    if (viewing) { send({ type: "left", conversation_id: viewing }); }
+  });
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden) { markRead(); }
+  });
+
+  // -- Composer -------------------------------------------------------------------------------
+
+  let files = [];
+  let mentionIds = new Set();
+  let lastTyping = 0;
+
+  function composer() { return $("#composer"); }
+
+  function setMode(mode) {
+    const form = composer();
+    if (!form) { return; }
+    form.dataset.mode = mode;
+    $$(".tabs [data-mode]", form).forEach(function (tab) { tab.setAttribute("aria-selected", String(tab.dataset.mode === mode)); });
+    const body = $("#composer-body");
+    body.placeholder = mode === "note" ? body.dataset.notePlaceholder : body.dataset.replyPlaceholder;
+    $("[data-label-reply]", form).hidden = mode === "note";
+    $("[data-label-note]", form).hidden = mode !== "note";
+    $("#attach").hidden = mode === "note";
+    hideCollision();
+    updateChannelHint();
+  }
+
+  function setupComposer() {
+    const form = composer();
+    files = [];
+    mentionIds = new Set();
+    if (!form) { return; }
+    renderFiles();
+    loadChannels(form.dataset.conversation);
+  }
+
+  async function loadChannels(id) {
+    const picker = $("#channel-picker");
+    if (!picker) { return; }
+    let options = [];
+    try {
+      options = await api("GET", "/api/v1/conversations/" + id + "/channels");
+    } catch (error) {
+      options = [];
+    }
+    if (String(conversationId()) !== String(id)) { return; }
+    picker.innerHTML = "";
+    let chosen = null;
+    options.forEach(function (option) {
+      const el = document.createElement("option");
+      el.value = option.channel_account_id;
+      el.dataset.kind = option.kind;
+      el.dataset.reason = option.reason || "";
+      el.dataset.name = option.name;
+      let label = option.name;
+      if (option.default) { label += " · " + t("default"); }
+      if (!option.available) {
+        label += " — " + t("Unavailable") + ": " + (option.reason || "");
+        el.disabled = true;
+      }
+      el.textContent = label;
+      el.title = option.identity_value || "";
+      picker.appendChild(el);
+      if (option.available && (option.default || chosen === null)) { chosen = option.default ? el : chosen || el; }
+    });
+    if (chosen) { picker.value = chosen.value; }
+    updateChannelHint();
+  }
+
+  function updateChannelHint() {
+    const hint = $("#channel-hint");
+    const picker = $("#channel-picker");
+    const form = composer();
+    if (!hint || !picker || !form) { return; }
+    const reasons = $$("option", picker).filter(function (o) { return o.disabled && o.dataset.reason; });
+    const defaultBlocked = reasons.find(function (o) { return o.textContent.indexOf(t("default")) !== -1; });
+    if (form.dataset.mode === "reply" && defaultBlocked) {
+      hint.textContent = defaultBlocked.dataset.name + ": " + defaultBlocked.dataset.reason;
+      hint.hidden = false;
+    } else {
+      hint.hidden = true;
+    }
+  }
+
+  function renderFiles() {
+    const box = $("#files");
+    if (!box) { return; }
+    box.innerHTML = "";
+    files.forEach(function (file, index) {
+      const chip = document.createElement("span");
+      chip.className = "chip";
+      chip.textContent = file.name;
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.setAttribute("aria-label", t("Cancel"));
+      remove.innerHTML = '<svg class="i"><use href="#i-x"/></svg>';
+      remove.addEventListener("click", function () {
+        files.splice(index, 1);
+        renderFiles();
+      });
+      chip.appendChild(remove);
+      box.appendChild(chip);
+    });
+  }
+
+  function hideCollision() {
+    const box = $("#collision");
+    if (box) { box.hidden = true; box.innerHTML = ""; }
+  }
+
+  function showCollision() {
+    const box = $("#collision");
+    box.innerHTML = "";
+    const text = document.createElement("span");
+    text.textContent = t("Someone else replied since you opened this conversation.");
+    const confirm = document.createElement("button");
+    confirm.type = "button";
+    confirm.className = "btn btn-small btn-primary";
+    confirm.dataset.action = "send-anyway";
+    confirm.textContent = t("Send anyway");
+    const cancel = document.createElement("button");
+    cancel.type = "button";
+    cancel.className = "btn btn-small";
+    cancel.dataset.action = "cancel-collision";
+    cancel.textContent = t("Cancel");
+    box.append(text, confirm, cancel);
+    box.hidden = false;
+  }
+
+  function mentionsIn(text) {
+    return (config.agents || []).filter(function (agent) {
+      return mentionIds.has(agent.id) && text.indexOf("@" + agent.name) !== -1;
+    }).map(function (agent) { return agent.id; });
+  }
+
+  async function submitComposer(confirmCollision) {
+    const form = composer();
+    const id = Number(form.dataset.conversation);
+    const body = $("#composer-body");
+    const text = body.value;
+    const conv = $("#conversation");
+    const button = $("#send");
+    if (!text.trim() && !(form.dataset.mode === "reply" && files.length)) {
+      body.focus();
+      return;
+    }
+    button.disabled = true;
+    try {
+      let message;
+      if (form.dataset.mode === "note") {
+        message = await api("POST", "/api/v1/conversations/" + id + "/notes", { body: text, mentions: mentionsIn(text) });
+      } else {
+        const channel = $("#channel-picker").value;
+        const seen = Number(conv.dataset.seen) || null;
+        if (files.length) {
+          const data = new FormData();
+          data.append("body", text);
+          if (channel) { data.append("channel_account_id", channel); }
+          if (seen) { data.append("seen_message_id", String(seen)); }
+          data.append("confirm_collision", confirmCollision ? "true" : "false");
+          files.forEach(function (file) { data.append("files", file); });
+          message = await api("POST", "/ui/conversations/" + id + "/messages", data);
+        } else {
+          message = await api("POST", "/api/v1/conversations/" + id + "/messages", {
+            body: text,
+            channel_account_id: channel ? Number(channel) : null,
+            seen_message_id: seen,
+            confirm_collision: Boolean(confirmCollision),
+          });
+        }
+      }
+      body.value = "";
+      autosize(body);
+      files = [];
+      mentionIds = new Set();
+      renderFiles();
+      hideCollision();
+      const newest = $$("#timeline [data-id]").reduce(function (max, el) { return Math.max(max, Number(el.dataset.id)); }, 0);
+      conv.dataset.seen = String(Math.max(newest, message.id));
+      await appendNew();
+      const timeline = $("#timeline");
+      if (timeline) { timeline.scrollTop = timeline.scrollHeight; }
+    } catch (error) {
+      if (error.code === "collision") {
+        showCollision();
+      } else {
+        fail(error);
+      }
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  function autosize(area) {
+    area.style.height = "auto";
+    area.style.height = Math.min(area.scrollHeight + 2, window.innerHeight * 0.4) + "px";
+  }
+
+  // Suggestions under the composer: @mentions (notes) and canned responses ("/shortcut")
+  let suggestions = [];
+  let suggestIndex = 0;
+  let suggestKind = null;
+  let cannedRequest = 0;
+
+  function fold(text) { return text.normalize("NFD").replace(/[\u0300-\u036f]/g, "").toLowerCase(); }
+
+  function tokenBefore(area, sigil) {
+    const before = area.value.slice(0, area.selectionStart);
+    const match = new RegExp("(^|\\s)" + (sigil === "@" ? "@" : "/") + "([^\\s@/]{0,30})$").exec(before);
+    return match ? match[2] : null;
+  }
+
+  function renderSuggest(items, emptyText) {
+    const box = $("#suggest");
+    suggestions = items;
+    suggestIndex = 0;
+    box.innerHTML = "";
+    if (!items.length) {
+      if (!emptyText) {
+        box.hidden = true;
+        return;
+      }
+      const empty = document.createElement("div");
+      empty.className = "muted small";
+      empty.textContent = emptyText;
+      box.appendChild(empty);
+    }
+    items.forEach(function (item, index) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.setAttribute("role", "option");
+      button.setAttribute("aria-selected", String(index === suggestIndex));
+      button.dataset.action = "pick-suggestion";
+      button.dataset.index = String(index);
+      const label = document.createElement("span");
+      label.textContent = item.label;
+      button.appendChild(label);
+      if (item.detail) {
+        const detail = document.createElement("small");
+        detail.textContent = item.detail;
+        button.appendChild(detail);
+      }
+      box.appendChild(button);
+    });
+    box.hidden = false;
+  }
+
+  function hideSuggest() {
+    suggestions = [];
+    suggestKind = null;
+    const box = $("#suggest");
+    if (box) { box.hidden = true; }
+  }
+
+  function updateSuggest(area) {
+    const form = composer();
+    const mention = form && form.dataset.mode === "note" ? tokenBefore(area, "@") : null;
+    const canned = tokenBefore(area, "/");
+    if (mention !== null) {
+      suggestKind = "mention";
+      const folded = fold(mention);
+      renderSuggest((config.agents || []).filter(function (agent) {
+        return agent.id !== me.id && fold(agent.name).split(/\s+/).concat([fold(agent.name)]).some(function (part) { return part.indexOf(folded) === 0; });
+      }).slice(0, 8).map(function (agent) { return { label: agent.name, agent: agent }; }), t("No agent matches."));
+    } else if (canned !== null) {
+      suggestKind = "canned";
+      const request = ++cannedRequest;
+      const id = conversationId();
+      api("GET", "/api/v1/canned-responses?limit=8&q=" + encodeURIComponent(canned) + (id ? "&conversation_id=" + id : ""))
+        .then(function (items) {
+          if (request !== cannedRequest || suggestKind !== "canned") { return; }
+          renderSuggest(items.map(function (item) {
+            return { label: "/" + item.shortcut + " · " + item.title, detail: item.rendered || item.body, text: item.rendered || item.body };
+          }), null);
+        }, function () { hideSuggest(); });
+    } else {
+      hideSuggest();
+    }
+  }
+
+  function pickSuggestion(index) {
+    const item = suggestions[index];
+    const area = $("#composer-body");
+    if (!item || !area) { return; }
+    const caret = area.selectionStart;
+    let before;
+    if (suggestKind === "mention") {
+      before = area.value.slice(0, caret).replace(/@([^\s@/]{0,30})$/, "@" + item.agent.name + " ");
+      mentionIds.add(item.agent.id);
+    } else {
+      before = area.value.slice(0, caret).replace(/\/([^\s@/]{0,30})$/, item.text);
+    }
+    area.value = before + area.value.slice(caret);
+    area.selectionStart = area.selectionEnd = before.length;
+    hideSuggest();
+    autosize(area);
+    area.focus();
+  }
+
+  document.addEventListener("input", function (event) {
+    const area = event.target;
+    if (area.id === "composer-body") {
+      autosize(area);
+      updateSuggest(area);
+      const id = conversationId();
+      if (id && Date.now() - lastTyping > 3000) {
+        lastTyping = Date.now();
+        send({ type: "typing", conversation_id: id });
+      }
+    }
+  });
+
+  document.addEventListener("change", function (event) {
+    const el = event.target;
+    if (el.matches("#composer input[type=file]")) {
+      files = files.concat(Array.prototype.slice.call(el.files));
+      el.value = "";
+      renderFiles();
+    } else if (el.id === "channel-picker") {
+      updateChannelHint();
+    } else if (el.matches("[data-patch]")) {
+      const field = el.dataset.patch;
+      const value = el.value === "" ? null : field === "priority" ? el.value : Number(el.value);
+      patchConversation({ [field]: value });
+    } else if (el.matches(".row-check")) {
+      updateBulk();
+    } else if (el.matches("[data-bulk]")) {
+      bulkChange(el);
+    } else if (el.matches("[data-agent-patch]")) {
+      api("PATCH", "/api/v1/agents/" + el.dataset.agent, { [el.dataset.agentPatch]: el.value }).then(function () { toast(t("Saved.")); }, fail);
+    } else if (el.matches("select[data-action=channel-kind]")) {
+      const form = el.closest("form");
+      $$(".kind-fields", form).forEach(function (set) {
+        const on = set.dataset.kind === el.value;
+        set.hidden = !on;
+        set.disabled = !on;
+      });
+    }
+  });
+
+  // -- Conversation actions -------------------------------------------------------------------
+
+  async function patchConversation(changes) {
+    const id = conversationId();
+    if (!id) { return; }
+    try {
+      await api("PATCH", "/api/v1/conversations/" + id, changes);
+      refreshHeader();
+      appendNew();
+      refreshList();
+    } catch (error) {
+      fail(error);
+      refreshHeader();
+    }
+  }
+
+  function currentLabels() {
+    const header = $("#conv-header");
+    return header ? JSON.parse(header.dataset.labels || "[]") : [];
+  }
+
+  function localInput(date) {
+    const pad = function (n) { return String(n).padStart(2, "0"); };
+    return date.getFullYear() + "-" + pad(date.getMonth() + 1) + "-" + pad(date.getDate()) + "T" + pad(date.getHours()) + ":" + pad(date.getMinutes());
+  }
+
+  function snoozePreset(name) {
+    const when = new Date();
+    if (name === "hour") {
+      when.setHours(when.getHours() + 1);
+    } else if (name === "tomorrow") {
+      when.setDate(when.getDate() + 1);
+      when.setHours(9, 0, 0, 0);
+    } else {
+      when.setDate(when.getDate() + ((8 - when.getDay()) % 7 || 7));
+      when.setHours(9, 0, 0, 0);
+    }
+    return when;
+  }
+
+  function openDialog(id) {
+    const dialog = document.getElementById(id);
+    if (dialog && !dialog.open) { dialog.showModal(); }
+    return dialog;
+  }
+
+  // -- Selection and bulk actions -------------------------------------------------------------
+
+  function selectedIds() { return $$(".row-check:checked").map(function (box) { return Number(box.value); }); }
+
+  function updateBulk() {
+    const ids = selectedIds();
+    const bulk = $("#bulk");
+    const list = listEl();
+    if (!bulk || !list) { return; }
+    bulk.hidden = ids.length === 0;
+    list.classList.toggle("selecting", ids.length > 0);
+    $("#bulk-count").textContent = String(ids.length);
+  }
+
+  async function bulkApply(makeChanges) {
+    const ids = selectedIds();
+    let done = 0;
+    for (const id of ids) {
+      try {
+        await api("PATCH", "/api/v1/conversations/" + id, makeChanges(id));
+        done += 1;
+      } catch (error) {
+        fail(error);
+      }
+    }
+    $$(".row-check:checked").forEach(function (box) { box.checked = false; });
+    updateBulk();
+    toast(t("{n} conversations updated.", { n: done }));
+    refreshList();
+    refreshSidebar();
+    if (conversationId() && ids.indexOf(conversationId()) !== -1) {
+      refreshHeader();
+      appendNew();
+    }
+  }
+
+  function bulkChange(select) {
+    const value = select.value;
+    const field = select.dataset.bulk;
+    select.value = "";
+    if (!value) { return; }
+    if (field === "assignee_id") {
+      const agent = value === "me" ? me.id : value === "none" ? null : Number(value);
+      bulkApply(function () { return { assignee_id: agent }; });
+    } else {
+      bulkApply(function () { return { [field]: value }; });
+    }
+  }
+
+  // -- Notifications --------------------------------------------------------------------------
+
+  let unreadNotifications = 0;
+
+  function setBell(count) {
+    unreadNotifications = Math.max(0, count);
+    const badge = $("#bell-count");
+    if (!badge) { return; }
+    badge.textContent = unreadNotifications > 99 ? "99+" : String(unreadNotifications);
+    badge.hidden = unreadNotifications === 0;
+  }
+
+  function loadNotificationCount() {
+    api("GET", "/api/v1/notifications?unread=true&limit=1").then(function (data) { setBell(data.unread); }, function () {});
+  }
+
+  function notificationTitle(n) {
+    if (n.kind === "mention") {
+      const actor = (config.agents || []).find(function (a) { return a.id === n.actor_agent_id; });
+      return t("{name} mentioned you", { name: actor ? actor.name : "" });
+    }
+    if (n.kind === "assigned") { return t("Assigned to you"); }
+    return t("New reply from {name}", { name: n.contact_name || "" });
+  }
+
+  function onNotification(n) {
+    if (!n) { return; }
+    setBell(unreadNotifications + 1);
+    const title = notificationTitle(n);
+    const body = (n.contact_name ? n.contact_name + " · " : "") + (n.preview || "");
+    const open = function () {
+      api("POST", "/api/v1/notifications/read", { ids: [n.id] }).catch(function () {});
+      openConversation(n.conversation_id);
+    };
+    if (!(n.kind === "reply" && n.conversation_id === conversationId() && !document.hidden)) {
+      toast(title + (body ? " — " + body : ""), { link: { href: "/inbox?c=" + n.conversation_id, label: t("Open it"), open: open }, timeout: 8000 });
+    }
+    if (document.hidden && "Notification" in window && Notification.permission === "granted") {
+      const shown = new Notification(title, { body: body, tag: "hilo-" + n.id, icon: "/static/favicon.svg" });
+      shown.onclick = function () {
+        window.focus();
+        open();
+        shown.close();
+      };
+    }
+  }
+
+  async function toggleNotifications(button) {
+    const pop = $("#notifications");
+    const opening = pop.hidden;
+    closePopovers();
+    if (!opening) { return; }
+    pop.hidden = false;
+    button.setAttribute("aria-expanded", "true");
+    const html = await fragment("/ui/notifications");
+    if (html !== null) {
+      pop.innerHTML = "";
+      pop.appendChild(nodesFrom(html));
+      settle(pop);
+    }
+  }
+
+  function closePopovers() {
+    $$(".popover").forEach(function (pop) { pop.hidden = true; });
+    $$("[aria-expanded=true]").forEach(function (button) { button.setAttribute("aria-expanded", "false"); });
+  }
+
+  // -- Clicks ---------------------------------------------------------------------------------
+
+  const actions = {
+    "menu": function (el) {
+      const pop = document.getElementById(el.dataset.menu);
+      const opening = pop.hidden;
+      closePopovers();
+      if (opening) {
+        pop.hidden = false;
+        el.setAttribute("aria-expanded", "true");
+      }
+    },
+    "notifications": function (el) { toggleNotifications(el); },
+    "read-all-notifications": async function () {
+      await api("POST", "/api/v1/notifications/read", {}).catch(fail);
+      setBell(0);
+      $$("#notifications .notif.unread").forEach(function (item) { item.classList.remove("unread"); });
+    },
+    "enable-notifications": function () {
+      closePopovers();
+      if ("Notification" in window) { Notification.requestPermission(); }
+    },
+    "help": function () {
+      closePopovers();
+      openDialog("help-dialog");
+    },
+    "locale": async function (el) {
+      try {
+        await api("PATCH", "/api/v1/auth/me", { locale: el.dataset.locale });
+        window.location.reload();
+      } catch (error) { fail(error); }
+    },
+    "logout": async function () {
+      if (viewing) { send({ type: "left", conversation_id: viewing }); }
+      await api("POST", "/api/v1/auth/logout").catch(function () {});
+      window.location.assign("/login");
+    },
+    "toggle-sidebar": function () { document.body.classList.toggle("sidebar-open"); },
+    "toggle-context": function () {
+      closePopovers();
+      if (window.matchMedia("(max-width: 1280px)").matches) {
+        document.body.classList.remove("context-hidden");
+        document.body.classList.toggle("context-shown");
+      } else {
+        document.body.classList.remove("context-shown");
+        document.body.classList.toggle("context-hidden");
+      }
+    },
+    "back": function () {
+      const app = $("#app");
+      app.dataset.pane = "list";
+      const list = listEl();
+      if (list) { history.pushState({}, "", "/inbox?" + list.dataset.query); }
+    },
+    "status": function (el) {
+      closePopovers();
+      patchConversation({ status: el.dataset.status });
+    },
+    "snooze": function () {
+      closePopovers();
+      const dialog = openDialog("snooze-dialog");
+      if (dialog) { dialog.querySelector("input[name=until]").value = localInput(snoozePreset("tomorrow")); }
+    },
+    "merge-conversation": function () {
+      closePopovers();
+      const dialog = openDialog("merge-dialog");
+      if (dialog) {
+        const input = dialog.querySelector("input[type=search]");
+        input.focus();
+        window.htmx.trigger(input, "merge-open");
+      }
+    },
+    "merge-into": async function (el) {
+      const source = conversationId();
+      const target = Number(el.dataset.target);
+      if (!window.confirm(t("Merge this conversation into #{id}? Its messages move there.", { id: target }))) { return; }
+      try {
+        await api("POST", "/api/v1/conversations/" + target + "/merge", { source_id: source });
+        $("#merge-dialog").close();
+        openConversation(target);
+        refreshList();
+      } catch (error) { fail(error); }
+    },
+    "split": async function (el) {
+      if (!window.confirm(t("Move this message and everything after it to a new conversation?"))) { return; }
+      try {
+        const created = await api("POST", "/api/v1/conversations/" + conversationId() + "/split", { from_message_id: Number(el.dataset.message) });
+        openConversation(created.id);
+        refreshList();
+      } catch (error) { fail(error); }
+    },
+    "retry": async function (el) {
+      el.disabled = true;
+      try {
+        await api("POST", "/api/v1/conversations/" + conversationId() + "/messages/" + el.dataset.message + "/retry");
+        replaceMessage(el.dataset.message);
+      } catch (error) {
+        el.disabled = false;
+        fail(error);
+      }
+    },
+    "remove-label": function (el) {
+      patchConversation({ labels: currentLabels().filter(function (name) { return name !== el.dataset.label; }) });
+    },
+    "merge-contact": function () {
+      const dialog = openDialog("contact-merge-dialog");
+      if (dialog) { dialog.querySelector("input[type=search]").focus(); }
+    },
+    "merge-contact-into": async function (el) {
+      const target = Number($("#context").dataset.contact);
+      if (!window.confirm(t("Merge {name} into this contact? Identities and conversations move here.", { name: el.dataset.name }))) { return; }
+      try {
+        await api("POST", "/api/v1/contacts/" + target + "/merge", { source_id: Number(el.dataset.source) });
+        $("#contact-merge-dialog").close();
+        refreshContext();
+        refreshHeader();
+        refreshList();
+      } catch (error) { fail(error); }
+    },
+    "remove-attribute": async function (el) {
+      const contact = $("#context").dataset.contact;
+      try {
+        await api("PATCH", "/api/v1/contacts/" + contact, { custom_attributes: { [el.dataset.key]: null } });
+        refreshContext();
+      } catch (error) { fail(error); }
+    },
+    "send-anyway": function () { submitComposer(true); },
+    "cancel-collision": function () {
+      hideCollision();
+      const conv = $("#conversation");
+      const newest = $$("#timeline [data-id]").reduce(function (max, el) { return Math.max(max, Number(el.dataset.id)); }, 0);
+      conv.dataset.seen = String(newest);
+    },
+    "pick-suggestion": function (el) { pickSuggestion(Number(el.dataset.index)); },
+    "clear-selection": function () {
+      $$(".row-check:checked").forEach(function (box) { box.checked = false; });
+      updateBulk();
+    },
+    "save-view": async function () {
+      const list = listEl();
+      const name = window.prompt(t("Name of the view"));
+      if (!name || !name.trim()) { return; }
+      try {
+        const view = await api("POST", "/api/v1/views", { name: name.trim(), filters: JSON.parse(list.dataset.filters), sort: list.dataset.sort });
+        await window.htmx.ajax("GET", "/ui/list?view=" + view.key, { target: "#list-pane", swap: "innerHTML" });
+        refreshSidebar();
+      } catch (error) { fail(error); }
+    },
+    "delete-view": async function (el) {
+      if (!window.confirm(t("Delete this view?"))) { return; }
+      try {
+        await api("DELETE", "/api/v1/views/" + el.dataset.viewId);
+        await window.htmx.ajax("GET", "/ui/list?view=mine", { target: "#list-pane", swap: "innerHTML" });
+        refreshSidebar();
+      } catch (error) { fail(error); }
+    },
+    "close-dialog": function (el) { el.closest("dialog").close(); },
+    "open-dialog": function (el) { openDialog(el.dataset.dialog); },
+    "copy": function (el) {
+      const input = el.parentElement.querySelector("input");
+      navigator.clipboard.writeText(input.value).then(function () { toast(t("Copied.")); }, function () {
+        input.select();
+      });
+    },
+    "reload": function () { window.location.reload(); },
+    "channel-enabled": async function (el) {
+      try {
+        await api("PATCH", "/api/v1/channels/" + el.dataset.channel, { enabled: el.dataset.enabled === "true" });
+        window.location.reload();
+      } catch (error) { fail(error); }
+    },
+  };
+
+  document.addEventListener("click", function (event) {
+    const target = event.target.closest("[data-action], [data-snooze], [data-agent-toggle], [data-notification]");
+    if (!target) {
+      if (!event.target.closest(".popover")) { closePopovers(); }
+      return;
+    }
+    if (target.dataset.snooze) {
+      target.closest("form").querySelector("input[name=until]").value = localInput(snoozePreset(target.dataset.snooze));
+      return;
+    }
+    if (target.dataset.agentToggle) {
+      api("PATCH", "/api/v1/agents/" + target.dataset.agentToggle, { active: target.dataset.active === "true" })
+        .then(function () { window.location.reload(); }, fail);
+      return;
+    }
+    if (target.dataset.notification) {
+      api("POST", "/api/v1/notifications/read", { ids: [Number(target.dataset.notification)] }).catch(function () {});
+      closePopovers();
+      return;
+    }
+    const action = actions[target.dataset.action];
+    if (action) {
+      event.preventDefault();
+      action(target, event);
+    }
+  });
+
+  document.addEventListener("click", function (event) {
+    const tab = event.target.closest(".tabs [data-mode]");
+    if (tab) {
+      setMode(tab.dataset.mode);
+      $("#composer-body").focus();
+    }
+  });
+
+  // -- Forms ----------------------------------------------------------------------------------
+
+  function formError(form, error) {
+    const box = $(".form-error", form);
+    if (box) {
+      box.textContent = error.message;
+      box.hidden = false;
+    } else {
+      fail(error);
+    }
+  }
+
+  function settingsOf(form) {
+    const settings = {};
+    $$("input[name^='settings.']", form).forEach(function (input) {
+      if (input.disabled || input.closest("fieldset[disabled]")) { return; }
+      if (input.value.trim() !== "") { settings[input.name.slice(9)] = input.value.trim(); }
+    });
+    return settings;
+  }
+
+  const forms = {
+    "add-label": function (form) {
+      const name = form.label.value.trim().toLowerCase();
+      if (!name) { return; }
+      form.label.value = "";
+      const labels = currentLabels();
+      if (labels.indexOf(name) === -1) { labels.push(name); }
+      patchConversation({ labels: labels });
+    },
+    "snooze": function (form) {
+      const until = new Date(form.until.value);
+      if (isNaN(until) || until <= new Date()) {
+        toast(t("Choose a time in the future to snooze until."), { error: true });
+        return;
+      }
+      form.closest("dialog").close();
+      patchConversation({ status: "snoozed", snoozed_until: until.toISOString() });
+    },
+    "contact-name": async function (form) {
+      const contact = $("#context").dataset.contact;
+      try {
+        await api("PATCH", "/api/v1/contacts/" + contact, { name: form.name.value });
+        toast(t("Saved."));
+        refreshHeader();
+        refreshList();
+      } catch (error) { fail(error); }
+    },
+    "attributes": async function (form) {
+      const contact = $("#context").dataset.contact;
+      const attributes = {};
+      $$(".attr input", form).forEach(function (input) {
+        if (input.name === "__key" || input.name === "__value") { return; }
+        let value = input.value;
+        if (input.dataset.json) {
+          try { value = JSON.parse(value); } catch (_err) { value = input.value; }
+        }
+        attributes[input.name] = value;
+      });
+      const key = form.__key.value.trim();
+      if (key) { attributes[key] = form.__value.value; }
+      try {
+        await api("PATCH", "/api/v1/contacts/" + contact, { custom_attributes: attributes });
+        toast(t("Saved."));
+        refreshContext();
+      } catch (error) { fail(error); }
+    },
+    "split-contact": async function (form) {
+      const ids = $$("input[name=identity]:checked", form).map(function (box) { return Number(box.value); });
+      if (!ids.length || !window.confirm(t("Move the selected identities to a new contact?"))) { return; }
+      try {
+        await api("POST", "/api/v1/contacts/" + $("#context").dataset.contact + "/split", { identity_ids: ids });
+        refreshContext();
+        refreshHeader();
+        refreshList();
+      } catch (error) { fail(error); }
+    },
+    "bulk-label": function (form) {
+      const name = form.label.value.trim().toLowerCase();
+      if (!name) { return; }
+      form.label.value = "";
+      bulkApply(function (id) {
+        const row = $("#row-" + id);
+        const labels = row ? JSON.parse(row.dataset.labels || "[]") : [];
+        if (labels.indexOf(name) === -1) { labels.push(name); }
+        return { labels: labels };
+      });
+    },
+    "channel-add": async function (form) {
+      try {
+        const created = await api("POST", "/api/v1/channels", { kind: form.kind.value, name: form.name.value, settings: settingsOf(form) });
+        form.closest("dialog").close();
+        if (created.secret) {
+          $("#channel-secret-value").value = created.secret;
+          openDialog("channel-secret");
+        } else {
+          window.location.reload();
+        }
+      } catch (error) { formError(form, error); }
+    },
+    "channel-settings": async function (form) {
+      try {
+        await api("PATCH", "/api/v1/channels/" + form.dataset.channel, { name: form.name.value, settings: settingsOf(form) });
+        window.location.reload();
+      } catch (error) { fail(error); }
+    },
+    "agent-add": async function (form) {
+      try {
+        await api("POST", "/api/v1/agents", {
+          name: form.name.value, email: form.email.value, password: form.password.value, role: form.role.value, locale: form.locale.value,
+        });
+        window.location.reload();
+      } catch (error) { formError(form, error); }
+    },
+    "team-add": async function (form) {
+      try {
+        await api("POST", "/api/v1/teams", { name: form.name.value, description: form.description.value || null });
+        window.location.reload();
+      } catch (error) { formError(form, error); }
+    },
+    "team-members": async function (form) {
+      const ids = $$("input[name=member]:checked", form).map(function (box) { return Number(box.value); });
+      try {
+        await api("PUT", "/api/v1/teams/" + form.dataset.team + "/members", { member_ids: ids });
+        toast(t("Saved."));
+      } catch (error) { fail(error); }
+    },
+  };
+
+  document.addEventListener("submit", function (event) {
+    const form = event.target;
+    if (form.id === "composer") {
+      event.preventDefault();
+      submitComposer(false);
+      return;
+    }
+    const handler = forms[form.dataset.form];
+    if (handler) {
+      event.preventDefault();
+      handler(form);
+    }
+  });
+
+  // -- Keyboard shortcuts ---------------------------------------------------------------------
+
+  let pendingG = 0;
+
+  function moveCursor(step) {
+    const rows = $$("#rows .row");
+    if (!rows.length) { return; }
+    const id = conversationId();
+    let index = rows.findIndex(function (row) { return Number(row.dataset.id) === id; });
+    index = index === -1 ? (step > 0 ? 0 : rows.length - 1) : Math.min(rows.length - 1, Math.max(0, index + step));
+    const link = $(".row-link", rows[index]);
+    rows[index].scrollIntoView({ block: "nearest" });
+    link.click();
+  }
+
+  function goToView(key) {
+    const link = $(".nav-item[data-view='" + key + "']");
+    if (link) { link.click(); }
+  }
+
+  document.addEventListener("keydown", function (event) {
+    const el = event.target;
+    const typing = el.matches && el.matches("input, textarea, select, [contenteditable]");
+    const suggest = $("#suggest");
+    if (el.id === "composer-body" && suggest && !suggest.hidden && suggestions.length) {
+      if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+        event.preventDefault();
+        suggestIndex = (suggestIndex + (event.key === "ArrowDown" ? 1 : suggestions.length - 1)) % suggestions.length;
+        $$("button", suggest).forEach(function (b, i) { b.setAttribute("aria-selected", String(i === suggestIndex)); });
+        return;
+      }
+      if (event.key === "Enter" || event.key === "Tab") {
+        event.preventDefault();
+        pickSuggestion(suggestIndex);
+        return;
+      }
+      if (event.key === "Escape") {
+        hideSuggest();
+        return;
+      }
+    }
+    if (el.id === "composer-body" && event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      submitComposer(false);
+      return;
+    }
+    if (event.key === "Escape") {
+      closePopovers();
+      document.body.classList.remove("sidebar-open");
+      if (typing) { el.blur(); }
+      return;
+    }
+    if (typing || event.ctrlKey || event.metaKey || event.altKey || $("dialog[open]")) { return; }
+    const key = event.key;
+    if (pendingG && Date.now() - pendingG < 1200) {
+      pendingG = 0;
+      const views = { m: "mine", u: "unassigned", a: "all" };
+      if (views[key]) {
+        event.preventDefault();
+        goToView(views[key]);
+      }
+      return;
+    }
+    const form = composer();
+    const handlers = {
+      "j": function () { moveCursor(1); },
+      "k": function () { moveCursor(-1); },
+      "g": function () { pendingG = Date.now(); },
+      "/": function () { const q = $("#q"); if (q) { q.focus(); q.select(); } },
+      "?": function () { openDialog("help-dialog"); },
+      "x": function () {
+        const box = $("#row-" + conversationId() + " .row-check");
+        if (box) { box.checked = !box.checked; updateBulk(); }
+      },
+      "r": function () { if (form) { setMode("reply"); $("#composer-body").focus(); } },
+      "n": function () { if (form) { setMode("note"); $("#composer-body").focus(); } },
+      "e": function () { const button = $("#conv-header [data-key=e]"); if (button) { button.click(); } },
+      "a": function () { if (conversationId()) { patchConversation({ assignee_id: me.id }); } },
+      "s": function () { if (conversationId()) { actions.snooze(); } },
+      "l": function () { const input = $("#labels input[name=label]"); if (input) { input.focus(); } },
+      "i": function () { if (conversationId()) { actions["toggle-context"](); } },
+    };
+    if (handlers[key]) {
+      event.preventDefault();
+      handlers[key]();
+    }
+  });
+
+  // -- htmx glue ------------------------------------------------------------------------------
+
+  document.addEventListener("htmx:afterSettle", function (event) {
+    const target = event.detail.target;
+    formatTimes(target);
+    if (target.id === "pane") {
+      conversationOpened();
+      document.body.classList.remove("sidebar-open");
+    } else if (target.id === "list-pane") {
+      const list = listEl();
+      $$(".nav-item").forEach(function (item) {
+        const active = list && item.dataset.view === list.dataset.view;
+        item.classList.toggle("active", active);
+        if (active) { item.setAttribute("aria-current", "page"); } else { item.removeAttribute("aria-current"); }
+      });
+      document.body.classList.remove("sidebar-open");
+      $("#app").dataset.pane = "list";
+      markActiveRow();
+      updateBulk();
+    }
+  });
+
+  document.addEventListener("htmx:responseError", function (event) {
+    const xhr = event.detail.xhr;
+    let message = t("Something went wrong; try again.");
+    try {
+      const body = JSON.parse(xhr.responseText);
+      if (body.error && body.error.message) { message = body.error.message; }
+    } catch (_err) { /* not JSON: keep the generic message */ }
+    toast(message, { error: true });
+  });
+
+  document.addEventListener("htmx:sendError", function () { toast(t("Connection lost; reconnecting…"), { error: true }); });
+
+  // -- Start ----------------------------------------------------------------------------------
+
+  formatTimes(document);
+  setInterval(function () { formatTimes(document); }, 60000);
+  if (document.getElementById("app") && document.body.classList.contains("page-inbox")) {
+    conversationOpened();
+  }
+  loadNotificationCount();
+  connect();
+})();

@@ -1,0 +1,63 @@
+"""Search finds the same conversations whichever way it looks: newest-first window or index."""
+
+from __future__ import annotations
+
+import pytest
+
+from hilo.clock import FrozenClock
+from hilo.conversations import search
+from tests.support import Api
+
+
+@pytest.fixture
+def inbox(api: Api, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch) -> Api:
+    """Six conversations, oldest first; "reembolso" in the oldest and the two newest. The
+    window is two conversations, so a page of one is answered from it and a longer one is not."""
+    monkeypatch.setattr(search, "RECENT_WINDOW", 2)
+    channel = api.api_channel()
+    texts = ["quiero un reembolso", "hola", "buenas", "gracias", "reembolso del pedido", "otro reembolso"]
+    for n, text in enumerate(texts):
+        api.inbound(channel, f"c{n}", text, email=f"c{n}@example.com")
+        clock.advance(minutes=1)
+    return api
+
+
+def _bodies(api: Api, **params: str) -> list[str]:
+    return [api.timeline(c["id"])[0]["body"] for c in api.conversations(**params)]
+
+
+def test_matches_beyond_the_newest_window_come_from_the_index(inbox: Api) -> None:
+    # when: the window of the two newest holds fewer matches than a page
+    found = _bodies(inbox, q="reembolso")
+    # then: the older ones are found too, newest activity first
+    assert found == ["otro reembolso", "reembolso del pedido", "quiero un reembolso"]
+
+
+def test_a_full_page_within_the_window_is_answered_from_it(inbox: Api) -> None:
+    # when: one result per page, and the newest conversation matches
+    page = inbox.ok(inbox.get("/api/v1/conversations", params={"q": "reembolso", "limit": 1}))
+    second = inbox.ok(
+        inbox.get("/api/v1/conversations", params={"q": "reembolso", "limit": 1, "cursor": page["next_cursor"]})
+    )
+    # then
+    assert [inbox.timeline(c["id"])[0]["body"] for c in page["items"]] == ["otro reembolso"]
+    assert [inbox.timeline(c["id"])[0]["body"] for c in second["items"]] == ["reembolso del pedido"]
+
+
+def test_identity_and_offset_pages_use_the_same_rules(inbox: Api) -> None:
+    # when: an e-mail address, and a sort paged by offset
+    by_email = _bodies(inbox, q="c0@example.com")
+    created = inbox.ok(inbox.get("/api/v1/conversations", params={"q": "reembolso", "sort": "created", "limit": 2}))
+    rest = inbox.ok(
+        inbox.get(
+            "/api/v1/conversations",
+            params={"q": "reembolso", "sort": "created", "limit": 2, "cursor": created["next_cursor"]},
+        )
+    )
+    # then
+    assert by_email == ["quiero un reembolso"]
+    assert [inbox.timeline(c["id"])[0]["body"] for c in created["items"] + rest["items"]] == [
+        "otro reembolso",
+        "reembolso del pedido",
+        "quiero un reembolso",
+    ]

@@ -1,0 +1,273 @@
+"""The chat widget and web forms in real headless Chromium, embedded in a site on another origin."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from hilo.channels.widget import user_hash
+from hilo.settings import Settings
+from tests.e2e.widget_support import CHROMIUM_ARGS, LiveHilo, Site, agent_online, customer_site, live_hilo
+from tests.fakes.server import free_port
+
+pytestmark = pytest.mark.e2e
+
+SECRET = "e2e-identity-secret"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def live(settings: Settings) -> Iterator[LiveHilo]:
+    port = free_port()
+    served = replace(settings, base_url=f"http://127.0.0.1:{port}", run_worker=True)
+    with live_hilo(served, port) as running:
+        yield running
+
+
+@pytest.fixture
+def site(live: LiveHilo) -> Iterator[Site]:
+    with customer_site(live.url) as running:
+        widget = live.channel(
+            "widget", allowed_origins=[running.url], identity_secret=SECRET, max_upload_mb=0.5, title="Shop help"
+        )
+        form = live.channel("webform", allowed_origins=running.url)
+        running.widget_token = widget["config"]["public_token"]
+        running.form_token = form["config"]["public_token"]
+        yield running
+
+
+def _open_chat(page: Page, site: Site, query: str = "") -> None:
+    page.goto(f"{site.url}/shop{query}")
+    launcher = page.locator("button.launcher")
+    expect(launcher).to_be_visible()
+    launcher.click()
+    expect(page.locator("section.panel")).to_be_visible()
+
+
+def _say(page: Page, text: str) -> None:
+    box = page.locator("#hilo-input")
+    expect(box).to_be_visible()
+    box.fill(text)
+    box.press("Enter")
+
+
+def _mine(page: Page, text: str) -> Any:
+    return page.locator("li.msg.mine[data-id]", has_text=text)
+
+
+def _theirs(page: Page, text: str) -> Any:
+    return page.locator("li.msg.theirs[data-id]", has_text=text)
+
+
+def test_visitor_chats_and_the_agents_reply_appears_without_reload(
+    browser: Browser, live: LiveHilo, site: Site
+) -> None:
+    # given: an agent is online and a visitor opens the chat on the shop's page
+    context = browser.new_context(locale="en-US")
+    page = context.new_page()
+    with agent_online(live):
+        _open_chat(page, site)
+        page_id = page.evaluate("window.pageId")
+        # when
+        _say(page, "Hello, is the blue jacket in stock?")
+        expect(_mine(page, "blue jacket")).to_have_count(1)
+        [conversation] = live.conversations()
+        live.reply(conversation["id"], "Yes, in every size.")
+        # then
+        expect(_theirs(page, "every size")).to_have_count(1)
+        expect(page.locator("li.msg.theirs .author")).to_have_text("Ana")
+    assert page.evaluate("window.pageId") == page_id
+    launcher = page.locator("button.launcher")
+    expect(launcher).to_have_attribute("aria-expanded", "true")
+    expect(page.locator("section.panel")).to_have_attribute("role", "dialog")
+    expect(page.locator("ol.log")).to_have_attribute("role", "log")
+    # the page's own CSS (red buttons) does not reach into the widget
+    assert launcher.evaluate("b => getComputedStyle(b).backgroundColor") != "rgb(255, 0, 0)"
+    page.keyboard.press("Escape")
+    expect(page.locator("section.panel")).to_be_hidden()
+    expect(launcher).to_be_focused()
+    context.close()
+
+
+def test_the_network_drops_and_returns_nothing_lost_nothing_doubled(
+    browser: Browser, live: LiveHilo, site: Site
+) -> None:
+    # given: a visitor in a conversation
+    context = browser.new_context()
+    page = context.new_page()
+    with agent_online(live):
+        _open_chat(page, site)
+        _say(page, "First question")
+        expect(_mine(page, "First question")).to_have_count(1)
+        [conversation] = live.conversations()
+        # when: the connection drops; the visitor writes and the agent answers meanwhile
+        context.set_offline(True)
+        assert live.drop_visitor_sockets() == 1
+        expect(page.locator(".status")).to_have_text(re.compile("Reconnecting"))
+        _say(page, "Second question, written offline")
+        expect(page.locator("li.pending", has_text="written offline")).to_contain_text("Not sent yet")
+        live.reply(conversation["id"], "Answer sent while you were away")
+        context.set_offline(False)
+        # then: both arrive once the connection is back, each exactly once
+        expect(_theirs(page, "while you were away")).to_have_count(1)
+        expect(_mine(page, "written offline")).to_have_count(1)
+        expect(page.locator("li.pending")).to_have_count(0)
+        expect(page.locator(".status")).to_be_hidden()
+    bodies = [m["body"] for m in live.timeline(conversation["id"])]
+    assert bodies == ["First question", "Answer sent while you were away", "Second question, written offline"]
+    assert page.locator("li.msg[data-id]").count() == 3
+    context.close()
+
+
+def test_a_verified_visitor_sees_the_same_history_in_another_browser(
+    browser: Browser, live: LiveHilo, site: Site
+) -> None:
+    # given: a signed-in user of the shop chats on one device
+    query = f"?user_id=u-77&user_hash={user_hash(SECRET, 'u-77')}&user_name=Lola&locale=es"
+    laptop = browser.new_context()
+    page = laptop.new_page()
+    with agent_online(live):
+        _open_chat(page, site, query)
+        _say(page, "¿Puedo cambiar la talla?")
+        expect(_mine(page, "cambiar la talla")).to_have_count(1)
+        [conversation] = live.conversations()
+        live.reply(conversation["id"], "Claro que sí.")
+        expect(_theirs(page, "Claro que sí")).to_have_count(1)
+        # when: the same user opens the shop in another browser (no shared storage)
+        phone = browser.new_context(viewport={"width": 390, "height": 800}, is_mobile=True)
+        other = phone.new_page()
+        _open_chat(other, site, query)
+        # then: the whole history is there, in Spanish, full screen on the phone
+        expect(_mine(other, "cambiar la talla")).to_have_count(1)
+        expect(_theirs(other, "Claro que sí")).to_have_count(1)
+        expect(other.locator("#hilo-input")).to_have_attribute("placeholder", "Escribe un mensaje…")
+        width = other.locator("section.panel").evaluate("p => p.getBoundingClientRect().width")
+        assert width == 390
+    [contact] = live.contacts()
+    assert len(live.conversations()) == 1 and contact["name"] == "Lola"
+    laptop.close()
+    phone.close()
+
+
+def test_the_offline_form_and_the_web_forms_create_conversations(browser: Browser, live: LiveHilo, site: Site) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    # given: no agent online; when: a visitor leaves a message in the offline form
+    _open_chat(page, site)
+    expect(page.locator("form.intro .lead")).to_have_text("We are away right now")
+    page.locator("#hilo-f-email").fill("marta@example.com")
+    page.locator("#hilo-f-message").fill("Do you ship to the Canary Islands?")
+    page.locator("form.intro button[type=submit]").click()
+    expect(page.locator("li.note.thanks")).to_be_visible()
+    expect(_mine(page, "Canary Islands")).to_have_count(1)
+    # and: someone uses the hosted contact form
+    page.goto(f"{live.url}/forms/{site.form_token}?locale=es")
+    page.locator("#f-email").fill("jon@example.com")
+    page.locator("#f-message").fill("Quiero devolver un pedido")
+    page.get_by_role("button", name="Enviar mensaje").click()
+    expect(page.get_by_role("status")).to_contain_text("Gracias")
+    # and: someone uses the shop's own HTML form, which returns them to the shop
+    page.goto(f"{site.url}/contact")
+    page.locator("#email").fill("ines@example.com")
+    page.locator("#message").fill("Sent from your own form")
+    page.get_by_role("button", name="Send").click()
+    expect(page).to_have_url(f"{site.url}/thanks")
+    # then: three conversations, each on its sender's e-mail identity
+    bodies = sorted(live.timeline(c["id"])[0]["body"] for c in live.conversations())
+    assert bodies == ["Do you ship to the Canary Islands?", "Quiero devolver un pedido", "Sent from your own form"]
+    details = [live.api.get(f"/api/v1/contacts/{c['id']}").json() for c in live.contacts()]
+    emails = {i["value"] for contact in details for i in contact["identities"] if i["kind"] == "email"}
+    assert emails == {"marta@example.com", "jon@example.com", "ines@example.com"}
+    context.close()
+
+
+def test_bad_input_is_refused_clearly_and_nothing_is_stored(browser: Browser, live: LiveHilo, site: Site) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    # when: a page passes a forged identity hash
+    _open_chat(page, site, "?user_id=u-1&user_hash=" + "0" * 64)
+    # then
+    expect(page.locator(".status")).to_contain_text("could not be verified")
+    assert live.contacts() == []
+    # given: a visitor in a conversation
+    with agent_online(live):
+        _open_chat(page, site)
+        _say(page, "Here is a photo")
+        expect(_mine(page, "a photo")).to_have_count(1)
+        # when: a file over the limit, through the widget and straight at the server
+        big = b"\x89PNG\r\n\x1a\n" + b"0" * 600_000
+        page.locator("input.file").set_input_files(files=[{"name": "big.png", "mimeType": "image/png", "buffer": big}])
+        expect(page.locator("li.note.error")).to_contain_text("too large")
+        status = page.evaluate(
+            """async ([url, key]) => {
+                const form = new FormData();
+                form.append("visitor", localStorage.getItem(key));
+                form.append("client_id", crypto.randomUUID());
+                form.append("file", new Blob([new Uint8Array(600000)], {type: "image/png"}), "big.png");
+                const r = await fetch(url, {method: "POST", body: form});
+                return [r.status, (await r.json()).error.code];
+            }""",
+            [f"{live.url}/widget/{site.widget_token}/upload", f"hilo:{site.widget_token}:visitor"],
+        )
+        # then
+        assert status == [413, "upload_too_large"]
+    [conversation] = live.conversations()
+    assert [m["attachments"] for m in live.timeline(conversation["id"])] == [[]]
+    # when: one address floods the web form
+    statuses = page.evaluate(
+        """async (url) => {
+            const out = [];
+            for (let i = 0; i < 11; i++) {
+                const body = new URLSearchParams({email: `p${i}@example.com`, message: `flood ${i}`});
+                const r = await fetch(url, {method: "POST", body, headers: {accept: "application/json"}});
+                out.push(r.status);
+            }
+            return out;
+        }""",
+        f"{live.url}/forms/{site.form_token}",
+    )
+    # then: refused with 429, and only what was accepted is stored
+    assert 429 in statuses and set(statuses) <= {201, 429}
+    assert len(live.conversations()) == 1 + statuses.count(201)
+    context.close()
+
+
+def test_proactive_rules_open_the_chat_with_their_message(browser: Browser, live: LiveHilo, site: Site) -> None:
+    # given: a rule for cart pages and one for returning visitors
+    [widget] = [c for c in live.api.get("/api/v1/channels").json() if c["kind"] == "widget"]
+    rules = [
+        {"message": {"en": "Need help with your cart?", "es": "¿Te ayudamos?"}, "url": "*/nowhere*"},
+        {"message": "Welcome back!", "returning": True, "after_seconds": 0},
+    ]
+    answer = live.api.patch(f"/api/v1/channels/{widget['id']}", json={"settings": {"proactive": rules}})
+    assert answer.status_code == 200, answer.text
+    context = browser.new_context()
+    # when: a first visit, then a visit in a new browser session (a new tab) of the same browser
+    first = context.new_page()
+    first.goto(f"{site.url}/shop")
+    first.wait_for_function("window.Hilo !== undefined")
+    # Timers run in order: once this one fired, a rule's zero-second timer would have too.
+    first.evaluate("() => new Promise(done => setTimeout(done, 0))")
+    first_opened = first.locator("section.panel").is_visible()
+    first.close()
+    later = context.new_page()
+    later.goto(f"{site.url}/shop")
+    # then: only the returning-visitor rule fires, and only on the later visit
+    assert first_opened is False
+    expect(later.locator("section.panel")).to_be_visible()
+    expect(later.locator("li.note.proactive")).to_have_text("Welcome back!")
+    expect(later.locator("li.note", has_text="cart")).to_have_count(0)
+    assert live.contacts() == []
+    context.close()

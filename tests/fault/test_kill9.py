@@ -1,0 +1,289 @@
+"""Kill -9 the API process in the middle of a stream of signed webhooks and replies.
+
+A real `hilo serve` runs on a scratch PostgreSQL database, with a receiving server as the
+API channel's outbound URL. Concurrent clients stream 5,000 signed webhooks and one agent
+reply per ten of them; the process is killed with SIGKILL part-way and restarted. As a
+provider would, the clients then re-send every webhook that got no 2xx. Afterwards every
+acknowledged webhook is stored exactly once, every reply answered 201 reached the
+receiving server (at least once, always with the same idempotency key), and nothing is
+stored twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import psycopg
+import pytest
+
+from hilo.channels import signing
+from tests.conftest import PG_URL
+from tests.fakes.receiver import receiver
+from tests.fakes.server import free_port
+
+pytestmark = pytest.mark.slow
+
+WEBHOOKS = 5000
+CONTACTS = 500
+REPLY_EVERY = 10
+CLIENTS = 16
+KILL_AFTER = 2000  # acknowledged webhooks before the kill
+
+
+@dataclass
+class Hilo:
+    """One `hilo serve` process at a time, on a fixed port, restartable."""
+
+    env: dict[str, str]
+    port: int
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def cli(self, *args: str) -> Any:
+        done = subprocess.run(
+            [sys.executable, "-m", "hilo.cli", *args], env=self.env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "hilo.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log.read_text()
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise AssertionError(f"hilo serve did not start: {self.log.read_text()}")
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture
+def scratch_postgres() -> Iterator[str]:
+    """A PostgreSQL database of this test run's own, dropped afterwards."""
+    name = f"hilo_fault_{os.getpid()}"
+    try:
+        admin = psycopg.connect(PG_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required in CI and unreachable at {PG_URL}: {exc}")
+        pytest.skip(f"PostgreSQL unreachable at {PG_URL}")
+    with admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class Stream:
+    """What the clients saw: acknowledged webhooks and replies answered 201."""
+
+    hilo: Hilo
+    channel_id: int
+    secret: str
+    token: str
+    acked: set[int] = field(default_factory=set)
+    unacked: set[int] = field(default_factory=set)
+    replies: dict[int, int] = field(default_factory=dict)  # Hilo message id -> webhook number
+    up: asyncio.Event = field(default_factory=asyncio.Event)
+    killed: bool = False
+
+    def body(self, n: int) -> bytes:
+        contact = n % CONTACTS
+        return orjson.dumps(
+            {
+                "id": f"w-{n}",
+                "contact": {"external_id": f"c-{contact}", "email": f"c{contact}@fault.example.com"},
+                "text": f"message {n}",
+            }
+        )
+
+    async def post_webhook(self, client: httpx.AsyncClient, n: int) -> bool:
+        body = self.body(n)
+        headers = {"content-type": "application/json", "x-hilo-signature": signing.sign(self.secret, body)}
+        try:
+            answer = await client.post(f"/webhooks/api/{self.channel_id}", content=body, headers=headers)
+        except httpx.TransportError:
+            return False
+        return 200 <= answer.status_code < 300
+
+    async def reply(self, client: httpx.AsyncClient, n: int) -> None:
+        """Answer the customer of webhook `n`, as an agent would through the API."""
+        auth = {"authorization": f"Bearer {self.token}"}
+        try:
+            found = await client.get(
+                "/api/v1/conversations",
+                params={"q": f"c{n % CONTACTS}@fault.example.com", "status": "open"},
+                headers=auth,
+            )
+            if found.status_code != 200 or not found.json()["items"]:
+                return
+            conversation_id = found.json()["items"][0]["id"]
+            answer = await client.post(
+                f"/api/v1/conversations/{conversation_id}/messages", json={"body": f"reply {n}"}, headers=auth
+            )
+        except httpx.TransportError:
+            return
+        if answer.status_code == 201:
+            self.replies[answer.json()["id"]] = n
+
+    async def client(self, queue: asyncio.Queue[int]) -> None:
+        async with httpx.AsyncClient(base_url=self.hilo.url, timeout=30) as client:
+            while not queue.empty():
+                n = queue.get_nowait()
+                await self.up.wait()
+                if await self.post_webhook(client, n):
+                    self.acked.add(n)
+                    if n % REPLY_EVERY == REPLY_EVERY - 1:
+                        await self.reply(client, n)
+                else:
+                    self.unacked.add(n)
+                    # A provider holds off while the endpoint is down; wait for the restart.
+                    await asyncio.sleep(0.05)
+
+    async def killer(self, database_url: str) -> None:
+        while len(self.acked) < KILL_AFTER:
+            await asyncio.sleep(0.01)
+        self.up.clear()
+        self.hilo.kill9()
+        self.killed = True
+        # The dead process's send leases would only run out after 120 s: move them to now,
+        # as if that time had passed, so the restarted worker claims those jobs again.
+        with psycopg.connect(database_url) as conn:
+            conn.execute("UPDATE outbox_jobs SET locked_until = NULL WHERE state = 'pending'")
+        await asyncio.to_thread(self.hilo.start)
+        self.up.set()
+
+    async def run(self, database_url: str) -> None:
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for n in range(WEBHOOKS):
+            queue.put_nowait(n)
+        self.up.set()
+        killer = asyncio.create_task(self.killer(database_url))
+        await asyncio.gather(*(self.client(queue) for _ in range(CLIENTS)))
+        await killer
+        # As a provider would: re-send what was never acknowledged until it is.
+        async with httpx.AsyncClient(base_url=self.hilo.url, timeout=30) as client:
+            for n in sorted(self.unacked - self.acked):
+                for _attempt in range(5):
+                    if await self.post_webhook(client, n):
+                        self.acked.add(n)
+                        break
+
+
+def _wait_for_outbox(database_url: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute("SELECT count(*) FROM outbox_jobs WHERE state <> 'done'").fetchone()
+            if row is not None and row[0] == 0:
+                return
+            time.sleep(0.2)
+    raise AssertionError("the outbox did not drain")
+
+
+def test_kill9_mid_stream_loses_and_doubles_nothing(scratch_postgres: str, tmp_path: Path) -> None:
+    # given: hilo serve on PostgreSQL, an API channel whose replies go to a receiving server
+    env = {
+        **os.environ,
+        "HILO_DATABASE_URL": scratch_postgres,
+        "HILO_DATA_DIR": str(tmp_path / "data"),
+        "HILO_SECRET_KEY": "fault-test",
+        "HILO_REDIS_URL": "",
+        "HILO_LOG_LEVEL": "WARNING",
+    }
+    hilo = Hilo(env=env, port=free_port(), log=tmp_path / "server.log")
+    with receiver() as receiving:
+        hilo.cli("agents", "create", "--email", "ops@example.com", "--name", "Ops", "--role", "admin",
+                 "--password", "a long password")  # fmt: skip
+        token = hilo.cli("tokens", "create", "--email", "ops@example.com")["token"]
+        channel = hilo.cli("channels", "add", "api", "--name", "Shop", "--set", f"outbound_url={receiving.url}", "--json")
+        receiving.secret = channel["secret"]
+        hilo.start()
+        try:
+            stream = Stream(hilo=hilo, channel_id=channel["id"], secret=channel["secret"], token=token)
+            # when: the stream runs, the process is killed -9 mid-way and restarted
+            asyncio.run(stream.run(scratch_postgres))
+            _wait_for_outbox(scratch_postgres)
+        finally:
+            hilo.stop()
+        deliveries = list(receiving.received)
+    # then
+    assert stream.killed and stream.unacked, "the kill must interrupt the stream"
+    assert stream.acked == set(range(WEBHOOKS))
+    keys = _assert_stored_once(scratch_postgres, channel["id"], stream)
+    _assert_replies_delivered(stream, keys, deliveries)
+
+
+def _assert_stored_once(database_url: str, channel_id: int, stream: Stream) -> dict[int, str]:
+    """Check the database; return each reply's idempotency key by message id."""
+    with psycopg.connect(database_url) as conn:
+        inbound = conn.execute(
+            "SELECT provider_message_id, count(*) FROM messages "
+            "WHERE channel_account_id = %s AND direction = 'inbound' GROUP BY provider_message_id",
+            (channel_id,),
+        ).fetchall()
+        assert dict(inbound) == {f"w-{n}": 1 for n in stream.acked}
+        doubled_events = conn.execute(
+            "SELECT message_id FROM events WHERE kind = 'message.created' GROUP BY message_id HAVING count(*) > 1"
+        ).fetchall()
+        assert doubled_events == []
+        assert conn.execute("SELECT count(*) FROM contacts").fetchone() == (CONTACTS,)
+        outbound = conn.execute("SELECT id, body FROM messages WHERE direction = 'outbound'").fetchall()
+        assert len({body for _id, body in outbound}) == len(outbound)
+        assert set(stream.replies) <= {message_id for message_id, _body in outbound}
+        jobs = conn.execute("SELECT message_id, idempotency_key FROM outbox_jobs").fetchall()
+    assert len({message_id for message_id, _key in jobs}) == len(jobs)
+    return dict(jobs)
+
+
+def _assert_replies_delivered(stream: Stream, keys: dict[int, str], deliveries: list[dict[str, Any]]) -> None:
+    seen: dict[int, set[str]] = {}
+    for delivery in deliveries:
+        seen.setdefault(delivery["body"]["message_id"], set()).add(delivery["headers"]["idempotency-key"])
+    assert stream.replies, "some replies must have been accepted"
+    assert {message_id: seen.get(message_id) for message_id in stream.replies} == {
+        message_id: {keys[message_id]} for message_id in stream.replies
+    }
+    assert all(len(sent_keys) == 1 for sent_keys in seen.values())

@@ -1,0 +1,114 @@
+"""Pure pieces of the agent UI: safe message text, view filters, event lines, page strings."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from hilo.actions.errors import ActionError
+from hilo.i18n import catalog
+from hilo.web.inbox import BUILTIN, Filters, parse_filters
+from hilo.web.rendering import JS_STRINGS, event_text, initials, rich_text, translator
+
+STATIC = Path(__file__).parents[2] / "hilo" / "web" / "static"
+
+
+def test_message_text_is_escaped_linked_and_mentions_highlighted() -> None:
+    # when
+    html = str(rich_text('<img src=x onerror="alert(1)"> see https://shop.example/o?id=1&t=2. @Ana Ruiz', ["Ana Ruiz"]))
+    # then
+    assert "<img" not in html
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in html
+    assert '<a href="https://shop.example/o?id=1&amp;t=2" target="_blank" rel="noopener noreferrer nofollow">' in html
+    assert html.endswith('<span class="mention">@Ana Ruiz</span>')
+
+
+def test_a_link_cannot_break_out_of_its_attribute() -> None:
+    # when
+    html = str(rich_text('https://evil.example/"onmouseover="alert(1)'))
+    # then: the quote ends the link; it is never written raw into the attribute
+    assert 'href="https://evil.example/"' in html
+    assert 'onmouseover="' not in html
+
+
+def test_filters_match_grouped_count_rows() -> None:
+    # given
+    row = {"status": "open", "assignee_id": 7, "team_id": 2, "channel_id": 5, "label": "vip"}
+    # then
+    assert BUILTIN["mine"].filters.matches(row, me=7)
+    assert not BUILTIN["mine"].filters.matches(row, me=8)
+    assert not BUILTIN["unassigned"].filters.matches(row, me=7)
+    assert Filters(status=("open", "pending"), team="2", channel=5, label="vip").matches(row, me=1)
+    assert not Filters(team="none").matches(row, me=1)
+    assert not Filters(assignee="8").matches(row, me=1)
+    assert not Filters(label="refund").matches(row, me=1)
+
+
+def test_filters_from_an_agent_are_validated_and_normalised() -> None:
+    # when
+    parsed = parse_filters({"status": "pending", "assignee": 3, "team": "none", "channel": "4", "label": " VIP "})
+    # then
+    assert parsed == Filters(status=("pending",), assignee="3", team="none", channel=4, label="vip")
+    for bad in (
+        {"status": ["gone"]},
+        {"assignee": "someone"},
+        {"team": "x"},
+        {"channel": "y"},
+        {"label": ""},
+        {"q": 1},
+    ):
+        with pytest.raises(ActionError) as refused:
+            parse_filters(bad)
+        assert refused.value.code == "filter_invalid"
+
+
+def test_status_choice_overrides_the_views_default() -> None:
+    assert BUILTIN["all"].with_status("resolved").filters.status == ("resolved",)
+    assert BUILTIN["all"].with_status("all").filters.status == ()
+    assert BUILTIN["all"].with_status("all").status_choice == "all"
+    with pytest.raises(ActionError):
+        BUILTIN["all"].with_status("archived")
+
+
+def test_event_lines_name_the_people_involved() -> None:
+    # given
+    directory = SimpleNamespace(
+        agents={1: SimpleNamespace(name="Ana"), 2: SimpleNamespace(name="Bruno")},
+        teams={9: SimpleNamespace(name="Billing")},
+    )
+    assigned = SimpleNamespace(
+        author_agent_id=1,
+        kind="event",
+        data={"event": "conversation.assigned", "assignee_id": [None, 2], "team_id": [None, 9]},
+    )
+    automatic = SimpleNamespace(
+        author_agent_id=None,
+        kind="event",
+        data={"event": "conversation.status_changed", "from": "open", "to": "pending"},
+    )
+    # when
+    english = event_text(assigned, directory, translator("en"), str)
+    spanish = event_text(automatic, directory, translator("es"), str)
+    # then
+    assert english == "Ana assigned the conversation to Bruno · Ana gave the conversation to the team Billing"
+    assert spanish == "Hilo cambió el estado a Pendiente"
+
+
+def test_every_string_the_script_shows_is_sent_to_the_page_and_translated() -> None:
+    # given
+    script = (STATIC / "app.js").read_text() + (STATIC / "login.js").read_text()
+    # when
+    used = set(re.findall(r'\bt\(\s*"([^"]+)"', script)) | set(re.findall(r'strings\["([^"]+)"\]', script))
+    # then
+    assert used, "no strings found: the pattern is broken"
+    assert used <= set(JS_STRINGS)
+    assert all(catalog("es")[msgid] != msgid for msgid in JS_STRINGS if len(msgid) > 12)
+
+
+def test_initials() -> None:
+    assert initials("María José García") == "MJ"
+    assert initials("  ") == "?"
+    assert initials(None) == "?"
