@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 from hilo.clock import Clock
@@ -23,7 +23,7 @@ from hilo.storage import LocalStorage
 log = logging.getLogger(__name__)
 
 # Built once: every action records events, and building a statement per call is costly.
-INSERT_EVENT = insert(Event.__table__)
+INSERT_EVENT = insert(cast(Table, Event.__table__))
 
 
 @dataclass

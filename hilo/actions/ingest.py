@@ -15,9 +15,9 @@ import queue
 import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from hilo.channels.base import (
@@ -323,10 +323,10 @@ def ingest_message(tx: Tx, account: ChannelAccountView, inbound: InboundMessage)
 
 # The hot path's statements are built once: building and cache-keying a statement per
 # message costs more than running it.
-_messages = Message.__table__
-_identities = Identity.__table__
-_contacts = Contact.__table__
-_conversations = Conversation.__table__
+_messages = cast(Table, Message.__table__)
+_identities = cast(Table, Identity.__table__)
+_contacts = cast(Table, Contact.__table__)
+_conversations = cast(Table, Conversation.__table__)
 _latest = (
     select(func.max(_conversations.c.id))
     .where(_conversations.c.contact_id == _identities.c.contact_id, _conversations.c.merged_into_id.is_(None))
@@ -464,17 +464,19 @@ def _store_on_open_thread(tx: Tx, account: ChannelAccountView, inbound: InboundM
         return None
     sender = _normalized(inbound.sender, tx.runtime.settings.default_region)
     conn = tx.session.connection()
-    row = conn.execute(SELECT_SENDER_THREAD, {"kind": str(sender.kind), "value": sender.value}).first()
+    found = conn.execute(SELECT_SENDER_THREAD, {"kind": str(sender.kind), "value": sender.value}).first()
     now = tx.now
-    if row is None:
+    if found is None:
         row = _new_sender_thread(tx, account, inbound, sender)
     elif (
-        row.conversation_id is None
-        or row.status not in UNRESOLVED
-        or (sender.verified and not row.verified)
-        or (inbound.sender_name and not row.contact_name)
+        found.conversation_id is None
+        or found.status not in UNRESOLVED
+        or (sender.verified and not found.verified)
+        or (inbound.sender_name and not found.contact_name)
     ):
         return None
+    else:
+        row = _Thread(found.identity_id, found.contact_id, found.conversation_id, found.team_id, found.assignee_id)
     message_id = conn.execute(
         INSERT_MESSAGE,
         {

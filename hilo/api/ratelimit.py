@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import cast
 
 import redis
 
@@ -44,7 +45,7 @@ class RateLimiter:
         window = int(self._now() // window_seconds)
         if self._redis is not None:
             value = self._redis.get(f"hilo:rl:{key}:{window}")
-            return value is not None and int(value) > limit
+            return value is not None and int(cast(bytes, value)) > limit
         with self._lock:
             seen_window, count = self._counts.get(key, (window, 0))
             return seen_window == window and count > limit

@@ -146,5 +146,12 @@ def test_same_person_on_three_channels_is_one_thread_answered_where_the_agent_pi
     assert parsed(mail.data)["In-Reply-To"] == "<ana-1@example.com>"
     assert len(fake_graph.requests_to("/messages")) == 1
     assert len(twilio.messages) == 1
-    outbound = [(m["channel_account_id"], m["status"]) for m in api.timeline(conversation["id"])][3:]
-    print(outbound)
+    # and: each reply is recorded on its channel with the provider's id (Twilio answers "queued")
+    outbound = [m for m in api.timeline(conversation["id"]) if m["direction"] == "outbound"]
+    assert [(m["channel_account_id"], m["status"]) for m in outbound] == [
+        (sms["id"], "queued"),
+        (whatsapp["id"], "sent"),
+        (email["id"], "sent"),
+    ]
+    assert outbound[0]["provider_message_id"] in twilio.messages
+    assert outbound[2]["provider_message_id"] == parsed(mail.data)["Message-ID"]

@@ -261,6 +261,16 @@ def test_auto_replies_and_bounces_are_stored_never_answered(
     # and: nothing automatic makes the conversation wait for an answer
     assert live.ok(live.get(f"/api/v1/conversations/{conversation['id']}"))["waiting_since"] is None
 
+    # when: the agent writes again
+    again = live.ok(
+        live.post(f"/api/v1/conversations/{conversation['id']}/messages", {"body": "¿Tiene otra dirección?"}), 201
+    )
+    eventually(lambda: sent_message(live, conversation["id"], again["id"]))
+    # then: it answers the customer's own mail, never the auto-reply or the bounce
+    latest = parsed(eventually(lambda: smtp_server.handler.messages[1:])[0].data)
+    assert latest["In-Reply-To"] == "<ana-1@example.com>"
+    assert latest["References"] == "<ana-1@example.com>"
+
 
 def test_unreadable_mail_is_kept_and_does_not_block_the_mailbox(
     live: Api, dovecot: DovecotServer, smtp_server: SmtpServer
@@ -399,3 +409,24 @@ def test_cc_is_refused_when_invalid_or_off_email(live: Api, smtp_server: SmtpSer
     assert answer.status_code == 422
     assert answer.json()["error"]["code"] == "cc_invalid"
     assert len(live.timeline(conversation["id"])) == 1
+
+
+def test_smtp_refusal_reaches_the_agent_with_the_servers_words(live: Api, smtp_server: SmtpServer) -> None:
+    # given: a conversation that came in through Mailgun
+    channel = email_channel(live, None, smtp_server)
+    mailgun_post(
+        live,
+        channel,
+        {"sender": "ana@example.com", "From": ANA, "Message-Id": "<mg-1@example.com>", "body-plain": "Hola"},
+    )
+    conversation = conversation_of(live, "ana@example.com")
+    assert conversation is not None
+    smtp_server.handler.refuse_next("550 5.1.1 <ana@example.com>: Recipient address rejected: User unknown", at="rcpt")
+    # when
+    reply = live.ok(live.post(f"/api/v1/conversations/{conversation['id']}/messages", {"body": "Hola Ana"}), 201)
+    failed = eventually(lambda: sent_message(live, conversation["id"], reply["id"]))
+    # then: the agent sees what to do, and the mail server's own reply
+    assert failed["status"] == "failed"
+    assert failed["status_code"] == "smtp_550"
+    assert failed["status_reason"].startswith("The recipient's mail server says this address does not exist")
+    assert failed["data"]["status_detail"] == "550 5.1.1 <ana@example.com>: Recipient address rejected: User unknown"
