@@ -29,7 +29,8 @@ from typing import Any
 
 import orjson
 import psycopg
-from common import create_database, drop_database, latency_summary, ms, status, write_result
+from common import counting_statements, create_database, drop_database, latency_summary, ms, status, write_result
+from sqlalchemy.dialects import postgresql
 
 from hilo.automation.rules import AutomationHandlers
 from hilo.clock import FrozenClock
@@ -181,16 +182,30 @@ def bench_routing(runtime: Runtime, url: str) -> dict[str, Any]:
             conn.execute("UPDATE routing_teams SET strategy = %s", (strategy,))
         status(f"routing decisions: {strategy}")
         timings = []
+        cpu = []
         assigned = 0
-        for n, conversation_id in enumerate(ids):
-            started = time.perf_counter()
-            with runtime.transaction() as tx:
-                agent = routing.route(tx, conversation_id, trigger="bench")
-            elapsed = time.perf_counter() - started
-            if n >= WARMUP:
-                timings.append(elapsed)
-            assigned += agent is not None
-        result[strategy] = {**latency_summary(timings), "assigned": assigned, "decisions": len(ids)}
+        with counting_statements(runtime.db.engine) as statements:
+            for n, conversation_id in enumerate(ids):
+                started, started_cpu = time.perf_counter(), time.process_time()
+                with runtime.transaction() as tx:
+                    agent = routing.route(tx, conversation_id, trigger="bench")
+                elapsed, elapsed_cpu = time.perf_counter() - started, time.process_time() - started_cpu
+                if n >= WARMUP:
+                    timings.append(elapsed)
+                    cpu.append(elapsed_cpu)
+                assigned += agent is not None
+            per_decision = statements() / len(ids)
+        result[strategy] = {
+            **latency_summary(timings),
+            "assigned": assigned,
+            "decisions": len(ids),
+            "statements_per_decision": round(per_decision, 1),
+            "python_cpu": latency_summary(cpu),
+        }
+    candidates_sql = str(
+        routing.candidates_query(1, NOW).compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+    )
+    result["candidates_query_plan"] = explain(url, candidates_sql, {})[-2:]
     with psycopg.connect(url) as conn:
         queued = conn.execute("SELECT count(*) FROM conversation_routing WHERE queued_at IS NOT NULL").fetchone()
     result["queued_while_measuring"] = queued[0] if queued else None

@@ -223,7 +223,13 @@ def report(failed: list[str]) -> str:
         "",
     ]
     summary = [
-        [name, row["what"], row["target"], row["measured"], verdict(row.get("met"))]
+        [
+            name,
+            row["what"],
+            row["target"],
+            row["measured"],
+            "quick run" if results[name].get("quick") else verdict(row.get("met")),
+        ]
         for name in names
         for row in targets_of(name, results[name])
     ]

@@ -93,6 +93,8 @@ class ImapPoller:
         self._baseline = 0
         # Connections (by id) the server closed under us.
         self._lost: set[int] = set()
+        # (UIDVALIDITY, UIDNEXT) of the SELECT in `_wait` that showed mail not yet fetched.
+        self._selected: tuple[int | None, int] | None = None
 
     async def run(self) -> None:
         """Poll until cancelled; on errors reconnect after `poll_interval`."""
@@ -186,6 +188,11 @@ class ImapPoller:
             if await self._deliver(client, uid):
                 delivered += 1
         self.state.last_uid = max([self.state.last_uid, self._baseline, *uids])
+        if self._selected is not None and self._selected[0] == self.state.uidvalidity:
+            # This pass searched after that SELECT, so every UID below its UIDNEXT is
+            # handled, expunged ones included: never wait for those again.
+            self.state.last_uid = max(self.state.last_uid, self._selected[1] - 1)
+        self._selected = None
         return delivered
 
     async def _deliver(self, client: aioimaplib.IMAP4, uid: int) -> bool:
@@ -209,7 +216,24 @@ class ImapPoller:
         client.protocol.idle_queue.put_nowait(aioimaplib.STOP_WAIT_SERVER_PUSH)
 
     async def _wait(self, client: aioimaplib.IMAP4) -> None:
-        """Wait for new mail: IDLE until the server pushes EXISTS, else sleep."""
+        """Wait for new mail: IDLE until the server pushes EXISTS, else sleep.
+
+        aioimaplib drops the EXISTS a server announces with the answer to SEARCH, FETCH or
+        STORE (mail that came while the last pass ran), and the server does not announce it
+        again, so IDLE would sleep past that mail. SELECT is answered in full: its UIDNEXT
+        shows such mail (then no wait at all), and anything newer is announced during IDLE.
+        """
+        folder = self.settings.imap_folder
+        response = await client.select(_quoted(folder))
+        if response.result != "OK":
+            raise ImapError(f"cannot select folder {folder}")
+        text = b"\n".join(bytes(line) for line in response.lines)
+        validity, uidnext = _UIDVALIDITY.search(text), _UIDNEXT.search(text)
+        if validity is not None and int(validity.group(1)) != self.state.uidvalidity:
+            raise ImapError("UIDVALIDITY changed; reconnecting to start over")
+        if uidnext is not None and int(uidnext.group(1)) - 1 > self.state.last_uid:
+            self._selected = (self.state.uidvalidity, int(uidnext.group(1)))
+            return
         if not client.has_capability("IDLE"):
             await asyncio.sleep(self.settings.poll_interval)
             return

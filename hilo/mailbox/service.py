@@ -36,7 +36,7 @@ from sqlalchemy import select
 from hilo.actions.ingest import IngestQueue
 from hilo.channels.base import ChannelAccountView, WebhookError
 from hilo.channels.email import ADAPTER, EmailSettings
-from hilo.channels.email_imap import ImapError, ImapPoller, ImapState, OnMessage
+from hilo.channels.email_imap import ImapPoller, ImapState, OnMessage
 from hilo.channels.models import ChannelAccount
 from hilo.mailbox import actions
 from hilo.mailbox.models import MailboxState
@@ -82,8 +82,6 @@ class _Poller(ImapPoller):
         super().__init__(account, on_message, state=state, tls_context=tls_context)
         self._save = save
         self._saved = (state.uidvalidity, state.last_uid)
-        # (UIDVALIDITY, UIDNEXT) seen by the SELECT in `_wait` that found new mail.
-        self._selected: tuple[int | None, int] | None = None
 
     async def _deliver(self, client: aioimaplib.IMAP4, uid: int) -> bool:
         delivered = await super()._deliver(client, uid)
@@ -95,31 +93,8 @@ class _Poller(ImapPoller):
 
     async def _fetch_new(self, client: aioimaplib.IMAP4) -> int:
         delivered = await super()._fetch_new(client)
-        if self._selected is not None and self._selected[0] == self.state.uidvalidity:
-            # This pass searched after that SELECT, so every UID below its UIDNEXT is
-            # handled, expunged ones included: never wait for those again.
-            self.state.last_uid = max(self.state.last_uid, self._selected[1] - 1)
-        self._selected = None
         await self._checkpoint()
         return delivered
-
-    async def _wait(self, client: aioimaplib.IMAP4) -> None:
-        # aioimaplib drops the EXISTS a server announces with the answer to SEARCH, FETCH or
-        # STORE (mail that came while the last pass ran), and the server does not announce
-        # it again, so IDLE would sleep past that mail. SELECT is answered in full: its
-        # UIDNEXT shows such mail, and anything newer is announced during IDLE.
-        folder = self.settings.imap_folder
-        response = await client.select('"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"')
-        if response.result != "OK":
-            raise ImapError(f"cannot select folder {self.settings.imap_folder}")
-        text = b"\n".join(bytes(line) for line in response.lines)
-        validity, uidnext = _UIDVALIDITY.search(text), _UIDNEXT.search(text)
-        if validity is not None and int(validity.group(1)) != self.state.uidvalidity:
-            raise ImapError("UIDVALIDITY changed; reconnecting to start over")
-        if uidnext is not None and int(uidnext.group(1)) - 1 > self.state.last_uid:
-            self._selected = (self.state.uidvalidity, int(uidnext.group(1)))
-            return
-        await super()._wait(client)
 
     async def _checkpoint(self) -> None:
         current = (self.state.uidvalidity, self.state.last_uid)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -113,8 +113,8 @@ def loads(session: Session, agent_ids: Iterable[int]) -> dict[int, Counter[str]]
     return result
 
 
-def online_members(tx: Tx, team_id: int) -> list[Candidate]:
-    """The team's active members who are connected and available, with their loads (one query)."""
+def candidates_query(team_id: int, now: datetime) -> Select[Any]:
+    """Online, available, active members of a team with their open conversations per channel kind."""
     members = select(team_members.c.agent_id).where(team_members.c.team_id == team_id)
     carried = (
         select(
@@ -128,7 +128,7 @@ def online_members(tx: Tx, team_id: int) -> list[Candidate]:
         .group_by(Conversation.assignee_id, ChannelAccount.kind)
         .subquery()
     )
-    rows = tx.session.execute(
+    return (
         select(
             RoutingAgent.agent_id,
             RoutingAgent.skills,
@@ -144,9 +144,14 @@ def online_members(tx: Tx, team_id: int) -> list[Candidate]:
             team_members.c.team_id == team_id,
             Agent.active.is_(True),
             RoutingAgent.availability == "available",
-            RoutingAgent.online_until > tx.now,
+            RoutingAgent.online_until > now,
         )
-    ).all()
+    )
+
+
+def online_members(tx: Tx, team_id: int) -> list[Candidate]:
+    """The team's active members who are connected and available, with their loads (one query)."""
+    rows = tx.session.execute(candidates_query(team_id, tx.now)).all()
     candidates: dict[int, Candidate] = {}
     for row in rows:
         candidate = candidates.get(row.agent_id)
