@@ -327,6 +327,7 @@ def wake_snoozed(tx: Tx, limit: int = 200) -> int:
         conversation.snoozed_until = None
         conversation.updated_at = tx.now
         tx.session.flush()
-        _timeline_event(tx, conversation, "conversation.status_changed", {"from": "snoozed", "to": "open",
-                                                                          "reason": "snooze_ended"})
+        _timeline_event(
+            tx, conversation, "conversation.status_changed", {"from": "snoozed", "to": "open", "reason": "snooze_ended"}
+        )
     return len(due)

@@ -37,6 +37,17 @@ from hilo.runtime import Runtime, Tx
 
 log = logging.getLogger(__name__)
 
+# What threading needs to know about a candidate conversation.
+THREAD_COLUMNS = (
+    Conversation.id,
+    Conversation.status,
+    Conversation.team_id,
+    Conversation.assignee_id,
+    Conversation.resolved_at,
+    Conversation.contact_id,
+    Conversation.merged_into_id,
+)
+
 UNRESOLVED = ("open", "pending", "snoozed")
 
 # Which earlier statuses a delivery status may replace: status never moves backwards.
@@ -170,15 +181,7 @@ def _thread_by_reference(tx: Tx, inbound: InboundMessage, contact_id: int) -> di
     session = tx.session
     if inbound.reply_to_provider_ids:
         row = session.execute(
-            select(
-                Conversation.id,
-                Conversation.status,
-                Conversation.team_id,
-                Conversation.assignee_id,
-                Conversation.resolved_at,
-                Conversation.contact_id,
-                Conversation.merged_into_id,
-            )
+            select(*THREAD_COLUMNS)
             .join(Message, Message.conversation_id == Conversation.id)
             .where(Message.provider_message_id.in_(inbound.reply_to_provider_ids[:20]))
             .order_by(Message.id.desc())
@@ -189,15 +192,9 @@ def _thread_by_reference(tx: Tx, inbound: InboundMessage, contact_id: int) -> di
     if inbound.conversation_token is not None:
         # A subject token alone is weak evidence: only the same contact may use it.
         row = session.execute(
-            select(
-                Conversation.id,
-                Conversation.status,
-                Conversation.team_id,
-                Conversation.assignee_id,
-                Conversation.resolved_at,
-                Conversation.contact_id,
-                Conversation.merged_into_id,
-            ).where(Conversation.id == inbound.conversation_token, Conversation.contact_id == contact_id)
+            select(*THREAD_COLUMNS).where(
+                Conversation.id == inbound.conversation_token, Conversation.contact_id == contact_id
+            )
         ).first()
         if row is not None:
             return dict(row._mapping)
@@ -206,15 +203,7 @@ def _thread_by_reference(tx: Tx, inbound: InboundMessage, contact_id: int) -> di
 
 def _latest_conversation(tx: Tx, contact_id: int) -> dict[str, Any] | None:
     row = tx.session.execute(
-        select(
-            Conversation.id,
-            Conversation.status,
-            Conversation.team_id,
-            Conversation.assignee_id,
-            Conversation.resolved_at,
-            Conversation.contact_id,
-            Conversation.merged_into_id,
-        )
+        select(*THREAD_COLUMNS)
         .where(Conversation.contact_id == contact_id, Conversation.merged_into_id.is_(None))
         .order_by(Conversation.id.desc())
         .limit(1)
@@ -225,17 +214,7 @@ def _latest_conversation(tx: Tx, contact_id: int) -> dict[str, Any] | None:
 def _follow_merges(tx: Tx, conversation: dict[str, Any]) -> dict[str, Any]:
     seen = 0
     while conversation["merged_into_id"] is not None and seen < 10:
-        row = tx.session.execute(
-            select(
-                Conversation.id,
-                Conversation.status,
-                Conversation.team_id,
-                Conversation.assignee_id,
-                Conversation.resolved_at,
-                Conversation.contact_id,
-                Conversation.merged_into_id,
-            ).where(Conversation.id == conversation["merged_into_id"])
-        ).one()
+        row = tx.session.execute(select(*THREAD_COLUMNS).where(Conversation.id == conversation["merged_into_id"])).one()
         conversation = dict(row._mapping)
         seen += 1
     return conversation

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -137,6 +138,24 @@ def _message_tag(
     return tag
 
 
+def queue_send(tx: Tx, message_id: int, idempotency_key: str, run_at: datetime | None = None) -> None:
+    """Add the outbox job that sends `message_id`, in the caller's transaction; the
+    worker is woken after the commit."""
+    tx.session.execute(
+        insert(OutboxJob).values(
+            message_id=message_id,
+            idempotency_key=idempotency_key,
+            state="pending",
+            attempts=0,
+            max_attempts=tx.runtime.settings.outbox_max_attempts,
+            run_at=run_at or tx.now,
+            created_at=tx.now,
+            updated_at=tx.now,
+        )
+    )
+    tx.wake_worker = True
+
+
 def channel_options(tx: Tx, conversation: Conversation) -> list[ChannelOption]:
     """Every channel account this contact has an identity for, with why it is unavailable."""
     accounts = tx.session.execute(select(ChannelAccount).order_by(ChannelAccount.id)).scalars().all()
@@ -262,18 +281,7 @@ def reply(
     tx.session.flush()
     for attachment in attachments:
         tx.session.add(Attachment(message_id=message.id, created_at=tx.now, **attachment))
-    tx.session.execute(
-        insert(OutboxJob).values(
-            message_id=message.id,
-            idempotency_key=key,
-            state="pending",
-            attempts=0,
-            max_attempts=tx.runtime.settings.outbox_max_attempts,
-            run_at=tx.now,
-            created_at=tx.now,
-            updated_at=tx.now,
-        )
-    )
+    queue_send(tx, message.id, key)
     if conversation.first_response_at is None and tx.actor_agent_id is not None:
         conversation.first_response_at = tx.now
     conversation.last_message_at = tx.now
@@ -322,18 +330,7 @@ def retry(tx: Tx, message: Message) -> Message:
         .where(Message.id == message.id)
         .values(status="queued", status_code=None, status_reason=None, idempotency_key=key)
     )
-    tx.session.execute(
-        insert(OutboxJob).values(
-            message_id=message.id,
-            idempotency_key=key,
-            state="pending",
-            attempts=0,
-            max_attempts=tx.runtime.settings.outbox_max_attempts,
-            run_at=tx.now,
-            created_at=tx.now,
-            updated_at=tx.now,
-        )
-    )
+    queue_send(tx, message.id, key)
     tx.session.refresh(message)
     tx.record(
         "message.retried",
