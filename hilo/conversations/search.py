@@ -19,7 +19,23 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import ColumnElement, CompoundSelect, Select, exists, func, literal, literal_column, or_, select, text, union
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    CompoundSelect,
+    Select,
+    any_,
+    bindparam,
+    exists,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+    union,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from hilo.contacts.identity import InvalidIdentity, normalize_email, normalize_phone
@@ -65,14 +81,17 @@ def _tsquery(query: str) -> ColumnElement[Any]:
 
 
 def _body_matches(query: str) -> ColumnElement[bool]:
-    """Message text matching `query`, in the form the GIN index ix_messages_body_fts serves."""
-    vector = func.to_tsvector(literal_column("'simple'::regconfig"), func.coalesce(Message.body, ""))
+    """Message text matching `query`, in the form the GIN index ix_messages_body_fts serves.
+
+    The empty string is a literal, not a parameter: a prepared statement's generic plan
+    must still see the index's own expression."""
+    vector = func.to_tsvector(literal_column("'simple'::regconfig"), func.coalesce(Message.body, literal_column("''")))
     return vector.op("@@")(_tsquery(query))
 
 
 def _people(query: str, region: str) -> Select[Any] | CompoundSelect:
     """Contacts whose name matches `query`, or who own the e-mail address or phone it names."""
-    vector = func.to_tsvector(literal_column("'simple'::regconfig"), func.coalesce(Contact.name, ""))
+    vector = func.to_tsvector(literal_column("'simple'::regconfig"), func.coalesce(Contact.name, literal_column("''")))
     named = select(Contact.id).where(vector.op("@@")(_tsquery(query)))
     identity = _identity_matches(query, region)
     return named if identity is None else union(named, select(Identity.contact_id).where(identity))
@@ -98,41 +117,44 @@ def find_conversations(
         hits = [row[0] for row in checked if row[1]]
         if len(hits) >= limit or len(checked) < RECENT_WINDOW:
             return list(session.execute(query.where(Conversation.id.in_(hits)).limit(limit)).scalars().all())
-    matching = union(
-        select(Message.conversation_id).where(body),
-        select(Conversation.id).where(Conversation.contact_id.in_(people)),
-    ).subquery()
-    found = query.where(Conversation.id.in_(select(matching.c[0])))
+    # Collected first, so the planner sees how few they are: left inside the query, its
+    # guess for a rare word makes it scan every conversation instead of fetching these.
+    matching = session.execute(
+        union(
+            select(Message.conversation_id).where(body),
+            select(Conversation.id).where(Conversation.contact_id.in_(people)),
+        )
+    ).scalars()
+    ids = bindparam("matching_ids", list(matching), type_=postgresql.ARRAY(BigInteger))
+    found = query.where(Conversation.id == any_(ids))
     return list(session.execute(found.offset(offset or None).limit(limit)).scalars().all())
 
 
 def search_clause(dialect: str, query: str, region: str) -> ColumnElement[bool]:
     """A WHERE clause on Conversation matching message text, contact names or identities."""
+    if dialect == "postgresql":
+        return or_(
+            Conversation.id.in_(select(Message.conversation_id).where(_body_matches(query))),
+            Conversation.contact_id.in_(_people(query, region)),
+        )
     clauses: list[ColumnElement[bool]] = []
     identity = _identity_matches(query, region)
     if identity is not None:
         clauses.append(Conversation.contact_id.in_(select(Identity.contact_id).where(identity)))
-    if dialect == "postgresql":
-        tsquery = func.websearch_to_tsquery(literal_column("'simple'::regconfig"), query)
-        body_vector = func.to_tsvector(literal_column("'simple'::regconfig"), func.coalesce(Message.body, ""))
-        name_vector = func.to_tsvector(literal_column("'simple'::regconfig"), func.coalesce(Contact.name, ""))
-        clauses.append(Conversation.id.in_(select(Message.conversation_id).where(body_vector.op("@@")(tsquery))))
-        clauses.append(Conversation.contact_id.in_(select(Contact.id).where(name_vector.op("@@")(tsquery))))
-    else:
-        match = fts5_query(query)
-        if match:
-            clauses.append(
-                Conversation.id.in_(
-                    select(Message.conversation_id).where(
-                        Message.id.in_(
-                            text("SELECT rowid FROM messages_fts WHERE messages_fts MATCH :q").bindparams(q=match)
-                        )
+    match = fts5_query(query)
+    if match:
+        clauses.append(
+            Conversation.id.in_(
+                select(Message.conversation_id).where(
+                    Message.id.in_(
+                        text("SELECT rowid FROM messages_fts WHERE messages_fts MATCH :q").bindparams(q=match)
                     )
                 )
             )
-            clauses.append(
-                Conversation.contact_id.in_(
-                    text("SELECT rowid FROM contacts_fts WHERE contacts_fts MATCH :qn").bindparams(qn=match)
-                )
+        )
+        clauses.append(
+            Conversation.contact_id.in_(
+                text("SELECT rowid FROM contacts_fts WHERE contacts_fts MATCH :qn").bindparams(qn=match)
             )
+        )
     return or_(*clauses) if clauses else Conversation.id.is_(None)

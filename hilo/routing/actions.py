@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Float, Select, case, cast, false, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,7 +25,7 @@ from hilo.agents.models import Agent, Team, team_members
 from hilo.channels.models import ChannelAccount
 from hilo.conversations.models import Conversation
 from hilo.i18n import N_
-from hilo.routing.capacity import CHANNEL_CLASSES, capacity_for, channel_class
+from hilo.routing.capacity import CHANNEL_CLASSES, DEFAULT_CAPACITY, capacity_for, channel_class, class_expression
 from hilo.routing.models import (
     STRATEGIES,
     BusinessHours,
@@ -147,6 +147,61 @@ def candidates_query(team_id: int, now: datetime) -> Select[Any]:
             RoutingAgent.online_until > now,
         )
     )
+
+
+# Strategies whose choice the database makes in one query returning one row; the same
+# order as `choose` (it stays the reference, and serves the queue drain and skills).
+SQL_STRATEGIES = ("round_robin", "least_loaded")
+
+
+def pick(tx: Tx, team: RoutingTeam, klass: str, exclude: frozenset[int]) -> Candidate | None:
+    """The agent `choose` would pick under round robin or least loaded, chosen by the database."""
+    in_class = class_expression(ChannelAccount.kind)
+    members = select(team_members.c.agent_id).where(team_members.c.team_id == team.team_id)
+    carried = (
+        select(
+            Conversation.assignee_id.label("agent_id"),
+            func.count().label("total"),
+            func.sum(case((in_class == klass, 1), else_=0)).label("same"),
+        )
+        .select_from(Conversation)
+        .outerjoin(ChannelAccount, ChannelAccount.id == Conversation.last_channel_account_id)
+        .where(Conversation.assignee_id.in_(members), Conversation.status == "open")
+        .group_by(Conversation.assignee_id)
+        .subquery()
+    )
+    capacity = func.coalesce(RoutingAgent.capacity[klass].as_integer(), DEFAULT_CAPACITY[klass])
+    same = func.coalesce(carried.c.same, 0)
+    query = (
+        select(RoutingAgent.agent_id, RoutingAgent.last_assigned_at)
+        .join(team_members, team_members.c.agent_id == RoutingAgent.agent_id)
+        .join(Agent, Agent.id == RoutingAgent.agent_id)
+        .outerjoin(carried, carried.c.agent_id == RoutingAgent.agent_id)
+        .where(
+            team_members.c.team_id == team.team_id,
+            Agent.active.is_(True),
+            RoutingAgent.availability == "available",
+            RoutingAgent.online_until > tx.now,
+            capacity > same,
+        )
+        .limit(1)
+    )
+    if exclude:
+        query = query.where(RoutingAgent.agent_id.not_in(exclude))
+    if team.strategy == "round_robin":
+        after = RoutingAgent.agent_id > team.last_agent_id if team.last_agent_id is not None else false()
+        query = query.order_by(case((after, 0), else_=1), RoutingAgent.agent_id)
+    else:
+        query = query.order_by(
+            cast(same, Float) / capacity,
+            func.coalesce(carried.c.total, 0),
+            RoutingAgent.last_assigned_at.asc().nulls_first(),
+            RoutingAgent.agent_id,
+        )
+    row = tx.session.execute(query).first()
+    if row is None:
+        return None
+    return Candidate(row.agent_id, frozenset(), {}, row.last_assigned_at)
 
 
 def online_members(tx: Tx, team_id: int) -> list[Candidate]:
@@ -301,8 +356,12 @@ def route(tx: Tx, conversation_id: int, *, trigger: str, exclude: frozenset[int]
         routing.excluded_agent_ids = sorted(set(routing.excluded_agent_ids or []) | exclude)
     required = frozenset(routing.required_skills or []) if routing else frozenset()
     excluded = frozenset(routing.excluded_agent_ids or []) if routing else frozenset()
-    candidates = online_members(tx, team.team_id)
-    chosen, reason = choose(team.strategy, candidates, klass, required, cursor=team.last_agent_id, exclude=excluded)
+    chosen = pick(tx, team, klass, excluded) if team.strategy in SQL_STRATEGIES else None
+    reason = team.strategy
+    if chosen is None:
+        # Skills-based, or nobody free: the full candidate list says who fits, or why nobody does.
+        candidates = online_members(tx, team.team_id)
+        chosen, reason = choose(team.strategy, candidates, klass, required, cursor=team.last_agent_id, exclude=excluded)
     if chosen is None:
         _enqueue(tx, conversation, team, klass, reason, trigger)
         return None

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import ColumnElement, case
 
 CHANNEL_CLASSES = ("call", "chat", "email")
 # How many open conversations of each kind an agent takes unless told otherwise.
@@ -20,3 +23,10 @@ def capacity_for(configured: Mapping[str, int] | None, klass: str) -> int:
     if configured and klass in configured:
         return int(configured[klass])
     return DEFAULT_CAPACITY[klass]
+
+
+def class_expression(kind: Any) -> ColumnElement[str]:
+    """`channel_class` as SQL over a channel-kind column."""
+    classes = sorted(set(_CLASS_OF_KIND.values()))
+    whens = [(kind.in_([k for k, c in _CLASS_OF_KIND.items() if c == klass]), klass) for klass in classes]
+    return case(*whens, else_="chat")

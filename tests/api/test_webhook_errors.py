@@ -129,8 +129,9 @@ def test_flood_of_refused_requests_from_one_client_is_rate_limited(api: Api, app
     body = orjson.dumps({"id": "x", "contact": {"external_id": "x"}, "text": "hi"})
     unsigned = {"content-type": "application/json"}
     # when
-    statuses = [app_client.post(f"/webhooks/api/{channel['id']}", content=body, headers=unsigned).status_code
-                for _ in range(22)]
+    statuses = [
+        app_client.post(f"/webhooks/api/{channel['id']}", content=body, headers=unsigned).status_code for _ in range(22)
+    ]
     # then
     assert statuses[:21] == [401] * 21
     assert statuses[21] == 429
