@@ -281,7 +281,6 @@ def time_requests(base_url: str, token: str, paths: list[str], warmup: int = 20)
     return {**latency_summary(timings), "mean_items": round(sum(sizes) / len(sizes), 1) if sizes else 0}
 
 
-
 def statements_per_request(env: dict[str, str], token: str, paths: list[str]) -> dict[str, Any]:
     """Count the SQL statements of each request in an in-process app (same code, same database)."""
     from contextvars import ContextVar

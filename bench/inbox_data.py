@@ -117,12 +117,14 @@ NOTES = [
     ("Escalado a facturación por el reembolso pendiente.", 1),
     ("Possible fraud, do not refund without approval.", 1),
 ]
-FILLER = (
-    "por favor gracias urgente ayer hoy mañana semana pedido envío cliente producto cuenta pago factura "
-    "please thanks today yesterday tomorrow week order shipping customer product account payment invoice "
-    "caja tienda precio descuento oferta cupón regalo tienda online app web móvil teléfono correo "
-    "box store price discount offer coupon gift online app web mobile phone email"
-).split()
+FILLER = [
+    "por", "favor", "gracias", "urgente", "ayer", "hoy", "mañana", "semana", "pedido", "envío", "cliente",
+    "producto", "cuenta", "pago", "factura", "please", "thanks", "today", "yesterday", "tomorrow", "week",
+    "order", "shipping", "customer", "product", "account", "payment", "invoice", "caja", "tienda", "precio",
+    "descuento", "oferta", "cupón", "regalo", "tienda", "online", "app", "web", "móvil", "teléfono", "correo",
+    "box", "store", "price", "discount", "offer", "coupon", "gift", "online", "app", "web", "mobile", "phone",
+    "email",
+]  # fmt: skip
 
 
 SENTENCES_PER_KIND = 4000
@@ -241,8 +243,7 @@ def _steps(data: DataSet) -> list[tuple[str, str]]:
         f"WHEN {_h('c', 27)} % 100 < 95 THEN 'medium' WHEN {_h('c', 27)} % 100 < 99 THEN 'high' ELSE 'urgent' END)"
     )
     message_kind = (
-        "(CASE WHEN k % 2 = 1 THEN 'inbound' "
-        f"WHEN {_h('c.id * 100 + k', 31)} % 10 = 0 THEN 'note' ELSE 'outbound' END)"
+        f"(CASE WHEN k % 2 = 1 THEN 'inbound' WHEN {_h('c.id * 100 + k', 31)} % 10 = 0 THEN 'note' ELSE 'outbound' END)"
     )
     sentence = (
         "(CASE WHEN direction = 'note' THEN {note} "
@@ -387,9 +388,7 @@ def is_ready(data: DataSet) -> bool:
             return False
         conversations = conn.execute("SELECT count(*) FROM conversations").fetchone()
         messages = conn.execute("SELECT count(*) FROM messages").fetchone()
-    return bool(
-        conversations and messages and conversations[0] == data.conversations and messages[0] == data.messages
-    )
+    return bool(conversations and messages and conversations[0] == data.conversations and messages[0] == data.messages)
 
 
 def ensure(data: DataSet) -> dict[str, Any]:
@@ -452,8 +451,6 @@ def search_email(data: DataSet) -> str:
     if row is None:
         raise RuntimeError(f"no e-mail identity in {data.database}")
     return str(row[0])
-
-
 
 
 @dataclass

@@ -51,7 +51,20 @@ QUICK_RATES = [100, 300, 1000]
 CONTACTS = 3000  # distinct senders per database; most messages join an existing thread
 MAX_CONNECTIONS = 1000
 REQUEST_TIMEOUT = 30.0
-WORDS = "hola pedido envío gracias refund order status please ayuda factura tracking mañana".split()
+WORDS = [
+    "hola",
+    "pedido",
+    "envío",
+    "gracias",
+    "refund",
+    "order",
+    "status",
+    "please",
+    "ayuda",
+    "factura",
+    "tracking",
+    "mañana",
+]
 
 
 # ---------------------------------------------------------------- load generator process

@@ -66,7 +66,9 @@ def targets_of(name: str, result: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for what, path, comparison, target, unit in TARGETS.get(name, []):
         value = _get(result, path)
-        met = None if not isinstance(value, int | float) else (value >= target if comparison == ">=" else value <= target)
+        met = None
+        if isinstance(value, int | float):
+            met = value >= target if comparison == ">=" else value <= target
         rows.append(
             {
                 "what": what,

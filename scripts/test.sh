@@ -2,5 +2,5 @@
 # Run the whole test suite: unit, API (SQLite + PostgreSQL), Redis scale-out, e-mail servers, browsers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Two workers on a 2-core machine; browser and multi-process tests are in the same run.
-exec .venv/bin/pytest -n 2 --dist loadfile -q "$@"
+# Three workers on a 2-core machine: much of the suite waits on servers, browsers and PostgreSQL.
+exec .venv/bin/pytest -n 3 --dist loadfile -q "$@"

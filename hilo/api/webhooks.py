@@ -34,11 +34,18 @@ class ChannelCache:
     def __init__(self) -> None:
         self._items: dict[int, tuple[float, ChannelAccountView | None, bool]] = {}
 
-    def get(self, request: Request, account_id: int) -> tuple[ChannelAccountView | None, bool]:
+    def cached(self, account_id: int) -> tuple[ChannelAccountView | None, bool] | None:
+        """The fresh entry for `account_id`, or None when it must be loaded."""
         hit = self._items.get(account_id)
-        now = time.monotonic()
-        if hit and now - hit[0] < CACHE_SECONDS:
+        if hit and time.monotonic() - hit[0] < CACHE_SECONDS:
             return hit[1], hit[2]
+        return None
+
+    def get(self, request: Request, account_id: int) -> tuple[ChannelAccountView | None, bool]:
+        hit = self.cached(account_id)
+        if hit is not None:
+            return hit
+        now = time.monotonic()
         with request.app.state.runtime.db.read() as session:
             account = session.get(ChannelAccount, account_id)
             value = (account.view(), account.enabled) if account else (None, False)
@@ -78,7 +85,11 @@ async def webhook(kind: str, account_id: int, request: Request) -> Response:
     limit = app_state.runtime.settings.webhook_rate_limit
     if limit and not limiter.hit(f"webhook:{account_id}", limit):
         raise ActionError("rate_limited", N_("Too many requests; wait a moment and try again."), 429)
-    account, enabled = await asyncio.to_thread(app_state.channel_cache.get, request, account_id)
+    # A cache hit is a dict look-up, answered on the event loop; only a miss needs a thread.
+    cached = app_state.channel_cache.cached(account_id)
+    if cached is None:
+        cached = await asyncio.to_thread(app_state.channel_cache.get, request, account_id)
+    account, enabled = cached
     if account is None or account.kind != kind:
         log.warning("webhook for unknown channel account %s/%s", kind, account_id)
         raise NotFound("channel_not_found", N_("Channel not found."))

@@ -235,10 +235,11 @@ def test_kill9_mid_stream_loses_and_doubles_nothing(scratch_postgres: str, tmp_p
     }
     hilo = Hilo(env=env, port=free_port(), log=tmp_path / "server.log")
     with receiver() as receiving:
-        hilo.cli("agents", "create", "--email", "ops@example.com", "--name", "Ops", "--role", "admin",
-                 "--password", "a long password")  # fmt: skip
+        admin = ["--email", "ops@example.com", "--name", "Ops", "--role", "admin", "--password", "a long password"]
+        hilo.cli("agents", "create", *admin)
         token = hilo.cli("tokens", "create", "--email", "ops@example.com")["token"]
-        channel = hilo.cli("channels", "add", "api", "--name", "Shop", "--set", f"outbound_url={receiving.url}", "--json")
+        outbound = f"outbound_url={receiving.url}"
+        channel = hilo.cli("channels", "add", "api", "--name", "Shop", "--set", outbound, "--json")
         receiving.secret = channel["secret"]
         hilo.start()
         try:
