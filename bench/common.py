@@ -108,6 +108,8 @@ def machine() -> dict[str, Any]:
         "postgresql": postgres,
         "sqlite": sqlite3.sqlite_version,
         "kernel": platform.release(),
+        # The machine may be shared: its load when a result was written puts the figures in context.
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }
 
 

@@ -114,9 +114,19 @@ def _ingest(result: dict[str, Any]) -> str:
             for step in db["steps"]
         ]
         statements = db.get("sql_statements_per_message", {})
+        cpu = statements.get("cpu_ms_per_message", {})
+        kinds = [
+            ("new_contact", "new contact"),
+            ("returning_contact", "follow-up"),
+            ("returning_with_email", "follow-up naming an e-mail"),
+        ]
+        per_kind = "; ".join(
+            f"{title}: {statements[key]} statements, {cpu.get(key, '–')} ms CPU"
+            for key, title in kinds
+            if key in statements
+        )
         parts.append(
-            f"**{db['database']}** — SQL statements per message: {statements.get('new_contact')} (new contact), "
-            f"{statements.get('returning_contact')} (returning contact); API process resident memory after the "
+            f"**{db['database']}** — per message, in-process: {per_kind}. API process resident memory after the "
             f"run: {db.get('api_rss_mb_after_run')} MB.\n\n"
             + table(
                 [
@@ -241,7 +251,9 @@ def report(failed: list[str]) -> str:
     for name in names:
         result = results[name]
         quick = " — quick run, not comparable to the targets" if result.get("quick") else ""
-        out += ["", f"## {name.capitalize()}", "", f"Measured {result.get('date')}{quick}.", ""]
+        load = (result.get("machine") or {}).get("load_average")
+        context = f" Load average when written: {', '.join(map(str, load))}." if load else ""
+        out += ["", f"## {name.capitalize()}", "", f"Measured {result.get('date')}{quick}.{context}", ""]
         render = RENDER.get(name, _generic)
         out.append(render(result))
     return "\n".join(out) + "\n"
