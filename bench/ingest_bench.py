@@ -47,6 +47,7 @@ from common import (
 from hilo.channels import signing
 
 RATES = [100, 300, 600, 1000, 1500, 2000]
+SATURATED = 0.5  # a step accepting less than half the offered rate ends the climb
 TARGET_THROUGHPUT = 1000
 TARGET_RATE = 300
 TARGET_P99_MS = 50.0
@@ -79,6 +80,7 @@ class Shot:
     scheduled: float
     answered: float = 0.0
     status: int = 0
+    error: str = ""
 
 
 def _requests(args: argparse.Namespace) -> list[bytes]:
@@ -166,8 +168,9 @@ async def _load(args: argparse.Namespace) -> list[Shot]:
         shot = shots[i]
         try:
             shot.status = await asyncio.wait_for(_post(pool, requests[i]), REQUEST_TIMEOUT)
-        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError, IndexError):
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError, IndexError) as exc:
             shot.status = -1
+            shot.error = type(exc).__name__
         shot.answered = time.monotonic()
 
     start = time.monotonic() + 0.05
@@ -188,7 +191,7 @@ def load_main(args: argparse.Namespace) -> None:
     import uvloop
 
     shots = uvloop.run(_load(args))
-    Path(args.out).write_bytes(orjson.dumps([[s.seq, s.scheduled, s.answered, s.status] for s in shots]))
+    Path(args.out).write_bytes(orjson.dumps([[s.seq, s.scheduled, s.answered, s.status, s.error] for s in shots]))
 
 
 # ---------------------------------------------------------------- websocket receiver process
@@ -254,6 +257,17 @@ def _start_receiver(url: str, work: Path) -> Receiver:
     return Receiver(process, path)
 
 
+def _settle(receiver: Receiver, quiet: float = 2.0, limit: float = 90.0) -> None:
+    """Wait until the server has worked off what it accepted: no new event for `quiet` seconds."""
+    deadline = time.monotonic() + limit
+    seen, since = len(receiver.seen), time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - since < quiet:
+        time.sleep(0.2)
+        receiver.poll()
+        if len(receiver.seen) != seen:
+            seen, since = len(receiver.seen), time.monotonic()
+
+
 def _commits(database: str | None) -> int | None:
     if database is None:
         return None
@@ -294,7 +308,7 @@ def _step(
     errors: dict[str, int] = {}
     for s in shots:
         if not 200 <= s[3] < 300:
-            key = "connection/timeout" if s[3] < 0 else f"http_{s[3]}"
+            key = s[4] if s[3] < 0 else f"http_{s[3]}"
             errors[key] = errors.get(key, 0) + 1
     result = {
         "offered_per_s": rate,
@@ -379,11 +393,15 @@ def run_database(kind: str, rates: list[int], duration: float, work: Path) -> di
             try:
                 seq = 0
                 for rate in rates:
-                    result["steps"].append(
-                        _step(server.port, operator, receiver, rate, duration, seq, work, database, kind)
-                    )
+                    step = _step(server.port, operator, receiver, rate, duration, seq, work, database, kind)
+                    result["steps"].append(step)
                     seq += int(rate * duration)
-                    time.sleep(1)
+                    _settle(receiver)
+                    if rate >= TARGET_RATE and step["accepted_per_s"] < SATURATED * rate:
+                        # Past saturation every higher rate only measures a growing backlog.
+                        result["skipped_rates"] = [r for r in rates if r > rate]
+                        status(f"  saturated at {rate}/s offered; higher rates skipped")
+                        break
                 result["api_rss_mb_after_run"] = rss_mb(server.pid)
             finally:
                 receiver.process.terminate()

@@ -125,9 +125,11 @@ def _ingest(result: dict[str, Any]) -> str:
             for key, title in kinds
             if key in statements
         )
+        skipped = db.get("skipped_rates")
+        saturation = f" Saturated: rates {', '.join(map(str, skipped))}/s not run." if skipped else ""
         parts.append(
             f"**{db['database']}** — per message, in-process: {per_kind}. API process resident memory after the "
-            f"run: {db.get('api_rss_mb_after_run')} MB.\n\n"
+            f"run: {db.get('api_rss_mb_after_run')} MB.{saturation}\n\n"
             + table(
                 [
                     "offered msg/s",
@@ -170,14 +172,17 @@ def _cases(result: dict[str, Any], extra: list[tuple[str, Callable[[dict[str, An
     return head + table(columns, rows)
 
 
-def _flatten(prefix: str, value: Any, rows: list[list[Any]]) -> None:
+def _flatten(prefix: str, value: Any, rows: list[list[Any]], tables: list[str]) -> None:
+    """Scalars become `path | value` rows; a list of records becomes a table of its own."""
     if isinstance(value, dict):
         for key, inner in value.items():
-            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, rows)
+            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, rows, tables)
     elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-        for i, inner in enumerate(value):
-            label = next((str(inner[k]) for k in ("name", "adapter", "fixture", "database") if k in inner), str(i))
-            _flatten(f"{prefix}[{label}]", {k: v for k, v in inner.items() if k != "name"}, rows)
+        columns = list(dict.fromkeys(k for record in value for k in record))
+        cells = [
+            [json.dumps(r.get(k)) if isinstance(r.get(k), dict | list) else r.get(k) for k in columns] for r in value
+        ]
+        tables.append(f"`{prefix}`:\n\n" + table(columns, cells))
     elif isinstance(value, list) and len(value) > 6:
         rows.append([prefix, f"({len(value)} entries, see the JSON file)"])
     else:
@@ -186,9 +191,10 @@ def _flatten(prefix: str, value: Any, rows: list[list[Any]]) -> None:
 
 def _generic(result: dict[str, Any]) -> str:
     rows: list[list[Any]] = []
+    tables: list[str] = []
     skip = {"benchmark", "date", "machine", "targets"}
-    _flatten("", {k: v for k, v in result.items() if k not in skip}, rows)
-    return table(["figure", "value"], rows)
+    _flatten("", {k: v for k, v in result.items() if k not in skip}, rows, tables)
+    return "\n\n".join([table(["figure", "value"], rows), *tables])
 
 
 RENDER: dict[str, Callable[[dict[str, Any]], str]] = {

@@ -88,7 +88,12 @@ def main() -> None:
         "search",
         {
             "quick": args.quick,
-            "data_set": {"database": data.database, "messages": data.messages, **generation},
+            "data_set": {
+                "database": data.database,
+                "conversations": data.conversations,
+                "messages": data.messages,
+                **generation,
+            },
             "cases": results,
             "targets": targets,
         },
