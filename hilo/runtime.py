@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
@@ -26,6 +26,21 @@ log = logging.getLogger(__name__)
 INSERT_EVENT = insert(cast(Table, Event.__table__))
 
 
+T = TypeVar("T")
+
+
+def session_cached(session: Session, key: Hashable, load: Callable[[], T]) -> T:
+    cache: dict[Hashable, Any] = session.info.setdefault("hilo_cached", {})
+    if key not in cache:
+        cache[key] = load()
+    return cast(T, cache[key])
+
+
+def forget_cached(session: Session) -> None:
+    """Drop what `session_cached` kept: call after changing the settings it caches."""
+    session.info.pop("hilo_cached", None)
+
+
 @dataclass
 class Tx:
     """One action transaction: the session, and what to publish once it commits."""
@@ -35,6 +50,17 @@ class Tx:
     actor_agent_id: int | None = None
     published: list[dict[str, Any]] = field(default_factory=list)
     wake_worker: bool = False
+    # Work with effects outside the database (HTTP calls), run once the data is committed.
+    deferred: list[Callable[[], None]] = field(default_factory=list)
+    retained: list[object] = field(default_factory=list)
+
+    def cached(self, key: Hashable, load: Callable[[], T]) -> T:
+        """`load()` once per session: settings read by every event (rules, policies, calendars).
+
+        A session lives for one transaction (or one engine batch), so a change committed
+        elsewhere is seen by the next one.
+        """
+        return session_cached(self.session, key, load)
 
     @property
     def now(self) -> datetime:
@@ -92,6 +118,14 @@ class Runtime:
         self._worker_wakeups: list[Callable[[], None]] = []
         self._committed_listeners: list[Callable[[list[dict[str, Any]]], None]] = []
         self._lock = threading.Lock()
+        self._ambient = threading.local()
+        # Who a bearer token or session cookie stands for, kept for a few seconds so an
+        # API request costs no sign-in queries (see hilo.api.deps.load_principal).
+        self.principals: dict[tuple[str, object], tuple[float, Any]] = {}
+
+    def forget_principals(self) -> None:
+        """Drop cached sign-ins: an agent, a team membership or a token changed."""
+        self.principals.clear()
 
     def store_inline(self, data: bytes, filename: str | None) -> str:
         return self.storage.save(data, filename)
@@ -112,11 +146,49 @@ class Runtime:
 
     @contextmanager
     def transaction(self, actor_agent_id: int | None = None) -> Iterator[Tx]:
-        """Run an action: commit on success, then publish its events and wake the worker."""
+        """Run an action: commit on success, then publish its events and wake the worker.
+
+        Inside `batch()` (same thread) the action joins the batch's transaction instead,
+        and its events are published when the batch commits. An action that raises there
+        spoils the whole batch: the batch's owner rolls it back and redoes the work one
+        action per transaction.
+        """
+        batch: Tx | None = getattr(self._ambient, "batch", None)
+        if batch is not None:
+            tx = Tx(session=batch.session, runtime=self, actor_agent_id=actor_agent_id)
+            yield tx
+            batch.published.extend(tx.published)
+            batch.wake_worker = batch.wake_worker or tx.wake_worker
+            batch.deferred.extend(tx.deferred)
+            # The session's identity map holds objects weakly: keep what this action loaded,
+            # so the next action of the batch finds the same conversation without a query.
+            batch.retained = list(batch.session.identity_map.values())
+            return
         with self.db.sessions() as session:
             with session.begin():
                 tx = Tx(session=session, runtime=self, actor_agent_id=actor_agent_id)
                 yield tx
+            self.after_commit(tx)
+
+    @contextmanager
+    def batch(self) -> Iterator[Tx]:
+        """Group every `transaction()` this thread opens into one database transaction.
+
+        The background engine handles a burst of events this way: one commit (and one
+        connection checkout) for the burst instead of several per event. If any action
+        raises, or the commit fails, nothing of the batch is kept and the caller redoes
+        the work one action at a time.
+        """
+        if getattr(self._ambient, "batch", None) is not None:
+            raise RuntimeError("batches do not nest")
+        with self.db.sessions() as session:
+            with session.begin():
+                tx = Tx(session=session, runtime=self)
+                self._ambient.batch = tx
+                try:
+                    yield tx
+                finally:
+                    self._ambient.batch = None
             self.after_commit(tx)
 
     def after_commit(self, tx: Tx) -> None:
@@ -130,6 +202,11 @@ class Runtime:
                     log.exception("post-commit listener failed")
         if tx.wake_worker:
             self.wake_worker()
+        for call in tx.deferred:
+            try:
+                call()
+            except Exception:
+                log.exception("post-commit call failed")
 
     def close(self) -> None:
         self.db.dispose()

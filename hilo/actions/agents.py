@@ -82,6 +82,7 @@ def update_agent(
         agent.updated_at = tx.now
         tx.session.flush()
         tx.record("agent.updated", data={"agent_id": agent.id, "changes": changes})
+        tx.deferred.append(tx.runtime.forget_principals)
     return agent
 
 
@@ -92,6 +93,18 @@ def create_token(tx: Tx, agent: Agent, name: str) -> tuple[ApiToken, str]:
     tx.session.flush()
     tx.record("token.created", data={"agent_id": agent.id, "token_id": row.id, "prefix": prefix})
     return row, token
+
+
+def revoke_token(tx: Tx, agent_id: int, token_id: int) -> ApiToken:
+    """Revoke one of an agent's API tokens; requests with it are refused from now on."""
+    row = tx.session.get(ApiToken, token_id)
+    if row is None or row.agent_id != agent_id:
+        raise ActionError("not_found", N_("No such token."), 404)
+    if row.revoked_at is None:
+        row.revoked_at = tx.now
+        tx.record("token.revoked", data={"agent_id": agent_id, "token_id": row.id, "prefix": row.prefix})
+        tx.deferred.append(tx.runtime.forget_principals)
+    return row
 
 
 def create_team(tx: Tx, name: str, description: str | None = None, member_ids: list[int] | None = None) -> Team:
@@ -116,4 +129,5 @@ def set_team_members(tx: Tx, team: Team, member_ids: list[int]) -> Team:
     team.members = list(agents)
     tx.session.flush()
     tx.record("team.members_changed", data={"team_id": team.id, "member_ids": sorted(member_ids)})
+    tx.deferred.append(tx.runtime.forget_principals)
     return team

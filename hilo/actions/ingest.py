@@ -331,6 +331,9 @@ SELECT_SENDER_THREAD = (
     .outerjoin(_conversations, _conversations.c.id == _latest)
     .where(_identities.c.kind == bindparam("kind"), _identities.c.value == bindparam("value"))
 )
+SELECT_IDENTITY_OWNER = select(_identities.c.contact_id).where(
+    _identities.c.kind == bindparam("kind"), _identities.c.value == bindparam("value")
+)
 INSERT_MESSAGE = insert(_messages).returning(_messages.c.id)
 UPDATE_THREAD = (
     update(_conversations)
@@ -434,24 +437,45 @@ def _new_sender_thread(tx: Tx, account: ChannelAccountView, inbound: InboundMess
     return _Thread(identity_id, contact_id, conversation_id)
 
 
+def _known_elsewhere(conn: Any, contact_id: int, others: list[IdentityRef]) -> bool:
+    """Whether any of the message's other identities is new or belongs to another contact."""
+    for ref in others:
+        owner = conn.execute(SELECT_IDENTITY_OWNER, {"kind": str(ref.kind), "value": ref.value}).scalar()
+        if owner != contact_id:
+            return True
+    return False
+
+
 def _store_on_open_thread(tx: Tx, account: ChannelAccountView, inbound: InboundMessage) -> IngestResult | None:
     """The common case in five statements: a known sender with an unresolved conversation,
-    one identity, no threading references, no attachments. Anything else: None."""
-    if inbound.other_identities or inbound.reply_to_provider_ids or inbound.conversation_token is not None:
+    no threading references, no attachments, and any other identity the message names
+    (an e-mail address beside a chat id) already on the sender's contact. Anything else,
+    which may link or merge contacts: None, for the general path."""
+    if inbound.reply_to_provider_ids or inbound.conversation_token is not None:
         return None
     if inbound.attachments or (inbound.raw is not None and inbound.kind == "unknown"):
         return None
-    sender = _normalized(inbound.sender, tx.runtime.settings.default_region)
+    region = tx.runtime.settings.default_region
+    sender = _normalized(inbound.sender, region)
+    others = []
+    for other in inbound.other_identities:
+        try:
+            others.append(normalize(other, region))
+        except InvalidIdentity:
+            continue
     conn = tx.session.connection()
     found = conn.execute(SELECT_SENDER_THREAD, {"kind": str(sender.kind), "value": sender.value}).first()
     now = tx.now
     if found is None:
+        if others:
+            return None
         row = _new_sender_thread(tx, account, inbound, sender)
     elif (
         found.conversation_id is None
         or found.status not in UNRESOLVED
         or (sender.verified and not found.verified)
         or (inbound.sender_name and not found.contact_name)
+        or _known_elsewhere(conn, found.contact_id, others)
     ):
         return None
     else:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from hilo.actions.agents import create_token, update_agent
+from hilo.actions.agents import create_token, revoke_token, update_agent
 from hilo.actions.errors import ActionError
 from hilo.agents.models import Agent, ApiToken
 from hilo.agents.passwords import verify_password
@@ -119,3 +119,10 @@ def new_token(body: TokenIn, principal: CurrentAgent, runtime: RuntimeDep) -> di
         assert agent is not None
         row, token = create_token(tx, agent, body.name)
         return {"id": row.id, "name": row.name, "prefix": row.prefix, "token": token}
+
+
+@router.delete("/tokens/{token_id}", status_code=204)
+def delete_token(token_id: int, principal: CurrentAgent, runtime: RuntimeDep) -> None:
+    """Revoke one of your API tokens: it stops working at once."""
+    with runtime.transaction(principal.id) as tx:
+        revoke_token(tx, principal.id, token_id)

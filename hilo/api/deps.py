@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import Depends, Request
 from sqlalchemy import select, update
@@ -22,6 +23,8 @@ from hilo.runtime import Runtime
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 CSRF_HEADER = "x-csrf-token"
+PRINCIPAL_SECONDS = 5.0
+PRINCIPAL_CACHE_SIZE = 10_000
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -53,8 +56,32 @@ def principal_of(agent: Agent, via_token: bool = False) -> Principal:
 
 
 def load_principal(runtime: Runtime, request_headers: dict[str, str], cookie_agent_id: int | None) -> Principal | None:
-    """Authenticate by `Authorization: Bearer <token>` or the signed session cookie."""
+    """Authenticate by `Authorization: Bearer <token>` or the signed session cookie.
+
+    A result is kept for PRINCIPAL_SECONDS. Changes made through this process (an agent
+    deactivated, a role or team changed, a token revoked) drop the cache at once; other
+    API processes see them within PRINCIPAL_SECONDS.
+    """
     auth = request_headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        key: tuple[str, object] = ("token", token_hash(auth[7:].strip()))
+    elif cookie_agent_id is not None:
+        key = ("agent", cookie_agent_id)
+    else:
+        return None
+    now = time.monotonic()
+    cached = runtime.principals.get(key)
+    if cached is not None and cached[0] > now:
+        return cast(Principal, cached[1])
+    principal = _load_principal(runtime, auth, cookie_agent_id)
+    if principal is not None:
+        if len(runtime.principals) > PRINCIPAL_CACHE_SIZE:
+            runtime.principals.clear()
+        runtime.principals[key] = (now + PRINCIPAL_SECONDS, principal)
+    return principal
+
+
+def _load_principal(runtime: Runtime, auth: str, cookie_agent_id: int | None) -> Principal | None:
     with runtime.db.read() as session:
         if auth.lower().startswith("bearer "):
             digest = token_hash(auth[7:].strip())

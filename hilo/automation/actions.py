@@ -31,7 +31,7 @@ from hilo.conversations.models import Conversation, Message
 from hilo.events.models import Event
 from hilo.i18n import N_, normalize_locale
 from hilo.routing.calendars import cached, team_calendar_row
-from hilo.runtime import Tx
+from hilo.runtime import Tx, forget_cached
 
 SHORTCUT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MAX_SCHEDULE_AHEAD = timedelta(days=365)
@@ -41,6 +41,7 @@ MAX_SCHEDULE_AHEAD = timedelta(days=365)
 
 
 def save_rule(tx: Tx, rule: AutomationRule | None, fields: dict[str, Any]) -> AutomationRule:
+    forget_cached(tx.session)
     event = fields["event"]
     if event not in RULE_EVENTS:
         raise ActionError("rule_event_invalid", N_("Unknown rule event."), 422)
@@ -74,6 +75,7 @@ def save_rule(tx: Tx, rule: AutomationRule | None, fields: dict[str, Any]) -> Au
 
 
 def delete_rule(tx: Tx, rule: AutomationRule) -> None:
+    forget_cached(tx.session)
     tx.session.execute(delete(AutomationRule).where(AutomationRule.id == rule.id))
     tx.record("automation.rule_deleted", data={"rule_id": rule.id, "name": rule.name})
 

@@ -56,12 +56,16 @@ def trigger_of(event: dict[str, Any]) -> str | None:
 
 
 def rules_for(tx: Tx, event: str) -> list[AutomationRule]:
-    return list(
-        tx.session.execute(
-            select(AutomationRule)
-            .where(AutomationRule.event == event, AutomationRule.active.is_(True))
-            .order_by(AutomationRule.position, AutomationRule.id)
-        ).scalars()
+    """The active rules for `event`, in order (read once per transaction or engine batch)."""
+    return tx.cached(
+        ("automation_rules", event),
+        lambda: list(
+            tx.session.execute(
+                select(AutomationRule)
+                .where(AutomationRule.event == event, AutomationRule.active.is_(True))
+                .order_by(AutomationRule.position, AutomationRule.id)
+            ).scalars()
+        ),
     )
 
 
@@ -114,7 +118,6 @@ class AutomationHandlers:
         conversation_id = event.get("conversation_id")
         if trigger is None or conversation_id is None:
             return
-        webhooks: list[steps.PendingWebhook] = []
         with self.runtime.transaction() as tx:
             conversation = tx.session.get(Conversation, conversation_id)
             if conversation is None or conversation.merged_into_id is not None:
@@ -122,10 +125,14 @@ class AutomationHandlers:
             message = trigger_message(tx, conversation, event.get("message_id"))
             rules = rules_for(tx, trigger)
             if rules:
-                webhooks = apply_rules(tx, conversation, rules, trigger, depth, message, event)
+                self.call_webhooks_after(tx, apply_rules(tx, conversation, rules, trigger, depth, message, event))
             if trigger == "message.received" and message is not None and depth <= MAX_DEPTH:
                 automation.out_of_office(tx, conversation, message)
-        self.call_webhooks(webhooks)
+
+    def call_webhooks_after(self, tx: Tx, webhooks: list[steps.PendingWebhook]) -> None:
+        """Call the rules' webhooks once `tx` (or the batch it runs in) has committed."""
+        if webhooks:
+            tx.deferred.append(lambda: self.call_webhooks(webhooks))
 
     def call_webhooks(self, webhooks: list[steps.PendingWebhook]) -> None:
         for hook in webhooks:
@@ -188,7 +195,6 @@ class AutomationHandlers:
         return [conversation_id for conversation_id, _at in found]
 
     def _run_idle_rule(self, rule_id: int, conversation_id: int) -> None:
-        webhooks: list[steps.PendingWebhook] = []
         with self.runtime.transaction() as tx:
             rule = tx.session.get(AutomationRule, rule_id)
             conversation = tx.session.get(Conversation, conversation_id)
@@ -197,8 +203,7 @@ class AutomationHandlers:
             if tx.now - conversation.last_message_at < timedelta(hours=rule.idle_hours or 0):
                 return
             message = trigger_message(tx, conversation, None)
-            webhooks = apply_rules(tx, conversation, [rule], "conversation.idle", 0, message, None)
-        self.call_webhooks(webhooks)
+            self.call_webhooks_after(tx, apply_rules(tx, conversation, [rule], "conversation.idle", 0, message, None))
 
     def auto_resolve_pass(self) -> None:
         with self.runtime.db.read() as session:

@@ -64,6 +64,17 @@ async def start_tls(client: aioimaplib.IMAP4, host: str, context: ssl.SSLContext
     await asyncio.wait_for(protocol.capability(), COMMAND_TIMEOUT)
 
 
+def _stop_if_cancelled() -> None:
+    """Raise CancelledError if this task was cancelled, even where an await swallowed it.
+
+    Python 3.11's asyncio.wait_for (used by aioimaplib for every command) returns the
+    result instead of raising when the cancellation and the answer arrive together.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class ImapPoller:
     """Deliver every new message of one mailbox folder to `on_message`, exactly once.
 
@@ -103,6 +114,7 @@ class ImapPoller:
                 await self._session()
             except (OSError, TimeoutError, aioimaplib.AioImapException, ImapError) as exc:
                 log.warning("imap %s: %s; retrying", self.settings.imap_host, exc)
+            _stop_if_cancelled()
             await asyncio.sleep(self.settings.poll_interval)
 
     async def poll_once(self) -> int:
@@ -118,6 +130,7 @@ class ImapPoller:
         try:
             while True:
                 await self._fetch_new(client)
+                _stop_if_cancelled()
                 await self._wait(client)
         finally:
             await self._close(client)
@@ -240,7 +253,11 @@ class ImapPoller:
         idle = await client.idle_start(timeout=self._idle_timeout)
         try:
             while client.has_pending_idle():
-                pushed = await client.wait_server_push(timeout=self._idle_timeout + COMMAND_TIMEOUT)
+                # Not client.wait_server_push: its asyncio.wait_for, on Python 3.11, drops a
+                # cancellation that arrives as a push does, and this loop would then idle on
+                # for half an hour in a poller that was told to stop. asyncio.timeout does not.
+                async with asyncio.timeout(self._idle_timeout + COMMAND_TIMEOUT):
+                    pushed = await client.protocol.idle_queue.get()
                 if pushed == aioimaplib.STOP_WAIT_SERVER_PUSH:
                     break
                 if any(bytes(line).endswith(b"EXISTS") for line in pushed):

@@ -14,7 +14,7 @@ from hilo.actions.errors import ActionError
 from hilo.i18n import N_
 from hilo.routing.business_hours import Calendar
 from hilo.routing.models import BusinessHours, RoutingTeam
-from hilo.runtime import Tx
+from hilo.runtime import Tx, forget_cached, session_cached
 
 _cache: dict[tuple[Any, ...], Calendar] = {}
 _lock = threading.Lock()
@@ -62,23 +62,28 @@ def cached(row: BusinessHours) -> Calendar:
 
 
 def team_calendar_row(session: Session, team_id: int | None) -> BusinessHours | None:
-    """The calendar of a team, else the default calendar, else None (one query)."""
-    team_hours = select(RoutingTeam.business_hours_id).where(RoutingTeam.team_id == team_id).scalar_subquery()
-    return (
-        session.execute(
-            select(BusinessHours)
-            .where(or_(BusinessHours.id == team_hours, BusinessHours.is_default.is_(True)))
-            # The team's own calendar first: a default one sorts after it.
-            .order_by(BusinessHours.id != team_hours, BusinessHours.id)
-            .limit(1)
+    """The calendar of a team, else the default calendar, else None (one query per session)."""
+
+    def load() -> BusinessHours | None:
+        team_hours = select(RoutingTeam.business_hours_id).where(RoutingTeam.team_id == team_id).scalar_subquery()
+        return (
+            session.execute(
+                select(BusinessHours)
+                .where(or_(BusinessHours.id == team_hours, BusinessHours.is_default.is_(True)))
+                # The team's own calendar first: a default one sorts after it.
+                .order_by(BusinessHours.id != team_hours, BusinessHours.id)
+                .limit(1)
+            )
+            .scalars()
+            .first()
         )
-        .scalars()
-        .first()
-    )
+
+    return session_cached(session, ("team_calendar", team_id), load)
 
 
 def save(tx: Tx, row: BusinessHours | None, fields: dict[str, Any]) -> BusinessHours:
     """Create or change a calendar after checking it can be used."""
+    forget_cached(tx.session)
     try:
         closed = [date.fromisoformat(d) for d in fields.get("closed_dates") or []]
         Calendar(

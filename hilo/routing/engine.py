@@ -3,7 +3,9 @@
 A post-commit listener only queues the committed events; a worker thread hands each one
 to the registered handlers, which run their own transactions. Periodic passes (SLA due
 times, presence expiry, scheduled messages, idle rules) run on the same thread every
-few seconds. Tests call `drain()` and `tick()` instead of waiting: both run in the
+few seconds. A burst of queued events is handled in one database transaction (see
+`Runtime.batch`), so the engine commits once per burst rather than several times per
+event. Tests call `drain()` and `tick()` instead of waiting: both run in the
 caller's thread, under the same lock as the worker, so when they return every queued
 event has been handled whichever thread took it.
 
@@ -31,6 +33,9 @@ from hilo.runtime import Runtime
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 10.0
+# Events handled in one database transaction at most: enough to amortise the commit under
+# a burst, few enough that the batch's locks are held only briefly.
+BATCH_ITEMS = 32
 
 EventHandler = Callable[[dict[str, Any], int], None]
 Periodic = Callable[[], None]
@@ -91,13 +96,40 @@ class Engine:
         """Handle every queued item, including those the handling queues; return how many."""
         handled = 0
         with self._work_lock:
-            while True:
-                try:
-                    item = self._items.popleft()
-                except IndexError:
-                    return handled
+            while self._items:
+                batch = self._take_batch()
+                self._handle_batch(batch)
+                handled += len(batch)
+        return handled
+
+    def _take_batch(self) -> list[_Event | _Call]:
+        """The next queued items of one depth, at most BATCH_ITEMS of them."""
+        batch = [self._items.popleft()]
+        while self._items and len(batch) < BATCH_ITEMS and self._items[0].depth == batch[0].depth:
+            batch.append(self._items.popleft())
+        return batch
+
+    def _handle_batch(self, batch: list[_Event | _Call]) -> None:
+        """Handle a burst in one database transaction.
+
+        If a handler raises or the shared commit fails (a lost lock race, a dropped
+        connection), nothing of the batch is kept: its items are handled again, each
+        handler in its own transaction, where a failure is logged and skipped.
+        """
+        if len(batch) == 1:
+            self._handle(batch[0])
+            return
+        self._local.depth = batch[0].depth
+        try:
+            with self.runtime.batch():
+                for item in batch:
+                    self._handle(item, strict=True)
+        except Exception as exc:
+            log.info("engine batch of %d items rolled back (%s); handling them one by one", len(batch), exc)
+            for item in batch:
                 self._handle(item)
-                handled += 1
+        finally:
+            self._local.depth = -1
 
     def tick(self) -> None:
         """Run the periodic passes once, then handle what they caused."""
@@ -110,24 +142,30 @@ class Engine:
                     log.exception("periodic pass %s failed", getattr(periodic, "__name__", periodic))
             self.drain()
 
-    def _handle(self, item: _Event | _Call) -> None:
+    def _handle(self, item: _Event | _Call, *, strict: bool = False) -> None:
+        """Run one item; a failing handler is logged and skipped, or raises when `strict`."""
+        outer = self.depth
         self._local.depth = item.depth
         try:
             if isinstance(item, _Call):
                 try:
                     item.call()
                 except Exception:
+                    if strict:
+                        raise
                     log.exception("engine call failed")
                 return
             for _order, handler in self._handlers:
                 try:
                     handler(item.event, item.depth)
                 except Exception:
+                    if strict:
+                        raise
                     log.exception(
                         "handler %s failed on %s", getattr(handler, "__name__", handler), item.event.get("type")
                     )
         finally:
-            self._local.depth = -1
+            self._local.depth = outer
 
     def start(self) -> None:
         if self._thread is not None:

@@ -215,4 +215,6 @@ def _auto_generated(tx: Tx, event: dict[str, Any]) -> bool:
     message_id = event.get("message_id")
     if message_id is None:
         return False
-    return bool(tx.session.execute(select(Message.auto_generated).where(Message.id == message_id)).scalar())
+    # A full load, not one column: automation, next in line, reads the same message.
+    message = tx.session.get(Message, message_id)
+    return bool(message is not None and message.auto_generated)

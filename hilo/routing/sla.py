@@ -33,7 +33,7 @@ from hilo.routing.models import (
     SlaPolicy,
     SlaTimer,
 )
-from hilo.runtime import Tx
+from hilo.runtime import Tx, forget_cached
 
 LIVE = ("running", "paused")
 PASS_BATCH = 500
@@ -62,11 +62,23 @@ def matches(
     return all(attributes.get(key) == value for key, value in wanted.items())
 
 
+def active_policies(tx: Tx) -> list[SlaPolicy]:
+    """The active policies by position (read once per transaction or engine batch)."""
+    return tx.cached(
+        "sla_policies",
+        lambda: list(
+            tx.session.execute(
+                select(SlaPolicy).where(SlaPolicy.active.is_(True)).order_by(SlaPolicy.position, SlaPolicy.id)
+            ).scalars()
+        ),
+    )
+
+
 def select_policy(tx: Tx, conversation: Conversation) -> SlaPolicy | None:
     """The first active policy, by position, whose conditions the conversation meets."""
-    policies = tx.session.execute(
-        select(SlaPolicy).where(SlaPolicy.active.is_(True)).order_by(SlaPolicy.position, SlaPolicy.id)
-    ).scalars()
+    policies = active_policies(tx)
+    if not policies:
+        return None
     kind = channel_kind(tx, conversation.last_channel_account_id)
     attributes = (
         tx.session.execute(select(Contact.custom_attributes).where(Contact.id == conversation.contact_id)).scalar()
@@ -254,6 +266,9 @@ def customer_wrote(tx: Tx, conversation_id: int, at: datetime) -> None:
             _resume(tx, timer, at)
     waiting_on_first = any(t.kind == "first_response" for t in live)
     has_next = any(t.kind == "next_response" for t in live)
+    if not live and not active_policies(tx):
+        # No target runs and none can start: the conversation's SLA summary stands.
+        return
     if conversation.first_response_at is not None and not waiting_on_first and not has_next:
         policy_id = tx.session.execute(
             select(ConversationSla.policy_id).where(ConversationSla.conversation_id == conversation_id)
@@ -493,6 +508,7 @@ def validate_policy(tx: Tx, fields: dict[str, Any]) -> None:
 
 
 def save_policy(tx: Tx, policy: SlaPolicy | None, fields: dict[str, Any]) -> SlaPolicy:
+    forget_cached(tx.session)
     validate_policy(tx, fields)
     name = fields["name"].strip()
     clash = tx.session.execute(select(SlaPolicy.id).where(SlaPolicy.name == name)).scalar()
@@ -518,5 +534,6 @@ def save_policy(tx: Tx, policy: SlaPolicy | None, fields: dict[str, Any]) -> Sla
 
 def delete_policy(tx: Tx, policy: SlaPolicy) -> None:
     """Delete a policy; conversations keep the timers it started, with their targets."""
+    forget_cached(tx.session)
     tx.session.execute(delete(SlaPolicy).where(SlaPolicy.id == policy.id))
     tx.record("sla.policy_deleted", data={"policy_id": policy.id, "name": policy.name})

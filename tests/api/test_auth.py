@@ -85,6 +85,38 @@ def test_tokens_are_stored_hashed_and_work(api: Api, app_client: TestClient) -> 
     assert created["token"] not in hashes and len(hashes) == 2
 
 
+def test_revoked_token_and_deactivated_agent_are_refused_at_once(api: Api, app_client: TestClient) -> None:
+    # given: a second token in use, and an agent signed in with their own token
+    created = api.ok(api.post("/api/v1/auth/tokens", {"name": "zapier"}), 201)
+    zapier = {"Authorization": f"Bearer {created['token']}"}
+    agent = api.as_new_agent("leaving@example.com")
+    assert app_client.get("/api/v1/conversations", headers=zapier).status_code == 200
+    assert agent.get("/api/v1/conversations").status_code == 200
+    # when: the token is revoked and the agent deactivated (both answers were cached)
+    revoked = api.client.delete(f"/api/v1/auth/tokens/{created['id']}", headers=api.headers)
+    api.ok(api.patch(f"/api/v1/agents/{agent.agent_id}", {"active": False}))
+    # then
+    assert revoked.status_code == 204
+    refused = app_client.get("/api/v1/conversations", headers=zapier)
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "not_authenticated"
+    assert agent.get("/api/v1/conversations").status_code == 401
+    listed = {t["id"]: t for t in api.ok(api.get("/api/v1/auth/tokens"))}
+    assert listed[created["id"]]["revoked"] is True
+    assert api.get("/api/v1/conversations").status_code == 200
+
+
+def test_a_token_is_revoked_only_by_its_owner(api: Api) -> None:
+    # given
+    created = api.ok(api.post("/api/v1/auth/tokens", {"name": "mine"}), 201)
+    other = api.as_new_agent("other@example.com")
+    # when
+    answer = other.client.delete(f"/api/v1/auth/tokens/{created['id']}", headers=other.headers)
+    # then
+    assert answer.status_code == 404 and answer.json()["error"]["code"] == "not_found"
+    mine = {"Authorization": f"Bearer {created['token']}"}
+    assert api.client.get("/api/v1/auth/me", headers=mine).status_code == 200
+
+
 def test_only_admins_manage_agents_teams_and_channels(api: Api) -> None:
     # given
     agent = api.as_new_agent("agent@example.com", role="agent")

@@ -130,14 +130,11 @@ class Stream:
     killed: bool = False
 
     def body(self, n: int) -> bytes:
-        contact = n % CONTACTS
-        return orjson.dumps(
-            {
-                "id": f"w-{n}",
-                "contact": {"external_id": f"c-{contact}", "email": f"c{contact}@fault.example.com"},
-                "text": f"message {n}",
-            }
-        )
+        contact: dict[str, str] = {"external_id": f"c-{n % CONTACTS}"}
+        if n < CONTACTS:
+            # A customer's first message names their e-mail address; the agent finds them by it.
+            contact["email"] = f"c{n % CONTACTS}@fault.example.com"
+        return orjson.dumps({"id": f"w-{n}", "contact": contact, "text": f"message {n}"})
 
     async def post_webhook(self, client: httpx.AsyncClient, n: int) -> bool:
         body = self.body(n)
