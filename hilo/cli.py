@@ -37,7 +37,7 @@ def serve(host: str, port: int, workers: int) -> None:
 
     upgrade(load_settings().database_url)
     uvicorn.run(
-        "hilo.app:create_app",
+        "hilo.app:create_served_app",
         factory=True,
         host=host,
         port=port,

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from hilo.actions import conversations as conv_actions
@@ -138,23 +138,40 @@ def list_query(
     label: str | None,
     contact_id: int | None,
 ) -> Any:
-    query = select(Conversation).where(Conversation.merged_into_id.is_(None), visible_clause(principal))
+    clauses = filter_clauses(
+        principal, status=status, assignee=assignee, team=team, channel=channel, label=label, contact_id=contact_id
+    )
+    return select(Conversation).where(Conversation.merged_into_id.is_(None), visible_clause(principal), *clauses)
+
+
+def filter_clauses(
+    principal: Principal,
+    *,
+    status: list[str] | None,
+    assignee: str | None,
+    team: str | None,
+    channel: int | None,
+    label: str | None,
+    contact_id: int | None,
+) -> list[ColumnElement[bool]]:
+    """The list filters as SQL conditions (visibility and merges are the caller's)."""
+    clauses: list[ColumnElement[bool]] = []
     if status:
-        query = query.where(Conversation.status.in_(status))
+        clauses.append(Conversation.status.in_(status))
     if assignee == "me":
-        query = query.where(Conversation.assignee_id == principal.id)
+        clauses.append(Conversation.assignee_id == principal.id)
     elif assignee == "none":
-        query = query.where(Conversation.assignee_id.is_(None))
+        clauses.append(Conversation.assignee_id.is_(None))
     elif assignee:
-        query = query.where(Conversation.assignee_id == _int(assignee, "assignee"))
+        clauses.append(Conversation.assignee_id == _int(assignee, "assignee"))
     if team == "none":
-        query = query.where(Conversation.team_id.is_(None))
+        clauses.append(Conversation.team_id.is_(None))
     elif team:
-        query = query.where(Conversation.team_id == _int(team, "team"))
+        clauses.append(Conversation.team_id == _int(team, "team"))
     if channel is not None:
-        query = query.where(Conversation.last_channel_account_id == channel)
+        clauses.append(Conversation.last_channel_account_id == channel)
     if label:
-        query = query.where(
+        clauses.append(
             Conversation.id.in_(
                 select(conversation_labels.c.conversation_id)
                 .join(Label, Label.id == conversation_labels.c.label_id)
@@ -162,8 +179,8 @@ def list_query(
             )
         )
     if contact_id is not None:
-        query = query.where(Conversation.contact_id == contact_id)
-    return query
+        clauses.append(Conversation.contact_id == contact_id)
+    return clauses
 
 
 def _int(value: str, name: str) -> int:

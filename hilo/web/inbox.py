@@ -3,8 +3,8 @@
 A view is a set of filters over the conversation list (status, assignee, team, channel,
 label) plus a sort. Built-in views have stable keys ("mine", "team-3", "label-vip"...);
 an agent's saved views are "saved-<id>". Unread means: a customer wrote after the agent
-last read the conversation. Counts cover unresolved conversations only, and come from two
-grouped queries whatever the number of views, so the sidebar never costs a query per view.
+last read the conversation. Counts cover unresolved conversations only, and come from one
+query whatever the number of views, so the sidebar never costs a query per view.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from hilo.actions.errors import ActionError, NotFound
 from hilo.agents.access import Principal
 from hilo.agents.models import Agent, Team
+from hilo.api.conversations import filter_clauses
 from hilo.channels.models import ChannelAccount
 from hilo.conversations.access import visible_clause
 from hilo.conversations.models import STATUSES, Conversation, Label, conversation_labels
@@ -50,24 +51,6 @@ class Filters:
             if value is not None:
                 out[key] = value
         return out
-
-    def matches(self, row: Mapping[str, Any], me: int) -> bool:
-        """Whether a grouped count row (status, assignee_id, team_id, channel_id, label) is in this view."""
-        if self.status and row["status"] not in self.status:
-            return False
-        if self.assignee == "me" and row["assignee_id"] != me:
-            return False
-        if self.assignee == "none" and row["assignee_id"] is not None:
-            return False
-        if self.assignee not in (None, "me", "none") and str(row["assignee_id"]) != self.assignee:
-            return False
-        if self.team == "none" and row["team_id"] is not None:
-            return False
-        if self.team not in (None, "none") and str(row["team_id"]) != self.team:
-            return False
-        if self.channel is not None and row["channel_id"] != self.channel:
-            return False
-        return self.label is None or row.get("label") == self.label
 
 
 @dataclass(frozen=True)
@@ -248,47 +231,70 @@ def _reads_join(agent_id: int) -> ColumnElement[bool]:
 
 
 def unread_counts(session: Session, principal: Principal, views: Iterable[View]) -> dict[str, int]:
-    """Unread unresolved conversations per view key, from two grouped queries."""
-    dims = (
-        Conversation.status,
-        Conversation.assignee_id,
-        Conversation.team_id,
-        Conversation.last_channel_account_id.label("channel_id"),
-    )
-    where = (
+    """Unread unresolved conversations per view key, in a query or two whatever the number of views.
+
+    Views without a label: one pass over the agent's unresolved unread conversations with
+    one filtered count per view (`count(*) FILTER (WHERE <the view's filters>)`). Views with
+    a label: one query per set of other filters (usually one: the label views of the
+    sidebar), joining the labels and grouping by label name.
+    """
+    plain: list[tuple[str, ColumnElement[int]]] = []
+    by_label: dict[Filters, list[View]] = {}
+    for view in views:
+        f = view.filters
+        try:
+            clauses = _view_clauses(principal, replace(f, label=None))
+        except ActionError:
+            continue  # a saved view whose filter no longer parses counts nothing
+        if f.label:
+            by_label.setdefault(replace(f, label=None), []).append(view)
+        else:
+            plain.append((view.key, func.count().filter(and_(true(), *clauses))))
+    base = (
         Conversation.merged_into_id.is_(None),
         Conversation.status.in_(UNRESOLVED),
         visible_clause(principal),
         unread_clause(),
     )
-    plain = session.execute(
-        select(*dims, func.count().label("n"))
-        .select_from(Conversation)
-        .outerjoin(ConversationRead, _reads_join(principal.id))
-        .where(*where)
-        .group_by(*dims)
-    ).mappings()
-    rows = [dict(r) for r in plain]
-    views = list(views)
-    labelled: list[dict[str, Any]] = []
-    if any(v.filters.label for v in views):
-        labelled = [
-            dict(r)
-            for r in session.execute(
-                select(*dims, Label.name.label("label"), func.count().label("n"))
+    counts: dict[str, int] = {}
+    if plain:
+        row = session.execute(
+            select(*(column for _key, column in plain))
+            .select_from(Conversation)
+            .outerjoin(ConversationRead, _reads_join(principal.id))
+            .where(*base)
+        ).one()
+        counts.update({key: int(value or 0) for (key, _column), value in zip(plain, row, strict=True)})
+    for others, labelled in by_label.items():
+        names = sorted({str(v.filters.label).strip().lower() for v in labelled})
+        found = dict(
+            session.execute(
+                select(Label.name, func.count())
                 .select_from(Conversation)
                 .join(conversation_labels, conversation_labels.c.conversation_id == Conversation.id)
                 .join(Label, Label.id == conversation_labels.c.label_id)
                 .outerjoin(ConversationRead, _reads_join(principal.id))
-                .where(*where)
-                .group_by(*dims, Label.name)
-            ).mappings()
-        ]
-    counts = {}
-    for view in views:
-        source = labelled if view.filters.label else rows
-        counts[view.key] = sum(r["n"] for r in source if view.filters.matches(r, principal.id))
+                .where(*base, *_view_clauses(principal, others), Label.name.in_(names))
+                .group_by(Label.name)
+            )
+            .tuples()
+            .all()
+        )
+        for view in labelled:
+            counts[view.key] = int(found.get(str(view.filters.label).strip().lower(), 0))
     return counts
+
+
+def _view_clauses(principal: Principal, f: Filters) -> list[ColumnElement[bool]]:
+    return filter_clauses(
+        principal,
+        status=list(f.status),
+        assignee=f.assignee,
+        team=f.team,
+        channel=f.channel,
+        label=f.label,
+        contact_id=None,
+    )
 
 
 def unread_ids(session: Session, agent_id: int, conversations: Sequence[Any]) -> set[int]:

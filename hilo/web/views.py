@@ -198,10 +198,13 @@ def list_url(view: View, sort: str, q: str | None) -> str:
     return urlencode({k: v for k, v in params.items() if v not in (None, "")})
 
 
-def sidebar_context(session: Session, principal: Principal, directory: Directory, current: View) -> dict[str, Any]:
+def sidebar_context(
+    session: Session, principal: Principal, directory: Directory, current: View, *, counts: bool = True
+) -> dict[str, Any]:
+    """The sidebar's views; with `counts=False` the page fetches the unread counts itself."""
     groups = sidebar_views(principal, directory, label_names(session), saved_views(session, principal.id))
-    counts = unread_counts(session, principal, [v for views in groups.values() for v in views])
-    return {"groups": groups, "counts": counts, "current": current}
+    unread = unread_counts(session, principal, [v for views in groups.values() for v in views]) if counts else None
+    return {"groups": groups, "counts": unread, "current": current}
 
 
 def pick_sort(sort: str | None, view: View) -> str:
@@ -229,7 +232,8 @@ def inbox(
             return RedirectResponse("/inbox", status_code=303)
         chosen = pick_sort(sort, current)
         listing = list_context(session, runtime, principal, directory, current, chosen, q, None)
-        sidebar = sidebar_context(session, principal, directory, current)
+        # The unread counts come in a moment later (/ui/sidebar), so the page never waits for them.
+        sidebar = sidebar_context(session, principal, directory, current, counts=False)
         pane = None
         missing = False
         if c is not None:

@@ -256,6 +256,7 @@ def test_sign_in_every_view_saved_view_and_language(
         expect(page.locator("#list")).to_have_attribute("data-view", f"status-{status}")
     # when: the status filter and the sort of the All view change, then it is saved as a view
     page.click(".nav-item[data-view='all']")
+    expect(page.locator("#list")).to_have_attribute("data-view", "all")
     page.select_option("#list-form select[name=status]", "pending")
     expect(page.locator(f"#row-{pending}")).to_be_visible()
     expect(page).to_have_url(re.compile(r"status=pending"))

@@ -1,7 +1,8 @@
 """Query-count baselines for the hot pages: the inbox list and the conversation page.
 
-The count of SQL statements for each page is committed in `query_counts.json`; it must not
-change with the number of conversations or messages shown (an N+1 fails here). If a
+The count of SQL statements for each page (and for the sidebar with its unread counts) is
+committed in `query_counts.json`; it must not change with the number of conversations,
+messages or sidebar views shown (an N+1 fails here). If a
 change legitimately adds a constant number of queries, update the baseline in the same
 commit and say why.
 """
@@ -88,13 +89,18 @@ def test_inbox_list_queries_do_not_grow_with_conversations(
     channels = [api.api_channel("Shop"), api.api_channel("App")]
     customers(api, clock, channels, 0, 3)
     app_client.post("/api/v1/auth/login", json={"email": "admin@example.com", "password": "correct horse battery"})
-    few = {path: measure(app_client, path) for path in ("/inbox?view=all", "/ui/list?view=all")}
-    # when: many more conversations fill the page
+    pages = ("/inbox?view=all", "/ui/list?view=all", "/ui/sidebar?view=all")
+    few = {path: measure(app_client, path) for path in pages}
+    # when: many more conversations fill the page, and another team adds a view to the sidebar
     customers(api, clock, channels, 100, 20)
-    many = {path: measure(app_client, path) for path in ("/inbox?view=all", "/ui/list?view=all")}
+    many = {path: measure(app_client, path) for path in pages}
     # then
     assert many == few
-    assert few == {"/inbox?view=all": BASELINES["inbox_page"], "/ui/list?view=all": BASELINES["inbox_list_fragment"]}
+    assert few == {
+        "/inbox?view=all": BASELINES["inbox_page"],
+        "/ui/list?view=all": BASELINES["inbox_list_fragment"],
+        "/ui/sidebar?view=all": BASELINES["sidebar_fragment"],
+    }
 
 
 def test_conversation_page_queries_do_not_grow_with_messages(

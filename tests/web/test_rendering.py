@@ -34,19 +34,6 @@ def test_a_link_cannot_break_out_of_its_attribute() -> None:
     assert 'onmouseover="' not in html
 
 
-def test_filters_match_grouped_count_rows() -> None:
-    # given
-    row = {"status": "open", "assignee_id": 7, "team_id": 2, "channel_id": 5, "label": "vip"}
-    # then
-    assert BUILTIN["mine"].filters.matches(row, me=7)
-    assert not BUILTIN["mine"].filters.matches(row, me=8)
-    assert not BUILTIN["unassigned"].filters.matches(row, me=7)
-    assert Filters(status=("open", "pending"), team="2", channel=5, label="vip").matches(row, me=1)
-    assert not Filters(team="none").matches(row, me=1)
-    assert not Filters(assignee="8").matches(row, me=1)
-    assert not Filters(label="refund").matches(row, me=1)
-
-
 def test_filters_from_an_agent_are_validated_and_normalised() -> None:
     # when
     parsed = parse_filters({"status": "pending", "assignee": 3, "team": "none", "channel": "4", "label": " VIP "})

@@ -75,10 +75,18 @@ def test_unread_counts_follow_reads_and_new_customer_messages(api: Api, clock: F
     api.inbound(channel, "c2", "second")
     first, second = sorted(api.conversations(), key=lambda c: c["id"])
     api.ok(api.patch(f"/api/v1/conversations/{first['id']}", {"assignee_id": api.agent_id, "labels": ["vip"]}))
+    team = api.ok(api.post("/api/v1/teams", {"name": "Billing", "member_ids": [api.agent_id]}), 201)
+    api.ok(api.patch(f"/api/v1/conversations/{second['id']}", {"team_id": team["id"]}))
     saved = api.ok(api.post("/api/v1/views", {"name": "VIP", "filters": {"label": "vip"}}), 201)
+    vip_waiting = api.ok(
+        api.post("/api/v1/views", {"name": "VIP nobody has", "filters": {"label": "vip", "assignee": "none"}}), 201
+    )
     # when
     counts = api.ok(api.get("/api/v1/views/counts"))["counts"]
     # then
+    assert counts[f"saved-{vip_waiting['id']}"] == 0
+    assert counts[f"team-{team['id']}"] == 1
+    assert counts["status-pending"] == 0
     assert counts["all"] == 2
     assert counts["mine"] == 1
     assert counts["unassigned"] == 1

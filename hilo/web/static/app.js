@@ -1451,6 +1451,9 @@
   if (document.getElementById("app") && document.body.classList.contains("page-inbox")) {
     conversationOpened();
   }
+  // The inbox page is served without unread counts (they cost a pass over the open
+  // conversations); fetch them right after it shows.
+  if ($("#sidebar-inner[data-counts=later]")) { refreshSidebar(); }
   loadNotificationCount();
   connect();
 })();
