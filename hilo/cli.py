@@ -51,22 +51,26 @@ def serve(host: str, port: int, workers: int) -> None:
 
 @main.command()
 def worker() -> None:
-    """Run a worker process: outbox sends and IMAP mailboxes (any number of them on PostgreSQL)."""
+    """Run a worker process: outbox sends, IMAP mailboxes and the routing engine (any number on PostgreSQL)."""
     from hilo.actions.ingest import IngestQueue
     from hilo.mailbox.service import MailboxService
     from hilo.runtime import Runtime
     from hilo.worker.dispatcher import OutboxDispatcher
+    from hilo.worker.engine import worker_engine
 
     runtime = Runtime(load_settings())
     dispatcher = OutboxDispatcher(runtime)
-    # No API here: mail fetched by IMAP is committed by this process's own ingest writer.
+    # No API here: mail fetched by IMAP is committed by this process's own ingest writer,
+    # and routed, timed and run through the rules by this process's own engine.
     ingest = IngestQueue(runtime)
     mailboxes = MailboxService(runtime, ingest)
+    engine = worker_engine(runtime)
 
     async def run() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, dispatcher.stop)
+        engine.start()
         ingest.start()
         mailboxes.start()
         try:
@@ -74,8 +78,9 @@ def worker() -> None:
         finally:
             await mailboxes.close()
             ingest.stop()
+            await asyncio.to_thread(engine.stop)
 
-    click.echo("hilo worker: sending queued messages and reading mailboxes (Ctrl+C to stop)")
+    click.echo("hilo worker: sending queued messages, reading mailboxes, routing (Ctrl+C to stop)")
     asyncio.run(run())
     runtime.close()
 

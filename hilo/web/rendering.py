@@ -251,6 +251,8 @@ def translator(locale: str) -> Callable[..., str]:
 
 env = Environment(
     loader=FileSystemLoader(TEMPLATES),
+    # Templates ship with the package: no file check on every include (one per message).
+    auto_reload=False,
     autoescape=True,
     trim_blocks=True,
     lstrip_blocks=True,

@@ -56,7 +56,8 @@ from hilo.web.rendering import STATIC, js_strings, render
 router = APIRouter(include_in_schema=False)
 
 PAGE = 25
-TIMELINE_PAGE = 100
+# A conversation opens on its latest messages; "Load earlier" pages back through the contact's history.
+TIMELINE_PAGE = 50
 EARLIER_PAGE = 50
 PICKER_LIMIT = 8
 CONVERSATION_REF = re.compile(r"^#?(\d{1,18})$")

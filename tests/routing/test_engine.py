@@ -109,3 +109,45 @@ def test_outside_calls_wait_for_the_commit(runtime: Runtime) -> None:
     engine.drain()
     # then: each call ran after the whole burst was committed, and saw it from another session
     assert seen_by_call == [[0, 1, 2]] * 3
+
+
+def test_a_worker_runs_the_rules_on_mail_it_ingests(runtime: Runtime) -> None:
+    # given: a rule that labels every customer message, and a worker process's engine
+    from hilo.actions.channels import create_channel_account
+    from hilo.actions.ingest import IngestQueue
+    from hilo.automation.actions import save_rule
+    from hilo.channels.base import IdentityKind, IdentityRef, InboundMessage, WebhookResult
+    from hilo.conversations.models import Label, conversation_labels
+    from hilo.worker.engine import worker_engine
+
+    with runtime.transaction() as tx:
+        account = create_channel_account(tx, "email", "Soporte", {"address": "soporte@example.com"}).view()
+        save_rule(
+            tx,
+            None,
+            {"name": "Mail", "event": "message.received", "actions": [{"type": "add_labels", "labels": ["mail"]}]},
+        )
+    engine = worker_engine(runtime)
+    ingest = IngestQueue(runtime)
+    ingest.start()
+    try:
+        # when: the worker's mailbox service hands a fetched mail to its ingest writer
+        mail = InboundMessage(
+            provider_message_id="<1@example.com>",
+            sender=IdentityRef(IdentityKind.EMAIL, "rosa@example.com"),
+            text="¿Dónde está mi pedido?",
+            subject="Pedido",
+        )
+        stored = ingest.submit(account, WebhookResult(messages=[mail])).result(timeout=10)
+        engine.drain()
+    finally:
+        ingest.stop()
+    # then: the rule ran on it in this process
+    conversation_id = stored.messages[0].conversation_id
+    with runtime.db.read() as session:
+        labels = session.execute(
+            select(Label.name)
+            .join(conversation_labels, conversation_labels.c.label_id == Label.id)
+            .where(conversation_labels.c.conversation_id == conversation_id)
+        ).scalars()
+        assert list(labels) == ["mail"]
