@@ -247,7 +247,7 @@ def _start_receiver(url: str, work: Path) -> Receiver:
     path = work / "events.txt"
     path.touch()
     process = subprocess.Popen(
-        [sys.executable, __file__, "--receive", "--url", url, "--out", str(path)],
+        [sys.executable, __file__, "--receive", f"--url={url}", "--out", str(path)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -286,7 +286,7 @@ def _step(
     subprocess.run(
         [
             sys.executable, __file__, "--load", "--host", "127.0.0.1", "--port", str(server_port),
-            "--path", operator.webhook_path, "--secret", operator.secret, "--rate", str(rate),
+            "--path", operator.webhook_path, f"--secret={operator.secret}", "--rate", str(rate),
             "--count", str(count), "--first-seq", str(first_seq), "--seed", str(rate), "--run", run,
             "--out", str(out),
         ],

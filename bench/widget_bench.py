@@ -209,10 +209,9 @@ def concurrent_sockets(server_pid: int, url: str, widget: dict[str, Any], origin
             sys.executable,
             __file__,
             "--hold",
-            "--url",
-            url,
-            "--token",
-            widget["config"]["public_token"],
+            # One argument each: a token may begin with "-", which argparse would take for an option.
+            f"--url={url}",
+            f"--token={widget['config']['public_token']}",
             "--account",
             str(widget["id"]),
             "--origin",

@@ -31,6 +31,7 @@ from hilo.conversations.models import Conversation, Message
 from hilo.events.models import Event
 from hilo.i18n import N_, normalize_locale
 from hilo.routing.calendars import cached, team_calendar_row
+from hilo.routing.models import BusinessHours
 from hilo.runtime import Tx, forget_cached
 
 SHORTCUT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -406,6 +407,14 @@ def auto_resolve(tx: Tx, conversation_id: int, idle_hours: float, message: dict[
         data={"idle_hours": idle_hours, "message_id": sent},
     )
     return True
+
+
+def out_of_office_set(tx: Tx) -> bool:
+    """Whether any calendar has an out-of-office answer (read once per transaction or batch)."""
+    return tx.cached(
+        "out_of_office_set",
+        lambda: any(tx.session.execute(select(BusinessHours.out_of_office_message)).scalars()),
+    )
 
 
 def out_of_office(tx: Tx, conversation: Conversation, message: Message) -> int | None:

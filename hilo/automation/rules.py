@@ -119,14 +119,17 @@ class AutomationHandlers:
         if trigger is None or conversation_id is None:
             return
         with self.runtime.transaction() as tx:
+            rules = rules_for(tx, trigger)
+            answer_closed = trigger == "message.received" and depth <= MAX_DEPTH and automation.out_of_office_set(tx)
+            if not rules and not answer_closed:
+                return  # nothing configured for this event: not even the conversation is read
             conversation = tx.session.get(Conversation, conversation_id)
             if conversation is None or conversation.merged_into_id is not None:
                 return
             message = trigger_message(tx, conversation, event.get("message_id"))
-            rules = rules_for(tx, trigger)
             if rules:
                 self.call_webhooks_after(tx, apply_rules(tx, conversation, rules, trigger, depth, message, event))
-            if trigger == "message.received" and message is not None and depth <= MAX_DEPTH:
+            if answer_closed and message is not None:
                 automation.out_of_office(tx, conversation, message)
 
     def call_webhooks_after(self, tx: Tx, webhooks: list[steps.PendingWebhook]) -> None:

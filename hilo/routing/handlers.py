@@ -67,7 +67,7 @@ class RoutingHandlers:
         if kind in ("conversation.created", "conversation.split_from"):
             self._run(lambda tx: sla.apply_policy(tx, conversation_id, at))
         elif kind == "message.created" and event.get("direction") == "inbound":
-            self._run(lambda tx: None if _auto_generated(tx, event) else sla.customer_wrote(tx, conversation_id, at))
+            self._run(lambda tx: _customer_wrote(tx, event, conversation_id, at))
         elif kind == "message.created" and event.get("direction") == "outbound" and event.get("actor_agent_id"):
             self._run(lambda tx: sla.agent_replied(tx, conversation_id, at))
         elif kind in ("conversation.status_changed", "conversation.reopened"):
@@ -209,6 +209,12 @@ class RoutingHandlers:
             self._last_refresh = now
             self._run(lambda tx: presence.heartbeat(tx, connected, self.engine.node_id))
         self._run(presence.expire)
+
+
+def _customer_wrote(tx: Tx, event: dict[str, Any], conversation_id: int, at: datetime) -> None:
+    # Cheapest test first: with no policy and no running timer there is nothing to do.
+    if sla.has_work(tx, conversation_id) and not _auto_generated(tx, event):
+        sla.customer_wrote(tx, conversation_id, at)
 
 
 def _auto_generated(tx: Tx, event: dict[str, Any]) -> bool:

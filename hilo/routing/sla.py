@@ -236,6 +236,8 @@ def _queue_due(tx: Tx, conversation_id: int, due: datetime | None) -> None:
 
 def apply_policy(tx: Tx, conversation_id: int, at: datetime) -> SlaPolicy | None:
     """Start the targets of a new conversation's policy."""
+    if not active_policies(tx):
+        return None
     conversation = tx.session.get(Conversation, conversation_id)
     if conversation is None or conversation.status == "resolved":
         return None
@@ -253,6 +255,11 @@ def apply_policy(tx: Tx, conversation_id: int, at: datetime) -> SlaPolicy | None
         data={"policy_id": policy.id, "policy": policy.name},
     )
     return policy
+
+
+def has_work(tx: Tx, conversation_id: int) -> bool:
+    """Whether SLA timers run on this conversation or a policy could start one."""
+    return bool(active_policies(tx)) or bool(_live(tx, conversation_id))
 
 
 def customer_wrote(tx: Tx, conversation_id: int, at: datetime) -> None:
