@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import replace
@@ -45,9 +46,19 @@ def create_scratch_database(name: str) -> str:
             pytest.fail(f"PostgreSQL is required in CI and unreachable at {PG_URL}: {exc}")
         pytest.skip(f"PostgreSQL unreachable at {PG_URL}")
     with admin:
+        _drop_orphans(admin, name.rsplit("_", 1)[0])
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{name}"')
     return PG_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _drop_orphans(admin: psycopg.Connection[Any], prefix: str) -> None:
+    """Drop the scratch databases of test processes that died (a killed run leaves them)."""
+    pattern = re.compile(rf"^{re.escape(prefix)}_(\d+)$")
+    for (existing,) in admin.execute("SELECT datname FROM pg_database").fetchall():
+        found = pattern.match(existing)
+        if found and not Path(f"/proc/{found.group(1)}").exists():
+            admin.execute(f'DROP DATABASE IF EXISTS "{existing}" WITH (FORCE)')
 
 
 def drop_scratch_database(name: str) -> None:
