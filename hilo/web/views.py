@@ -426,6 +426,28 @@ def contact_name(session: Session, conversation: Conversation) -> str | None:
     return session.execute(select(Contact.name).where(Contact.id == conversation.contact_id)).scalar()
 
 
+def render_messages(
+    session: Session,
+    principal: Principal,
+    directory: Directory,
+    conversation: Conversation,
+    rows: list[Message],
+    **extra: Any,
+) -> Response:
+    """A run of timeline messages (appended live, or loaded from further back)."""
+    return render(
+        "messages.html",
+        principal.locale,
+        me=principal,
+        messages=rows,
+        directory=directory,
+        mention_names=[a.name for a in directory.agents.values()],
+        conversation=conversation,
+        contact_name=contact_name(session, conversation),
+        **extra,
+    )
+
+
 @router.get("/ui/conversations/{conversation_id}/messages")
 def new_messages(conversation_id: int, principal: UiAgent, runtime: RuntimeDep, after: int = 0) -> Response:
     """Messages newer than `after`: what the page appends when the websocket says something changed."""
@@ -452,17 +474,8 @@ def new_messages(conversation_id: int, principal: UiAgent, runtime: RuntimeDep, 
             .order_by(Message.id.desc())
             .limit(1)
         ).scalar()
-        return render(
-            "messages.html",
-            principal.locale,
-            me=principal,
-            messages=rows,
-            directory=directory,
-            mention_names=[a.name for a in directory.agents.values()],
-            conversation=conversation,
-            contact_name=contact_name(session, conversation),
-            previous_channel=previous_channel,
-            dividers=False,
+        return render_messages(
+            session, principal, directory, conversation, rows, previous_channel=previous_channel, dividers=False
         )
 
 
@@ -490,15 +503,12 @@ def earlier_messages(conversation_id: int, principal: UiAgent, runtime: RuntimeD
         more = len(rows) > EARLIER_PAGE
         rows = rows[:EARLIER_PAGE]
         rows.reverse()
-        return render(
-            "messages.html",
-            principal.locale,
-            me=principal,
-            messages=rows,
-            directory=directory,
-            mention_names=[a.name for a in directory.agents.values()],
-            conversation=conversation,
-            contact_name=contact_name(session, conversation),
+        return render_messages(
+            session,
+            principal,
+            directory,
+            conversation,
+            rows,
             dividers=True,
             earlier_before=rows[0].id if more and rows else None,
         )
