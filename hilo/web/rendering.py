@@ -78,6 +78,7 @@ ROLE_LABELS = {"admin": N_("Administrator"), "supervisor": N_("Supervisor"), "ag
 # Strings app.js shows; the page carries their translation.
 JS_STRINGS = (
     N_("Something went wrong; try again."),
+    N_("Revoke the token {name}? Anything that uses it stops working at once."),
     N_("Connection lost; reconnecting…"),
     N_("Connected again."),
     N_("{name} is viewing"),

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, selectinload
 from hilo.actions import reply as reply_actions
 from hilo.actions.errors import ActionError, NotFound
 from hilo.agents.access import Principal
-from hilo.agents.models import Team
+from hilo.agents.models import ApiToken, Team
 from hilo.api.admin import webhook_url
 from hilo.api.contacts import list_contacts
 from hilo.api.conversations import collision_since, list_conversations, messages_out, serialize_conversations
@@ -643,6 +643,25 @@ def notifications_fragment(principal: UiAgent, runtime: RuntimeDep) -> Response:
         )
         directory = load_directory(session)
         return render("notifications.html", principal.locale, items=rows, directory=directory)
+
+
+# -- your account --------------------------------------------------------------------------
+
+
+@router.get("/account/tokens")
+def account_tokens(request: Request, principal: UiAgent, runtime: RuntimeDep) -> Response:
+    """The agent's personal API tokens: create one (shown once), see when each was used, revoke."""
+    with runtime.db.read() as session:
+        tokens = list(
+            session.execute(
+                select(ApiToken)
+                .where(ApiToken.agent_id == principal.id)
+                .order_by(ApiToken.revoked_at.is_not(None), ApiToken.id.desc())
+            ).scalars()
+        )
+    return render(
+        "account_tokens.html", principal.locale, **base_context(request, principal), tokens=tokens, section="account"
+    )
 
 
 # -- administration ------------------------------------------------------------------------

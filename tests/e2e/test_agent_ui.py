@@ -502,3 +502,33 @@ def test_admin_adds_and_disables_a_channel(browser: Browser, contexts: list[Brow
     bruno.goto(f"{live.url}/admin/channels")
     expect(bruno.locator("main")).to_contain_text("Solo los administradores pueden hacer esto.")
     no_page_errors(page)
+
+
+def test_an_agent_creates_uses_and_revokes_an_api_token(
+    browser: Browser, contexts: list[BrowserContext], live: Live
+) -> None:
+    # given: Bruno, a plain agent who works in Spanish
+    page = page_for(browser, contexts, live, "bruno")
+    # when: he opens his API tokens from his menu and creates one
+    page.click("[data-menu=user-menu]")
+    page.click("#user-menu a[href='/account/tokens']")
+    expect(page.locator(".admin-main h1")).to_have_text("Tokens de API")
+    page.click("[data-action=open-dialog][data-dialog=token-add]")
+    page.fill("#token-add input[name=name]", "Zapier")
+    page.click("#token-add button[type=submit]")
+    # then: the token is shown once, and the API answers it as Bruno
+    shown = page.locator("#token-secret-value")
+    expect(shown).to_have_value(re.compile(r"^hilo_"))
+    bearer = {"Authorization": f"Bearer {shown.input_value()}"}
+    me = httpx.get(f"{live.url}/api/v1/auth/me", headers=bearer)
+    assert me.status_code == 200 and me.json()["email"] == live.agents["bruno"].email
+    page.click("#token-secret [data-action=reload]")
+    row = page.locator("#tokens tr", has_text="Zapier")
+    expect(row.locator("code")).to_have_text(re.compile(r"^hilo_.+…$"))
+    # when: he revokes it
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.locator("[data-action=token-revoke]").click()
+    # then: it is marked revoked and refused at once
+    expect(page.locator("#tokens tr", has_text="Zapier")).to_contain_text("Revocado")
+    assert httpx.get(f"{live.url}/api/v1/auth/me", headers=bearer).status_code == 401
+    no_page_errors(page)

@@ -1136,6 +1136,13 @@
       });
     },
     "reload": function () { window.location.reload(); },
+    "token-revoke": async function (el) {
+      if (!window.confirm(t("Revoke the token {name}? Anything that uses it stops working at once.", { name: el.dataset.name }))) { return; }
+      try {
+        await api("DELETE", "/api/v1/auth/tokens/" + el.dataset.token);
+        window.location.reload();
+      } catch (error) { fail(error); }
+    },
     "channel-enabled": async function (el) {
       try {
         await api("PATCH", "/api/v1/channels/" + el.dataset.channel, { enabled: el.dataset.enabled === "true" });
@@ -1291,6 +1298,14 @@
           name: form.name.value, email: form.email.value, password: form.password.value, role: form.role.value, locale: form.locale.value,
         });
         window.location.reload();
+      } catch (error) { formError(form, error); }
+    },
+    "token-add": async function (form) {
+      try {
+        const created = await api("POST", "/api/v1/auth/tokens", { name: form.name.value });
+        form.closest("dialog").close();
+        $("#token-secret-value").value = created.token;
+        openDialog("token-secret");
       } catch (error) { formError(form, error); }
     },
     "team-add": async function (form) {
