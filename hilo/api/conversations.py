@@ -7,7 +7,7 @@ import base64
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, File, Form, Query, UploadFile
 from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session, selectinload
@@ -27,6 +27,8 @@ from hilo.i18n import N_, gettext
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"], responses=ERRORS)
 
 PRIORITY_ORDER = {"urgent": 0, "high": 1, "medium": 2, "low": 3, "none": 4}
+# Uploaded files of these major MIME types are shown inline; anything else is a document.
+MEDIA_KINDS = ("image", "audio", "video")
 
 
 class ConversationList(BaseModel):
@@ -387,6 +389,55 @@ def send_reply(conversation_id: int, body: ReplyIn, principal: CurrentAgent, run
                 )
         message = reply_actions.reply(
             tx, conversation, body.body, channel_account_id=body.channel_account_id, template=body.template, cc=body.cc
+        )
+        return messages_out(tx.session, [message])[0]
+
+
+@router.post("/{conversation_id}/messages/files", response_model=MessageOut, status_code=201)
+async def send_reply_with_files(
+    conversation_id: int,
+    principal: CurrentAgent,
+    runtime: RuntimeDep,
+    files: Annotated[list[UploadFile], File()],
+    body: Annotated[str, Form(max_length=65536)] = "",
+    channel_account_id: Annotated[int | None, Form()] = None,
+    seen_message_id: Annotated[int | None, Form()] = None,
+    confirm_collision: Annotated[bool, Form()] = False,
+) -> MessageOut:
+    """Reply with attachments (multipart: `files`, up to 10, plus the fields of a JSON reply).
+
+    The same checks and action as POST /api/v1/conversations/<id>/messages; each file may be
+    up to HILO_MAX_UPLOAD_BYTES (413 attachment_too_large above).
+    """
+    limit = runtime.settings.max_upload_bytes
+    stored = []
+    for upload in files[:10]:
+        data = await upload.read(limit + 1)
+        if len(data) > limit:
+            raise ActionError(
+                "attachment_too_large", N_("Each file can be at most {mb} MB."), 413, mb=limit // (1024 * 1024)
+            )
+        content_type = upload.content_type or "application/octet-stream"
+        major = content_type.split("/")[0]
+        stored.append(
+            {
+                "kind": major if major in MEDIA_KINDS else "document",
+                "filename": upload.filename or "file",
+                "content_type": content_type,
+                "size": len(data),
+                "storage_key": runtime.store_inline(data, upload.filename),
+            }
+        )
+    with runtime.transaction(principal.id) as tx:
+        conversation = access_conversation(tx.session, principal, conversation_id)
+        if seen_message_id is not None and not confirm_collision:
+            collision = collision_since(tx.session, conversation_id, seen_message_id, principal)
+            if collision:
+                raise ActionError(
+                    "collision", N_("Someone else replied since you opened this conversation."), 409, details=collision
+                )
+        message = reply_actions.reply(
+            tx, conversation, body or None, channel_account_id=channel_account_id, attachments=stored
         )
         return messages_out(tx.session, [message])[0]
 

@@ -85,6 +85,8 @@ class ApiChannel:
     identity_kind: ClassVar[IdentityKind] = IdentityKind.API
     config_keys: ClassVar[tuple[str, ...]] = ("outbound_url",)
     secret_keys: ClassVar[tuple[str, ...]] = ("secret",)
+    # A reply is one JSON document: its files travel as signed, expiring Hilo links.
+    media_by_link: ClassVar[bool] = True
 
     @staticmethod
     def external_identity(account_id: int, external_id: str) -> str:

@@ -15,21 +15,23 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, FastAPI, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from hilo.actions import reply as reply_actions
 from hilo.actions.errors import ActionError, NotFound
 from hilo.agents.access import Principal
 from hilo.agents.models import ApiToken, Team
 from hilo.api.admin import webhook_url
 from hilo.api.contacts import list_contacts
-from hilo.api.conversations import collision_since, list_conversations, messages_out, serialize_conversations
-from hilo.api.deps import CurrentAgent, RuntimeDep, load_principal, new_csrf
-from hilo.api.schemas import MessageOut
+from hilo.api.conversations import (
+    list_conversations,
+    send_reply_with_files,
+    serialize_conversations,
+)
+from hilo.api.deps import RuntimeDep, load_principal, new_csrf
 from hilo.channels.registry import MODULES, get_adapter
 from hilo.contacts.access import access_contact
 from hilo.contacts.models import Contact
@@ -62,7 +64,6 @@ EARLIER_PAGE = 50
 PICKER_LIMIT = 8
 CONVERSATION_REF = re.compile(r"^#?(\d{1,18})$")
 # Attachment kinds the timeline previews; any other file is a "document".
-MEDIA_KINDS = ("image", "audio", "video")
 
 
 class SignInRequired(Exception):
@@ -538,49 +539,10 @@ def message_fragment(message_id: int, principal: UiAgent, runtime: RuntimeDep) -
         )
 
 
-@router.post("/ui/conversations/{conversation_id}/messages", status_code=201)
-async def reply_with_files(
-    conversation_id: int,
-    principal: CurrentAgent,
-    runtime: RuntimeDep,
-    files: Annotated[list[UploadFile], File()],
-    body: Annotated[str, Form(max_length=65536)] = "",
-    channel_account_id: Annotated[int | None, Form()] = None,
-    seen_message_id: Annotated[int | None, Form()] = None,
-    confirm_collision: Annotated[bool, Form()] = False,
-) -> MessageOut:
-    """A reply with attachments (multipart): the same checks and action as POST /api/v1/.../messages."""
-    limit = runtime.settings.max_upload_bytes
-    stored = []
-    for upload in files[:10]:
-        data = await upload.read(limit + 1)
-        if len(data) > limit:
-            raise ActionError(
-                "attachment_too_large", N_("Each file can be at most {mb} MB."), 413, mb=limit // (1024 * 1024)
-            )
-        content_type = upload.content_type or "application/octet-stream"
-        major = content_type.split("/")[0]
-        stored.append(
-            {
-                "kind": major if major in MEDIA_KINDS else "document",
-                "filename": upload.filename or "file",
-                "content_type": content_type,
-                "size": len(data),
-                "storage_key": runtime.store_inline(data, upload.filename),
-            }
-        )
-    with runtime.transaction(principal.id) as tx:
-        conversation = access_conversation(tx.session, principal, conversation_id)
-        if seen_message_id is not None and not confirm_collision:
-            collision = collision_since(tx.session, conversation_id, seen_message_id, principal)
-            if collision:
-                raise ActionError(
-                    "collision", N_("Someone else replied since you opened this conversation."), 409, details=collision
-                )
-        message = reply_actions.reply(
-            tx, conversation, body or None, channel_account_id=channel_account_id, attachments=stored
-        )
-        return messages_out(tx.session, [message])[0]
+# The composer's replies with files: the same endpoint as POST /api/v1/conversations/<id>/messages/files.
+router.add_api_route(
+    "/ui/conversations/{conversation_id}/messages", send_reply_with_files, methods=["POST"], status_code=201
+)
 
 
 # -- pickers, notifications ------------------------------------------------------------------

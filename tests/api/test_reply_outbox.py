@@ -186,3 +186,33 @@ def test_private_note_is_not_sent(api: Api, source: Receiver, worker: Callable[[
     assert note["direction"] == "note"
     assert worker() == 0
     assert source.received == []
+
+
+def test_reply_with_files_over_the_api_is_sent_with_them(api: Api, source: Receiver, worker: Callable[[], int]) -> None:
+    # given: an integration holding a personal token
+    _channel, conversation_id = _setup(api, source)
+    url = f"/api/v1/conversations/{conversation_id}/messages/files"
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    # when: it replies with an image and a text
+    sent = api.client.post(
+        url, data={"body": "Your label"}, files={"files": ("label.png", png, "image/png")}, headers=api.headers
+    )
+    ran = worker()
+    # then: stored with the message, and sent to the channel with a link the provider can fetch
+    assert sent.status_code == 201, sent.text
+    [attachment] = sent.json()["attachments"]
+    assert (attachment["kind"], attachment["filename"], attachment["size"]) == ("image", "label.png", len(png))
+    assert ran == 1
+    [delivery] = source.received
+    assert delivery["body"]["text"] == "Your label"
+    [link] = delivery["body"]["attachments"]
+    assert (link["filename"], link["content_type"]) == ("label.png", "image/png")
+    assert api.client.get(link["url"]).content == png
+    # when: a file is over the upload limit
+    limit = api.client.app.state.runtime.settings.max_upload_bytes  # type: ignore[attr-defined]
+    big = api.client.post(
+        url, files={"files": ("big.bin", b"x" * (limit + 1), "application/octet-stream")}, headers=api.headers
+    )
+    # then: refused with a stable code, and nothing more was queued
+    assert big.status_code == 413 and big.json()["error"]["code"] == "attachment_too_large"
+    assert len([m for m in api.timeline(conversation_id) if m["direction"] == "outbound"]) == 1
