@@ -130,19 +130,9 @@ def serialize_conversations(session: Session, rows: list[Conversation]) -> list[
     ]
 
 
-def list_query(
-    principal: Principal,
-    *,
-    status: list[str] | None,
-    assignee: str | None,
-    team: str | None,
-    channel: int | None,
-    label: str | None,
-    contact_id: int | None,
-) -> Any:
-    clauses = filter_clauses(
-        principal, status=status, assignee=assignee, team=team, channel=channel, label=label, contact_id=contact_id
-    )
+def list_query(principal: Principal, **filters: Any) -> Any:
+    """The conversations `principal` may see that pass `filters` (see `filter_clauses`)."""
+    clauses = filter_clauses(principal, **filters)
     return select(Conversation).where(Conversation.merged_into_id.is_(None), visible_clause(principal), *clauses)
 
 
