@@ -29,8 +29,8 @@ TARGETS: dict[str, list[tuple[str, str, str, float, str]]] = {
         ("widget websockets held by one API process", "concurrent_sockets.answered_ping", ">=", 5000, ""),
     ],
     "routing": [
-        ("routing decision p99, least loaded", "routing_decision.least_loaded.p99_ms", "<=", 5, " ms"),
-        ("routing decision p99, round robin", "routing_decision.round_robin.p99_ms", "<=", 5, " ms"),
+        ("routing decision p99 (agent chosen), least loaded", "routing_decision.least_loaded.p99_ms", "<=", 5, " ms"),
+        ("routing decision p99 (agent chosen), round robin", "routing_decision.round_robin.p99_ms", "<=", 5, " ms"),
     ],
 }
 ORDER = ["ingest", "inbox", "search"]

@@ -30,22 +30,23 @@ def realtime_of(conversation: Conversation, **extra: Any) -> dict[str, Any]:
     }
 
 
+# Built once: every conversation action writes one (statement building is costly per call).
+INSERT_ACTIVITY = (
+    insert(Message).values(direction="event", kind="event", body=None, status="received").returning(Message.id)
+)
+
+
 def _timeline_event(tx: Tx, conversation: Conversation, kind: str, data: dict[str, Any]) -> None:
     """An activity line in the conversation's timeline, plus its event record."""
-    result = tx.session.execute(
-        insert(Message)
-        .values(
-            conversation_id=conversation.id,
-            contact_id=conversation.contact_id,
-            direction="event",
-            kind="event",
-            author_agent_id=tx.actor_agent_id,
-            body=None,
-            data={"event": kind, **data},
-            status="received",
-            created_at=tx.now,
-        )
-        .returning(Message.id)
+    result = tx.session.connection().execute(
+        INSERT_ACTIVITY,
+        {
+            "conversation_id": conversation.id,
+            "contact_id": conversation.contact_id,
+            "author_agent_id": tx.actor_agent_id,
+            "data": {"event": kind, **data},
+            "created_at": tx.now,
+        },
     )
     message_id = result.scalar_one()
     tx.record(
@@ -116,12 +117,21 @@ def set_priority(tx: Tx, conversation: Conversation, priority: str) -> None:
 
 
 def assign(
-    tx: Tx, conversation: Conversation, *, agent_id: int | None | object = ..., team_id: int | None | object = ...
+    tx: Tx,
+    conversation: Conversation,
+    *,
+    agent_id: int | None | object = ...,
+    team_id: int | None | object = ...,
+    agent_checked: bool = False,
 ) -> None:
-    """Assign to an agent and/or a team; `None` unassigns, `...` leaves unchanged."""
+    """Assign to an agent and/or a team; `None` unassigns, `...` leaves unchanged.
+
+    `agent_checked`: the caller has just read, in this transaction, that the agent exists
+    and is active (routing's candidate query does).
+    """
     changes: dict[str, Any] = {}
     if agent_id is not ...:
-        if agent_id is not None:
+        if agent_id is not None and not agent_checked:
             agent = tx.session.get(Agent, agent_id)
             if agent is None or not agent.active:
                 raise ActionError("agent_not_found", N_("Agent not found."), 422)

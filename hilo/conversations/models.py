@@ -82,6 +82,14 @@ class Conversation(Base):
         Index("ix_conversations_last_message_at", "last_message_at", "id"),
         Index("ix_conversations_assignee_status", "assignee_id", "status", "last_message_at"),
         Index("ix_conversations_team_status", "team_id", "status", "last_message_at"),
+        # What each agent carries, per channel: routing reads it for every candidate.
+        Index(
+            "ix_conversations_open_load",
+            "assignee_id",
+            "last_channel_account_id",
+            sqlite_where=text("status = 'open' AND assignee_id IS NOT NULL"),
+            postgresql_where=text("status = 'open' AND assignee_id IS NOT NULL"),
+        ),
         Index(
             "ix_conversations_channel_status",
             "last_channel_account_id",

@@ -12,10 +12,24 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Float, Select, case, cast, false, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Integer,
+    Select,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal_column,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,7 +39,7 @@ from hilo.agents.models import Agent, Team, team_members
 from hilo.channels.models import ChannelAccount
 from hilo.conversations.models import Conversation
 from hilo.i18n import N_
-from hilo.routing.capacity import CHANNEL_CLASSES, DEFAULT_CAPACITY, capacity_for, channel_class, class_expression
+from hilo.routing.capacity import CHANNEL_CLASSES, DEFAULT_CAPACITY, capacity_for, channel_class, in_class
 from hilo.routing.models import (
     STRATEGIES,
     BusinessHours,
@@ -154,51 +168,76 @@ def candidates_query(team_id: int, now: datetime) -> Select[Any]:
 SQL_STRATEGIES = ("round_robin", "least_loaded")
 
 
-def pick(tx: Tx, team: RoutingTeam, klass: str, exclude: frozenset[int]) -> Candidate | None:
-    """The agent `choose` would pick under round robin or least loaded, chosen by the database."""
-    in_class = class_expression(ChannelAccount.kind)
-    members = select(team_members.c.agent_id).where(team_members.c.team_id == team.team_id)
-    carried = (
-        select(
-            Conversation.assignee_id.label("agent_id"),
-            func.count().label("total"),
-            func.sum(case((in_class == klass, 1), else_=0)).label("same"),
-        )
+@cache
+def _pick_statement(dialect: str, strategy: str, klass: str, excluding: bool) -> Select[Any]:
+    """The query behind `pick`, built once per dialect, strategy and capacity class.
+
+    Parameters: `team_id`, `now`, `cursor` (round robin's last agent) and, when
+    `excluding`, `exclude` (agents who gave the conversation back).
+    Each candidate's load comes from the partial index of open, assigned conversations
+    (ix_conversations_open_load): on PostgreSQL one index probe per member (LATERAL), on
+    SQLite one grouped pass over the team's open conversations.
+    """
+    members = select(team_members.c.agent_id).where(team_members.c.team_id == bindparam("team_id"))
+    same_class = in_class(Conversation.last_channel_account_id, klass)
+    counts = (
+        select(func.count().label("total"), func.count().filter(same_class).label("same"))
         .select_from(Conversation)
-        .outerjoin(ChannelAccount, ChannelAccount.id == Conversation.last_channel_account_id)
-        .where(Conversation.assignee_id.in_(members), Conversation.status == "open")
-        .group_by(Conversation.assignee_id)
-        .subquery()
+        # 'open' written into the SQL: a prepared statement's generic plan can use the
+        # partial index only when its predicate is visible to the planner.
+        .where(Conversation.status == literal_column("'open'"), Conversation.assignee_id.is_not(None))
     )
+    if dialect == "postgresql":
+        carried = counts.where(Conversation.assignee_id == RoutingAgent.agent_id).lateral("carried")
+        on_agent: ColumnElement[bool] = true()
+    else:
+        carried = (
+            counts.add_columns(Conversation.assignee_id.label("agent_id"))
+            .where(Conversation.assignee_id.in_(members))
+            .group_by(Conversation.assignee_id)
+            .subquery("carried")
+        )
+        on_agent = carried.c.agent_id == RoutingAgent.agent_id
     capacity = func.coalesce(RoutingAgent.capacity[klass].as_integer(), DEFAULT_CAPACITY[klass])
     same = func.coalesce(carried.c.same, 0)
     query = (
         select(RoutingAgent.agent_id, RoutingAgent.last_assigned_at)
         .join(team_members, team_members.c.agent_id == RoutingAgent.agent_id)
         .join(Agent, Agent.id == RoutingAgent.agent_id)
-        .outerjoin(carried, carried.c.agent_id == RoutingAgent.agent_id)
+        .outerjoin(carried, on_agent)
         .where(
-            team_members.c.team_id == team.team_id,
+            team_members.c.team_id == bindparam("team_id"),
             Agent.active.is_(True),
             RoutingAgent.availability == "available",
-            RoutingAgent.online_until > tx.now,
+            RoutingAgent.online_until > bindparam("now"),
             capacity > same,
         )
         .limit(1)
     )
-    if exclude:
-        query = query.where(RoutingAgent.agent_id.not_in(exclude))
-    if team.strategy == "round_robin":
-        after = RoutingAgent.agent_id > team.last_agent_id if team.last_agent_id is not None else false()
-        query = query.order_by(case((after, 0), else_=1), RoutingAgent.agent_id)
-    else:
-        query = query.order_by(
-            cast(same, Float) / capacity,
-            func.coalesce(carried.c.total, 0),
-            RoutingAgent.last_assigned_at.asc().nulls_first(),
-            RoutingAgent.agent_id,
+    if excluding:
+        query = query.where(RoutingAgent.agent_id.not_in(bindparam("exclude", expanding=True)))
+    if strategy == "round_robin":
+        after = RoutingAgent.agent_id > bindparam("cursor", type_=Integer)
+        return query.order_by(case((after, 0), else_=1), RoutingAgent.agent_id)
+    return query.order_by(
+        cast(same, Float) / capacity,
+        func.coalesce(carried.c.total, 0),
+        RoutingAgent.last_assigned_at.asc().nulls_first(),
+        RoutingAgent.agent_id,
+    )
+
+
+def pick(tx: Tx, team: RoutingTeam, klass: str, exclude: frozenset[int]) -> Candidate | None:
+    """The agent `choose` would pick under round robin or least loaded, chosen by the database."""
+    statement = _pick_statement(tx.runtime.db.dialect, team.strategy, klass, bool(exclude))
+    row = (
+        tx.session.connection()
+        .execute(
+            statement,
+            {"team_id": team.team_id, "now": tx.now, "cursor": team.last_agent_id, "exclude": sorted(exclude)},
         )
-    row = tx.session.execute(query).first()
+        .first()
+    )
     if row is None:
         return None
     return Candidate(row.agent_id, frozenset(), {}, row.last_assigned_at)
@@ -219,10 +258,22 @@ def online_members(tx: Tx, team_id: int) -> list[Candidate]:
     return list(candidates.values())
 
 
+LOCK_TEAM = select(RoutingTeam).where(RoutingTeam.team_id == bindparam("team_id")).with_for_update()
+# The conversation and its routing row (queue place, required skills), in one query.
+CONVERSATION_WITH_ROUTING = (
+    select(Conversation, ConversationRouting)
+    .outerjoin(ConversationRouting, ConversationRouting.conversation_id == Conversation.id)
+    .where(Conversation.id == bindparam("conversation_id"))
+)
+
+
+STAMP_ASSIGNED = (
+    update(RoutingAgent).where(RoutingAgent.agent_id == bindparam("agent")).values(last_assigned_at=bindparam("at"))
+)
+
+
 def lock_team(tx: Tx, team_id: int) -> RoutingTeam | None:
-    return tx.session.execute(
-        select(RoutingTeam).where(RoutingTeam.team_id == team_id).with_for_update()
-    ).scalar_one_or_none()
+    return tx.session.execute(LOCK_TEAM, {"team_id": team_id}).scalar_one_or_none()
 
 
 # A channel account never changes kind: each runtime remembers the kinds it looked up.
@@ -285,16 +336,14 @@ def _give(
     routing: ConversationRouting | None,
 ) -> None:
     waited_since = conversation.waiting_since
-    conv_actions.assign(tx, conversation, agent_id=chosen.agent_id)
+    conv_actions.assign(tx, conversation, agent_id=chosen.agent_id, agent_checked=True)
     if routing is not None and routing.queued_at is not None:
         routing.queued_at = None
         routing.reason = None
         routing.updated_at = tx.now
     if team.strategy == "round_robin":
         team.last_agent_id = chosen.agent_id
-    tx.session.execute(
-        update(RoutingAgent).where(RoutingAgent.agent_id == chosen.agent_id).values(last_assigned_at=tx.now)
-    )
+    tx.session.connection().execute(STAMP_ASSIGNED, {"agent": chosen.agent_id, "at": tx.now})
     chosen.last_assigned_at = tx.now
     waited = (tx.now - waited_since).total_seconds() if waited_since else None
     _decision(tx, conversation, team, chosen.agent_id, reason, trigger, waited_seconds=waited)
@@ -338,11 +387,31 @@ def routable(conversation: Conversation | None) -> bool:
     )
 
 
-def route(tx: Tx, conversation_id: int, *, trigger: str, exclude: frozenset[int] = frozenset()) -> int | None:
-    """Give an open, unassigned team conversation to an agent, or queue it; return the agent."""
-    conversation = tx.session.get(Conversation, conversation_id)
-    if conversation is None or not routable(conversation):
-        if conversation is not None and conversation.status != "open":
+@dataclass
+class Decision:
+    """Who gets a conversation, or why nobody can take it now (`chosen` None, `reason`)."""
+
+    conversation: Conversation
+    routing: ConversationRouting | None
+    team: RoutingTeam
+    klass: str
+    chosen: Candidate | None
+    reason: str
+
+
+def decide(tx: Tx, conversation_id: int, *, exclude: frozenset[int] = frozenset()) -> Decision | None:
+    """Choose the agent for an open, unassigned team conversation, holding the team's lock.
+
+    None when the conversation is not for routing (assigned, closed, no team, or a team
+    without automatic assignment). Changes nothing but the agents `exclude` adds to the
+    conversation's excluded list, and a closed conversation's place in the queue.
+    """
+    loaded = tx.session.execute(CONVERSATION_WITH_ROUTING, {"conversation_id": conversation_id}).first()
+    if loaded is None:
+        return None
+    conversation, routing = loaded
+    if not routable(conversation):
+        if conversation.status != "open" and routing is not None and routing.queued_at is not None:
             dequeue(tx, conversation_id)
         return None
     assert conversation.team_id is not None
@@ -350,7 +419,6 @@ def route(tx: Tx, conversation_id: int, *, trigger: str, exclude: frozenset[int]
     if team is None or not team.auto_assign:
         return None
     klass = conversation_class(tx, conversation)
-    routing = tx.session.get(ConversationRouting, conversation_id)
     if exclude:
         routing = routing or _routing_row(tx, conversation_id)
         routing.excluded_agent_ids = sorted(set(routing.excluded_agent_ids or []) | exclude)
@@ -362,11 +430,22 @@ def route(tx: Tx, conversation_id: int, *, trigger: str, exclude: frozenset[int]
         # Skills-based, or nobody free: the full candidate list says who fits, or why nobody does.
         candidates = online_members(tx, team.team_id)
         chosen, reason = choose(team.strategy, candidates, klass, required, cursor=team.last_agent_id, exclude=excluded)
-    if chosen is None:
-        _enqueue(tx, conversation, team, klass, reason, trigger)
+    return Decision(conversation, routing, team, klass, chosen, reason)
+
+
+def carry_out(tx: Tx, decision: Decision, *, trigger: str) -> int | None:
+    """Assign the chosen agent, or queue the conversation; record the decision either way."""
+    if decision.chosen is None:
+        _enqueue(tx, decision.conversation, decision.team, decision.klass, decision.reason, trigger)
         return None
-    _give(tx, conversation, team, chosen, reason, trigger, routing)
-    return chosen.agent_id
+    _give(tx, decision.conversation, decision.team, decision.chosen, decision.reason, trigger, decision.routing)
+    return decision.chosen.agent_id
+
+
+def route(tx: Tx, conversation_id: int, *, trigger: str, exclude: frozenset[int] = frozenset()) -> int | None:
+    """Give an open, unassigned team conversation to an agent, or queue it; return the agent."""
+    decision = decide(tx, conversation_id, exclude=exclude)
+    return carry_out(tx, decision, trigger=trigger) if decision is not None else None
 
 
 def drain_team(tx: Tx, team_id: int, *, trigger: str) -> int:
