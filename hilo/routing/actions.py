@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import LateralFromClause, Subquery
 
 from hilo.actions import conversations as conv_actions
 from hilo.actions.errors import ActionError
@@ -187,6 +188,7 @@ def _pick_statement(dialect: str, strategy: str, klass: str, excluding: bool) ->
         # partial index only when its predicate is visible to the planner.
         .where(Conversation.status == literal_column("'open'"), Conversation.assignee_id.is_not(None))
     )
+    carried: Subquery | LateralFromClause
     if dialect == "postgresql":
         carried = counts.where(Conversation.assignee_id == RoutingAgent.agent_id).lateral("carried")
         on_agent: ColumnElement[bool] = true()
