@@ -48,6 +48,8 @@ class Settings:
     webhook_refusal_limit: int
     secure_cookies: bool
     log_level: str
+    # Inbound e-mail webhooks (Mailgun) carry the attachments in the body.
+    max_email_body_bytes: int = 40 * 1024 * 1024
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -67,6 +69,7 @@ def load_settings() -> Settings:
         reopen_window_hours=float(_env("REOPEN_WINDOW_HOURS", "72")),
         max_body_bytes=int(_env("MAX_BODY_BYTES", str(1024 * 1024))),
         max_upload_bytes=int(_env("MAX_UPLOAD_BYTES", str(20 * 1024 * 1024))),
+        max_email_body_bytes=int(_env("MAX_EMAIL_BODY_BYTES", str(40 * 1024 * 1024))),
         run_worker=_env("RUN_WORKER", "1") not in ("0", "false", "no"),
         outbox_max_attempts=int(_env("OUTBOX_MAX_ATTEMPTS", "8")),
         outbox_backoff_base=float(_env("OUTBOX_BACKOFF_BASE", "2")),

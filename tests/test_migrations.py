@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from hilo.db.engine import normalize_url
 from hilo.db.migrate import downgrade, upgrade
@@ -57,3 +57,34 @@ def test_models_match_migrations(empty_database: str) -> None:
     # then: nothing the models declare is missing from the migrations (FTS tables aside)
     relevant = [d for d in diff if not (d[0] == "remove_table" and "fts" in d[1].name) and d[0] != "remove_index"]
     assert relevant == []
+
+
+def test_mexican_mobile_identities_take_their_current_form(empty_database: str) -> None:
+    # given: WhatsApp identities stored before phone numbers dropped Mexico's old mobile "1",
+    # one of them for a person who also wrote by SMS (a second contact holds the new form)
+    upgrade(empty_database, "0014_outbox_parts")
+    engine = create_engine(normalize_url(empty_database))
+    now = "2026-03-02 09:00:00+00:00"
+    rows = [(1, "+5215512345678"), (2, "+5218112345678"), (3, "+528112345678"), (4, "+34600111222")]
+    with engine.begin() as conn:
+        for contact_id, value in rows:
+            conn.execute(
+                text(
+                    "INSERT INTO contacts (id, custom_attributes, created_at, updated_at) VALUES (:id, '{}', :at, :at)"
+                ),
+                {"id": contact_id, "at": now},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO identities (id, contact_id, kind, value, verified, opted_out, created_at)"
+                    " VALUES (:id, :id, 'phone', :value, false, false, :at)"
+                ),
+                {"id": contact_id, "value": value, "at": now},
+            )
+    # when
+    upgrade(empty_database)
+    # then: rewritten where the new form is free, left for an agent to merge where it is not
+    with engine.connect() as conn:
+        values = dict(conn.execute(text("SELECT contact_id, value FROM identities")).all())
+    engine.dispose()
+    assert values == {1: "+525512345678", 2: "+5218112345678", 3: "+528112345678", 4: "+34600111222"}

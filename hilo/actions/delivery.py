@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
+from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
 
 from hilo.actions.conversations import realtime_of
-from hilo.channels.base import SendError, SendResult
+from hilo.channels.base import SendError, SendResult, StatusUpdate
 from hilo.channels.models import ChannelAccount
 from hilo.conversations.models import Conversation, Message
 from hilo.messaging.actions import set_channel_opt_out
 from hilo.runtime import Tx
-from hilo.worker.models import OutboxJob
+from hilo.worker.models import OutboxJob, OutboxPart
 
 
 def backoff_seconds(attempt: int, base: float, ceiling: float, retry_after: float | None) -> float:
@@ -42,6 +45,86 @@ def _set_status_detail(tx: Tx, message: Message, detail: str | None) -> None:
     else:
         data["status_detail"] = detail
     tx.session.execute(update(Message).where(Message.id == message.id).values(data=data))
+
+
+def record_part_sent(tx: Tx, job_id: int, part: int, provider_message_id: str) -> None:
+    """Remember that the provider took one part of a multi-part send.
+
+    Committed before the next part is tried, so a retry of the job skips it. The first
+    part's id names the message at once, so an early status callback finds it."""
+    job = tx.session.get(OutboxJob, job_id)
+    assert job is not None
+    tx.session.execute(
+        insert(OutboxPart).values(
+            job_id=job_id,
+            message_id=job.message_id,
+            part=part,
+            provider_message_id=provider_message_id,
+            created_at=tx.now,
+        )
+    )
+    if part == 0:
+        tx.session.execute(
+            update(Message).where(Message.id == job.message_id).values(provider_message_id=provider_message_id)
+        )
+
+
+def sent_parts(session: Session, job_id: int) -> dict[int, str]:
+    """The parts of this job the provider already took: part number -> provider id."""
+    rows = session.execute(
+        select(OutboxPart.part, OutboxPart.provider_message_id).where(OutboxPart.job_id == job_id)
+    ).all()
+    return {row.part: row.provider_message_id for row in rows}
+
+
+def carry_sent_parts(tx: Tx, message_id: int, job_id: int) -> None:
+    """Give a new send of a message the parts its last job got out before it failed.
+
+    When a later part failed for good, the earlier ones reached the customer: sending the
+    message again sends only the rest. When the provider took every part and reported a
+    failure afterwards (the job is done), the new job starts from nothing and really
+    re-sends."""
+    last = tx.session.execute(
+        select(OutboxJob.id, OutboxJob.state)
+        .where(OutboxJob.message_id == message_id, OutboxJob.id != job_id)
+        .order_by(OutboxJob.id.desc())
+        .limit(1)
+    ).first()
+    if last is None or last.state != "failed":
+        return
+    for part, provider_message_id in sent_parts(tx.session, last.id).items():
+        tx.session.execute(
+            insert(OutboxPart).values(
+                job_id=job_id,
+                message_id=message_id,
+                part=part,
+                provider_message_id=provider_message_id,
+                created_at=tx.now,
+            )
+        )
+
+
+def statuses_by_part(session: Session, account_id: int, statuses: Sequence[StatusUpdate]) -> list[StatusUpdate]:
+    """Rename status callbacks that name a later part of a multi-part send after the
+    message's own provider id (its first part's), which is what ingest matches on."""
+    ids = {status.provider_message_id for status in statuses}
+    rows = session.execute(
+        select(OutboxPart.provider_message_id, Message.provider_message_id.label("message_provider_id"))
+        .join(Message, Message.id == OutboxPart.message_id)
+        .where(
+            OutboxPart.provider_message_id.in_(ids),
+            OutboxPart.part > 0,
+            Message.channel_account_id == account_id,
+            Message.provider_message_id.is_not(None),
+        )
+    ).all()
+    owner = {row.provider_message_id: row.message_provider_id for row in rows}
+    return [
+        dataclasses.replace(status, provider_message_id=owner[status.provider_message_id])
+        if status.provider_message_id in owner
+        else status
+        for status in statuses
+    ]
 
 
 def record_sent(tx: Tx, job_id: int, result: SendResult) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
 
 from hilo.actions.conversations import realtime_of
+from hilo.actions.delivery import carry_sent_parts
 from hilo.actions.errors import ActionError
 from hilo.channels.base import IdentityKind, IdentityRef, SendContext
 from hilo.channels.models import ChannelAccount
@@ -38,6 +39,8 @@ class ChannelOption:
     code: str | None
     reason: str | None
     default: bool
+    # E-mail only: who a "reply all" copies (see `reply_all_cc`).
+    cc: list[str] = field(default_factory=list)
 
 
 def _recipient(tx: Tx, conversation: Conversation, account: ChannelAccount) -> Identity | None:
@@ -138,11 +141,12 @@ def _message_tag(
     return tag
 
 
-def queue_send(tx: Tx, message_id: int, idempotency_key: str, run_at: datetime | None = None) -> None:
-    """Add the outbox job that sends `message_id`, in the caller's transaction; the
-    worker is woken after the commit."""
-    tx.session.execute(
-        insert(OutboxJob).values(
+def queue_send(tx: Tx, message_id: int, idempotency_key: str, run_at: datetime | None = None) -> int:
+    """Add the outbox job that sends `message_id`, in the caller's transaction, and return
+    its id; the worker is woken after the commit."""
+    job_id: int = tx.session.execute(
+        insert(OutboxJob)
+        .values(
             message_id=message_id,
             idempotency_key=idempotency_key,
             state="pending",
@@ -152,8 +156,10 @@ def queue_send(tx: Tx, message_id: int, idempotency_key: str, run_at: datetime |
             created_at=tx.now,
             updated_at=tx.now,
         )
-    )
+        .returning(OutboxJob.id)
+    ).scalar_one()
     tx.wake_worker = True
+    return job_id
 
 
 def channel_options(tx: Tx, conversation: Conversation) -> list[ChannelOption]:
@@ -176,9 +182,66 @@ def channel_options(tx: Tx, conversation: Conversation) -> list[ChannelOption]:
                 code=problem[0] if problem else None,
                 reason=problem[1] if problem else None,
                 default=account.id == conversation.last_channel_account_id,
+                cc=reply_all_cc(tx, conversation, account, identity) if account.kind == "email" else [],
             )
         )
     return options
+
+
+def reply_all_cc(tx: Tx, conversation: Conversation, account: ChannelAccount, recipient: Identity) -> list[str]:
+    """Who a "reply all" on this e-mail account copies: the other To and CC addresses of the
+    customer's last mail in this conversation, without the channel's own address and the
+    recipient. Hilo never copies them on its own; the composer offers them, editable."""
+    data = tx.session.execute(
+        select(Message.data)
+        .where(
+            Message.conversation_id == conversation.id,
+            Message.channel_account_id == account.id,
+            Message.direction == "inbound",
+        )
+        .order_by(Message.id.desc())
+        .limit(1)
+    ).scalar()
+    if not isinstance(data, dict):
+        return []
+    skip = {recipient.value, str((account.config or {}).get("address") or "").strip().lower()}
+    addresses = []
+    for value in [*(data.get("to") or []), *(data.get("cc") or [])]:
+        try:
+            address = normalize_email(str(value))
+        except InvalidIdentity:
+            continue
+        if address not in skip:
+            addresses.append(address)
+    return list(dict.fromkeys(addresses))
+
+
+def _addressed(tx: Tx, conversation: Conversation, account: ChannelAccount, to: str) -> Identity:
+    """The contact's e-mail identity the agent typed in To: a reply goes to the contact, so
+    an address that is not theirs is refused (it can go in CC)."""
+    if account.kind != "email":
+        raise ActionError("to_not_supported", N_("Only e-mail replies can choose their recipient (To)."), 422)
+    try:
+        address = normalize_email(to)
+    except InvalidIdentity:
+        raise ActionError(
+            "to_invalid", N_('"{address}" is not a valid e-mail address for To.'), 422, address=to[:320]
+        ) from None
+    identity = tx.session.execute(
+        select(Identity).where(
+            Identity.contact_id == conversation.contact_id,
+            Identity.kind == IdentityKind.EMAIL,
+            Identity.value == address,
+        )
+    ).scalar_one_or_none()
+    if identity is None:
+        raise ActionError(
+            "to_not_contact",
+            N_("{address} is not an e-mail address of this contact. Put it in CC, or add it to the contact first."),
+            422,
+            address=address,
+        )
+    return identity
 
 
 def _cc_addresses(account: ChannelAccount, cc: list[str]) -> list[str]:
@@ -233,10 +296,12 @@ def reply(
     attachments: list[dict[str, Any]] | None = None,
     template: dict[str, Any] | None = None,
     cc: list[str] | None = None,
+    to: str | None = None,
 ) -> Message:
     """Queue a reply on the chosen channel (default: the one the customer used last).
 
-    The message and its outbox job commit together; the worker sends it.
+    The message and its outbox job commit together; the worker sends it. `to` (e-mail only)
+    picks another of the contact's addresses than the one they last wrote from.
     """
     attachments = attachments or []
     if not (body and body.strip()) and not attachments and not template:
@@ -249,7 +314,7 @@ def reply(
     account = tx.session.get(ChannelAccount, account_id)
     if account is None:
         raise ActionError("channel_not_found", N_("Channel not found."), 404)
-    identity = _recipient(tx, conversation, account)
+    identity = _recipient(tx, conversation, account) if to is None else _addressed(tx, conversation, account, to)
     problem = _check(tx, conversation, account, identity, body, bool(attachments), template)
     if problem is not None:
         raise ActionError(problem[0], problem[1], 409)
@@ -330,7 +395,9 @@ def retry(tx: Tx, message: Message) -> Message:
         .where(Message.id == message.id)
         .values(status="queued", status_code=None, status_reason=None, idempotency_key=key)
     )
-    queue_send(tx, message.id, key)
+    job_id = queue_send(tx, message.id, key)
+    # Parts of a multi-part send that already reached the customer do not go again.
+    carry_sent_parts(tx, message.id, job_id)
     tx.session.refresh(message)
     tx.record(
         "message.retried",

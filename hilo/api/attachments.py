@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, Response
 
-from hilo.actions.errors import NotFound
+from hilo.actions.errors import ActionError, NotFound
 from hilo.api.deps import CurrentAgent, RuntimeDep
 from hilo.conversations.access import access_conversation
 from hilo.conversations.models import Attachment, Message
 from hilo.i18n import N_
+from hilo.messaging.media import attachment_problem
 
 router = APIRouter(prefix="/api/v1/attachments", tags=["attachments"])
 
 
 @router.get("/{attachment_id}")
 def download(attachment_id: int, principal: CurrentAgent, runtime: RuntimeDep) -> Response:
+    """The stored file; never the provider's copy.
+
+    404 `attachment_not_ready` while the worker is still fetching it; 410 with the reason's
+    code (`media_too_large`, `media_type_not_allowed`, `media_refused`, ...) when Hilo
+    will never have it. Agents are not sent to provider URLs: those skip the channel's
+    limits, and some (Twilio) hand the file to anyone holding the link."""
     with runtime.db.read() as session:
         attachment = session.get(Attachment, attachment_id)
         message = session.get(Message, attachment.message_id) if attachment else None
@@ -29,6 +36,7 @@ def download(attachment_id: int, principal: CurrentAgent, runtime: RuntimeDep) -
                 filename=attachment.filename or "attachment",
                 headers={"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"},
             )
-        if attachment.provider_url:
-            return RedirectResponse(attachment.provider_url)
-        raise NotFound("attachment_not_found", N_("Attachment not found."))
+        problem = attachment_problem(session, message, attachment)
+        if not problem.final:
+            raise NotFound(problem.code, problem.reason)
+        raise ActionError(problem.code, problem.reason, 410)

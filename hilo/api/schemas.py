@@ -37,6 +37,10 @@ class AttachmentOut(Out):
     content_type: str | None
     size: int | None
     url: str | None = None
+    # stored, pending (the worker is fetching it) or unavailable (never will be: see the code).
+    status: str = "stored"
+    status_code: str | None = None
+    status_reason: str | None = None
 
 
 class MessageOut(Out):
@@ -61,6 +65,8 @@ class MessageOut(Out):
     sent_at: datetime | None
     edited_at: datetime | None
     deleted_at: datetime | None
+    # The earlier message of the conversation this one quotes (a reply to it on the customer's app).
+    reply_to_message_id: int | None = None
     attachments: list[AttachmentOut] = Field(default_factory=list)
 
 

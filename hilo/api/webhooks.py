@@ -15,12 +15,15 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from hilo.actions.delivery import statuses_by_part
 from hilo.actions.errors import ActionError, NotFound
 from hilo.api.deps import client_ip
-from hilo.channels.base import ChannelAccountView, WebhookError, WebhookRequest
+from hilo.channels.base import ChannelAccountView, StatusUpdate, WebhookError, WebhookRequest
 from hilo.channels.models import ChannelAccount
 from hilo.channels.registry import MODULES, get_adapter
 from hilo.i18n import N_
+from hilo.runtime import Runtime
+from hilo.settings import Settings
 
 log = logging.getLogger("hilo.webhooks")
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -70,6 +73,18 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _statuses_by_part(
+    runtime: Runtime, account: ChannelAccountView, statuses: list[StatusUpdate]
+) -> list[StatusUpdate]:
+    with runtime.db.read() as session:
+        return statuses_by_part(session, account.id, statuses)
+
+
+def body_limit(kind: str, settings: Settings) -> int:
+    """The largest webhook body taken: a forwarded mail holds its attachments, so e-mail gets more."""
+    return settings.max_email_body_bytes if kind == "email" else settings.max_body_bytes
+
+
 @router.api_route("/{kind}/{account_id}", methods=["GET", "POST"])
 async def webhook(kind: str, account_id: int, request: Request) -> Response:
     """Receive a provider's webhook (and answer verification handshakes)."""
@@ -97,7 +112,7 @@ async def webhook(kind: str, account_id: int, request: Request) -> Response:
         # Refuse loudly rather than drop: the provider keeps the delivery and retries.
         log.warning("webhook for disabled channel account %s", account_id)
         raise ActionError("channel_disabled", N_("This channel is disabled by an administrator."), 503)
-    body = await read_body(request, app_state.runtime.settings.max_body_bytes)
+    body = await read_body(request, body_limit(kind, app_state.runtime.settings))
     base = app_state.runtime.settings.base_url
     url = f"{base}{request.url.path}" + (f"?{request.url.query}" if request.url.query else "")
     hook = WebhookRequest(
@@ -113,6 +128,10 @@ async def webhook(kind: str, account_id: int, request: Request) -> Response:
     except WebhookError:
         limiter.hit(refusal_key, app_state.runtime.settings.webhook_refusal_limit)
         raise
+    if result.statuses and getattr(adapter, "sends_in_parts", False):
+        # A status may name a later part of a multi-part send (an attachment sent as its
+        # own provider message); ingest finds messages by their first part's id.
+        result.statuses = await asyncio.to_thread(_statuses_by_part, app_state.runtime, account, result.statuses)
     stored: dict[str, Any] = {"messages": 0, "duplicates": 0, "statuses": 0}
     # Messenger/Instagram read receipts and WhatsApp account errors ride on MetaWebhookResult.
     extras = getattr(result, "watermarks", None) or getattr(result, "account_errors", None)

@@ -9,7 +9,7 @@ an outbound message into a provider API call. Adapters never touch the database:
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
@@ -155,6 +155,12 @@ class ChannelAccountView:
     secrets: Mapping[str, str]
 
 
+# Records one sent part: (part number, provider message id).
+PartSent = Callable[[int, str], Awaitable[None]]
+# Sends one part and returns its provider message id.
+SendPart = Callable[[], Awaitable[str]]
+
+
 @dataclass(frozen=True)
 class OutboundAttachment:
     filename: str
@@ -183,12 +189,36 @@ class OutboundMessage:
     cc: tuple[str, ...] = ()
     # Message tag for sends outside the Messenger 24-hour window.
     tag: str | None = None
+    # Parts (the text, each attachment) that the provider took on an earlier attempt of
+    # this send, by part number: adapters that send one message as several provider calls
+    # skip them, so a retry after a partial failure sends only what is missing.
+    sent_parts: Mapping[int, str] = field(default_factory=dict)
+    # Awaited after each part the provider took, before the next call can fail.
+    on_part_sent: PartSent | None = None
 
 
 @dataclass(frozen=True)
 class SendResult:
     provider_message_id: str
     status: DeliveryStatus = DeliveryStatus.SENT
+
+
+async def send_parts(message: OutboundMessage, parts: Sequence[SendPart]) -> SendResult:
+    """Send a message that the provider takes as several messages, part by part.
+
+    Parts an earlier attempt sent (`message.sent_parts`) are skipped. When there is more
+    than one part, each accepted part is reported through `message.on_part_sent` at once,
+    so a failure of a later part (or a crash) leaves a record of what already went out.
+    The first part's id names the message."""
+    ids: list[str] = []
+    for number, send_part in enumerate(parts):
+        provider_id = message.sent_parts.get(number)
+        if provider_id is None:
+            provider_id = await send_part()
+            if message.on_part_sent is not None and len(parts) > 1:
+                await message.on_part_sent(number, provider_id)
+        ids.append(provider_id)
+    return SendResult(provider_message_id=ids[0])
 
 
 class WebhookError(Exception):

@@ -44,6 +44,7 @@ from hilo.channels.email_parse import (
     scrub,
 )
 from hilo.i18n import N_
+from hilo.messaging.media import EMAIL_MEDIA_TYPES, keep_inline_media_within, media_limits
 
 log = logging.getLogger(__name__)
 
@@ -298,6 +299,15 @@ def result_from_mime(raw: bytes, *, fallback_sender: str | None = None) -> Webho
     return result
 
 
+def _within_media_limits(account: ChannelAccountView, result: WebhookResult) -> WebhookResult:
+    """Store a mail whatever its attachments; the files over the channel's limits are left out."""
+    if result.messages:
+        limits = media_limits(account.config, EMAIL_MEDIA_TYPES)
+        for message in result.messages:
+            keep_inline_media_within(message, limits)
+    return result
+
+
 # --- outbound ----------------------------------------------------------------------------
 
 _REFUSAL_REASONS = {
@@ -400,6 +410,9 @@ class EmailAdapter:
 
     def parse_webhook(self, account: ChannelAccountView, request: WebhookRequest) -> WebhookResult:
         """Verify and parse a Mailgun Routes forward() delivery (or a signed event webhook)."""
+        return _within_media_limits(account, self._parse_mailgun(account, request))
+
+    def _parse_mailgun(self, account: ChannelAccountView, request: WebhookRequest) -> WebhookResult:
         fields, files = _form_fields(request)
         timestamp, token, signature = _signature_parts(fields)
         signing_key = account.secrets.get("mailgun_signing_key")
@@ -446,7 +459,7 @@ class EmailAdapter:
 
     def parse_raw(self, account: ChannelAccountView, raw: bytes) -> WebhookResult:
         """Parse a raw message fetched by `ImapPoller` (no signature: we fetched it)."""
-        return result_from_mime(raw)
+        return _within_media_limits(account, result_from_mime(raw))
 
     def check_send(self, ctx: SendContext) -> Refusal | None:
         if not str(ctx.account.config.get("smtp_host") or "").strip():

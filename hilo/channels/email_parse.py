@@ -293,8 +293,12 @@ _ALLOWED_ATTRIBUTES["table"].update({"width", "border", "cellpadding", "cellspac
 _ALLOWED_ATTRIBUTES["td"].update({"width", "valign"})
 _ALLOWED_ATTRIBUTES["th"].update({"width", "valign"})
 _URL_SCHEMES = {"http", "https", "mailto", "tel", "cid", "data"}
-# nh3 writes every attribute as name="value" with '"' escaped, so this is exact.
-_REMOTE_IMG_SRC = re.compile(r'(<img\b(?:\s+[^\s=>]+(?:="[^"]*")?)*?\s+)src="(https?:[^"]*)"')
+# nh3 writes every attribute as name="value" with '"' escaped, so this is exact. `<img src>`
+# is the only attribute left that a browser fetches by itself: srcset, style, background,
+# poster and SVG <image> are all removed by the allow-lists above.
+_IMG_SRC = re.compile(r'(<img\b(?:\s+[^\s=>]+(?:="[^"]*")?)*?)\s+src="([^"]*)"')
+_C0_AND_SPACE = "".join(map(chr, range(0x21)))
+_URL_TAB_NEWLINE = re.compile(r"[\t\n\r]")
 _HTML_BREAK = re.compile(r"<br\s*/?>|</(?:p|div|li|tr|h[1-6]|blockquote|table)\s*>", re.IGNORECASE)
 
 
@@ -327,10 +331,36 @@ def sanitize_html(markup: str, *, block_remote_images: bool = True) -> Sanitized
         link_rel="noopener noreferrer nofollow",
         strip_comments=True,
     )
-    if not block_remote_images:
-        return SanitizedHtml(cleaned, 0)
-    cleaned, count = _REMOTE_IMG_SRC.subn(r'\1data-blocked-src="\2"', cleaned)
-    return SanitizedHtml(cleaned, count)
+    remote = 0
+
+    def image_source(match: re.Match[str]) -> str:
+        nonlocal remote
+        before, value = match.group(1), match.group(2)
+        where = _image_source(value)
+        if where == "inline" or (where == "remote" and not block_remote_images):
+            return match.group(0)
+        if where == "remote":
+            remote += 1
+            return f'{before} data-blocked-src="{value}"'
+        # A relative path would be fetched from Hilo itself, with the agent's cookies.
+        return before
+
+    cleaned = _IMG_SRC.sub(image_source, cleaned)
+    return SanitizedHtml(cleaned, remote)
+
+
+def _image_source(value: str) -> str:
+    """Say where an `<img src>` points: "inline" (cid:, data:image/), "remote" or "relative".
+
+    Read the way a browser's URL parser reads it: surrounding spaces and control
+    characters dropped, tabs and newlines removed anywhere, a backslash taken as a slash,
+    the scheme in any case; so " //host", "\\\\host" and "HTTPS:" are remote."""
+    url = _URL_TAB_NEWLINE.sub("", html_lib.unescape(value).strip(_C0_AND_SPACE)).replace("\\", "/").lower()
+    if url.startswith(("cid:", "data:image/")):
+        return "inline"
+    if url.startswith(("http:", "https:", "//")):
+        return "remote"
+    return "relative"
 
 
 def html_to_text(markup: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from functools import partial
 from typing import Any, ClassVar
 
 from hilo.channels.base import (
@@ -20,11 +21,13 @@ from hilo.channels.base import (
     Refusal,
     SendContext,
     SendError,
+    SendPart,
     SendResult,
     StatusUpdate,
     WebhookError,
     WebhookRequest,
     WebhookResult,
+    send_parts,
 )
 from hilo.channels.meta_common import (
     CUSTOMER_SERVICE_WINDOW,
@@ -78,6 +81,23 @@ ATTACHMENT_KINDS = {
 }
 # Shared posts, reels and links: shown as text with the link, not as a file to fetch.
 SHARE_TYPES = frozenset({"share", "ig_post", "ig_reel", "reel", "fallback"})
+# Keys every messaging event has beside the one that names what happened.
+ENVELOPE_KEYS = frozenset({"sender", "recipient", "timestamp"})
+# The events Hilo reads field by field, in the order it looks for them; each names its
+# sender, so one without is malformed.
+KNOWN_EVENTS = ("message", "message_edit", "postback", "reaction", "delivery", "read")
+# Events about the thread rather than from the person in it: the handover protocol
+# between apps, and Meta's policy notices (which name no sender).
+NOT_FROM_A_PERSON = frozenset(
+    {
+        "pass_thread_control",
+        "take_thread_control",
+        "request_thread_control",
+        "app_roles",
+        "policy_enforcement",
+        "policy-enforcement",
+    }
+)
 
 
 def attachment_type(attachment: OutboundAttachment) -> str:
@@ -106,6 +126,8 @@ class MessengerAdapter:
     credential_key: ClassVar[str] = "page_access_token"
     default_base_url: ClassVar[str] = GRAPH_BASE_URL
     text_too_long: ClassVar[str] = MSG_TEXT_TOO_LONG
+    # Text and each attachment go out as separate messages, each with receipts.
+    sends_in_parts: ClassVar[bool] = True
 
     # Webhooks ---------------------------------------------------------------------
 
@@ -130,29 +152,44 @@ class MessengerAdapter:
             # the handover protocol; agents still need to see them.
             events = as_list(entry.get("messaging")) + as_list(entry.get("standby"))
             for event in events:
-                self._parse_event(event, result)
+                self._parse_event(event, result, own_id)
         return result
 
-    def _parse_event(self, event: Mapping[str, Any], result: MetaWebhookResult) -> None:
+    def _parse_event(self, event: Mapping[str, Any], result: MetaWebhookResult, own_id: str) -> None:
+        event_type = _event_type(event)
+        if event_type in NOT_FROM_A_PERSON:
+            logger.info("Ignoring %s %s event", self.kind, event_type)
+            return
         sender_id = as_dict(event.get("sender")).get("id")
         if sender_id is None:
-            raise WebhookError("payload_malformed", MSG_PAYLOAD_MALFORMED, 400)
+            if event_type in KNOWN_EVENTS:
+                raise WebhookError("payload_malformed", MSG_PAYLOAD_MALFORMED, 400)
+            # A plugin opt-in names the person by a `user_ref` only: no one to store it for.
+            logger.info("Ignoring %s %s event without a sender", self.kind, event_type)
+            return
+        if own_id and str(sender_id) == own_id:
+            # The page's own doings (echoes of our sends, its reactions): not the customer's.
+            logger.info("Ignoring %s %s event sent by the account itself", self.kind, event_type)
+            return
         sender = IdentityRef(self.identity_kind, str(sender_id))
-        if "message" in event:
+        if event_type == "message":
             inbound = self._parse_message(sender, event)
             if inbound is not None:
                 result.messages.append(inbound)
-        elif "postback" in event:
+        elif event_type == "message_edit":
+            result.messages.append(self._parse_edit(sender, event))
+        elif event_type == "postback":
             result.messages.append(self._parse_postback(sender, event))
-        elif "reaction" in event:
+        elif event_type == "reaction":
             result.messages.append(self._parse_reaction(sender, event))
-        elif "delivery" in event:
+        elif event_type == "delivery":
             self._parse_receipt(sender, event, "delivery", DeliveryStatus.DELIVERED, result)
-        elif "read" in event:
+        elif event_type == "read":
             self._parse_receipt(sender, event, "read", DeliveryStatus.READ, result)
         else:
-            # Opt-ins, referrals, handover and policy notices: no message to store.
-            logger.info("Ignoring %s event with keys %s", self.kind, sorted(event))
+            # Opt-ins, referrals, feedback and whatever Meta adds later: a person did
+            # something, so it is kept whole for the agent rather than dropped.
+            result.messages.append(self._parse_other(sender, event, event_type))
 
     def _parse_message(self, sender: IdentityRef, event: Mapping[str, Any]) -> InboundMessage | None:
         message = as_dict(event.get("message"))
@@ -220,6 +257,36 @@ class MessengerAdapter:
             inbound.data.setdefault("attachment_types", []).append(kind)
         inbound.attachments.append(InboundAttachment(kind=message_kind, url=url))
         return message_kind
+
+    def _parse_edit(self, sender: IdentityRef, event: Mapping[str, Any]) -> InboundMessage:
+        """The customer changed the text of an earlier message (`message_edits` field)."""
+        edit = as_dict(event.get("message_edit"))
+        mid = edit.get("mid")
+        if not isinstance(mid, str) or not mid:
+            raise WebhookError("payload_malformed", MSG_PAYLOAD_MALFORMED, 400)
+        text = edit.get("text")
+        # Each edit has its own number, so a retried delivery is recognised and a later
+        # edit is not; Meta's own example sends it as a string.
+        number = edit.get("num_edit")
+        return InboundMessage(
+            provider_message_id=f"{mid}#edit:{number if number is not None else event.get('timestamp')}",
+            sender=sender,
+            text=text if isinstance(text, str) else None,
+            sent_at=meta_time(event.get("timestamp")),
+            edit_of_provider_id=mid,
+            raw=dict(event),
+        )
+
+    def _parse_other(self, sender: IdentityRef, event: Mapping[str, Any], event_type: str) -> InboundMessage:
+        """Any other event from a person: an unknown-kind message with the raw event."""
+        return InboundMessage(
+            provider_message_id=f"{event_type}:{sender.value}:{event.get('timestamp')}",
+            sender=sender,
+            kind=MessageKind.UNKNOWN,
+            sent_at=meta_time(event.get("timestamp")),
+            data={"event_type": event_type},
+            raw=dict(event),
+        )
 
     def _parse_postback(self, sender: IdentityRef, event: Mapping[str, Any]) -> InboundMessage:
         """A tapped button or ice breaker: its title is what the customer "said"."""
@@ -316,17 +383,27 @@ class MessengerAdapter:
         url = f"{api_root(account, self.default_base_url)}/me/messages"
         recipient = {"id": message.recipient.value}
         fields = self.messaging_fields(message)
-        sent_ids: list[str] = []
+        # Text and each attachment are separate Messenger messages; the text goes first,
+        # so the first id names the Hilo message.
+        parts: list[SendPart] = []
         if message.text:
             body = {"recipient": recipient, **fields, "message": {"text": message.text}}
-            sent_ids.append(_sent_message_id(await graph_call("POST", url, token, json_body=body)))
+            parts.append(partial(_send_text, url, token, body))
         for attachment in message.attachments:
-            response = await self.send_attachment(url, token, recipient, fields, attachment)
-            sent_ids.append(_sent_message_id(response))
-        if not sent_ids:
+            parts.append(partial(self._send_attachment_part, url, token, recipient, fields, attachment))
+        if not parts:
             raise SendError("invalid_request", MSG_INVALID_REQUEST, retryable=False)
-        # The text goes first, so the first id names the Hilo message.
-        return SendResult(provider_message_id=sent_ids[0])
+        return await send_parts(message, parts)
+
+    async def _send_attachment_part(
+        self,
+        url: str,
+        token: str,
+        recipient: Mapping[str, str],
+        fields: Mapping[str, str],
+        attachment: OutboundAttachment,
+    ) -> str:
+        return _sent_message_id(await self.send_attachment(url, token, recipient, fields, attachment))
 
     async def send_attachment(
         self,
@@ -364,9 +441,22 @@ class MessengerAdapter:
         )
 
 
+def _event_type(event: Mapping[str, Any]) -> str:
+    """Name a messaging event by its payload key ("message", "optin", "referral"...)."""
+    for key in KNOWN_EVENTS:
+        if key in event:
+            return key
+    others = sorted(key for key in event if key not in ENVELOPE_KEYS)
+    return others[0] if others else "unknown"
+
+
 def _share_ids(payload: Mapping[str, Any]) -> dict[str, Any]:
     keys = ("ig_post_media_id", "id")
     return {key: payload[key] for key in keys if key in payload}
+
+
+async def _send_text(url: str, token: str, body: Mapping[str, Any]) -> str:
+    return _sent_message_id(await graph_call("POST", url, token, json_body=body))
 
 
 def _sent_message_id(response: Mapping[str, Any]) -> str:

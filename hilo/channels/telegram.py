@@ -6,6 +6,7 @@ import hmac
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, ClassVar
 
 import httpx
@@ -22,10 +23,12 @@ from hilo.channels.base import (
     Refusal,
     SendContext,
     SendError,
+    SendPart,
     SendResult,
     WebhookError,
     WebhookRequest,
     WebhookResult,
+    send_parts,
 )
 from hilo.i18n import N_
 
@@ -216,6 +219,30 @@ def _parse_callback_query(query: Mapping[str, Any], update: Mapping[str, Any]) -
     if query.get("inline_message_id"):
         message.data["inline_message_id"] = query["inline_message_id"]
     return message
+
+
+def _parse_deletions(update: Mapping[str, Any]) -> list[InboundMessage]:
+    """Messages deleted in a business account's chat: one unsend per message.
+
+    Telegram tells bots about deletions only there; the chat is the private chat with the
+    customer, so its id is theirs."""
+    deleted = _mapping(update["deleted_business_messages"])
+    chat = _mapping(deleted["chat"])
+    unsends = []
+    for message_id in deleted["message_ids"]:
+        original = f"{chat['id']}:{int(message_id)}"
+        unsends.append(
+            InboundMessage(
+                provider_message_id=f"{original}:deleted",
+                sender=IdentityRef(IdentityKind.TELEGRAM, str(chat["id"])),
+                sender_name=_person_name(chat),
+                kind=MessageKind.UNKNOWN,
+                unsend_of_provider_id=original,
+                data={"chat_id": chat["id"], "update_type": "deleted_business_messages"},
+                raw=update,
+            )
+        )
+    return unsends
 
 
 def _parse_unknown(update: Mapping[str, Any]) -> InboundMessage | None:
@@ -421,6 +448,9 @@ class TelegramAdapter:
                     edit.sent_at = _sent_at(edited_at) or edit.sent_at
                     result.messages.append(edit)
                 return result
+        if "deleted_business_messages" in update:
+            result.messages.extend(_parse_deletions(update))
+            return result
         if "callback_query" in update:
             query = _mapping(update["callback_query"])
             result.messages.append(_parse_callback_query(query, update))
@@ -456,22 +486,30 @@ class TelegramAdapter:
         text = message.text or ""
         # Short text rides along as the first attachment's caption; longer text goes first.
         caption = text if message.attachments and _utf16_length(text) <= MAX_CAPTION_LENGTH else ""
-        provider_ids: list[str] = []
         async with httpx.AsyncClient(timeout=SEND_TIMEOUT) as client:
             api = _BotApi(account, client)
+            # One Telegram message per part; the first one quotes the customer's message.
+            parts: list[SendPart] = []
             if text and not caption:
-                result = await api.call("sendMessage", {"chat_id": chat_id, "text": text, **first_extra})
-                provider_ids.append(_provider_id(result, chat_id))
+                payload = {"chat_id": chat_id, "text": text, **first_extra}
+                parts.append(partial(_send_text, api, chat_id, payload))
             for attachment in message.attachments:
-                extra = dict(first_extra) if not provider_ids else {}
+                extra = dict(first_extra) if not parts else {}
                 if caption:
                     extra["caption"] = caption
                     caption = ""
-                result = await api.send_attachment(chat_id, attachment, extra)
-                provider_ids.append(_provider_id(result, chat_id))
-        if not provider_ids:
-            raise SendError("empty_message", REASON_EMPTY, retryable=False)
-        return SendResult(provider_message_id=provider_ids[0])
+                parts.append(partial(_send_file, api, chat_id, attachment, extra))
+            if not parts:
+                raise SendError("empty_message", REASON_EMPTY, retryable=False)
+            return await send_parts(message, parts)
+
+
+async def _send_text(api: _BotApi, chat_id: int | str, payload: Mapping[str, Any]) -> str:
+    return _provider_id(await api.call("sendMessage", payload), chat_id)
+
+
+async def _send_file(api: _BotApi, chat_id: int | str, attachment: OutboundAttachment, extra: Mapping[str, Any]) -> str:
+    return _provider_id(await api.send_attachment(chat_id, attachment, extra), chat_id)
 
 
 ADAPTER = TelegramAdapter()

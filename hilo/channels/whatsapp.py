@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from functools import partial
 from typing import Any, ClassVar
 
 import httpx
@@ -21,11 +22,13 @@ from hilo.channels.base import (
     Refusal,
     SendContext,
     SendError,
+    SendPart,
     SendResult,
     StatusUpdate,
     WebhookError,
     WebhookRequest,
     WebhookResult,
+    send_parts,
 )
 from hilo.channels.meta_common import (
     CUSTOMER_SERVICE_WINDOW,
@@ -263,6 +266,8 @@ class WhatsAppAdapter:
         "templates",
     )
     secret_keys: ClassVar[tuple[str, ...]] = ("access_token", "app_secret", "verify_token")
+    # Text and each attachment go out as separate WhatsApp messages, each with a status.
+    sends_in_parts: ClassVar[bool] = True
 
     def parse_webhook(self, account: ChannelAccountView, request: WebhookRequest) -> WebhookResult:
         if request.method.upper() == "GET":
@@ -342,10 +347,13 @@ class WhatsAppAdapter:
         if message.in_reply_to:
             envelope["context"] = {"message_id": message.in_reply_to}
 
-        bodies: list[dict[str, Any]] = []
+        # One WhatsApp message per part; the first id names the Hilo message, whose text
+        # (or caption) it carries. Parts are numbered the same way on every attempt.
+        parts: list[SendPart] = []
         if message.template is not None:
             # The template carries its own text and header media.
-            bodies.append({**envelope, "type": "template", "template": template_payload(message.template)})
+            body = {**envelope, "type": "template", "template": template_payload(message.template)}
+            parts.append(partial(_post_message, url, token, body))
         else:
             text = message.text or None
             attachments = list(message.attachments)
@@ -353,28 +361,35 @@ class WhatsAppAdapter:
             if text and attachments and media_type(attachments[0]) in CAPTION_TYPES and len(text) <= MAX_CAPTION_LENGTH:
                 caption, text = text, None
             if text:
-                bodies.append(
-                    {
-                        **envelope,
-                        "type": "text",
-                        "text": {"preview_url": "://" in text, "body": text},
-                    }
-                )
+                body = {**envelope, "type": "text", "text": {"preview_url": "://" in text, "body": text}}
+                parts.append(partial(_post_message, url, token, body))
             for index, attachment in enumerate(attachments):
-                kind = media_type(attachment)
-                media = await self._media_reference(account, token, root, number_id, attachment)
-                if kind == "document":
-                    media["filename"] = attachment.filename
-                if index == 0 and caption:
-                    media["caption"] = caption
-                bodies.append({**envelope, "type": kind, kind: media})
-        if not bodies:
+                media_caption = caption if index == 0 else None
+                parts.append(
+                    partial(self._send_media, account, token, root, number_id, envelope, attachment, media_caption)
+                )
+        if not parts:
             raise SendError("invalid_request", MSG_INVALID_REQUEST, retryable=False)
+        return await send_parts(message, parts)
 
-        # One WhatsApp message per body; the first id names the Hilo message, whose
-        # text (or caption) it carries.
-        sent_ids = [_sent_message_id(await graph_call("POST", url, token, json_body=body)) for body in bodies]
-        return SendResult(provider_message_id=sent_ids[0])
+    async def _send_media(
+        self,
+        account: ChannelAccountView,
+        token: str,
+        root: str,
+        number_id: str,
+        envelope: Mapping[str, Any],
+        attachment: OutboundAttachment,
+        caption: str | None,
+    ) -> str:
+        """Send one attachment as its own WhatsApp message (uploading it first if needed)."""
+        kind = media_type(attachment)
+        media = await self._media_reference(account, token, root, number_id, attachment)
+        if kind == "document":
+            media["filename"] = attachment.filename
+        if caption:
+            media["caption"] = caption
+        return await _post_message(f"{root}/{number_id}/messages", token, {**envelope, "type": kind, kind: media})
 
     async def _media_reference(
         self,
@@ -399,6 +414,11 @@ class WhatsAppAdapter:
         if not isinstance(media_id, str):
             raise SendError("provider_response_invalid", MSG_PROVIDER_ERROR, retryable=False)
         return {"id": media_id}
+
+
+async def _post_message(url: str, token: str, body: Mapping[str, Any]) -> str:
+    """Send one Cloud API message and return its wamid."""
+    return _sent_message_id(await graph_call("POST", url, token, json_body=body))
 
 
 def _sent_message_id(response: Mapping[str, Any]) -> str:

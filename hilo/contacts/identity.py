@@ -39,16 +39,35 @@ def normalize_phone(value: str, default_region: str) -> str:
     if raw.lower().startswith("whatsapp:"):
         raw = raw[len("whatsapp:") :]
     digits_only = raw.replace(" ", "").replace("-", "")
-    if digits_only.isdigit() and len(digits_only) > 10:
+    # No country code starts with 0, so a leading 0 is a national trunk prefix
+    # ("011 15 2345-6789" in Argentina, "07700 900123" in the UK), not a missing "+".
+    if digits_only.isdigit() and len(digits_only) > 10 and not digits_only.startswith("0"):
         # An international number without its "+" (WhatsApp wa_id, some CSV exports).
         raw = "+" + digits_only
     try:
         parsed = phonenumbers.parse(raw, default_region)
     except phonenumbers.NumberParseException as exc:
         raise InvalidIdentity("phone_invalid", N_("This is not a valid phone number.")) from exc
+    parsed = _current_mexican_form(parsed)
     if not phonenumbers.is_possible_number(parsed):
         raise InvalidIdentity("phone_invalid", N_("This is not a valid phone number."))
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _current_mexican_form(parsed: phonenumbers.PhoneNumber) -> phonenumbers.PhoneNumber:
+    """Drop the "1" that Mexican mobile numbers carried after +52 until 2019.
+
+    WhatsApp still names Mexican mobiles that way (wa_id 5215512345678) while SMS and the
+    numbering plan use +525512345678; without this the two never meet. Mexican numbers
+    have ten digits and no area code starts with 1, so an eleventh leading 1 is always
+    the old prefix.
+
+    Argentina needs no such step: WhatsApp's 549... and E.164's +54 9... are the same
+    digits, and the national "15" mobile prefix is turned into the 9 by the parser."""
+    national = str(parsed.national_number)
+    if parsed.country_code != 52 or len(national) != 11 or not national.startswith("1"):
+        return parsed
+    return phonenumbers.PhoneNumber(country_code=52, national_number=int(national[1:]))
 
 
 def normalize_email(value: str) -> str:

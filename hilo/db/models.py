@@ -11,7 +11,7 @@ from hilo.mailbox.models import MailboxState  # noqa: F401
 from hilo.messaging.models import ChannelOptOut, MediaFetchJob  # noqa: F401
 from hilo.routing.models import BusinessHours, ConversationSla, RoutingAgent, SlaPolicy, SlaTimer  # noqa: F401
 from hilo.web.models import ConversationRead, Notification, SavedView  # noqa: F401
-from hilo.worker.models import OutboxJob
+from hilo.worker.models import OutboxJob, OutboxPart
 
 __all__ = [
     "Agent",
@@ -26,6 +26,7 @@ __all__ = [
     "Label",
     "Message",
     "OutboxJob",
+    "OutboxPart",
     "Team",
     "conversation_labels",
     "team_members",

@@ -21,6 +21,8 @@ from hilo.runtime import Tx
 log = logging.getLogger(__name__)
 
 MEDIA_MAX_ATTEMPTS = 5
+# Message data key: why files of the message have no stored copy (listed without a query).
+MEDIA_REFUSED = "media_refused"
 
 
 def _conversation_realtime(tx: Tx, conversation_id: int, **extra: Any) -> dict[str, Any]:
@@ -205,6 +207,30 @@ def enqueue_media_fetches(tx: Tx, message_id: int, channel_account_id: int) -> N
     tx.wake_worker = True
 
 
+def refusal_note(index: int, filename: str | None, code: str, reason: str) -> dict[str, Any]:
+    """A `MEDIA_REFUSED` entry: the file's position among its message's attachments, the
+    stable code and the reason (a catalog msgid)."""
+    return {"index": index, "filename": filename, "code": code, "reason": reason}
+
+
+def _note_refusal(tx: Tx, attachment: Attachment, code: str, reason: str) -> None:
+    """Note on the message why this file will not be stored, for timelines to show."""
+    ids = list(
+        tx.session.execute(
+            select(Attachment.id).where(Attachment.message_id == attachment.message_id).order_by(Attachment.id)
+        ).scalars()
+    )
+    # Locked: an edit of the same message may be rewriting its data.
+    data = tx.session.execute(
+        select(Message.data).where(Message.id == attachment.message_id).with_for_update()
+    ).scalar_one()
+    data = dict(data or {})
+    note = refusal_note(ids.index(attachment.id), attachment.filename, code, reason)
+    notes = [n for n in data.get(MEDIA_REFUSED) or [] if isinstance(n, dict) and n.get("index") != note["index"]]
+    data[MEDIA_REFUSED] = [*notes, note]
+    tx.session.execute(update(Message).where(Message.id == attachment.message_id).values(data=data))
+
+
 def _job_attachment(tx: Tx, job_id: int) -> tuple[MediaFetchJob, Attachment, int]:
     job = tx.session.get(MediaFetchJob, job_id)
     assert job is not None
@@ -255,6 +281,7 @@ def record_media_failure(
         return
     job.state = "failed"
     tx.session.flush()
+    _note_refusal(tx, attachment, code, reason)
     tx.record(
         "attachment.fetch_failed",
         conversation_id=conversation_id,

@@ -1,5 +1,6 @@
 """Inbound media: fetch attachments the provider only named (a media id or an authenticated
-URL) into Hilo's storage, within each channel's size and type limits.
+URL) into Hilo's storage, within each channel's size and type limits; keep files a provider
+sent inline (e-mail) within the same limits; say why an attachment has no stored copy.
 
 Ingest queues a `MediaFetchJob` per such attachment in the webhook's own transaction; the
 worker's dispatcher loop runs `MediaFetcher.run_once` beside the outbox. Each channel kind
@@ -11,10 +12,11 @@ Messenger/Instagram give plain CDN links.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import fnmatch
 import logging
 import mimetypes
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -22,12 +24,13 @@ from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
 
-from hilo.channels.base import ChannelAccountView, SendError
+from hilo.channels.base import ChannelAccountView, InboundMessage, SendError
 from hilo.channels.models import ChannelAccount
-from hilo.conversations.models import Attachment
+from hilo.conversations.models import Attachment, Message
 from hilo.i18n import N_
-from hilo.messaging.actions import record_media_failure, record_media_stored
+from hilo.messaging.actions import MEDIA_REFUSED, record_media_failure, record_media_stored, refusal_note
 from hilo.messaging.models import MediaFetchJob
 from hilo.runtime import Runtime
 
@@ -56,6 +59,14 @@ DEFAULT_MEDIA_TYPES = (
     "application/zip",
     "application/x-tgsticker",
 )
+# Mail also carries forwarded messages, returned headers of bounces and invitations.
+EMAIL_MEDIA_TYPES = (
+    *DEFAULT_MEDIA_TYPES,
+    "message/rfc822",
+    "text/rfc822-headers",
+    "text/calendar",
+    "application/ics",
+)
 
 REASON_TOO_LARGE = N_(
     "The customer's file is larger than this channel accepts, so Hilo did not store it. "
@@ -68,6 +79,8 @@ REASON_TYPE_NOT_ALLOWED = N_(
 REASON_UNREACHABLE = N_("Hilo could not download the customer's file from the provider. It will try again.")
 REASON_REFUSED = N_("The provider refused to hand over the customer's file; it may have expired.")
 REASON_NO_SOURCE = N_("The provider gave no way to download this file.")
+REASON_PENDING = N_("Hilo is still fetching this file from the provider; try again in a moment.")
+REASON_NOT_STORED = N_("Hilo has no copy of this file; ask the customer to send it again.")
 
 
 @dataclass(frozen=True)
@@ -79,7 +92,7 @@ class MediaLimits:
         return any(fnmatch.fnmatchcase(content_type, pattern) for pattern in self.types)
 
 
-def media_limits(config: Mapping[str, Any]) -> MediaLimits:
+def media_limits(config: Mapping[str, Any], default_types: tuple[str, ...] = DEFAULT_MEDIA_TYPES) -> MediaLimits:
     """The size and type limits of a channel account (its settings, else the defaults)."""
     try:
         max_bytes = int(config.get("max_media_bytes") or DEFAULT_MAX_MEDIA_BYTES)
@@ -88,7 +101,7 @@ def media_limits(config: Mapping[str, Any]) -> MediaLimits:
     types = config.get("media_types")
     if isinstance(types, str):
         types = [part for part in types.replace(",", " ").split()]
-    patterns = tuple(str(t).strip().lower() for t in types or () if str(t).strip()) or DEFAULT_MEDIA_TYPES
+    patterns = tuple(str(t).strip().lower() for t in types or () if str(t).strip()) or default_types
     return MediaLimits(max_bytes=max(1, max_bytes), types=patterns)
 
 
@@ -209,6 +222,83 @@ def stored_name(filename: str | None, attachment_id: int, content_type: str) -> 
         return filename
     extension = mimetypes.guess_extension(content_type) or ""
     return f"attachment-{attachment_id}{extension}"
+
+
+def keep_inline_media_within(message: InboundMessage, limits: MediaLimits) -> None:
+    """Leave out of storage the inline files (e-mail attachments) over the channel's limits.
+
+    The message is stored all the same; a refused file stays listed (name, type, size)
+    without its bytes, and the message's data says why (see `refusal_note`)."""
+    refused = []
+    kept = []
+    for index, attachment in enumerate(message.attachments):
+        if attachment.data is None:
+            kept.append(attachment)
+            continue
+        size = len(attachment.data)
+        content_type = effective_type(attachment.content_type, None, attachment.filename)
+        if size > limits.max_bytes:
+            code, reason = "media_too_large", REASON_TOO_LARGE
+        elif not limits.allows(content_type):
+            code, reason = "media_type_not_allowed", REASON_TYPE_NOT_ALLOWED
+        else:
+            kept.append(attachment)
+            continue
+        log.info("inbound attachment %s (%s, %d bytes) not stored: %s", index, content_type, size, code)
+        kept.append(dataclasses.replace(attachment, data=None, size=size))
+        refused.append(refusal_note(index, attachment.filename, code, reason))
+    if refused:
+        message.attachments = kept
+        message.data[MEDIA_REFUSED] = refused
+
+
+@dataclass(frozen=True)
+class MediaProblem:
+    """Why an attachment has no stored copy; `final` once no fetch will bring one."""
+
+    code: str
+    reason: str
+    final: bool
+
+
+PENDING = MediaProblem("attachment_not_ready", REASON_PENDING, final=False)
+NOT_STORED = MediaProblem("attachment_not_stored", REASON_NOT_STORED, final=True)
+
+
+def media_problems(messages: Iterable[Message]) -> dict[int, MediaProblem]:
+    """Attachment id -> why it has no stored copy, for the attachments of `messages`.
+
+    No query (listings stay at their query-count baselines): a file refused at ingest or
+    given up on by the fetcher is noted in its message's data; one with a provider source
+    and no such note is still being fetched."""
+    problems: dict[int, MediaProblem] = {}
+    for message in messages:
+        notes = (message.data or {}).get(MEDIA_REFUSED)
+        refused = (
+            {note.get("index"): note for note in notes if isinstance(note, dict)} if isinstance(notes, list) else {}
+        )
+        for index, attachment in enumerate(message.attachments):
+            if attachment.storage_key:
+                continue
+            note = refused.get(index)
+            if note is not None:
+                problems[attachment.id] = MediaProblem(str(note.get("code")), str(note.get("reason")), final=True)
+            elif attachment.provider_url or attachment.provider_media_id:
+                problems[attachment.id] = PENDING
+            else:
+                problems[attachment.id] = NOT_STORED
+    return problems
+
+
+def attachment_problem(session: Session, message: Message, attachment: Attachment) -> MediaProblem:
+    """Why this one attachment has no stored copy, checking that a fetch is really under way."""
+    problem = media_problems([message]).get(attachment.id, NOT_STORED)
+    if problem.final:
+        return problem
+    fetching = session.execute(
+        select(MediaFetchJob.id).where(MediaFetchJob.attachment_id == attachment.id, MediaFetchJob.state == "pending")
+    ).first()
+    return problem if fetching else NOT_STORED
 
 
 @dataclass(frozen=True)

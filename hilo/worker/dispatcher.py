@@ -13,11 +13,12 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from sqlalchemy import or_, select, update
 
 from hilo.actions.conversations import wake_snoozed
-from hilo.actions.delivery import record_failure, record_sent
+from hilo.actions.delivery import record_failure, record_part_sent, record_sent, sent_parts
 from hilo.channels.base import (
     IdentityKind,
     IdentityRef,
@@ -154,6 +155,9 @@ class OutboxDispatcher:
                 references=tuple(reversed([p for p in previous if p])),
                 cc=tuple((message.data or {}).get("cc", [])),
                 tag=(message.data or {}).get("tag"),
+                # Only a message with files goes out in several parts.
+                sent_parts=sent_parts(session, claimed.job_id) if files else {},
+                on_part_sent=partial(self._part_sent, claimed),
             )
             session.expunge(account)
             return account, outbound
@@ -176,6 +180,13 @@ class OutboxDispatcher:
             )
             result.__cause__ = exc
         await asyncio.to_thread(self._record, claimed, result)
+
+    async def _part_sent(self, claimed: Claimed, part: int, provider_message_id: str) -> None:
+        await asyncio.to_thread(self._record_part, claimed, part, provider_message_id)
+
+    def _record_part(self, claimed: Claimed, part: int, provider_message_id: str) -> None:
+        with self.runtime.transaction() as tx:
+            record_part_sent(tx, claimed.job_id, part, provider_message_id)
 
     def _record(self, claimed: Claimed, result: SendResult | SendError) -> None:
         with self.runtime.transaction() as tx:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hilo.db.base import Base, BigId, UTCDateTime, utcnow
@@ -28,3 +28,27 @@ class OutboxJob(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     __table_args__ = (Index("ix_outbox_jobs_state_run_at", "state", "run_at"),)
+
+
+class OutboxPart(Base):
+    """One part of a multi-part send that the provider took: the text, or one attachment.
+
+    WhatsApp, Messenger, Instagram and Telegram carry a message with attachments as
+    several provider messages. Recording each as it goes lets a retry of the job send only
+    the parts still missing, and lets a status callback that names any part's id find
+    the Hilo message (whose own provider id is the first part's)."""
+
+    __tablename__ = "outbox_parts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("outbox_jobs.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    # 0 for the first provider message of the send, 1 for the next, ...
+    part: Mapped[int] = mapped_column(Integer)
+    provider_message_id: Mapped[str] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("job_id", "part"),
+        Index("ix_outbox_parts_provider_message_id", "provider_message_id"),
+    )

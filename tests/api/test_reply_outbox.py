@@ -149,6 +149,7 @@ def test_reply_refused_with_reason_when_channel_unusable(api: Api, source: Recei
             "code": "channel_disabled",
             "reason": "This channel is disabled by an administrator.",
             "default": True,
+            "cc": [],
         }
     ]
 

@@ -72,8 +72,10 @@ def test_whatsapp_image_is_fetched_by_media_id_and_served_to_agents(
     fake_graph.media["65463453"] = (JPEG, "image/jpeg")
     assert post_meta(api, channel, fixture("whatsapp_image.json")).status_code == 200
     attachment = attachment_of(api)
-    # then: before the worker runs the agent cannot download it yet
-    assert api.get(attachment["url"]).status_code == 404
+    # then: before the worker runs the agent cannot download it yet, and is told so
+    pending = api.get(attachment["url"], follow_redirects=False)
+    assert (pending.status_code, pending.json()["error"]["code"]) == (404, "attachment_not_ready")
+    assert (attachment["status"], attachment["status_code"]) == ("pending", "attachment_not_ready")
     # when
     assert worker() == 1
     # then: looked up, downloaded with the token, stored and served
@@ -85,6 +87,7 @@ def test_whatsapp_image_is_fetched_by_media_id_and_served_to_agents(
     assert served.content == JPEG
     assert served.headers["content-type"] == "image/jpeg"
     assert attachment_of(api)["size"] == len(JPEG)
+    assert (attachment_of(api)["status"], attachment_of(api)["status_code"]) == ("stored", None)
     assert events(api, "attachment.stored")[0]["attachment_id"] == attachment["id"]
     # and: nothing is fetched twice
     assert worker() == 0
@@ -138,10 +141,18 @@ def test_media_over_the_channel_size_limit_is_not_stored(
     # when
     worker()
     # then: not stored, not retried, and the reason is recorded
-    assert api.get(attachment_of(api)["url"]).status_code == 404
     [failure] = events(api, "attachment.fetch_failed")
     assert failure["code"] == "media_too_large"
     assert worker() == 0
+    # and: the agent is never sent to the provider's copy, and sees why there is none
+    attachment = attachment_of(api)
+    served = api.get(attachment["url"], follow_redirects=False)
+    assert served.status_code == 410
+    assert "location" not in served.headers
+    assert served.json()["error"]["code"] == "media_too_large"
+    assert served.json()["error"]["message"].startswith("The customer's file is larger than this channel accepts")
+    assert (attachment["status"], attachment["status_code"]) == ("unavailable", "media_too_large")
+    assert attachment["status_reason"].startswith("The customer's file is larger than this channel accepts")
 
 
 def test_media_of_a_type_not_allowed_is_not_even_downloaded(
@@ -157,6 +168,25 @@ def test_media_of_a_type_not_allowed_is_not_even_downloaded(
     # then
     assert media_files.seen_auth == []
     assert [f["code"] for f in events(api, "attachment.fetch_failed")] == ["media_type_not_allowed"]
+    served = api.get(attachment_of(api)["url"], follow_redirects=False)
+    assert (served.status_code, served.json()["error"]["code"]) == (410, "media_type_not_allowed")
+
+
+def test_media_the_provider_refuses_is_not_redirected_to(
+    api: Api, fake_twilio: tuple[FakeTwilio, str], media_files: MediaServer, worker: Worker
+) -> None:
+    # given: the provider's media link is gone (expired or deleted)
+    twilio, base_url = fake_twilio
+    channel = twilio_channel(api, twilio, base_url)
+    post_twilio(api, channel, mms(f"{media_files.base_url}/files/gone.jpg"), twilio.auth_token)
+    # when
+    worker()
+    # then: the agent gets the reason, not a redirect to the provider's URL
+    attachment = attachment_of(api)
+    served = api.get(attachment["url"], follow_redirects=False)
+    assert (served.status_code, served.json()["error"]["code"]) == (410, "media_refused")
+    assert "location" not in served.headers
+    assert (attachment["status"], attachment["status_code"]) == ("unavailable", "media_refused")
 
 
 def test_media_fetch_is_retried_after_a_provider_outage(

@@ -386,6 +386,8 @@ def test_mailgun_webhook_end_to_end(live: Api, smtp_server: SmtpServer) -> None:
         "¿Cuál es la nueva?",
         "Calle Mayor 1, Madrid.",
     ]
+    # and: it quotes the mail its In-Reply-To names, not another one of its References
+    assert live.timeline(conversation["id"])[-1]["reply_to_message_id"] == reply["id"]
     # and: a channel without an IMAP host is not polled
     assert live.client.app.state.mailboxes.polling() == set()  # type: ignore[attr-defined]
 

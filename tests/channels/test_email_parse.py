@@ -7,6 +7,7 @@ import json
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -23,16 +24,16 @@ from hilo.channels.base import (
 )
 from hilo.channels.email import EmailAdapter, mailgun_signature, result_from_mime
 from hilo.channels.email_parse import (
+    SanitizedHtml,
     build_outbound_mime,
     fold_quoted,
     parse_message,
     sanitize_html,
 )
 from hilo.i18n import catalog
+from tests.channels.provider_support import fixture
 
-FIXTURES = Path(__file__).parents[3] / "shared" / "fixtures"
 SIGNING_KEY = "TEST_WEBHOOK_SIGNING_KEY"
-VECTORS = json.loads((FIXTURES / "signature_vectors.json").read_text())
 ACCOUNT = ChannelAccountView(
     id=5,
     kind="email",
@@ -42,8 +43,9 @@ ACCOUNT = ChannelAccountView(
 )
 
 
-def fixture_bytes(name: str) -> bytes:
-    return (FIXTURES / name).read_bytes()
+def vector(name: str) -> dict[str, Any]:
+    """The Mailgun signature vector of one fixture (skips without the fixtures folder)."""
+    return dict(json.loads(fixture("signature_vectors.json"))[name])
 
 
 def adapter_at(timestamp: str | int) -> EmailAdapter:
@@ -108,7 +110,7 @@ def simple(body: str, **headers: str) -> bytes:
 
 def test_gmail_reply_fixture_is_threaded_and_folded() -> None:
     # given
-    raw = fixture_bytes("email_reply_with_quote_chatwoot.eml")
+    raw = fixture("email_reply_with_quote_chatwoot.eml")
 
     # when
     message = parse_message(raw)
@@ -137,7 +139,7 @@ def test_gmail_reply_fixture_is_threaded_and_folded() -> None:
 
 def test_apple_mail_fixture_keeps_in_reply_to_first_and_odd_reference() -> None:
     # given
-    raw = fixture_bytes("email_reply_references_chatwoot.eml")
+    raw = fixture("email_reply_references_chatwoot.eml")
 
     # when
     message = parse_message(raw)
@@ -164,8 +166,8 @@ def test_apple_mail_fixture_keeps_in_reply_to_first_and_odd_reference() -> None:
 )
 def test_mailgun_forward_fixture_form_and_json(name: str, content_type: str) -> None:
     # given
-    body = fixture_bytes(name)
-    adapter = adapter_at(VECTORS[name.replace(".form", ".json")]["timestamp"])
+    body = fixture(name)
+    adapter = adapter_at(vector(name.replace(".form", ".json"))["timestamp"])
 
     # when
     result = adapter.parse_webhook(ACCOUNT, request(body, content_type))
@@ -189,13 +191,13 @@ def test_mailgun_forward_fixture_form_and_json(name: str, content_type: str) -> 
 def test_mailgun_constructed_reply_threads_like_the_raw_message() -> None:
     # given
     name = "email_mailgun_route_forward_reply_constructed.json"
-    adapter = adapter_at(VECTORS[name]["timestamp"])
+    adapter = adapter_at(vector(name)["timestamp"])
 
     # when
-    [message] = adapter.parse_webhook(ACCOUNT, request(fixture_bytes(name), "application/json")).messages
+    [message] = adapter.parse_webhook(ACCOUNT, request(fixture(name), "application/json")).messages
 
     # then
-    from_mime = parse_message(fixture_bytes("email_reply_with_quote_chatwoot.eml"))
+    from_mime = parse_message(fixture("email_reply_with_quote_chatwoot.eml"))
     assert message.provider_message_id == from_mime.provider_message_id
     assert message.reply_to_provider_ids == from_mime.reply_to_provider_ids
     assert message.text == "Yes, I am providing you step how to reproduce this issue"
@@ -209,20 +211,20 @@ def test_mailgun_constructed_reply_threads_like_the_raw_message() -> None:
 )
 def test_mailgun_signature_vectors(name: str) -> None:
     # given
-    vector = VECTORS[name]
-    payload = json.loads(fixture_bytes(name))
+    signed = vector(name)
+    payload = json.loads(fixture(name))
 
     # when
-    computed = mailgun_signature(vector["webhook_signing_key"], vector["timestamp"], vector["token"])
+    computed = mailgun_signature(signed["webhook_signing_key"], signed["timestamp"], signed["token"])
 
     # then
-    assert computed == vector["signature"] == payload["signature"]
+    assert computed == signed["signature"] == payload["signature"]
 
 
 def test_mailgun_tampered_signature_is_refused() -> None:
     # given
     name = "email_mailgun_route_forward_anymail.json"
-    payload = json.loads(fixture_bytes(name))
+    payload = json.loads(fixture(name))
     payload["token"] = payload["token"][:-1] + "1"
     adapter = adapter_at(payload["timestamp"])
 
@@ -238,11 +240,11 @@ def test_mailgun_wrong_key_is_refused() -> None:
     # given
     name = "email_mailgun_route_forward_anymail.form"
     account = ChannelAccountView(5, "email", "Support", {}, {"mailgun_signing_key": "other-key"})
-    adapter = adapter_at(VECTORS["email_mailgun_route_forward_anymail.json"]["timestamp"])
+    adapter = adapter_at(vector("email_mailgun_route_forward_anymail.json")["timestamp"])
 
     # when
     with pytest.raises(WebhookError) as caught:
-        adapter.parse_webhook(account, request(fixture_bytes(name), "application/x-www-form-urlencoded"))
+        adapter.parse_webhook(account, request(fixture(name), "application/x-www-form-urlencoded"))
 
     # then
     assert caught.value.code == "signature_invalid"
@@ -266,7 +268,7 @@ def test_mailgun_stale_timestamp_is_refused() -> None:
 
     # when
     with pytest.raises(WebhookError) as caught:
-        EmailAdapter().parse_webhook(ACCOUNT, request(fixture_bytes(name), "application/x-www-form-urlencoded"))
+        EmailAdapter().parse_webhook(ACCOUNT, request(fixture(name), "application/x-www-form-urlencoded"))
 
     # then
     assert (caught.value.code, caught.value.status) == ("timestamp_stale", 401)
@@ -287,7 +289,7 @@ def test_mailgun_without_signing_key_is_refused() -> None:
 
 def test_mailgun_body_mime_goes_through_the_raw_parser() -> None:
     # given
-    raw = fixture_bytes("email_reply_with_quote_chatwoot.eml")
+    raw = fixture("email_reply_with_quote_chatwoot.eml")
     fields = signed_fields({"body-mime": raw.decode(), "sender": "sony@chatwoot.com"})
     body = urlencode(fields).encode()
 
@@ -567,6 +569,82 @@ def test_html_is_sanitised_and_remote_images_blocked() -> None:
     assert "data:text/html" not in sanitized.html
     assert 'href="https://example.com"' in sanitized.html
     assert sanitized.remote_images == 1
+
+
+@pytest.mark.parametrize(
+    "src",
+    [
+        "//t.example/p.gif",
+        " //t.example/p.gif",
+        "\t//t.example/p.gif",
+        "\\\\t.example/p.gif",
+        "/\\t.example/p.gif",
+        "HTTPS://t.example/p.gif",
+        "Http://t.example/p.gif",
+        "h&#9;ttps://t.example/p.gif",
+        "https:&#x2F;&#x2F;t.example/p.gif",
+    ],
+)
+def test_every_remote_image_spelling_is_blocked(src: str) -> None:
+    # given: a tracking pixel written the ways browsers still fetch (protocol-relative,
+    # backslashes, upper-case scheme, spaces or tabs the URL parser drops)
+    markup = f'<p>Hola</p><img alt="x" src="{src}" width="1">'
+    # when
+    sanitized = sanitize_html(markup)
+    # then: no src is left that a browser would load; the URL waits for "show images"
+    assert " src=" not in sanitized.html
+    assert "data-blocked-src=" in sanitized.html
+    assert 'alt="x"' in sanitized.html and 'width="1"' in sanitized.html
+    assert sanitized.remote_images == 1
+
+
+@pytest.mark.parametrize(
+    "markup",
+    [
+        '<img srcset="https://t.example/a.gif 1x, //t.example/b.gif 2x">',
+        '<picture><source srcset="https://t.example/a.gif"></picture>',
+        '<div style="background:url(https://t.example/a.gif)">x</div>',
+        '<div style="background-image:url(//t.example/a.gif)">x</div>',
+        '<table background="https://t.example/a.gif"><tr><td background="//t.example/b.gif">x</td></tr></table>',
+        '<body background="//t.example/a.gif">x</body>',
+        '<svg><image href="https://t.example/a.gif"/><image xlink:href="//t.example/b.gif"/></svg>',
+        '<video poster="//t.example/a.gif"></video><audio src="//t.example/a.mp3"></audio>',
+        '<input type="image" src="//t.example/a.gif"><object data="//t.example/a.swf"></object>',
+        '<link rel="stylesheet" href="//t.example/a.css"><style>@import url(//t.example/b.css);</style>',
+        '<img dynsrc="//t.example/a.avi" lowsrc="//t.example/a.gif">',
+    ],
+)
+def test_no_other_attribute_fetches_remotely(markup: str) -> None:
+    # given: every other way HTML makes a browser fetch something by itself
+    # when
+    sanitized = sanitize_html(markup)
+    # then: the sanitiser's allow-lists leave none of them
+    assert "t.example" not in sanitized.html
+
+
+def test_relative_image_sources_are_dropped_and_inline_ones_kept() -> None:
+    # given: paths that would be fetched from Hilo itself with the agent's cookies,
+    # next to the inline images a mail refers to
+    markup = (
+        '<img src="/ui/logout"><img src="settings?x=1"><img src="cid:logo@example.com">'
+        '<img src="data:image/png;base64,iVBORw0KGgo=">'
+    )
+    # when
+    sanitized = sanitize_html(markup, block_remote_images=False)
+    # then
+    assert "logout" not in sanitized.html and "settings" not in sanitized.html
+    assert 'src="cid:logo@example.com"' in sanitized.html
+    assert 'src="data:image/png;base64,iVBORw0KGgo="' in sanitized.html
+    assert sanitized.remote_images == 0
+
+
+def test_remote_images_stay_when_the_agent_allows_them() -> None:
+    # given
+    markup = '<img src="//t.example/p.gif">'
+    # when
+    sanitized = sanitize_html(markup, block_remote_images=False)
+    # then
+    assert sanitized == SanitizedHtml('<img src="//t.example/p.gif">', 0)
 
 
 def test_html_only_message_gets_a_text_version() -> None:

@@ -13,10 +13,12 @@ from urllib.parse import parse_qsl
 import pytest
 
 from hilo.channels.twilio_common import is_valid_signature
+from tests.channels.provider_support import skip_module_without_fixtures
 from tests.fakes.twilio import twilio_signature
 
 FIXTURES = Path(__file__).parents[3] / "shared" / "fixtures"
 TESTS = Path(__file__).parents[1]
+skip_module_without_fixtures()
 
 VOICE_FORMS = (
     "twilio_voice_gather_action_dtmf_twilio-python.form",

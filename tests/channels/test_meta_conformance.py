@@ -1182,8 +1182,9 @@ def test_whatsapp_send_uploads_bytes_then_sends_by_media_id(graph: FakeGraphAPI)
     assert set(document["document"]) == {"id", "filename", "caption"}
     assert audio["type"] == "audio"
     assert "caption" not in audio["audio"]
-    # uploads take ids 1 and 2 before anything is sent; the captioned document names it
-    assert result.provider_message_id == "wamid.FAKE000003"
+    # each file is uploaded just before its own message (id 1, then the document's id 2),
+    # so a retry uploads only what it still sends; the captioned document names it
+    assert result.provider_message_id == "wamid.FAKE000002"
 
 
 def test_whatsapp_rate_limit_with_retry_after_is_retryable(graph: FakeGraphAPI) -> None:

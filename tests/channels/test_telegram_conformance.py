@@ -31,10 +31,12 @@ from hilo.channels.base import (
     WebhookResult,
 )
 from hilo.channels.telegram import get_file_url
+from tests.channels.provider_support import skip_module_without_fixtures
 from tests.fakes.server import free_port
 from tests.fakes.telegram import FakeTelegram
 
 FIXTURES = Path(__file__).parents[3] / "shared" / "fixtures"
+skip_module_without_fixtures()
 SECRET_VECTOR = json.loads((FIXTURES / "signature_vectors.json").read_text())["telegram"]
 SECRET = SECRET_VECTOR["value"]
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

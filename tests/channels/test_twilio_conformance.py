@@ -35,10 +35,12 @@ from hilo.channels.base import (
 )
 from hilo.channels.sms import segment_info
 from hilo.channels.twilio_common import compute_signature, is_valid_signature
+from tests.channels.provider_support import skip_module_without_fixtures
 from tests.fakes.server import free_port, serve_asgi
 from tests.fakes.twilio import FakeTwilio, twilio_signature
 
 FIXTURES = Path(__file__).parents[3] / "shared" / "fixtures"
+skip_module_without_fixtures()
 VECTORS = json.loads((FIXTURES / "signature_vectors.json").read_text())
 TWILIO_PYTHON_VECTOR = json.loads((FIXTURES / "twilio_signature_test_vector.json").read_text())
 SMS_VECTOR = VECTORS["twilio_sms_inbound_text_courier.form"]

@@ -3,13 +3,19 @@ requests get a precise 4xx with a stable code, and nothing is stored."""
 
 from __future__ import annotations
 
+import json
+import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 
+from hilo.channels.email import mailgun_signature
+from hilo.settings import Settings
 from tests.channels.provider_support import (
     META_APP_SECRET,
     TELEGRAM_SECRET,
@@ -19,46 +25,90 @@ from tests.channels.provider_support import (
     meta_signature,
     webhook_url,
 )
+from tests.conftest import make_settings
 from tests.fakes.twilio import twilio_signature
 from tests.support import Api
 
 AUTH_TOKEN = "bad-input-auth-token"
-OVERSIZED = b"x" * (70 * 1024)  # the tests' HILO_MAX_BODY_BYTES is 64 KiB
+MAILGUN_KEY = "bad-input-mailgun-key"
+BODY_LIMIT = 64 * 1024  # the tests' HILO_MAX_BODY_BYTES
+EMAIL_BODY_LIMIT = 256 * 1024  # HILO_MAX_EMAIL_BODY_BYTES here: mail carries attachments
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return make_settings(database_url, tmp_path / "data", max_email_body_bytes=EMAIL_BODY_LIMIT)
+
+
+Signed = tuple[bytes, dict[str, str]]
 
 
 @dataclass(frozen=True)
 class Scheme:
-    """How one channel kind signs a webhook, and a valid captured body for it."""
+    """How one channel kind signs a webhook, and a valid body for it."""
 
     settings: dict[str, Any]
     content_type: str
-    valid_body: bytes
+    # A captured fixture's name, or the body itself; read only when the test runs, so a
+    # checkout without ../shared/fixtures skips instead of failing to collect.
+    valid_body: str | bytes
     malformed_body: bytes
-    # (channel, body, secret) -> the signature header pair, or None for "unsigned"
-    sign: Callable[[dict[str, Any], bytes, str], tuple[str, str]]
+    # (channel, body, secret) -> the body and headers as the provider would send them signed
+    sign: Callable[[dict[str, Any], bytes, str], Signed]
     secret: str
+    body_limit: int = BODY_LIMIT
+
+    def valid(self) -> bytes:
+        return fixture(self.valid_body) if isinstance(self.valid_body, str) else self.valid_body
+
+    def oversized(self) -> bytes:
+        return b"x" * (self.body_limit + 6 * 1024)
 
 
-def _meta(channel: dict[str, Any], body: bytes, secret: str) -> tuple[str, str]:
-    return "x-hub-signature-256", meta_signature(body, secret)
+def _meta(channel: dict[str, Any], body: bytes, secret: str) -> Signed:
+    return body, {"x-hub-signature-256": meta_signature(body, secret)}
 
 
-def _twilio(channel: dict[str, Any], body: bytes, secret: str) -> tuple[str, str]:
+def _twilio(channel: dict[str, Any], body: bytes, secret: str) -> Signed:
     pairs = parse_qsl(body.decode(errors="replace"), keep_blank_values=True)
-    return "x-twilio-signature", twilio_signature(secret, webhook_url(channel), pairs)
+    return body, {"x-twilio-signature": twilio_signature(secret, webhook_url(channel), pairs)}
 
 
-def _telegram(channel: dict[str, Any], body: bytes, secret: str) -> tuple[str, str]:
-    return "x-telegram-bot-api-secret-token", secret
+def _telegram(channel: dict[str, Any], body: bytes, secret: str) -> Signed:
+    return body, {"x-telegram-bot-api-secret-token": secret}
 
 
+def _mailgun(channel: dict[str, Any], body: bytes, secret: str) -> Signed:
+    """Mailgun signs inside the form: timestamp, token and their HMAC with the signing key."""
+    timestamp, token = str(int(time.time())), secrets.token_hex(25)
+    signature = mailgun_signature(secret, timestamp, token)
+    fields = urlencode({"timestamp": timestamp, "token": token, "signature": signature}).encode()
+    return body + b"&" + fields, {}
+
+
+MAIL = urlencode(
+    {
+        "sender": "ana@example.com",
+        "from": "Ana <ana@example.com>",
+        "recipient": "support@example.com",
+        "subject": "Pedido",
+        "body-plain": "Hola, ¿dónde está mi pedido?",
+        "message-headers": json.dumps(
+            [
+                ["From", "Ana <ana@example.com>"],
+                ["To", "support@example.com"],
+                ["Message-Id", "<bad-input@example.com>"],
+            ]
+        ),
+    }
+).encode()
 META_SECRETS = {"app_secret": META_APP_SECRET, "verify_token": VERIFY_TOKEN}
 TWILIO = {"account_sid": "AC" + "b" * 32, "auth_token": AUTH_TOKEN, "from_number": "+12028831111"}
 SCHEMES: dict[str, Scheme] = {
     "whatsapp": Scheme(
         {"phone_number_id": "106540352242922", "access_token": "t", **META_SECRETS},
         "application/json",
-        fixture("whatsapp_text.json"),
+        "whatsapp_text.json",
         b'{"object": "whatsapp_business_account", "entry": [',
         _meta,
         META_APP_SECRET,
@@ -66,7 +116,7 @@ SCHEMES: dict[str, Scheme] = {
     "messenger": Scheme(
         {"page_id": "1234567890", "page_access_token": "t", **META_SECRETS},
         "application/json",
-        fixture("messenger_text_courier.json"),
+        "messenger_text_courier.json",
         b'{"object": "page", "entry": "not a list"}',
         _meta,
         META_APP_SECRET,
@@ -74,7 +124,7 @@ SCHEMES: dict[str, Scheme] = {
     "instagram": Scheme(
         {"instagram_account_id": "1234567890", "access_token": "t", **META_SECRETS},
         "application/json",
-        fixture("instagram_text_courier.json"),
+        "instagram_text_courier.json",
         b'{"object": "page", "entry": []}',  # a Messenger body sent to the Instagram URL
         _meta,
         META_APP_SECRET,
@@ -82,7 +132,7 @@ SCHEMES: dict[str, Scheme] = {
     "sms": Scheme(
         TWILIO,
         "application/x-www-form-urlencoded",
-        fixture("twilio_sms_inbound_text_courier.form"),
+        "twilio_sms_inbound_text_courier.form",
         b"Body=hello&NumMedia=0",  # no MessageSid, no From
         _twilio,
         AUTH_TOKEN,
@@ -90,7 +140,7 @@ SCHEMES: dict[str, Scheme] = {
     "twilio_whatsapp": Scheme(
         TWILIO,
         "application/x-www-form-urlencoded",
-        fixture("twilio_whatsapp_inbound_courier.form"),
+        "twilio_whatsapp_inbound_courier.form",
         b"Body=%FF%FE&From=",
         _twilio,
         AUTH_TOKEN,
@@ -98,19 +148,28 @@ SCHEMES: dict[str, Scheme] = {
     "telegram": Scheme(
         {"bot_token": "1:x", "secret_token": TELEGRAM_SECRET},
         "application/json",
-        fixture("telegram_text.json"),
+        "telegram_text.json",
         b'{"update_id": 1, "message": {"message_id": 1, "from": {"id": 5}',
         _telegram,
         TELEGRAM_SECRET,
     ),
+    "email": Scheme(
+        {"address": "support@example.com", "mailgun_signing_key": MAILGUN_KEY},
+        "application/x-www-form-urlencoded",
+        MAIL,
+        b"subject=no+sender&body-plain=hello",  # signed, but no address to answer
+        _mailgun,
+        MAILGUN_KEY,
+        EMAIL_BODY_LIMIT,
+    ),
 }
 
 
-def _post(api: Api, channel: dict[str, Any], body: bytes, content_type: str, header: tuple[str, str] | None) -> Any:
-    headers = {"content-type": content_type}
-    if header is not None:
-        headers[header[0]] = header[1]
-    return api.client.post(f"/webhooks/{channel['kind']}/{channel['id']}", content=body, headers=headers)
+def _post(api: Api, channel: dict[str, Any], content_type: str, signed: Signed) -> Any:
+    body, headers = signed
+    return api.client.post(
+        f"/webhooks/{channel['kind']}/{channel['id']}", content=body, headers={"content-type": content_type, **headers}
+    )
 
 
 @pytest.mark.parametrize("kind", sorted(SCHEMES))
@@ -118,23 +177,17 @@ def test_bad_webhooks_are_refused_and_store_nothing(api: Api, kind: str) -> None
     # given
     scheme = SCHEMES[kind]
     channel = create_channel(api, kind, scheme.settings)
-    valid = scheme.valid_body
+    valid, oversized = scheme.valid(), scheme.oversized()
     # when
     answers = {
-        "unsigned": _post(api, channel, valid, scheme.content_type, None),
+        "unsigned": _post(api, channel, scheme.content_type, (valid, {})),
         "wrongly signed": _post(
-            api, channel, valid, scheme.content_type, scheme.sign(channel, valid, scheme.secret + "-wrong")
+            api, channel, scheme.content_type, scheme.sign(channel, valid, scheme.secret + "-wrong")
         ),
         "malformed": _post(
-            api,
-            channel,
-            scheme.malformed_body,
-            scheme.content_type,
-            scheme.sign(channel, scheme.malformed_body, scheme.secret),
+            api, channel, scheme.content_type, scheme.sign(channel, scheme.malformed_body, scheme.secret)
         ),
-        "oversized": _post(
-            api, channel, OVERSIZED, scheme.content_type, scheme.sign(channel, OVERSIZED, scheme.secret)
-        ),
+        "oversized": _post(api, channel, scheme.content_type, scheme.sign(channel, oversized, scheme.secret)),
     }
     # then
     got = {case: (r.status_code, r.json()["error"]["code"]) for case, r in answers.items()}
@@ -148,6 +201,6 @@ def test_bad_webhooks_are_refused_and_store_nothing(api: Api, kind: str) -> None
     assert api.conversations() == []
     assert api.ok(api.get("/api/v1/contacts"))["items"] == []
     # and: the same channel takes the valid, signed body
-    accepted = _post(api, channel, valid, scheme.content_type, scheme.sign(channel, valid, scheme.secret))
+    accepted = _post(api, channel, scheme.content_type, scheme.sign(channel, valid, scheme.secret))
     assert accepted.status_code == 200, accepted.text
     assert len(api.conversations()) == 1

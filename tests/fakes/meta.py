@@ -81,6 +81,17 @@ USER_UNAVAILABLE_ERROR: dict[str, Any] = {
     }
 }
 
+# Meta's transient "service temporarily unavailable" (code 2), in the documented envelope.
+SERVICE_UNAVAILABLE_ERROR: dict[str, Any] = {
+    "error": {
+        "message": "(#2) Service temporarily unavailable",
+        "type": "OAuthException",
+        "is_transient": True,
+        "code": 2,
+        "fbtrace_id": "Bq2sUnAvAiL",
+    }
+}
+
 # Dummy credential the fake accepts unless a test passes another.
 DEFAULT_ACCESS_TOKEN = "test-access-token"  # noqa: S105
 
@@ -151,7 +162,8 @@ class FakeGraphAPI:
         self.templates: list[dict[str, Any]] = [dict(t) for t in DEFAULT_TEMPLATES]
         self.media: dict[str, tuple[bytes, str]] = {}
         self.base_url = ""
-        self._failures: deque[ScriptedFailure] = deque()
+        # None lets one request through: a failure scripted for a later request.
+        self._failures: deque[ScriptedFailure | None] = deque()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self.app = Starlette(
@@ -183,9 +195,12 @@ class FakeGraphAPI:
         *,
         times: int = 1,
         headers: Mapping[str, str] | None = None,
+        after: int = 0,
     ) -> None:
-        """Answer the next `times` authorised requests with this error."""
+        """Answer the next `times` authorised requests with this error, once `after`
+        requests have been answered normally."""
         with self._lock:
+            self._failures.extend([None] * after)
             for _ in range(times):
                 self._failures.append(ScriptedFailure(status, body, dict(headers or {})))
 

@@ -56,7 +56,8 @@ class FakeTelegram:
     calls: list[RecordedCall] = field(default_factory=list)
     blocked: set[str] = field(default_factory=set)
     files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
-    _errors: list[bytes] = field(default_factory=list)
+    # None lets one call through: an error scripted for a later call.
+    _errors: list[bytes | None] = field(default_factory=list)
     _message_ids: dict[str, Iterator[int]] = field(default_factory=dict)
 
     @property
@@ -73,10 +74,11 @@ class FakeTelegram:
         with serve_asgi(self.app) as base_url:
             yield base_url
 
-    def fail_next(self, count: int, error: str | dict[str, Any]) -> None:
-        """Answer the next `count` calls with an error: a fixture file name or a body."""
+    def fail_next(self, count: int, error: str | dict[str, Any], *, after: int = 0) -> None:
+        """Answer the next `count` calls with an error (a fixture file name or a body),
+        once `after` calls have been answered normally."""
         body = (FIXTURES / error).read_bytes() if isinstance(error, str) else json.dumps(error).encode()
-        self._errors.extend([body] * count)
+        self._errors.extend([None] * after + [body] * count)
 
     def block(self, chat_id: int | str) -> None:
         """Make sends to `chat_id` fail as after the user blocked the bot."""
@@ -123,8 +125,8 @@ class FakeTelegram:
         )
         if not hmac.compare_digest(request.path_params["token"], self.token):
             return self._error(401, "Unauthorized")
-        if self._errors:
-            body = self._errors.pop(0)
+        body = self._errors.pop(0) if self._errors else None
+        if body is not None:
             return Response(body, json.loads(body)["error_code"], media_type="application/json")
         # Bot API method names are case-insensitive.
         handler = {

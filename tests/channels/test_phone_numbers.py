@@ -1,0 +1,129 @@
+"""Phone numbers as WhatsApp and SMS name them meet in one identity: WhatsApp's wa_id has
+no "+", names Mexican mobiles with the old "1" after 52, and Argentine mobiles with the 9
+that E.164 also carries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hilo.clock import FrozenClock
+from hilo.contacts.identity import InvalidIdentity, normalize_phone
+from tests.channels.provider_support import (
+    SMS_NUMBER,
+    fixture_json,
+    post_meta,
+    post_twilio,
+    twilio_channel,
+    whatsapp_channel,
+)
+from tests.fakes.meta import FakeGraphAPI
+from tests.fakes.twilio import FakeTwilio
+from tests.support import Api
+
+MEXICO_WA_ID = "5215512345678"  # how WhatsApp names a Mexico City mobile
+MEXICO_E164 = "+525512345678"  # the same mobile as SMS and the numbering plan name it
+
+
+@pytest.mark.parametrize(
+    ("given", "region", "expected"),
+    [
+        # Mexico: the "1" mobile prefix went away in 2019; WhatsApp still sends it
+        (MEXICO_WA_ID, "ES", MEXICO_E164),
+        ("whatsapp:+5215512345678", "US", MEXICO_E164),
+        ("+52 1 55 1234 5678", "ES", MEXICO_E164),
+        (MEXICO_E164, "ES", MEXICO_E164),
+        ("55 1234 5678", "MX", MEXICO_E164),
+        ("5218112345678", "ES", "+528112345678"),
+        # Argentina: wa_id 549..., E.164 +54 9 ..., and the national "15" form agree
+        ("5491123456789", "ES", "+5491123456789"),
+        ("+54 9 11 2345-6789", "ES", "+5491123456789"),
+        ("+54 11 15 2345-6789", "ES", "+5491123456789"),
+        ("011 15 2345-6789", "AR", "+5491123456789"),
+        # a leading 0 is a national trunk prefix, never a country code without "+"
+        ("07700 900123", "GB", "+447700900123"),
+        ("34600111222", "ES", "+34600111222"),
+    ],
+)
+def test_phone_numbers_normalise_to_one_e164_form(given: str, region: str, expected: str) -> None:
+    # when
+    normalised = normalize_phone(given, region)
+    # then
+    assert normalised == expected
+
+
+def test_argentine_landline_keeps_its_form() -> None:
+    # given: without the 9 (or 15) a Buenos Aires number is a landline, a different line
+    landline = "+54 11 2345-6789"
+    # when
+    normalised = normalize_phone(landline, "ES")
+    # then
+    assert normalised == "+541123456789"
+
+
+def test_a_number_that_cannot_be_a_phone_is_refused() -> None:
+    # when / then
+    with pytest.raises(InvalidIdentity):
+        normalize_phone("+52 1 55", "ES")
+
+
+def whatsapp_text(wa_id: str, message_id: str, text: str) -> dict[str, Any]:
+    payload: dict[str, Any] = fixture_json("whatsapp_text.json")
+    value = payload["entry"][0]["changes"][0]["value"]
+    value["contacts"][0].update(wa_id=wa_id, profile={"name": "Lupita Hernández"})
+    value["messages"][0].update({"from": wa_id, "id": message_id, "text": {"body": text}})
+    return payload
+
+
+def sms_text(twilio: FakeTwilio, sender: str, message_sid: str, text: str) -> list[tuple[str, str]]:
+    return [
+        ("ToCountry", "US"),
+        ("SmsMessageSid", message_sid),
+        ("NumMedia", "0"),
+        ("SmsSid", message_sid),
+        ("SmsStatus", "received"),
+        ("Body", text),
+        ("To", SMS_NUMBER),
+        ("NumSegments", "1"),
+        ("MessageSid", message_sid),
+        ("AccountSid", twilio.account_sid),
+        ("From", sender),
+        ("ApiVersion", "2010-04-01"),
+    ]
+
+
+def test_mexican_customer_on_whatsapp_then_sms_is_one_contact_and_one_conversation(
+    api: Api, worker: Any, clock: FrozenClock, fake_graph: FakeGraphAPI, fake_twilio: tuple[FakeTwilio, str]
+) -> None:
+    # given: a WhatsApp number and an SMS number
+    twilio, twilio_url = fake_twilio
+    whatsapp = whatsapp_channel(api, fake_graph)
+    sms = twilio_channel(api, twilio, twilio_url)
+    # when: Lupita writes on WhatsApp (wa_id 521...), then by SMS from the same mobile (+52...)
+    first = post_meta(api, whatsapp, whatsapp_text(MEXICO_WA_ID, "wamid.LUPITA1", "¿Tienen envío a CDMX?"))
+    clock.advance(minutes=3)
+    second = post_twilio(
+        api, sms, sms_text(twilio, MEXICO_E164, "SM" + "b2" * 16, "Les escribo por SMS"), twilio.auth_token
+    )
+    # then: one contact with one phone identity, one conversation holding both messages
+    assert (first.status_code, second.status_code) == (200, 200)
+    [conversation] = api.conversations()
+    contact = api.ok(api.get(f"/api/v1/contacts/{conversation['contact_id']}"))
+    assert [(i["kind"], i["value"]) for i in contact["identities"]] == [("phone", MEXICO_E164)]
+    assert [(m["channel_account_id"], m["body"]) for m in api.timeline(conversation["id"])] == [
+        (whatsapp["id"], "¿Tienen envío a CDMX?"),
+        (sms["id"], "Les escribo por SMS"),
+    ]
+    # when: the agent answers on WhatsApp
+    api.ok(
+        api.post(
+            f"/api/v1/conversations/{conversation['id']}/messages",
+            {"body": "Sí, enviamos a toda la ciudad.", "channel_account_id": whatsapp["id"]},
+        ),
+        201,
+    )
+    worker()
+    # then: Meta gets the number in the digits-only form it takes
+    [sent] = fake_graph.requests_to("/messages")
+    assert sent.json["to"] == MEXICO_E164.removeprefix("+")
