@@ -162,7 +162,7 @@ def channels() -> None:
 
 
 def _channel_json(account: Any, base_url: str) -> dict[str, Any]:
-    from hilo.api.admin import webhook_url
+    from hilo.api.admin import channel_addresses
 
     return {
         "id": account.id,
@@ -171,7 +171,7 @@ def _channel_json(account: Any, base_url: str) -> dict[str, Any]:
         "enabled": account.enabled,
         "config": account.config,
         "secrets_set": sorted(account.secrets or {}),
-        "webhook_url": webhook_url(base_url, account),
+        **channel_addresses(base_url, account),
     }
 
 
@@ -199,7 +199,8 @@ def channels_add(kind: str, name: str, values: tuple[str, ...], as_json: bool) -
     if as_json:
         click.echo(json.dumps(payload))
     else:
-        click.echo(f"channel {payload['id']} ({kind}) created; webhook URL: {payload['webhook_url']}")
+        where = payload.get("webhook_url") or payload.get("form_url") or payload.get("embed_snippet")
+        click.echo(f"channel {payload['id']} ({kind}) created; {where}")
 
 
 @channels.command("list")
@@ -221,7 +222,8 @@ def channels_list(as_json: bool) -> None:
     else:
         for row in rows:
             state = "enabled" if row["enabled"] else "disabled"
-            click.echo(f"{row['id']:>4}  {row['kind']:<16} {row['name']:<30} {state:<9} {row['webhook_url']}")
+            where = row.get("webhook_url") or row.get("form_url") or row.get("script_url")
+            click.echo(f"{row['id']:>4}  {row['kind']:<16} {row['name']:<30} {state:<9} {where}")
 
 
 class _runtime_tx:

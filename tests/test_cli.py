@@ -49,6 +49,28 @@ def test_bad_setting_is_a_clear_error(tmp_path: Path) -> None:
     assert "setting_unknown" in result.stderr
 
 
+def test_structured_settings_from_the_command_line_are_parsed_or_refused(tmp_path: Path) -> None:
+    # when
+    good = hilo(
+        tmp_path,
+        "channels",
+        "add",
+        "widget",
+        "--name",
+        "Site",
+        "--set",
+        'allowed_origins=["https://shop.example"]',
+        "--json",
+    )
+    broken = hilo(tmp_path, "channels", "add", "widget", "--name", "Site 2", "--set", "allowed_origins=[https://x")
+    listed = hilo(tmp_path, "channels", "list", "--json")
+    # then: stored as the list it names, not as text; the broken one is refused and not created
+    assert good.returncode == 0, good.stderr
+    assert json.loads(good.stdout)["config"]["allowed_origins"] == ["https://shop.example"]
+    assert broken.returncode == 2 and "setting_json_invalid" in broken.stderr
+    assert [c["name"] for c in json.loads(listed.stdout)] == ["Site"]
+
+
 def test_agents_and_tokens_create(tmp_path: Path) -> None:
     # when
     agent = hilo(

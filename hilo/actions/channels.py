@@ -8,9 +8,11 @@ from typing import Any
 from hilo.actions.errors import ActionError
 from hilo.channels.models import ChannelAccount
 from hilo.channels.registry import MODULES, get_adapter
+from hilo.channels.widget import SettingInvalid, check_structured
 from hilo.i18n import N_
 from hilo.messaging.media import MEDIA_CONFIG_KEYS
 from hilo.runtime import Tx
+from hilo.widget.hours import check_business_hours_setting
 
 
 def _split(kind: str, values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -27,12 +29,26 @@ def _split(kind: str, values: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
     return config, secret_values
 
 
+def _checked(tx: Tx, kind: str, values: dict[str, Any] | None) -> dict[str, Any]:
+    """Settings as stored: structured ones parsed from JSON text, the calendar a widget
+    names checked; a precise 422 for one that does not parse or does not exist."""
+    if not values or kind not in MODULES:
+        return values or {}
+    try:
+        parsed = check_structured(getattr(get_adapter(kind), "structured_settings", {}), values)
+    except SettingInvalid as exc:
+        raise ActionError(
+            exc.code, exc.reason, 422, key=exc.key, details=[{"field": f"settings.{exc.key}"}], **exc.values
+        ) from exc
+    return check_business_hours_setting(tx.session, kind, parsed) or {}
+
+
 def create_channel_account(tx: Tx, kind: str, name: str, values: dict[str, Any] | None = None) -> ChannelAccount:
     if kind not in MODULES:
         raise ActionError("channel_kind_unknown", N_("Unknown kind of channel."), 422)
     if not name.strip():
         raise ActionError("name_required", N_("Give the channel a name."), 422)
-    config, secret_values = _split(kind, values or {})
+    config, secret_values = _split(kind, _checked(tx, kind, values))
     if kind == "api" and "secret" not in secret_values:
         secret_values["secret"] = secrets.token_urlsafe(32)
     if kind in ("widget", "webform") and not config.get("public_token"):
@@ -71,7 +87,7 @@ def configure_channel_account(
         account.name = name.strip()
         changed.append("name")
     if values:
-        config, secret_values = _split(account.kind, values)
+        config, secret_values = _split(account.kind, _checked(tx, account.kind, values))
         account.config = {k: v for k, v in {**(account.config or {}), **config}.items() if v not in (None, "")}
         account.secrets = {k: v for k, v in {**(account.secrets or {}), **secret_values}.items() if v}
         changed.extend(sorted(values))

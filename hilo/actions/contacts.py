@@ -15,18 +15,62 @@ from hilo.conversations.models import Conversation, Message
 from hilo.i18n import N_
 from hilo.runtime import Tx
 
+# Why an automatic link was refused: the `reason` of a "contact.link_refused" event.
+CLAIM_OF_VERIFIED_CONTACT = "claim_of_verified_contact"
+UNVERIFIED_SENDER = "unverified_sender"
+VERIFIED_CONFLICT = "verified_conflict"
+
+
+def _verified_of(session: Session, contact_ids: list[int]) -> dict[int, set[tuple[str, str]]]:
+    found: dict[int, set[tuple[str, str]]] = {contact_id: set() for contact_id in contact_ids}
+    if contact_ids:
+        rows = session.execute(
+            select(Identity.contact_id, Identity.kind, Identity.value).where(
+                Identity.contact_id.in_(contact_ids), Identity.verified.is_(True)
+            )
+        ).all()
+        for row in rows:
+            found[row.contact_id].add((row.kind, row.value))
+    return found
+
+
+def _conflicting(first: set[tuple[str, str]], second: set[tuple[str, str]]) -> bool:
+    """True when both sets hold verified identities of one kind with different values."""
+    shared = {k for k, _ in first} & {k for k, _ in second}
+    return any({v for k, v in first if k == kind} != {v for k, v in second if k == kind} for kind in shared)
+
 
 def verified_conflict(session: Session, first_id: int, second_id: int) -> bool:
     """True when both contacts hold verified identities of one kind with different values."""
-    rows = session.execute(
-        select(Identity.contact_id, Identity.kind, Identity.value).where(
-            Identity.contact_id.in_((first_id, second_id)), Identity.verified.is_(True)
-        )
-    ).all()
-    kinds_first = {(r.kind, r.value) for r in rows if r.contact_id == first_id}
-    kinds_second = {(r.kind, r.value) for r in rows if r.contact_id == second_id}
-    shared = {k for k, _ in kinds_first} & {k for k, _ in kinds_second}
-    return any({v for k, v in kinds_first if k == kind} != {v for k, v in kinds_second if k == kind} for kind in shared)
+    verified = _verified_of(session, [first_id, second_id])
+    return _conflicting(verified[first_id], verified[second_id])
+
+
+def link_refusal(
+    session: Session, claim: IdentityRef, *, sender: IdentityRef, sender_contact_id: int | None, owner_id: int | None
+) -> str | None:
+    """Why a message may not link `claim` (an identity it carries) with its sender; None if it may.
+
+    The one rule for every automatic link (DESIGN invariant 1), checked before a new sender
+    joins the contact that owns `claim` (`sender_contact_id` None), before `claim` is added
+    to the sender's contact (`owner_id` None), and before the two contacts are merged.
+    Anyone can type an address into a form, so an unverified claim never joins a contact
+    that holds a verified identity, unless the sender is that verified identity; and
+    different verified identities of one kind are different people.
+    """
+    verified = _verified_of(session, [c for c in (sender_contact_id, owner_id) if c is not None])
+    sender_side = set(verified[sender_contact_id]) if sender_contact_id is not None else set()
+    owner_side = verified[owner_id] if owner_id is not None else set()
+    if sender.verified:
+        sender_side.add((str(sender.kind), sender.value))
+    if not claim.verified:
+        if owner_side:
+            return CLAIM_OF_VERIFIED_CONTACT
+        if sender_side and not sender.verified:
+            return UNVERIFIED_SENDER
+    if _conflicting(sender_side, owner_side):
+        return VERIFIED_CONFLICT
+    return None
 
 
 def _contact_realtime() -> dict[str, Any]:

@@ -32,6 +32,7 @@ from hilo.channels.meta_common import MetaWebhookResult
 from hilo.contacts.identity import InvalidIdentity, normalize
 from hilo.contacts.models import Contact, Identity
 from hilo.conversations.models import Attachment, Conversation, Message
+from hilo.events.models import Event
 from hilo.messaging import actions as messaging_actions
 from hilo.runtime import Runtime, Tx
 
@@ -49,6 +50,9 @@ THREAD_COLUMNS = (
 )
 
 UNRESOLVED = ("open", "pending", "snoozed")
+
+# The event (and timeline line) that says an identity a message carried was not linked.
+LINK_REFUSED = "contact.link_refused"
 
 # Which earlier statuses a delivery status may replace: status never moves backwards.
 STATUS_PREDECESSORS: dict[str, tuple[str, ...]] = {
@@ -96,14 +100,33 @@ def _realtime(conversation: dict[str, Any], **extra: Any) -> dict[str, Any]:
     }
 
 
-def resolve_contact(tx: Tx, refs: list[IdentityRef], name: str | None, locale: str | None) -> tuple[int, int]:
-    """Return (contact id, sender identity id) for normalised `refs` (sender first).
+@dataclass(frozen=True)
+class RefusedLink:
+    """An identity a message carried that was not linked to its sender (see `link_refusal`)."""
+
+    ref: IdentityRef
+    reason: str
+    owner_id: int | None
+
+
+@dataclass
+class ResolvedContact:
+    """The contact a message's sender resolved to, and what the message could not link to it."""
+
+    contact_id: int
+    identity_id: int
+    refused: list[RefusedLink] = field(default_factory=list)
+
+
+def resolve_contact(tx: Tx, refs: list[IdentityRef], name: str | None, locale: str | None) -> ResolvedContact:
+    """Return the contact and sender identity for normalised `refs` (sender first).
 
     Identities already known link to their contact; new ones attach to the sender's
-    contact. Two contacts that the same message proves to be one person are merged,
-    unless both hold verified identities that conflict.
+    contact. Two contacts that the same message proves to be one person are merged.
+    Every such link passes `link_refusal` first: an identity it refuses stays where it
+    is (or unknown), and the sender keeps, or gets, a contact of their own.
     """
-    from hilo.actions.contacts import merge_contacts, verified_conflict
+    from hilo.actions.contacts import link_refusal, merge_contacts
 
     session = tx.session
     sender = refs[0]
@@ -122,10 +145,17 @@ def resolve_contact(tx: Tx, refs: list[IdentityRef], name: str | None, locale: s
     by_key = {(row.kind, row.value): row for row in found}
     sender_row = by_key.get((sender.kind, sender.value))
     if sender_row is None:
-        # A new sender joins the contact of any other identity it carries, if one exists.
-        existing = next((by_key[(r.kind, r.value)] for r in refs[1:] if (r.kind, r.value) in by_key), None)
-        if existing is not None:
-            contact_id = existing.contact_id
+        # A new sender joins the contact of another identity it carries, if one may be joined.
+        joined = None
+        for ref in refs[1:]:
+            row = by_key.get((ref.kind, ref.value))
+            if row is not None and not link_refusal(
+                session, ref, sender=sender, sender_contact_id=None, owner_id=row.contact_id
+            ):
+                joined = row.contact_id
+                break
+        if joined is not None:
+            contact_id = joined
         else:
             contact_id = session.execute(
                 insert(Contact)
@@ -150,9 +180,18 @@ def resolve_contact(tx: Tx, refs: list[IdentityRef], name: str | None, locale: s
         sender_id = sender_row.id
         if sender.verified and not sender_row.verified:
             session.execute(update(Identity).where(Identity.id == sender_id).values(verified=True))
+    resolved = ResolvedContact(contact_id, sender_id)
+    merged = {contact_id}
     for ref in refs[1:]:
         row = by_key.get((ref.kind, ref.value))
-        if row is None:
+        owner_id = row.contact_id if row is not None else None
+        if owner_id in merged:
+            continue
+        reason = link_refusal(session, ref, sender=sender, sender_contact_id=contact_id, owner_id=owner_id)
+        if reason:
+            log.info("identity %s not linked to contact %s: %s", ref.kind, contact_id, reason)
+            resolved.refused.append(RefusedLink(ref, reason, owner_id))
+        elif owner_id is None:
             session.execute(
                 insert(Identity).values(
                     contact_id=contact_id,
@@ -166,14 +205,56 @@ def resolve_contact(tx: Tx, refs: list[IdentityRef], name: str | None, locale: s
             tx.record(
                 "identity.added", contact_id=contact_id, data={"kind": ref.kind, "value": ref.value, "auto": True}
             )
-        elif row.contact_id != contact_id:
-            if verified_conflict(session, contact_id, row.contact_id):
-                log.info("not merging contacts %s and %s: conflicting verified identities", contact_id, row.contact_id)
-                continue
-            merge_contacts(tx, source_id=row.contact_id, target_id=contact_id, automatic=True)
+        else:
+            merge_contacts(tx, source_id=owner_id, target_id=contact_id, automatic=True)
+            merged.add(owner_id)
     if name:
         session.execute(update(Contact).where(Contact.id == contact_id, Contact.name.is_(None)).values(name=name))
-    return contact_id, sender_id
+    return resolved
+
+
+def record_refused_links(tx: Tx, conversation: dict[str, Any], contact_id: int, refused: list[RefusedLink]) -> None:
+    """Tell the agents, in the conversation's timeline, which identities were not linked and why.
+
+    The refused value stays visible there as what the customer claimed (unverified). A
+    claim refused before for this contact (a signed-in user's address, sent with every
+    message) is not repeated.
+    """
+    if not refused:
+        return
+    earlier = {
+        (data.get("kind"), data.get("value"))
+        for data in tx.session.execute(
+            select(Event.data).where(Event.contact_id == contact_id, Event.kind == LINK_REFUSED)
+        ).scalars()
+        if isinstance(data, dict)
+    }
+    for link in refused:
+        if (str(link.ref.kind), link.ref.value) in earlier:
+            continue
+        data = {"kind": str(link.ref.kind), "value": link.ref.value, "reason": link.reason, "owner_id": link.owner_id}
+        message_id = tx.session.execute(
+            insert(Message)
+            .values(
+                conversation_id=conversation["id"],
+                contact_id=contact_id,
+                direction="event",
+                kind="event",
+                body=None,
+                status="received",
+                data={"event": LINK_REFUSED, **data},
+                created_at=tx.now,
+            )
+            .returning(Message.id)
+        ).scalar_one()
+        tx.record(
+            LINK_REFUSED,
+            conversation_id=conversation["id"],
+            contact_id=contact_id,
+            message_id=message_id,
+            data=data,
+            realtime=_realtime(conversation),
+        )
 
 
 def _thread_by_reference(tx: Tx, inbound: InboundMessage, contact_id: int) -> dict[str, Any] | None:
@@ -544,7 +625,8 @@ def _store_new(tx: Tx, account: ChannelAccountView, inbound: InboundMessage) -> 
             continue
         if (candidate.kind, candidate.value) not in {(r.kind, r.value) for r in refs}:
             refs.append(candidate)
-    contact_id, identity_id = resolve_contact(tx, refs, inbound.sender_name, inbound.locale)
+    resolved = resolve_contact(tx, refs, inbound.sender_name, inbound.locale)
+    contact_id, identity_id = resolved.contact_id, resolved.identity_id
     conversation, how = choose_conversation(tx, inbound, contact_id)
     conversation_id = conversation["id"]
     data = dict(inbound.data)
@@ -552,14 +634,16 @@ def _store_new(tx: Tx, account: ChannelAccountView, inbound: InboundMessage) -> 
         data["raw"] = inbound.raw
     reply_to_id = None
     if inbound.reply_to_provider_ids:
-        reply_to_id = tx.session.execute(
-            select(Message.id)
-            .where(
-                Message.conversation_id == conversation_id,
-                Message.provider_message_id.in_(inbound.reply_to_provider_ids[:20]),
+        # The ids come in order of preference (an e-mail's In-Reply-To, then its References
+        # newest first): the message quoted is the first of them we hold.
+        wanted = inbound.reply_to_provider_ids[:20]
+        rows = tx.session.execute(
+            select(Message.provider_message_id, Message.id).where(
+                Message.conversation_id == conversation_id, Message.provider_message_id.in_(wanted)
             )
-            .limit(1)
-        ).scalar()
+        ).all()
+        found: dict[str | None, int] = {ref: message_id for ref, message_id in rows}
+        reply_to_id = next((found[ref] for ref in wanted if ref in found), None)
     message_id = tx.session.execute(
         insert(Message)
         .values(
@@ -646,6 +730,7 @@ def _store_new(tx: Tx, account: ChannelAccountView, inbound: InboundMessage) -> 
             preview=(inbound.text or "")[:140],
         ),
     )
+    record_refused_links(tx, conversation, contact_id, resolved.refused)
     return IngestResult(message_id, conversation_id, contact_id, new_conversation=how == "created")
 
 

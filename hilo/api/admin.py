@@ -16,6 +16,7 @@ from hilo.agents.access import Principal, require_admin
 from hilo.agents.models import Agent, Team
 from hilo.api.deps import CurrentAgent, RuntimeDep
 from hilo.api.schemas import ERRORS
+from hilo.channels.addresses import channel_urls
 from hilo.channels.models import ChannelAccount
 from hilo.i18n import N_
 
@@ -60,8 +61,8 @@ class TeamPatch(BaseModel):
     member_ids: list[int]
 
 
-def webhook_url(base_url: str, account: ChannelAccount) -> str:
-    return f"{base_url}/webhooks/{account.kind}/{account.id}"
+def channel_addresses(base_url: str, account: ChannelAccount) -> dict[str, str]:
+    return channel_urls(base_url, account.kind, account.id, account.config)
 
 
 def channel_payload(account: ChannelAccount, principal: Principal, base_url: str) -> dict[str, Any]:
@@ -70,7 +71,7 @@ def channel_payload(account: ChannelAccount, principal: Principal, base_url: str
         payload.update(
             config=account.config,
             secrets_set=sorted(account.secrets or {}),
-            webhook_url=webhook_url(base_url, account),
+            **channel_addresses(base_url, account),
             created_at=account.created_at,
             updated_at=account.updated_at,
         )

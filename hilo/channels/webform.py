@@ -35,6 +35,7 @@ from hilo.channels.base import (
 from hilo.channels.widget import (
     DEFAULT_COLOR,
     FieldRule,
+    SettingShape,
     css_color,
     localized,
     origin_allowed,
@@ -220,6 +221,12 @@ class WebformChannel:
         "allowed_origins",
     )
     secret_keys: ClassVar[tuple[str, ...]] = ()
+    structured_settings: ClassVar[Mapping[str, SettingShape]] = {
+        "title": SettingShape.TEXT_OR_OBJECT,
+        "intro": SettingShape.TEXT_OR_OBJECT,
+        "thanks": SettingShape.TEXT_OR_OBJECT,
+        "allowed_origins": SettingShape.TEXT_OR_LIST,
+    }
 
     def parse_webhook(self, account: ChannelAccountView, request: WebhookRequest) -> WebhookResult:
         raise WebhookError(

@@ -157,6 +157,71 @@ def structured_setting(value: Any) -> Any:
     return value
 
 
+class SettingShape(enum.Enum):
+    """What a setting with structure holds once parsed: the API refuses anything else."""
+
+    OBJECT = (dict,)
+    LIST = (list,)
+    TEXT_OR_OBJECT = (str, dict)
+    TEXT_OR_LIST = (str, list)
+
+
+_SHAPE_REASONS = {
+    SettingShape.OBJECT: N_('The setting "{key}" must be a JSON object.'),
+    SettingShape.LIST: N_('The setting "{key}" must be a JSON list.'),
+    SettingShape.TEXT_OR_OBJECT: N_('The setting "{key}" must be plain text or a JSON object.'),
+    SettingShape.TEXT_OR_LIST: N_('The setting "{key}" must be plain text or a JSON list.'),
+}
+
+
+class SettingInvalid(ValueError):
+    """A structured setting that cannot be stored: a stable `code`, a msgid `reason` and its values."""
+
+    def __init__(self, code: str, key: str, reason: str, **values: Any) -> None:
+        super().__init__(f"{code}: {key}")
+        self.code = code
+        self.key = key
+        self.reason = reason
+        self.values = values
+
+
+def check_structured(shapes: Mapping[str, SettingShape], values: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings with each structured one parsed from JSON text and checked against its shape.
+
+    The admin page and the command line send JSON text; storing the parsed value means a
+    value that does not parse is refused here, never dropped later when it is read.
+    """
+    checked = dict(values)
+    for key, shape in shapes.items():
+        if key in values:
+            checked[key] = _structured(key, shape, values[key])
+    return checked
+
+
+def _structured(key: str, shape: SettingShape, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return ""
+        if str in shape.value and text[0] not in "{[":
+            return text
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            raise SettingInvalid(
+                "setting_json_invalid",
+                key,
+                N_('The setting "{key}" is not valid JSON (line {line}, column {column}): check quotes and commas.'),
+                line=exc.lineno,
+                column=exc.colno,
+            ) from exc
+    if not isinstance(value, shape.value):
+        raise SettingInvalid("setting_shape_invalid", key, _SHAPE_REASONS[shape])
+    return value
+
+
 def parse_origins(value: Any) -> tuple[str, ...]:
     """Allowed origins from a list or a comma-separated string, normalised without a slash."""
     value = structured_setting(value)
@@ -206,6 +271,9 @@ class WidgetSettings:
     proactive: tuple[ProactiveRule, ...] = ()
     allowed_origins: tuple[str, ...] = ()
     business_hours: Any = ""
+    # A routing business-hours calendar: when set, it says whether the team is open and
+    # when it is back; `business_hours` (free text) is the fallback without one.
+    business_hours_id: int | None = None
     reply_time: str | None = None
     max_upload_bytes: int = DEFAULT_UPLOAD_MB * 1024 * 1024
     email_fallback_minutes: float = DEFAULT_EMAIL_FALLBACK_MINUTES
@@ -248,6 +316,7 @@ class WidgetSettings:
             proactive=tuple(rules),
             allowed_origins=parse_origins(config.get("allowed_origins")),
             business_hours=structured_setting(config.get("business_hours")) or "",
+            business_hours_id=_whole(_number(config.get("business_hours_id"))),
             reply_time=reply_time if reply_time in REPLY_TIMES else None,
             max_upload_bytes=int(upload_mb * 1024 * 1024),
             email_fallback_minutes=DEFAULT_EMAIL_FALLBACK_MINUTES if fallback is None else fallback,
@@ -295,12 +364,21 @@ class WidgetChannel:
         "proactive",
         "allowed_origins",
         "business_hours",
+        "business_hours_id",
         "reply_time",
         "max_upload_mb",
         "email_fallback_minutes",
         "email_channel_account_id",
     )
     secret_keys: ClassVar[tuple[str, ...]] = ("identity_secret",)
+    structured_settings: ClassVar[Mapping[str, SettingShape]] = {
+        "title": SettingShape.TEXT_OR_OBJECT,
+        "greeting": SettingShape.TEXT_OR_OBJECT,
+        "prechat_fields": SettingShape.OBJECT,
+        "proactive": SettingShape.LIST,
+        "allowed_origins": SettingShape.TEXT_OR_LIST,
+        "business_hours": SettingShape.TEXT_OR_OBJECT,
+    }
 
     def parse_webhook(self, account: ChannelAccountView, request: WebhookRequest) -> WebhookResult:
         raise WebhookError(

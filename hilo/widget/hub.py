@@ -6,8 +6,8 @@ its visitor's new messages. The same read serves reconnects (everything after th
 message id the widget saw), so live delivery and replay cannot disagree, and a message
 is shown to the identity it was addressed to and to no one else.
 
-The hub also tells widgets whether any agent is online (an agent websocket open on any
-API process: each process announces its own on the bus) and relays typing and "seen".
+The hub also tells widgets whether any agent is online and available (routing presence,
+see `AgentBoard`) and relays typing and "seen".
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,9 +24,9 @@ import orjson
 from starlette.websockets import WebSocket
 
 from hilo.channels.base import ChannelAccountView
-from hilo.realtime.hub import Hub
 from hilo.runtime import Runtime
 from hilo.widget.history import visitor_messages
+from hilo.widget.hours import agents_available
 from hilo.widget.visitors import Visitor
 
 log = logging.getLogger(__name__)
@@ -36,8 +35,8 @@ QUEUE_LIMIT = 256
 # A message id assigned before another's may commit after it (PostgreSQL sequences): ids
 # sent in the last few seconds are re-checked below, so a late commit is never skipped.
 LATE_COMMIT_SECONDS = 10.0
-ANNOUNCE_EVERY = 10.0
-ANNOUNCE_TTL = 30.0
+# Heartbeats expire without an event until the next presence pass: read presence at least this often.
+REFRESH_SECONDS = 15.0
 POLL_SECONDS = 1.0
 _POKE: dict[str, Any] = {"type": "_poke"}
 
@@ -79,49 +78,40 @@ class VisitorSocket:
 
 
 class AgentBoard:
-    """Whether any agent has the inbox open, on this API process or any other."""
+    """Whether some agent is online and available, by routing presence (shared by every process).
 
-    def __init__(self, runtime: Runtime, agents: Hub) -> None:
+    Presence lives in the database. It is read again when the bus announces an agent's
+    presence change (every process hears it) and every REFRESH_SECONDS besides, so a
+    change on another process is seen within a second, and no visitor costs a query.
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.agents = agents
-        self.process_id = uuid.uuid4().hex
-        self._remote: dict[str, float] = {}
-        self._local = False
-        self._announced_at = 0.0
-
-    def local(self) -> bool:
-        return bool(self.agents.connections)
+        self._available = False
+        self._stale = True
+        self._read_at = 0.0
 
     def online(self) -> bool:
-        now = time.monotonic()
-        return self.local() or any(expires > now for expires in self._remote.values())
+        return self._available
 
-    def heard(self, event: dict[str, Any]) -> None:
-        process = str(event.get("process"))
-        if process == self.process_id:
-            return
-        if event.get("online"):
-            self._remote[process] = time.monotonic() + ANNOUNCE_TTL
-        else:
-            self._remote.pop(process, None)
+    def heard(self) -> None:
+        self._stale = True
 
-    def tick(self) -> None:
-        """Announce this process's agents when that changes, and while some stay online."""
-        local = self.local()
-        now = time.monotonic()
-        if local != self._local or (local and now - self._announced_at >= ANNOUNCE_EVERY):
-            self._local = local
-            self._announced_at = now
-            self.runtime.bus.publish(
-                # No agent's browser needs this: only_agent_ids=[] keeps it off their sockets.
-                {"type": "widget.agents", "process": self.process_id, "online": local, "only_agent_ids": []}
-            )
+    def due(self, now: float) -> bool:
+        return self._stale or now - self._read_at >= REFRESH_SECONDS
+
+    def refresh(self) -> None:
+        """Read presence again (blocking: call from a thread)."""
+        self._stale = False
+        self._read_at = time.monotonic()
+        with self.runtime.db.read() as session:
+            self._available = agents_available(session, self.runtime.clock.now())
 
 
 class WidgetHub:
-    def __init__(self, runtime: Runtime, agents: Hub) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.board = AgentBoard(runtime, agents)
+        self.board = AgentBoard(runtime)
         self.sockets: set[VisitorSocket] = set()
         self.by_identity: dict[str, set[VisitorSocket]] = defaultdict(set)
         self.by_contact: dict[int, set[VisitorSocket]] = defaultdict(set)
@@ -198,9 +188,8 @@ class WidgetHub:
             for socket in list(self.by_identity.get(str(event.get("identity")), ())):
                 self.set_contact(socket, int(event["contact_id"]))
                 self.poke(socket)
-        elif kind == "widget.agents":
-            self.board.heard(event)
-            self._agents_changed()
+        elif kind == "agent.presence_changed":
+            self.board.heard()
 
     def _agents_changed(self) -> None:
         online = self.board.online()
@@ -245,10 +234,11 @@ class WidgetHub:
             await socket.websocket.send_text(orjson.dumps(frame).decode())
 
     async def run(self) -> None:
-        """Announce this process's agents and tell widgets when availability changes."""
+        """Follow agents' presence and tell open widgets when availability changes."""
         while True:
             try:
-                self.board.tick()
+                if self.board.due(time.monotonic()):
+                    await asyncio.to_thread(self.board.refresh)
                 self._agents_changed()
             except Exception:
                 log.exception("widget agent presence tick failed")

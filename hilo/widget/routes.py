@@ -25,7 +25,7 @@ from starlette.datastructures import UploadFile
 from hilo.actions.errors import ActionError, NotFound
 from hilo.api.deps import client_ip
 from hilo.channels.base import ChannelAccountView, DeliveryStatus, InboundAttachment
-from hilo.channels.widget import REPLY_TIMES, PrechatInvalid, WidgetSettings, localized, origin_allowed
+from hilo.channels.widget import PrechatInvalid, WidgetSettings, localized, origin_allowed
 from hilo.conversations.models import Attachment, Message
 from hilo.i18n import N_, gettext, negotiate, normalize_locale
 from hilo.runtime import Runtime
@@ -33,6 +33,7 @@ from hilo.widget import forms
 from hilo.widget.actions import record_receipt, send_email_fallbacks
 from hilo.widget.directory import Directory
 from hilo.widget.history import conversation_scope, file_signature, identity_of
+from hilo.widget.hours import config_fields
 from hilo.widget.hub import VisitorSocket, WidgetHub
 from hilo.widget.inbound import build_inbound, client_id_of, submit, text_of
 from hilo.widget.strings import ui_strings
@@ -136,7 +137,7 @@ def widget_script(token: str, request: Request) -> Response:
 
 @router.get("/widget/{token}/config")
 def widget_config(token: str, request: Request) -> Response:
-    """Everything the widget shows, in the visitor's language; and whether agents are online."""
+    """Everything the widget shows, in the visitor's language; whether the team is open and agents available."""
     locale = _locale(request)
     runtime: Runtime = request.app.state.runtime
     try:
@@ -146,7 +147,8 @@ def widget_config(token: str, request: Request) -> Response:
         _check_origin(request, settings)
     except ActionError as exc:
         return refusal(exc, locale, {"Access-Control-Allow-Origin": "*"})
-    hub: WidgetHub = request.app.state.widget_hub
+    with runtime.db.read() as session:
+        availability = config_fields(session, settings, runtime.clock.now(), locale)
     body = {
         "locale": locale,
         "title": settings.text("title", locale),
@@ -164,9 +166,7 @@ def widget_config(token: str, request: Request) -> Response:
             }
             for rule in settings.proactive
         ],
-        "agents_online": hub.board.online(),
-        "reply_time": gettext(REPLY_TIMES[settings.reply_time], locale) if settings.reply_time else "",
-        "business_hours": settings.text("business_hours", locale),
+        **availability,
         "max_upload_bytes": min(settings.max_upload_bytes, runtime.settings.max_upload_bytes),
         "accept": ACCEPT,
         "strings": ui_strings(locale),
@@ -555,7 +555,7 @@ async def _email_fallbacks(runtime: Runtime) -> None:
 def install(app: FastAPI) -> None:
     """Mount the widget and the web forms, and run the widget hub with the app."""
     runtime: Runtime = app.state.runtime
-    hub = WidgetHub(runtime, app.state.hub)
+    hub = WidgetHub(runtime)
     directory = Directory(runtime)
     app.state.widget_hub = hub
     app.state.widget_directory = directory

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from fastapi.testclient import TestClient
+
 from hilo.actions.ingest import ingest_message
 from hilo.channels.base import IdentityKind, IdentityRef, InboundMessage
 from hilo.channels.models import ChannelAccount
+from hilo.channels.widget import user_hash
 from tests.support import Api
+from tests.widget.widget_support import SECRET, open_widget, token_of, widget_channel
 
 
 def test_phone_written_differently_is_one_identity(api: Api) -> None:
@@ -134,3 +138,34 @@ def test_contact_search_by_name_email_and_phone(api: Api) -> None:
     assert names("bego@example.com") == ["Begoña Ruiz"]
     assert names("+442079460018") == ["Tom Baker"]
     assert names("nobody") == []
+
+
+def test_an_address_of_a_contact_with_a_verified_identity_is_never_linked_automatically(
+    api: Api, app_client: TestClient
+) -> None:
+    # given: a signed-in widget user whose site passed their e-mail address, and an ordinary contact
+    widget = widget_channel(api, identity_secret=SECRET)
+    with open_widget(
+        app_client, token_of(widget), user={"id": "u-9", "hash": user_hash(SECRET, "u-9"), "email": "vera@example.com"}
+    ) as chat:
+        chat.next_of("welcome")
+        verified_conversation_id = chat.say("Hola")["conversation_id"]
+    channel = api.api_channel()
+    api.inbound(channel, "crm-1", "from the CRM", email="olga@example.com")
+    # when: another source sends messages carrying each address
+    api.inbound(channel, "shop-7", "I am Vera", email="vera@example.com")
+    api.inbound(channel, "shop-8", "I am Olga", email="olga@example.com")
+    # then: the ordinary contact's thread is joined; the verified user's contact is not
+    by_body = {m["body"]: m for c in api.conversations() for m in api.timeline(c["id"]) if m["direction"] == "inbound"}
+    assert by_body["I am Olga"]["conversation_id"] == by_body["from the CRM"]["conversation_id"]
+    assert by_body["I am Vera"]["conversation_id"] != verified_conversation_id
+    vera = by_body["Hola"]["contact_id"]
+    stranger = by_body["I am Vera"]["contact_id"]
+    assert [i["value"] for i in api.ok(api.get(f"/api/v1/contacts/{stranger}"))["identities"]] == [
+        f"{channel['id']}:shop-7"
+    ]
+    # when: an agent decides they are the same person
+    merged = api.post(f"/api/v1/contacts/{vera}/merge", {"source_id": stranger})
+    # then: an explicit merge is the agent's call, and it is allowed
+    assert merged.status_code == 200
+    assert {i["value"] for i in merged.json()["identities"]} >= {"vera@example.com", f"{channel['id']}:shop-7"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -271,3 +272,232 @@ def test_proactive_rules_open_the_chat_with_their_message(browser: Browser, live
     expect(later.locator("li.note", has_text="cart")).to_have_count(0)
     assert live.contacts() == []
     context.close()
+
+
+def _configure_widget(live: LiveHilo, **settings: Any) -> None:
+    [widget] = [c for c in live.api.get("/api/v1/channels").json() if c["kind"] == "widget"]
+    answer = live.api.patch(f"/api/v1/channels/{widget['id']}", json={"settings": settings})
+    assert answer.status_code == 200, answer.text
+
+
+def test_greeting_position_and_colours_are_the_channels(browser: Browser, live: LiveHilo, site: Site) -> None:
+    # given
+    _configure_widget(
+        live,
+        greeting={"en": "Hi! How can we help?", "es": "¡Hola!"},
+        position="left",
+        color="#112233",
+        text_color="#fafafa",
+    )
+    context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    # when
+    _open_chat(page, site)
+    # then: the greeting opens the log; launcher and panel sit in the bottom-left corner, in the brand colours
+    expect(page.locator("li.note.greeting")).to_have_text("Hi! How can we help?")
+    launcher = page.locator("button.launcher")
+    launcher_box = launcher.bounding_box()
+    panel_box = page.locator("section.panel").bounding_box()
+    assert launcher_box is not None and launcher_box["x"] < 100
+    assert panel_box is not None and panel_box["x"] < 100
+    assert launcher.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(17, 34, 51)"
+    assert launcher.evaluate("b => getComputedStyle(b).color") == "rgb(250, 250, 250)"
+    assert page.locator("section.panel header").evaluate("h => getComputedStyle(h).color") == "rgb(250, 250, 250)"
+    context.close()
+
+
+def test_a_url_rule_fires_at_once_and_a_timed_rule_after_its_seconds(
+    browser: Browser, live: LiveHilo, site: Site
+) -> None:
+    # given: a rule for cart pages, and one for slow pages after two seconds
+    _configure_widget(
+        live,
+        proactive=[
+            {"message": "Questions about your cart?", "url": "*/shop?cart=*"},
+            {"message": "Still looking?", "url": "*/shop?slow=*", "after_seconds": 2},
+        ],
+    )
+    context = browser.new_context()
+    # when: a visitor lands on the cart page
+    cart = context.new_page()
+    cart.goto(f"{site.url}/shop?cart=1")
+    # then: the chat opens with the cart rule's message only
+    expect(cart.locator("section.panel")).to_be_visible()
+    expect(cart.locator("li.note.proactive")).to_have_text("Questions about your cart?")
+    cart.close()
+    # when: another visitor (a fresh browser session) stays on the slow page
+    slow = browser.new_context().new_page()
+    slow.goto(f"{site.url}/shop?slow=1")
+    slow.wait_for_function("window.Hilo !== undefined")
+    started = slow.evaluate("performance.now()")
+    # then: nothing at first, the timed message once its seconds are up
+    assert slow.locator("section.panel").is_visible() is False
+    expect(slow.locator("li.note.proactive")).to_have_text("Still looking?", timeout=10_000)
+    assert slow.evaluate("performance.now()") - started >= 1_500
+    slow.context.close()
+    context.close()
+
+
+def test_an_unknown_widget_token_leaves_the_host_page_alone(browser: Browser, live: LiveHilo, site: Site) -> None:
+    # given: the shop's page as laid out with a working widget
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    layout = "() => [document.querySelector('h1').getBoundingClientRect().toJSON(), document.body.scrollWidth]"
+    page.goto(f"{site.url}/shop")
+    expect(page.locator("button.launcher")).to_be_visible()
+    expected = page.evaluate(layout)
+    # when: the page embeds the snippet with a token Hilo does not know
+    site.widget_token = "no-such-token"
+    page.goto(f"{site.url}/shop")
+    page.wait_for_load_state("networkidle")
+    # then: no error reaches the page, its own script ran, there is no widget, the layout is the same
+    assert errors == []
+    assert page.evaluate("typeof window.pageId") == "number"
+    assert page.evaluate("typeof window.Hilo") == "undefined"
+    assert page.locator("[data-hilo-widget]").count() == 0
+    assert page.evaluate(layout) == expected
+    assert expected[1] <= 1280
+    context.close()
+
+
+def test_outside_business_hours_the_offline_form_says_when_the_team_is_back(
+    browser: Browser, live: LiveHilo, site: Site
+) -> None:
+    # given: the widget follows Madrid office hours; it is Saturday noon in Madrid, and an agent is online
+    weekdays = {day: [["09:00", "18:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}
+    hours = live.api.post(
+        "/api/v1/business-hours",
+        json={"name": "Madrid office", "timezone": "Europe/Madrid", "periods": weekdays, "holiday_country": "ES"},
+    )
+    assert hours.status_code == 201, hours.text
+    _configure_widget(live, business_hours_id=hours.json()["id"], reply_time="minutes")
+    live.clock.set(datetime(2026, 3, 7, 11, 0, tzinfo=UTC))
+    context = browser.new_context(locale="es-ES")
+    page = context.new_page()
+    with agent_online(live):
+        # when: a visitor opens the chat in Spanish
+        _open_chat(page, site, "?locale=es")
+        # then: the offline form, with the next opening in Madrid's time
+        expect(page.locator("form.intro .lead")).to_have_text("Ahora mismo no estamos disponibles")
+        expect(page.locator("form.intro .hint")).to_contain_text("Volvemos el lunes a las 09:00")
+        expect(page.locator("header .sub")).to_have_text(
+            "Ahora mismo no estamos disponibles · Volvemos el lunes a las 09:00"
+        )
+        expect(page.locator("#hilo-f-email")).to_be_visible()
+        expect(page.locator("form.composer")).to_be_hidden()
+    context.close()
+
+
+def _agent_page(browser: Browser, live: LiveHilo) -> Page:
+    """Ana, the administrator, signed in to the agent workspace in a browser context of her own."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="en-GB")
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.errors = errors  # type: ignore[attr-defined]
+    page.goto(f"{live.url}/login")
+    page.fill("input[name=email]", "ana@example.com")
+    page.fill("input[name=password]", "correct horse battery")
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r".*/inbox.*"))
+    expect(page.locator("#conn")).to_be_hidden()
+    return page
+
+
+def test_saving_a_widget_channel_in_the_admin_page_keeps_its_settings(browser: Browser, live: LiveHilo) -> None:
+    # given: a widget channel with settings of every shape
+    chat = live.channel(
+        "widget",
+        allowed_origins=["https://shop.example", "https://*.shop.example"],
+        prechat_fields={"name": "optional", "email": "required"},
+        proactive=[{"message": {"en": "Need help?", "es": "¿Te ayudamos?"}, "url": "*/cart*", "after_seconds": 20}],
+        title={"en": "Shop help", "es": "Ayuda de la tienda"},
+        greeting="Hello! <b>We're</b> here",
+        max_upload_mb=2,
+        identity_secret=SECRET,
+    )
+    before = live.api.get(f"/api/v1/channels/{chat['id']}").json()
+    page = _agent_page(browser, live)
+    page.goto(f"{live.url}/admin/channels")
+    card = page.locator(f"#channel-{chat['id']}")
+    # then: the card shows the embed snippet with the public token, not a webhook URL
+    token = chat["config"]["public_token"]
+    expect(card.locator("input[readonly]")).to_have_value(
+        f'<script async src="{live.url}/widget/{token}/widget.js" data-token="{token}"></script>'
+    )
+    # when: the admin opens the settings and saves without changing anything
+    card.locator("summary").click()
+    expect(card.locator("input[name='settings.prechat_fields']")).to_have_value(
+        '{"name":"optional","email":"required"}'
+    )
+    with page.expect_navigation():
+        card.locator("button[type=submit]").click()
+    # then: every setting (and the secret) is as it was
+    after = live.api.get(f"/api/v1/channels/{chat['id']}").json()
+    assert after["config"] == before["config"]
+    assert after["secrets_set"] == ["identity_secret"]
+    assert after["updated_at"] == before["updated_at"]
+    # when: the admin breaks the proactive rules' JSON
+    card = page.locator(f"#channel-{chat['id']}")
+    card.locator("summary").click()
+    card.locator("input[name='settings.proactive']").fill('[{"message": "Hi"')
+    card.locator("button[type=submit]").click()
+    # then: the page says which setting is wrong, and nothing is stored
+    expect(card.locator(".form-error")).to_contain_text('The setting "proactive" is not valid JSON')
+    expect(card.locator("input[name='settings.proactive']")).to_be_focused()
+    assert live.api.get(f"/api/v1/channels/{chat['id']}").json()["config"] == before["config"]
+    # when: the admin fixes it, changing the rules and the greeting
+    card.locator("input[name='settings.proactive']").fill('[{"message": "Hi", "after_seconds": 5}]')
+    card.locator("input[name='settings.greeting']").fill('{"en": "Hello", "es": "Hola"}')
+    with page.expect_navigation():
+        card.locator("button[type=submit]").click()
+    # then: exactly those two settings changed, stored as JSON values
+    config = live.api.get(f"/api/v1/channels/{chat['id']}").json()["config"]
+    assert config == {
+        **before["config"],
+        "proactive": [{"message": "Hi", "after_seconds": 5}],
+        "greeting": {"en": "Hello", "es": "Hola"},
+    }
+    assert page.errors == []  # type: ignore[attr-defined]
+    page.context.close()
+
+
+def test_the_agent_sees_the_visitor_typing_in_the_open_conversation(
+    browser: Browser, live: LiveHilo, site: Site
+) -> None:
+    # given: an agent in the workspace, and a signed-in shop user who started a chat
+    agent = _agent_page(browser, live)
+    visitor_context = browser.new_context(locale="en-US")
+    visitor = visitor_context.new_page()
+    _open_chat(visitor, site, f"?user_id=u-5&user_hash={user_hash(SECRET, 'u-5')}&user_name=Lola")
+    _say(visitor, "Hi, a question about sizes")
+    expect(_mine(visitor, "question about sizes")).to_have_count(1)
+    [conversation] = live.conversations()
+    agent.goto(f"{live.url}/inbox?view=all&c={conversation['id']}")
+    expect(agent.locator("#conversation")).to_have_attribute("data-id", str(conversation["id"]))
+    presence = agent.locator("#presence")
+    expect(presence).not_to_contain_text("typing")
+    # when: the visitor types (the widget reports typing at most every 2.5 s, the first report
+    # went out with their first message)
+    visitor.wait_for_timeout(2_600)
+    visitor.locator("#hilo-input").press_sequentially("Do you have")
+    # then: the agent sees it in the open conversation
+    expect(presence).to_have_text("Lola is typing…")
+    # when: the visitor sends the message
+    visitor.locator("#hilo-input").press_sequentially(" it in XL?")
+    visitor.locator("#hilo-input").press("Enter")
+    # then: the message replaces the indicator at once (not when its few seconds are up)
+    expect(agent.locator(".msg", has_text="Do you have it in XL?")).to_be_visible()
+    expect(presence).to_have_text("", timeout=1_000)
+    # when: the visitor types again, then stops
+    visitor.wait_for_timeout(2_600)
+    visitor.locator("#hilo-input").press_sequentially("And")
+    expect(presence).to_have_text("Lola is typing…")
+    # then: the indicator goes away a few seconds later
+    expect(presence).not_to_contain_text("typing", timeout=9_000)
+    assert agent.errors == []  # type: ignore[attr-defined]
+    agent.context.close()
+    visitor_context.close()

@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ from websockets.sync.client import connect
 
 from hilo.actions.agents import create_agent, create_token
 from hilo.app import create_app
+from hilo.clock import Clock
 from hilo.settings import Settings
 from hilo.widget.hub import WidgetHub
 from tests.fakes.server import free_port, serve_asgi
@@ -38,6 +40,19 @@ CHROMIUM_ARGS = [
 ]
 
 
+class SettableClock(Clock):
+    """The real time until a test sets it (to be outside business hours, say); then frozen there."""
+
+    def __init__(self) -> None:
+        self._at: datetime | None = None
+
+    def now(self) -> datetime:
+        return self._at or datetime.now(UTC)
+
+    def set(self, when: datetime) -> None:
+        self._at = when
+
+
 @dataclass
 class LiveHilo:
     """Hilo served by uvicorn (lifespan on, in-process worker) on a loopback port."""
@@ -47,6 +62,7 @@ class LiveHilo:
     loop: asyncio.AbstractEventLoop
     api: httpx.Client
     token: str
+    clock: SettableClock
 
     def drop_visitor_sockets(self) -> int:
         """Close every widget socket from the server side, as a proxy restart would."""
@@ -97,7 +113,8 @@ def _started(server: uvicorn.Server, what: str) -> None:
 
 @contextmanager
 def live_hilo(settings: Settings, port: int) -> Iterator[LiveHilo]:
-    app = create_app(settings)
+    clock = SettableClock()
+    app = create_app(settings, clock=clock)
     holder: dict[str, asyncio.AbstractEventLoop] = {}
     inner = app.router.lifespan_context
 
@@ -123,7 +140,7 @@ def live_hilo(settings: Settings, port: int) -> Iterator[LiveHilo]:
     url = f"http://127.0.0.1:{port}"
     client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=20)
     try:
-        yield LiveHilo(url=url, app=app, loop=holder["loop"], api=client, token=token)
+        yield LiveHilo(url=url, app=app, loop=holder["loop"], api=client, token=token, clock=clock)
     finally:
         client.close()
         server.should_exit = True
@@ -132,9 +149,10 @@ def live_hilo(settings: Settings, port: int) -> Iterator[LiveHilo]:
 
 @contextmanager
 def agent_online(live: LiveHilo) -> Iterator[None]:
-    """An agent with the inbox open: an agent websocket, drained in a thread."""
+    """An agent with the inbox open (an agent websocket, drained in a thread), online for routing."""
     ws = connect(live.url.replace("http", "ws", 1) + f"/api/v1/ws?token={live.token}")
     ws.recv(timeout=10)
+    _wait_until_online(live)
 
     def drain() -> None:
         with contextlib.suppress(Exception):
@@ -148,6 +166,15 @@ def agent_online(live: LiveHilo) -> Iterator[None]:
     finally:
         ws.close()
         thread.join(timeout=10)
+
+
+def _wait_until_online(live: LiveHilo) -> None:
+    # Routing stores presence on its engine thread; the widget reads it from there.
+    deadline = time.monotonic() + 10
+    while not any(p["presence"] == "online" for p in live.api.get("/api/v1/presence").json()):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the agent did not come online")
+        time.sleep(0.02)
 
 
 PAGE = """<!doctype html>

@@ -115,7 +115,16 @@ def open_widget(
 
 @contextmanager
 def agent_online(client: TestClient, api: Api) -> Iterator[WebSocketTestSession]:
-    """An agent with the inbox open (an agent websocket)."""
+    """An agent with the inbox open (an agent websocket), online for routing once this returns."""
     with client.websocket_connect(f"/api/v1/ws?token={api.token}") as ws:
         assert ws.receive_json()["type"] == "hello"
+        # Routing writes presence on its engine: run what it queued, so presence is stored.
+        client.app.state.routing_engine.drain()  # type: ignore[attr-defined]
         yield ws
+
+
+def business_hours(api: Api, timezone: str, **fields: Any) -> dict[str, Any]:
+    """A routing calendar: Monday to Friday 09:00-18:00 unless `periods` says otherwise."""
+    weekdays = {day: [["09:00", "18:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}
+    body = {"name": f"Hours {timezone}", "timezone": timezone, "periods": weekdays, **fields}
+    return api.ok(api.post("/api/v1/business-hours", body), 201)  # type: ignore[no-any-return]

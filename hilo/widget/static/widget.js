@@ -56,6 +56,7 @@
     var pending = loadOutbox(); // client_id -> message not yet acknowledged
     var ws = null, ready = false, retries = 0, retryTimer = null, pingTimer = null, stopped = false;
     var agentsOnline = !!cfg.agents_online;
+    var teamOpen = cfg.open_now !== false; // the channel's business hours; open without a calendar
     var known = false, welcomed = false, isOpen = false, unread = 0;
     var readUpTo = 0, deliveredUpTo = 0, typingTimer = null, lastTyping = 0;
     var visitorToken = store.get(KEY + "visitor");
@@ -144,6 +145,7 @@
     else document.addEventListener("DOMContentLoaded", function () { document.body.appendChild(host); });
 
     subtitleText();
+    whenOpening(cfg.next_open);
 
     // ---- opening and closing ---------------------------------------------------------------
     function open(fromRule) {
@@ -405,7 +407,7 @@
     // ---- forms: pre-chat and offline -------------------------------------------------------
     function needsIntro() {
       if (known || env.user || Object.keys(pending).length) return null;
-      if (!agentsOnline) return "offline";
+      if (!agentsOnline || !teamOpen) return "offline";
       var asks = Object.keys(cfg.prechat).some(function (k) { return cfg.prechat[k] !== "off"; });
       return asks ? "prechat" : null;
     }
@@ -631,7 +633,29 @@
     }
 
     function subtitleText() {
-      subtitle.textContent = agentsOnline ? cfg.reply_time || "" : [S.offline_title, cfg.business_hours].filter(Boolean).join(" · ");
+      subtitle.textContent = agentsOnline && teamOpen
+        ? cfg.reply_time || ""
+        : [S.offline_title, cfg.next_open_text || cfg.business_hours].filter(Boolean).join(" · ");
+    }
+
+    // Business hours: at the next opening, ask the server again (its clock and calendar decide).
+    function whenOpening(at) {
+      if (!at) return;
+      var wait = Date.parse(at) - Date.now();
+      wait = wait > 60000 ? Math.min(wait, 2e9) : 60000; // a clock skew never makes it spin
+      setTimeout(function () {
+        fetch(env.base + "/config?locale=" + encodeURIComponent(cfg.locale), { credentials: "omit" })
+          .then(function (r) { return r.ok ? r.json() : null; })
+          .then(function (fresh) {
+            if (!fresh) return;
+            ["reply_time", "business_hours", "next_open_text"].forEach(function (k) { cfg[k] = fresh[k]; });
+            teamOpen = fresh.open_now !== false;
+            subtitleText();
+            showForms();
+            whenOpening(fresh.next_open);
+          })
+          .catch(function () { whenOpening(at); });
+      }, wait);
     }
 
     function setStatus(text) {
