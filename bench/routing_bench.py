@@ -2,8 +2,8 @@
 
 Three figures, each measured in-process through the same action functions the engine runs:
 
-1. Routing decision: 200 agents online in one team (two open chats each, room for ten),
-   10,000 conversations already queued. Each of 1,000 fresh conversations is routed in
+1. Routing decision: 200 agents online in one team (two open chats each, room for ten
+   chats and no e-mail), 10,000 e-mails already queued. Each of 1,000 fresh conversations is routed in
    its own transaction; two figures per decision: the decision itself (`routing.decide`:
    load the conversation, lock the team, choose the agent by every candidate's load) and
    the whole of it with the assignment carried out and committed (`routing.carry_out`:
@@ -48,7 +48,7 @@ DATABASE = "hilo_bench_routing"
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 AGENTS = 200
 LOADED = 2 * AGENTS  # conversations 1..400: two open chats per agent
-QUEUED = 10_000  # conversations 401..10,400: waiting in the team's queue
+QUEUED = 10_000  # conversations 401..10,400: e-mails waiting in the team's queue (nobody takes e-mail)
 FRESH = 1_000  # conversations 10,401..11,400: to route, timed
 WARMUP = 50
 RULES = 100
@@ -70,11 +70,13 @@ def generate(url: str, total: int) -> dict[str, float]:
             """INSERT INTO routing_teams (team_id, strategy, auto_assign, reassign_when_offline, created_at, updated_at)
                VALUES (1, 'least_loaded', true, false, %(now)s, %(now)s)""",
             """INSERT INTO routing_agents (agent_id, skills, capacity, availability, online_until, presence, updated_at)
-               SELECT g, '["language:es"]'::jsonb, '{"chat": 10}'::jsonb, 'available', %(now)s + interval '1 day',
+               SELECT g, '["language:es"]'::jsonb, '{"chat": 10, "email": 0}'::jsonb, 'available',
+                      %(now)s + interval '1 day',
                       'online', %(now)s
                FROM generate_series(1, %(agents)s) g""",
             """INSERT INTO channel_accounts (id, kind, name, enabled, config, secrets, created_at, updated_at)
-               VALUES (1, 'api', 'Bench', true, '{}'::jsonb, '{}'::jsonb, %(now)s, %(now)s)""",
+               VALUES (1, 'api', 'Bench', true, '{}'::jsonb, '{}'::jsonb, %(now)s, %(now)s),
+                      (2, 'email', 'Bench mail', true, '{}'::jsonb, '{}'::jsonb, %(now)s, %(now)s)""",
         ],
         "contacts": [
             """INSERT INTO contacts (id, name, locale, custom_attributes, created_at, updated_at)
@@ -90,7 +92,8 @@ def generate(url: str, total: int) -> dict[str, float]:
                SELECT g, g, 'open', (ARRAY['none', 'low', 'medium', 'high', 'urgent'])[1 + g %% 5],
                       CASE WHEN g <= %(loaded)s THEN 1 + (g - 1) %% %(agents)s END,
                       CASE WHEN g <= %(last_fresh)s THEN 1 END,
-                      1, 1, %(now)s - (g %% 28800) * interval '1 second', %(now)s,
+                      CASE WHEN g > %(loaded)s AND g <= %(loaded)s + %(queued)s THEN 2 ELSE 1 END,
+                      1, %(now)s - (g %% 28800) * interval '1 second', %(now)s,
                       %(now)s - (g %% 28800) * interval '1 second', %(now)s - (g %% 28800) * interval '1 second',
                       %(now)s - (g %% 28800) * interval '1 second'
                FROM generate_series(1, %(total)s) g""",
@@ -101,7 +104,7 @@ def generate(url: str, total: int) -> dict[str, float]:
                                                  reason, updated_at)
                SELECT g, '[]'::jsonb, '[]'::jsonb, %(now)s - (g %% 3600) * interval '1 second', 1, g %% 5,
                       %(now)s + (g %% 7200) * interval '1 second', %(now)s - (g %% 3600) * interval '1 second',
-                      'chat', 'no_capacity', %(now)s
+                      'email', 'no_capacity', %(now)s
                FROM generate_series(%(loaded)s + 1, %(loaded)s + %(queued)s) g""",
         ],
         "sla": [
@@ -137,7 +140,7 @@ def generate(url: str, total: int) -> dict[str, float]:
         "finish": [
             "SELECT setval(pg_get_serial_sequence('agents', 'id'), (SELECT max(id) FROM agents))",
             "SELECT setval(pg_get_serial_sequence('teams', 'id'), 1)",
-            "SELECT setval(pg_get_serial_sequence('channel_accounts', 'id'), 1)",
+            "SELECT setval(pg_get_serial_sequence('channel_accounts', 'id'), 2)",
             "SELECT setval(pg_get_serial_sequence('contacts', 'id'), (SELECT max(id) FROM contacts))",
             "SELECT setval(pg_get_serial_sequence('conversations', 'id'), (SELECT max(id) FROM conversations))",
             "SELECT setval(pg_get_serial_sequence('sla_policies', 'id'), 1)",
@@ -225,7 +228,7 @@ def bench_routing(runtime: Runtime, url: str) -> dict[str, Any]:
     result["queued_while_measuring"] = queued[0] if queued else None
     # Capacity frees for everyone at once: how fast does the queue drain?
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("""UPDATE routing_agents SET capacity = '{"chat": 12}'::jsonb""")
+        conn.execute("""UPDATE routing_agents SET capacity = '{"chat": 10, "email": 1}'::jsonb""")
     status("queue drain")
     started = time.perf_counter()
     with runtime.transaction() as tx:

@@ -197,8 +197,62 @@ def _generic(result: dict[str, Any]) -> str:
     return "\n\n".join([table(["figure", "value"], rows), *tables])
 
 
+def _channels(result: dict[str, Any]) -> str:
+    parse = result.get("parse_and_verify", {})
+    ingest = result.get("ingest", {})
+    out = [
+        f"Parse and verify (signature check and normalisation), best of {parse.get('repeats')} repeats of "
+        f"{parse.get('timeit_number')} calls per captured fixture:",
+        "",
+        table(
+            ["adapter", "fixture", "bytes", "µs per webhook"],
+            [[f["adapter"], f["fixture"], f["bytes"], f["us_per_webhook"]] for f in parse.get("per_fixture", [])],
+        ),
+        "",
+        f"Ingest over HTTP through each adapter (`hilo serve`): a fixed {ingest.get('moderate_rate_per_s')}/s for "
+        f"{ingest.get('moderate_seconds')} s (open loop; latency from the scheduled send to the answer, given after "
+        f"the commit), then {ingest.get('saturation_clients')} clients posting back to back (the rate the server "
+        "sustains):",
+        "",
+    ]
+    rows = []
+    for entry in ingest.get("databases", []):
+        for adapter, runs in entry.get("adapters", {}).items():
+            for run, data in runs.items():
+                latency = data.get("post_to_response", {})
+                rows.append(
+                    [
+                        entry.get("database"),
+                        adapter,
+                        run,
+                        data.get("offered_per_s", "–"),
+                        data.get("accepted_per_s"),
+                        latency.get("p50_ms"),
+                        latency.get("p99_ms"),
+                        sum((data.get("errors") or {}).values()),
+                    ]
+                )
+    out.append(table(["database", "adapter", "run", "offered/s", "accepted/s", "p50 ms", "p99 ms", "errors"], rows))
+    reference = ingest.get("api_channel_reference") or {}
+    if reference:
+        cells = [
+            [db, reference[db].get("best_accepted_per_s"), reference[db].get("best_step_p99_ms")]
+            for db in ("sqlite", "postgresql")
+            if isinstance(reference.get(db), dict)
+        ]
+        out += [
+            "",
+            f"The core ingest benchmark's API-channel figures ({reference.get('source')}, {reference.get('date')}): "
+            "rising open-loop rates, latency to the agent's websocket.",
+            "",
+            table(["database", "best accepted/s", "p99 ms at that step"], cells),
+        ]
+    return "\n".join(out)
+
+
 RENDER: dict[str, Callable[[dict[str, Any]], str]] = {
     "ingest": _ingest,
+    "channels": _channels,
     "inbox": lambda r: _cases(r, [("who", lambda c: c.get("who")), ("what", lambda c: c.get("what"))]),
     "search": lambda r: _cases(
         r, [("query", lambda c: f"`{c.get('query')}`"), ("matching messages", lambda c: c.get("matching_messages"))]

@@ -31,6 +31,7 @@ log = logging.getLogger("hilo")
 
 FEATURE_MODULES = (
     "hilo.web.views",
+    "hilo.web.admin_automation",
     "hilo.widget.routes",
     "hilo.routing.api",
     "hilo.automation.api",

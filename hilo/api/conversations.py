@@ -23,6 +23,8 @@ from hilo.conversations.access import access_conversation, visible_clause
 from hilo.conversations.models import Conversation, Label, Message, conversation_labels
 from hilo.conversations.search import find_conversations
 from hilo.i18n import N_, gettext
+from hilo.messaging.media import media_problems
+from hilo.routing.models import ConversationSla
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"], responses=ERRORS)
 
@@ -58,6 +60,8 @@ class ReplyIn(BaseModel):
     channel_account_id: int | None = None
     template: dict[str, Any] | None = None
     cc: list[Annotated[str, Field(max_length=320)]] | None = Field(default=None, max_length=20)
+    # E-mail: another of the contact's addresses to send to than the one they last wrote from.
+    to: str | None = Field(default=None, max_length=320)
     # The id of the newest message the agent saw; a newer outbound reply means a collision.
     seen_message_id: int | None = None
     confirm_collision: bool = False
@@ -193,7 +197,7 @@ def list_conversations(
     label: str | None = None,
     contact_id: int | None = None,
     q: Annotated[str | None, Query(max_length=200, description='words, "a phrase", an e-mail or a phone')] = None,
-    sort: Literal["last_activity", "waiting", "priority", "created"] = "last_activity",
+    sort: Literal["last_activity", "waiting", "priority", "created", "sla_due"] = "last_activity",
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
     cursor: str | None = None,
 ) -> ConversationList:
@@ -223,6 +227,11 @@ def list_conversations(
             query = query.order_by(Conversation.waiting_since.is_(None), Conversation.waiting_since, Conversation.id)
         elif sort == "created":
             query = query.order_by(Conversation.created_at.desc(), Conversation.id.desc())
+        elif sort == "sla_due":
+            # Soonest (or most overdue) SLA target first; conversations without one last.
+            query = query.outerjoin(ConversationSla, ConversationSla.conversation_id == Conversation.id).order_by(
+                ConversationSla.due_at.asc().nulls_last(), Conversation.id
+            )
         else:
             from sqlalchemy import case
 
@@ -302,11 +311,17 @@ def split(conversation_id: int, body: SplitIn, principal: CurrentAgent, runtime:
 
 
 def messages_out(session: Session, rows: list[Message]) -> list[MessageOut]:
+    problems = media_problems(rows)
     out = []
     for m in rows:
         item = MessageOut.model_validate(m, from_attributes=True)
         for attachment in item.attachments:
             attachment.url = f"/api/v1/attachments/{attachment.id}"
+            problem = problems.get(attachment.id)
+            if problem is not None:
+                attachment.status = "unavailable" if problem.final else "pending"
+                attachment.status_code = problem.code
+                attachment.status_reason = problem.reason
         out.append(item)
     return out
 
@@ -378,7 +393,13 @@ def send_reply(conversation_id: int, body: ReplyIn, principal: CurrentAgent, run
                     "collision", N_("Someone else replied since you opened this conversation."), 409, details=collision
                 )
         message = reply_actions.reply(
-            tx, conversation, body.body, channel_account_id=body.channel_account_id, template=body.template, cc=body.cc
+            tx,
+            conversation,
+            body.body,
+            channel_account_id=body.channel_account_id,
+            template=body.template,
+            cc=body.cc,
+            to=body.to,
         )
         return messages_out(tx.session, [message])[0]
 
@@ -393,6 +414,8 @@ async def send_reply_with_files(
     channel_account_id: Annotated[int | None, Form()] = None,
     seen_message_id: Annotated[int | None, Form()] = None,
     confirm_collision: Annotated[bool, Form()] = False,
+    cc: Annotated[list[Annotated[str, Field(max_length=320)]] | None, Form(max_length=20)] = None,
+    to: Annotated[str | None, Form(max_length=320)] = None,
 ) -> MessageOut:
     """Reply with attachments (multipart: `files`, up to 10, plus the fields of a JSON reply).
 
@@ -427,7 +450,7 @@ async def send_reply_with_files(
                     "collision", N_("Someone else replied since you opened this conversation."), 409, details=collision
                 )
         message = reply_actions.reply(
-            tx, conversation, body or None, channel_account_id=channel_account_id, attachments=stored
+            tx, conversation, body or None, channel_account_id=channel_account_id, attachments=stored, cc=cc, to=to
         )
         return messages_out(tx.session, [message])[0]
 

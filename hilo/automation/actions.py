@@ -478,6 +478,21 @@ def idle_candidates(
     return [(row.id, row.last_message_at) for row in tx.session.execute(query)]
 
 
+def idle_ties(tx: Tx, *, at: datetime, after_id: int, statuses: tuple[str, ...]) -> list[tuple[int, datetime]]:
+    """Conversations whose last message is exactly at `at` with an id above `after_id`."""
+    query = (
+        select(Conversation.id, Conversation.last_message_at)
+        .where(
+            Conversation.status.in_(statuses),
+            Conversation.merged_into_id.is_(None),
+            Conversation.last_message_at == at,
+            Conversation.id > after_id,
+        )
+        .order_by(Conversation.id)
+    )
+    return [(row.id, row.last_message_at) for row in tx.session.execute(query)]
+
+
 def claim_window(tx: Tx, model: Any, key: int, column: str, old: datetime | None, new: datetime) -> bool:
     """Move a scan watermark from `old` to `new` unless another process already did."""
     field = getattr(model, column)

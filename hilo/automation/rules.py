@@ -9,12 +9,9 @@ is a loop no depth shows). Either stop is recorded as `automation.loop_stopped`.
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 from typing import Any
 
-import httpx
-import orjson
 from sqlalchemy import select
 
 from hilo.automation import actions as automation
@@ -22,19 +19,16 @@ from hilo.automation import conditions as cond
 from hilo.automation import steps
 from hilo.automation.facts import contact_locale, facts_for, trigger_message, variables
 from hilo.automation.models import AutomationRule, AutomationSettings, ScheduledMessage
-from hilo.channels import signing
+from hilo.automation.webhooks import WebhookSender
 from hilo.conversations.models import Conversation, Message
 from hilo.routing.engine import Engine
 from hilo.runtime import Runtime, Tx
-
-log = logging.getLogger(__name__)
 
 AUTOMATION_ORDER = 20
 MAX_DEPTH = 5
 RATE_LIMIT = 20
 RATE_WINDOW = timedelta(minutes=10)
 SCAN_BATCH = 200
-WEBHOOK_TIMEOUT = 5.0
 IDLE_STATUSES = ("open", "pending", "snoozed")
 
 # Committed event -> the rule event it fires.
@@ -106,6 +100,7 @@ class AutomationHandlers:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.runtime: Runtime = engine.runtime
+        self.webhooks = WebhookSender(self.runtime)
 
     def install(self) -> None:
         self.engine.on_event(AUTOMATION_ORDER, self.on_event)
@@ -133,26 +128,9 @@ class AutomationHandlers:
                 automation.out_of_office(tx, conversation, message)
 
     def call_webhooks_after(self, tx: Tx, webhooks: list[steps.PendingWebhook]) -> None:
-        """Call the rules' webhooks once `tx` (or the batch it runs in) has committed."""
+        """Hand the rules' webhooks to the sender once `tx` (or the batch it runs in) has committed."""
         if webhooks:
-            tx.deferred.append(lambda: self.call_webhooks(webhooks))
-
-    def call_webhooks(self, webhooks: list[steps.PendingWebhook]) -> None:
-        for hook in webhooks:
-            body = orjson.dumps({**hook.payload, "sent_at": self.runtime.clock.now().isoformat()})
-            headers = {"content-type": "application/json", signing.HEADER: signing.sign(hook.secret, body)}
-            try:
-                response = httpx.post(hook.url, content=body, headers=headers, timeout=WEBHOOK_TIMEOUT)
-                outcome: dict[str, Any] = {"url": hook.url, "status": response.status_code}
-            except httpx.HTTPError as exc:
-                outcome = {"url": hook.url, "error": type(exc).__name__}
-            with self.runtime.transaction() as tx:
-                tx.record(
-                    "automation.webhook",
-                    conversation_id=hook.payload.get("conversation_id"),
-                    contact_id=hook.payload.get("contact_id"),
-                    data=outcome,
-                )
+            tx.deferred.append(lambda: self.webhooks.submit(webhooks))
 
     def scheduled_pass(self) -> None:
         with self.runtime.db.read() as session:
@@ -190,7 +168,12 @@ class AutomationHandlers:
         with self.runtime.transaction() as tx:
             cutoff = tx.now - timedelta(hours=hours)
             found = automation.idle_candidates(tx, cutoff=cutoff, after=after, statuses=IDLE_STATUSES, limit=SCAN_BATCH)
-            mark = found[-1][1] if len(found) == SCAN_BATCH else cutoff
+            mark = cutoff
+            if len(found) == SCAN_BATCH:
+                last_id, mark = found[-1]
+                # The watermark is a time and the next window starts after it: take every
+                # conversation of that last instant now, or those beyond the batch are lost.
+                found += automation.idle_ties(tx, at=mark, after_id=last_id, statuses=IDLE_STATUSES)
             if after is not None and mark <= after:
                 return []
             if not automation.claim_window(tx, model, key, column, after, mark):

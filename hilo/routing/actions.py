@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -24,14 +24,19 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
+    exists,
     func,
+    literal,
     literal_column,
     select,
     true,
+    type_coerce,
     update,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.sql.selectable import LateralFromClause, Subquery
 
 from hilo.actions import conversations as conv_actions
@@ -54,7 +59,13 @@ from hilo.runtime import Runtime, Tx
 PRIORITY_RANK = {"urgent": 0, "high": 1, "medium": 2, "low": 3, "none": 4}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_SKILLS = 50
+# Queued conversations read per query while draining a queue (it pages on while anyone has room).
 DRAIN_BATCH = 200
+# An agent who gives a conversation back is not offered it again for this long; after
+# that they are the last resort: chosen only when nobody else of the team can take it.
+GIVE_BACK_HOLD = timedelta(minutes=30)
+# The queue reason while only agents who gave the conversation back could take it.
+ONLY_EXCLUDED = "only_excluded_agents"
 
 
 @dataclass
@@ -82,9 +93,32 @@ def choose(
     *,
     cursor: int | None = None,
     exclude: frozenset[int] = frozenset(),
+    avoid: frozenset[int] = frozenset(),
 ) -> tuple[Candidate | None, str]:
-    """Pick an agent by the team's strategy; None and the reason when nobody fits."""
-    pool = [c for c in candidates if c.agent_id not in exclude]
+    """Pick an agent by the team's strategy; None and the reason when nobody fits.
+
+    `exclude`: agents who gave the conversation back within GIVE_BACK_HOLD, never chosen
+    (when only they could take it the reason is `only_excluded_agents`). `avoid`: agents
+    who gave it back earlier, chosen only when nobody else can take it.
+    """
+    others = [c for c in candidates if c.agent_id not in exclude and c.agent_id not in avoid]
+    chosen, reason = _choose(strategy, others, klass, required, cursor)
+    if chosen is not None or not (exclude or avoid):
+        return chosen, reason
+    if avoid:
+        fallback, fallback_reason = _choose(
+            strategy, [c for c in candidates if c.agent_id not in exclude], klass, required, cursor
+        )
+        if fallback is not None:
+            return fallback, fallback_reason
+    # The reason is about everyone online, so that it names what really keeps the conversation waiting.
+    anyone, why = _choose(strategy, candidates, klass, required, cursor)
+    return None, ONLY_EXCLUDED if anyone is not None else why
+
+
+def _choose(
+    strategy: str, pool: list[Candidate], klass: str, required: frozenset[str], cursor: int | None
+) -> tuple[Candidate | None, str]:
     if not pool:
         return None, "no_agent_online"
     if strategy == "skills":
@@ -108,6 +142,28 @@ def choose(
         ),
     )
     return chosen, strategy
+
+
+def gave_back(raw: Iterable[Any] | None) -> dict[int, datetime]:
+    """Who gave a conversation back, and when, from its routing row.
+
+    Entries are `{"agent_id": 3, "at": "<ISO time>"}`; a bare id (the format before the
+    hold existed) counts as given back long ago.
+    """
+    found: dict[int, datetime] = {}
+    for entry in raw or []:
+        if isinstance(entry, dict):
+            found[int(entry["agent_id"])] = datetime.fromisoformat(entry["at"])
+        else:
+            found[int(entry)] = EPOCH
+    return found
+
+
+def held_and_avoided(raw: Iterable[Any] | None, now: datetime) -> tuple[frozenset[int], frozenset[int]]:
+    """Agents who gave the conversation back: still within the hold, and past it."""
+    given = gave_back(raw)
+    held = frozenset(agent_id for agent_id, at in given.items() if now - at < GIVE_BACK_HOLD)
+    return held, frozenset(given) - held
 
 
 def loads(session: Session, agent_ids: Iterable[int]) -> dict[int, Counter[str]]:
@@ -203,7 +259,7 @@ def _pick_statement(dialect: str, strategy: str, klass: str, excluding: bool) ->
     capacity = func.coalesce(RoutingAgent.capacity[klass].as_integer(), DEFAULT_CAPACITY[klass])
     same = func.coalesce(carried.c.same, 0)
     query = (
-        select(RoutingAgent.agent_id, RoutingAgent.last_assigned_at)
+        select(RoutingAgent.agent_id, RoutingAgent.last_assigned_at, _queue_holds(klass).label("queue_ahead"))
         .join(team_members, team_members.c.agent_id == RoutingAgent.agent_id)
         .join(Agent, Agent.id == RoutingAgent.agent_id)
         .outerjoin(carried, on_agent)
@@ -229,20 +285,24 @@ def _pick_statement(dialect: str, strategy: str, klass: str, excluding: bool) ->
     )
 
 
-def pick(tx: Tx, team: RoutingTeam, klass: str, exclude: frozenset[int]) -> Candidate | None:
-    """The agent `choose` would pick under round robin or least loaded, chosen by the database."""
+def pick(
+    tx: Tx, team: RoutingTeam, klass: str, exclude: frozenset[int], conversation_id: int
+) -> tuple[Candidate, bool] | None:
+    """The agent `choose` would pick under round robin or least loaded, chosen by the database,
+    and whether the head of the team's queue holds another conversation of the same kind
+    of channel (see `_queue_ahead`), read in the same query."""
     statement = _pick_statement(tx.runtime.db.dialect, team.strategy, klass, bool(exclude))
-    row = (
-        tx.session.connection()
-        .execute(
-            statement,
-            {"team_id": team.team_id, "now": tx.now, "cursor": team.last_agent_id, "exclude": sorted(exclude)},
-        )
-        .first()
-    )
+    params = {
+        "team_id": team.team_id,
+        "now": tx.now,
+        "cursor": team.last_agent_id,
+        "exclude": sorted(exclude),
+        "conversation_id": conversation_id,
+    }
+    row = tx.session.connection().execute(statement, params).first()
     if row is None:
         return None
-    return Candidate(row.agent_id, frozenset(), {}, row.last_assigned_at)
+    return Candidate(row.agent_id, frozenset(), {}, row.last_assigned_at), bool(row.queue_ahead)
 
 
 def online_members(tx: Tx, team_id: int) -> list[Candidate]:
@@ -351,7 +411,8 @@ def _give(
     _decision(tx, conversation, team, chosen.agent_id, reason, trigger, waited_seconds=waited)
 
 
-def _enqueue(tx: Tx, conversation: Conversation, team: RoutingTeam, klass: str, reason: str, trigger: str) -> None:
+def _place(tx: Tx, conversation: Conversation, team: RoutingTeam, klass: str) -> tuple[ConversationRouting, bool]:
+    """Put the conversation in its team's queue with fresh sort keys; True when it was not there."""
     row = _routing_row(tx, conversation.id)
     newly = row.queued_at is None or row.team_id != team.team_id
     due = tx.session.execute(
@@ -363,12 +424,37 @@ def _enqueue(tx: Tx, conversation: Conversation, team: RoutingTeam, klass: str, 
     row.sla_due_at = due
     row.waiting_since = conversation.waiting_since or row.queued_at
     row.channel_class = klass
+    if newly:
+        row.reason = None
+    row.updated_at = tx.now
+    tx.session.flush()
+    return row, newly
+
+
+def _waits(
+    tx: Tx,
+    conversation: Conversation,
+    team: RoutingTeam,
+    row: ConversationRouting,
+    newly: bool,
+    reason: str,
+    trigger: str,
+) -> None:
+    """Set why a queued conversation waits; a new place or a new reason is a decision."""
     changed = newly or row.reason != reason
     row.reason = reason
     row.updated_at = tx.now
+    # Written even when this transaction already set the same time: `holds_ended` reads it
+    # as when the reason was last worked out (left out, `onupdate` would put the wall clock).
+    flag_modified(row, "updated_at")
     tx.session.flush()
     if changed:
         _decision(tx, conversation, team, None, reason, trigger, queued=True)
+
+
+def _enqueue(tx: Tx, conversation: Conversation, team: RoutingTeam, klass: str, reason: str, trigger: str) -> None:
+    row, newly = _place(tx, conversation, team, klass)
+    _waits(tx, conversation, team, row, newly, reason, trigger)
 
 
 def dequeue(tx: Tx, conversation_id: int) -> None:
@@ -389,9 +475,65 @@ def routable(conversation: Conversation | None) -> bool:
     )
 
 
+# The queue's order: priority, then SLA due time (none last), then waiting time. The
+# partial index ix_conversation_routing_queue serves it.
+QUEUE_ORDER = (
+    ConversationRouting.priority_rank,
+    ConversationRouting.sla_due_at.asc().nulls_last(),
+    ConversationRouting.waiting_since,
+    ConversationRouting.conversation_id,
+)
+IN_QUEUE = ConversationRouting.queued_at.is_not(None)
+# How far down its team's queue a new conversation looks for one to let go first.
+QUEUE_LOOKAHEAD = 100
+# The head of the team's queue, other than the conversation being decided: one bounded
+# range scan of the queue's partial index, however long the queue.
+_QUEUE_HEAD = (
+    select(ConversationRouting.channel_class, ConversationRouting.required_skills)
+    .where(
+        ConversationRouting.team_id == bindparam("team_id"),
+        IN_QUEUE,
+        ConversationRouting.conversation_id != bindparam("conversation_id"),
+    )
+    .order_by(*QUEUE_ORDER)
+    .limit(QUEUE_LOOKAHEAD)
+    .subquery("head")
+)
+
+
+def skills_within(
+    dialect: str, skills: Iterable[str], required: Any = ConversationRouting.required_skills
+) -> ColumnElement[bool]:
+    """SQL: every skill in `required` (a JSON list column) is among `skills`."""
+    wanted = sorted(set(skills))
+    if dialect == "postgresql":
+        return type_coerce(required, JSONB).contained_by(type_coerce(wanted, JSONB))
+    each = func.json_each(required).table_valued("value")
+    return ~exists(select(literal(1)).select_from(each).where(each.c.value.not_in(wanted)))
+
+
+def _queue_holds(klass: str) -> ColumnElement[bool]:
+    """SQL: the head of the team's queue holds another conversation of class `klass`."""
+    return exists(select(literal(1)).select_from(_QUEUE_HEAD).where(_QUEUE_HEAD.c.channel_class == klass))
+
+
+def _queue_ahead(tx: Tx, team: RoutingTeam, conversation_id: int, klass: str, chosen: Candidate, skilled: bool) -> bool:
+    """Whether the head of the team's queue holds another conversation the chosen agent
+    might take instead: the same kind of channel and (skills strategy) skills they have."""
+    statement = select(literal(1)).select_from(_QUEUE_HEAD).where(_QUEUE_HEAD.c.channel_class == klass).limit(1)
+    if skilled:
+        statement = statement.where(skills_within(tx.runtime.db.dialect, chosen.skills, _QUEUE_HEAD.c.required_skills))
+    params = {"team_id": team.team_id, "conversation_id": conversation_id}
+    return tx.session.connection().execute(statement, params).first() is not None
+
+
 @dataclass
 class Decision:
-    """Who gets a conversation, or why nobody can take it now (`chosen` None, `reason`)."""
+    """Who gets a conversation, or why nobody can take it now (`chosen` None, `reason`).
+
+    `queue_first`: someone could take it, but the team's queue holds conversations they
+    might take too; carrying out then drains the queue with this conversation in it.
+    """
 
     conversation: Conversation
     routing: ConversationRouting | None
@@ -399,14 +541,15 @@ class Decision:
     klass: str
     chosen: Candidate | None
     reason: str
+    queue_first: bool = False
 
 
 def decide(tx: Tx, conversation_id: int, *, exclude: frozenset[int] = frozenset()) -> Decision | None:
     """Choose the agent for an open, unassigned team conversation, holding the team's lock.
 
     None when the conversation is not for routing (assigned, closed, no team, or a team
-    without automatic assignment). Changes nothing but the agents `exclude` adds to the
-    conversation's excluded list, and a closed conversation's place in the queue.
+    without automatic assignment). Changes nothing but the agents `exclude` adds to those
+    who gave the conversation back, and a closed conversation's place in the queue.
     """
     loaded = tx.session.execute(CONVERSATION_WITH_ROUTING, {"conversation_id": conversation_id}).first()
     if loaded is None:
@@ -423,16 +566,28 @@ def decide(tx: Tx, conversation_id: int, *, exclude: frozenset[int] = frozenset(
     klass = conversation_class(tx, conversation)
     if exclude:
         routing = routing or _routing_row(tx, conversation_id)
-        routing.excluded_agent_ids = sorted(set(routing.excluded_agent_ids or []) | exclude)
+        given = gave_back(routing.excluded_agent_ids) | dict.fromkeys(exclude, tx.now)
+        routing.excluded_agent_ids = [
+            {"agent_id": agent_id, "at": at.isoformat()} for agent_id, at in sorted(given.items())
+        ]
+        routing.updated_at = tx.now
     required = frozenset(routing.required_skills or []) if routing else frozenset()
-    excluded = frozenset(routing.excluded_agent_ids or []) if routing else frozenset()
-    chosen = pick(tx, team, klass, excluded) if team.strategy in SQL_STRATEGIES else None
+    held, avoided = held_and_avoided(routing.excluded_agent_ids if routing else None, tx.now)
+    picked = pick(tx, team, klass, held | avoided, conversation_id) if team.strategy in SQL_STRATEGIES else None
     reason = team.strategy
-    if chosen is None:
+    if picked is not None:
+        chosen: Candidate | None
+        chosen, queue_first = picked
+    else:
         # Skills-based, or nobody free: the full candidate list says who fits, or why nobody does.
         candidates = online_members(tx, team.team_id)
-        chosen, reason = choose(team.strategy, candidates, klass, required, cursor=team.last_agent_id, exclude=excluded)
-    return Decision(conversation, routing, team, klass, chosen, reason)
+        chosen, reason = choose(
+            team.strategy, candidates, klass, required, cursor=team.last_agent_id, exclude=held, avoid=avoided
+        )
+        queue_first = chosen is not None and _queue_ahead(
+            tx, team, conversation_id, klass, chosen, team.strategy == "skills"
+        )
+    return Decision(conversation, routing, team, klass, chosen, reason, queue_first)
 
 
 def carry_out(tx: Tx, decision: Decision, *, trigger: str) -> int | None:
@@ -440,8 +595,36 @@ def carry_out(tx: Tx, decision: Decision, *, trigger: str) -> int | None:
     if decision.chosen is None:
         _enqueue(tx, decision.conversation, decision.team, decision.klass, decision.reason, trigger)
         return None
+    if decision.queue_first:
+        return _serve_queue_first(tx, decision, trigger)
     _give(tx, decision.conversation, decision.team, decision.chosen, decision.reason, trigger, decision.routing)
     return decision.chosen.agent_id
+
+
+def _serve_queue_first(tx: Tx, decision: Decision, trigger: str) -> int | None:
+    """Queue the conversation, then drain the queue in order: it is served in its turn."""
+    conversation, team, klass = decision.conversation, decision.team, decision.klass
+    row, newly = _place(tx, conversation, team, klass)
+    candidates = online_members(tx, team.team_id)
+    _drain(tx, team, candidates, trigger)
+    if row.queued_at is None:
+        return conversation.assignee_id
+    # Those ahead of it took the free places (or it needs what nobody left has): say why it waits.
+    held, avoided = held_and_avoided(row.excluded_agent_ids, tx.now)
+    chosen, reason = choose(
+        team.strategy,
+        candidates,
+        klass,
+        frozenset(row.required_skills or []),
+        cursor=team.last_agent_id,
+        exclude=held,
+        avoid=avoided,
+    )
+    if chosen is not None:
+        _give(tx, conversation, team, chosen, reason, trigger, row)
+        return chosen.agent_id
+    _waits(tx, conversation, team, row, newly, reason, trigger)
+    return None
 
 
 def route(tx: Tx, conversation_id: int, *, trigger: str, exclude: frozenset[int] = frozenset()) -> int | None:
@@ -455,44 +638,86 @@ def drain_team(tx: Tx, team_id: int, *, trigger: str) -> int:
     team = lock_team(tx, team_id)
     if team is None or not team.auto_assign:
         return 0
-    candidates = online_members(tx, team_id)
-    if not any(c.has_room() for c in candidates):
-        return 0
-    queue = tx.session.execute(
-        select(ConversationRouting)
-        .where(ConversationRouting.team_id == team_id, ConversationRouting.queued_at.is_not(None))
-        .order_by(
-            ConversationRouting.priority_rank,
-            ConversationRouting.sla_due_at.asc().nulls_last(),
-            ConversationRouting.waiting_since,
-            ConversationRouting.conversation_id,
-        )
-        .limit(DRAIN_BATCH)
-    ).scalars()
+    return _drain(tx, team, online_members(tx, team_id), trigger)
+
+
+def _drain(tx: Tx, team: RoutingTeam, candidates: list[Candidate], trigger: str) -> int:
+    """Go through the queue in order, giving each conversation someone present can take to
+    them, until nobody has room or the queue ends; `candidates` carry their new loads.
+
+    The query leaves out what nobody with room could take (a kind of channel nobody has
+    room for; under the skills strategy, a skill none of them has), so conversations that
+    wait for someone absent never hold up those behind them. What is left but still not
+    taken (the only fitting agents gave it back) is skipped, and the next page starts
+    after it.
+    """
+
+    def room(klass: str) -> bool:
+        return any(c.free(klass) for c in candidates)
+
+    classes = {klass for klass in CHANNEL_CLASSES if room(klass)}
+    base = select(ConversationRouting).where(ConversationRouting.team_id == team.team_id, IN_QUEUE)
+    if team.strategy == "skills":
+        skills = frozenset().union(*(c.skills for c in candidates if c.has_room()))
+        base = base.where(skills_within(tx.runtime.db.dialect, skills))
     assigned = 0
-    for item in list(queue):
-        if not any(c.has_room() for c in candidates):
+    # Conversations left in the queue (nobody fitting could take them), per kind of
+    # channel: the next page of that kind starts after them.
+    skipped: Counter[str] = Counter()
+    while classes:
+        query = base.where(ConversationRouting.channel_class.in_(sorted(classes))).order_by(*QUEUE_ORDER)
+        page = list(tx.session.execute(query.offset(sum(skipped[k] for k in classes)).limit(DRAIN_BATCH)).scalars())
+        narrowed = False
+        for item in page:
+            if not room(item.channel_class):
+                # That kind of channel is full now: look on only at the kinds with room.
+                classes = {klass for klass in classes if room(klass)}
+                narrowed = True
+                break
+            conversation = tx.session.get(Conversation, item.conversation_id)
+            if conversation is None or not routable(conversation) or conversation.team_id != team.team_id:
+                # Out of the queue, so out of the next page's offset.
+                item.queued_at = None
+                item.reason = None
+                continue
+            held, avoided = held_and_avoided(item.excluded_agent_ids, tx.now)
+            chosen, reason = choose(
+                team.strategy,
+                candidates,
+                item.channel_class,
+                frozenset(item.required_skills or []),
+                cursor=team.last_agent_id,
+                exclude=held,
+                avoid=avoided,
+            )
+            if chosen is None:
+                skipped[item.channel_class] += 1
+                continue
+            _give(tx, conversation, team, chosen, reason, trigger, item)
+            chosen.load[item.channel_class] += 1
+            assigned += 1
+        tx.session.flush()
+        if not narrowed and len(page) < DRAIN_BATCH:
             break
-        conversation = tx.session.get(Conversation, item.conversation_id)
-        if conversation is None or not routable(conversation) or conversation.team_id != team_id:
-            item.queued_at = None
-            item.reason = None
-            continue
-        chosen, reason = choose(
-            team.strategy,
-            candidates,
-            item.channel_class,
-            frozenset(item.required_skills or []),
-            cursor=team.last_agent_id,
-            exclude=frozenset(item.excluded_agent_ids or []),
-        )
-        if chosen is None:
-            continue
-        _give(tx, conversation, team, chosen, reason, trigger, item)
-        chosen.load[item.channel_class] += 1
-        assigned += 1
-    tx.session.flush()
     return assigned
+
+
+def holds_ended(tx: Tx) -> list[int]:
+    """Queued conversations that wait only for agents who gave them back, where such an
+    agent's hold has ended since the conversation was last looked at."""
+    looked = select(
+        ConversationRouting.conversation_id, ConversationRouting.excluded_agent_ids, ConversationRouting.updated_at
+    )
+    rows = tx.session.execute(
+        looked.where(IN_QUEUE, ConversationRouting.reason == ONLY_EXCLUDED).order_by(
+            ConversationRouting.conversation_id
+        )
+    ).all()
+    return [
+        conversation_id
+        for conversation_id, raw, looked_at in rows
+        if any(looked_at < at + GIVE_BACK_HOLD <= tx.now for at in gave_back(raw).values())
+    ]
 
 
 def teams_of(tx: Tx, agent_id: int) -> list[int]:

@@ -85,7 +85,8 @@ def save(tx: Tx, row: BusinessHours | None, fields: dict[str, Any]) -> BusinessH
     """Create or change a calendar after checking it can be used."""
     forget_cached(tx.session)
     try:
-        closed = [date.fromisoformat(d) for d in fields.get("closed_dates") or []]
+        # Dates from the API model, or YYYY-MM-DD text from elsewhere (demo data, scripts).
+        closed = [d if isinstance(d, date) else date.fromisoformat(d) for d in fields.get("closed_dates") or []]
         Calendar(
             fields["timezone"],
             fields["periods"],

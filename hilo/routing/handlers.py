@@ -48,6 +48,7 @@ class RoutingHandlers:
         self.engine.on_event(SLA_ORDER, self.on_sla_event)
         self.engine.on_event(ROUTING_ORDER, self.on_routing_event)
         self.engine.every_tick(10, self.presence_pass)
+        self.engine.every_tick(15, self.hold_pass)
         self.engine.every_tick(20, self.sla_pass)
 
     def _run(self, work: Callable[[Tx], object]) -> None:
@@ -157,7 +158,9 @@ class RoutingHandlers:
             if conversation.assignee_id is not None:
                 actions.dequeue(tx, conversation_id)
                 return
-            exclude = frozenset({previous[0]}) if previous[0] is not None else frozenset()
+            # An agent who gave the conversation back is held off it for a while (routing.md).
+            gave_back = previous[0] is not None and event.get("actor_agent_id") == previous[0]
+            exclude = frozenset({previous[0]}) if gave_back and previous[0] is not None else frozenset()
             actions.route(tx, conversation_id, trigger="unassigned", exclude=exclude)
 
         self._run(work)
@@ -169,6 +172,17 @@ class RoutingHandlers:
             self.drain_agent_teams(agent_id, "agent_online")
         elif now_presence == "offline":
             self._run(lambda tx: actions.reassign_from(tx, agent_id))
+
+    def hold_pass(self) -> None:
+        """Route again the conversations whose giver-back's hold has ended (they may take it now)."""
+        with self.runtime.transaction() as tx:
+            conversation_ids = actions.holds_ended(tx)
+        for conversation_id in conversation_ids:
+            self._run(
+                lambda tx, conversation_id=conversation_id: actions.route(  # type: ignore[misc]
+                    tx, conversation_id, trigger="hold_ended"
+                )
+            )
 
     def drain_agent_teams(self, agent_id: int, trigger: str) -> None:
         with self.runtime.transaction() as tx:

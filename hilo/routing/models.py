@@ -100,9 +100,10 @@ class ConversationRouting(Base):
 
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True)
     required_skills: Mapped[list[str]] = mapped_column(Json, default=list)
-    # Agents who gave the conversation back (unassigned themselves, went offline): routing
-    # does not offer it to them again.
-    excluded_agent_ids: Mapped[list[int]] = mapped_column(Json, default=list)
+    # Agents who gave the conversation back (unassigned themselves), and when:
+    # [{"agent_id": 3, "at": "<ISO time>"}]. Routing does not offer it to them again for
+    # GIVE_BACK_HOLD, then only when nobody else can take it (hilo.routing.actions).
+    excluded_agent_ids: Mapped[list[Any]] = mapped_column(Json, default=list)
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     team_id: Mapped[int | None] = mapped_column(BigId)
     # 0 urgent .. 4 none: the queue's first key.

@@ -18,7 +18,7 @@ from hilo.web.models import Notification, SavedView
 
 router = APIRouter(prefix="/api/v1", tags=["agent workspace"], responses=ERRORS)
 
-Sort = Literal["last_activity", "waiting", "priority", "created"]
+Sort = Literal["last_activity", "waiting", "priority", "created", "sla_due"]
 
 
 class ViewIn(BaseModel):

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from hilo.db.base import Base, BigId, Json, UTCDateTime, utcnow
 
-SORTS = ("last_activity", "waiting", "priority", "created")
-NOTIFICATION_KINDS = ("mention", "assigned", "reply")
+SORTS = ("last_activity", "waiting", "priority", "created", "sla_due")
+NOTIFICATION_KINDS = ("mention", "assigned", "reply", "sla_warning", "sla_breached", "scheduled_failed")
 
 
 class SavedView(Base):

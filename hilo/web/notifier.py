@@ -1,4 +1,5 @@
-"""Turn committed events into notifications: mentions, assignments, customer replies.
+"""Turn committed events into notifications: mentions, assignments, customer replies, SLA
+warnings and breaches, scheduled replies that failed.
 
 The runtime calls `Notifier.listen` in the committing thread (ingest waits on it), so it
 only queues; a thread of its own reads the queue and stores each notification through
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
@@ -28,6 +29,14 @@ from hilo.web.actions import notify
 log = logging.getLogger(__name__)
 
 PREVIEW = 140
+# Events the SLA engine and the scheduled-message pass publish, and the notification each gives.
+# Their recipients are the event's `only_agent_ids`: for SLAs the `notified` list (the assignee
+# and the team's supervisors), for a scheduled reply its author.
+ADDRESSED = {
+    "sla.warning": "sla_warning",
+    "sla.breached": "sla_breached",
+    "scheduled_message.failed": "scheduled_failed",
+}
 
 
 @dataclass(frozen=True)
@@ -35,6 +44,7 @@ class Wanted:
     agent_id: int
     kind: str
     event: dict[str, Any]
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 def _assigned_to(session: Any, event: dict[str, Any]) -> int | None:
@@ -55,6 +65,10 @@ def wanted(session: Any, event: dict[str, Any]) -> list[Wanted]:
         return [Wanted(a, "mention", event) for a in sorted(mentioned) if a != actor]
     if kind == "message.created" and event.get("direction") == "inbound" and event.get("assignee_id"):
         return [Wanted(int(event["assignee_id"]), "reply", event)]
+    if kind in ADDRESSED:
+        data = {"sla_kind": event["sla_kind"], "due_at": event.get("due_at")} if event.get("sla_kind") else {}
+        recipients = sorted({int(a) for a in event.get("only_agent_ids") or [] if isinstance(a, int)})
+        return [Wanted(a, ADDRESSED[kind], event, data) for a in recipients]
     if kind == "conversation.assigned":
         agent_id = _assigned_to(session, event)
         if agent_id is not None and agent_id != actor:
@@ -66,7 +80,7 @@ def _may_notify(event: dict[str, Any]) -> bool:
     kind = event.get("type")
     if kind == "message.created":
         return bool(event.get("mentions") or (event.get("direction") == "inbound" and event.get("assignee_id")))
-    return kind == "conversation.assigned"
+    return kind == "conversation.assigned" or kind in ADDRESSED
 
 
 class Notifier:
@@ -139,5 +153,9 @@ class Notifier:
                     conversation,
                     message_id=item.event.get("message_id") if item.kind != "assigned" else None,
                     actor_agent_id=item.event.get("actor_agent_id"),
-                    data={"contact_name": contact_name, "preview": (item.event.get("preview") or "")[:PREVIEW]},
+                    data={
+                        "contact_name": contact_name,
+                        "preview": (item.event.get("preview") or "")[:PREVIEW],
+                        **item.data,
+                    },
                 )

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from babel.dates import format_datetime
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -65,6 +66,7 @@ SORT_LABELS = {
     "waiting": N_("Longest waiting"),
     "priority": N_("Priority"),
     "created": N_("Newest first"),
+    "sla_due": N_("SLA due"),
 }
 DELIVERY_LABELS = {
     "queued": N_("Queued"),
@@ -74,6 +76,16 @@ DELIVERY_LABELS = {
     "failed": N_("Failed"),
 }
 ROLE_LABELS = {"admin": N_("Administrator"), "supervisor": N_("Supervisor"), "agent": N_("Agent")}
+# What the excerpt of a quoted message without text says instead.
+QUOTED_KINDS = {
+    "image": N_("Image"),
+    "sticker": N_("Image"),
+    "audio": N_("Audio"),
+    "video": N_("Video"),
+    "document": N_("Attachment"),
+    "location": N_("Location"),
+    "contacts": N_("Contact card"),
+}
 
 # Strings app.js shows; the page carries their translation.
 JS_STRINGS = (
@@ -104,6 +116,28 @@ JS_STRINGS = (
     N_("Unavailable"),
     N_("Merged into another conversation."),
     N_("Open it"),
+    # The composer: WhatsApp templates, e-mail To and CC, the SMS segment count, quoted replies.
+    N_("templates only"),
+    N_("has a media header; send it through the API"),
+    N_("Header"),
+    N_("Link"),
+    N_("Value for {name}"),
+    N_("Choose a template first."),
+    N_("Fill in every variable of the template."),
+    N_("{address} is not a valid e-mail address."),
+    N_("Write the address to send to."),
+    N_("1 character"),
+    N_("{n} characters"),
+    N_("1 segment"),
+    N_("{n} segments"),
+    N_("GSM-7: 160 characters fit in one SMS, 153 in each part of a longer one."),
+    N_(
+        "UCS-2 (an emoji or a character outside the GSM alphabet): 70 characters fit in one SMS, "
+        "67 in each part of a longer one."
+    ),
+    N_("Too long for SMS on this channel (at most {n} parts). Shorten it or reply on another channel."),
+    N_("Longer than one SMS: it goes out in {n} parts, and each part is charged."),
+    N_("The quoted message is further back: show earlier messages to see it."),
 )
 
 URL = re.compile(r"\bhttps?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
@@ -175,6 +209,21 @@ def rich_text(text: str | None, mention_names: Iterable[str] = ()) -> Markup:
     return Markup("".join(out))  # noqa: S704 - every piece is escaped above
 
 
+# Why an identity a customer gave was not linked (hilo.actions.contacts.link_refusal).
+LINK_REFUSED_TEXTS = {
+    "claim_of_verified_contact": N_(
+        "{value} was not linked to this contact: it belongs to another contact, who has a verified identity. "
+        "Merge the two if they are the same person."
+    ),
+    "unverified_sender": N_(
+        "{value} was not linked to this contact: the sender is not verified and this contact has a verified identity."
+    ),
+    "verified_conflict": N_(
+        "{value} was not linked to this contact: the two contacts have different verified identities of the same kind."
+    ),
+}
+
+
 def event_text(message: Any, directory: Any, _: Callable[..., str], when: Callable[[Any], str]) -> str:
     """One line describing a timeline event (assigned, status changed, merged...)."""
     data = message.data or {}
@@ -218,6 +267,9 @@ def event_text(message: Any, directory: Any, _: Callable[..., str], when: Callab
         return _("{actor} moved later messages to conversation #{id}", actor=actor, id=data.get("new_conversation_id"))
     if kind == "conversation.split_from":
         return _("{actor} split this conversation from #{id}", actor=actor, id=data.get("source_id"))
+    if kind == "contact.link_refused":
+        reason = LINK_REFUSED_TEXTS.get(str(data.get("reason")), LINK_REFUSED_TEXTS["claim_of_verified_contact"])
+        return _(reason, value=data.get("value"))
     return str(kind or message.kind)
 
 
@@ -229,7 +281,14 @@ EVENT_ICONS = {
     "conversation.merged": "merge",
     "conversation.split": "split",
     "conversation.split_from": "split",
+    "contact.link_refused": "shield",
 }
+
+
+def excerpt(text: str | None, limit: int = 120) -> str:
+    """The start of a message's text on one line, for the quote above a reply."""
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
 def filesize(size: int | None) -> str:
@@ -241,6 +300,15 @@ def filesize(size: int | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{size} B"
+
+
+def setting_text(value: Any) -> str:
+    """A channel setting as the admin page shows and sends it back: text as is, anything else as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
 
 
 def translator(locale: str) -> Callable[..., str]:
@@ -259,7 +327,9 @@ env = Environment(
     lstrip_blocks=True,
     undefined=StrictUndefined,
 )
-env.filters.update(iso=iso, initials=initials, hue=hue, rich=rich_text, filesize=filesize)
+env.filters.update(
+    iso=iso, initials=initials, hue=hue, rich=rich_text, filesize=filesize, setting_text=setting_text, excerpt=excerpt
+)
 env.globals.update(
     static=static_url,
     CHANNEL_KINDS=CHANNEL_KINDS,
@@ -269,6 +339,7 @@ env.globals.update(
     SORT_LABELS=SORT_LABELS,
     DELIVERY_LABELS=DELIVERY_LABELS,
     ROLE_LABELS=ROLE_LABELS,
+    QUOTED_KINDS=QUOTED_KINDS,
     EVENT_ICONS=EVENT_ICONS,
     event_text=event_text,
 )

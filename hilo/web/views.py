@@ -12,6 +12,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -24,7 +25,6 @@ from sqlalchemy.orm import Session, selectinload
 from hilo.actions.errors import ActionError, NotFound
 from hilo.agents.access import Principal
 from hilo.agents.models import ApiToken, Team
-from hilo.api.admin import webhook_url
 from hilo.api.contacts import list_contacts
 from hilo.api.conversations import (
     list_conversations,
@@ -32,12 +32,16 @@ from hilo.api.conversations import (
     serialize_conversations,
 )
 from hilo.api.deps import RuntimeDep, load_principal, new_csrf
+from hilo.channels.addresses import channel_urls
+from hilo.channels.models import ChannelAccount
 from hilo.channels.registry import MODULES, get_adapter
+from hilo.channels.widget import SettingShape
 from hilo.contacts.access import access_contact
 from hilo.contacts.models import Contact
 from hilo.conversations.access import access_conversation, visible_clause
 from hilo.conversations.models import Conversation, Message
 from hilo.i18n import N_, negotiate, normalize_locale
+from hilo.messaging.api import TEMPLATE_KINDS
 from hilo.runtime import Runtime
 from hilo.web import api
 from hilo.web.inbox import (
@@ -54,6 +58,7 @@ from hilo.web.inbox import (
 from hilo.web.models import SORTS, Notification
 from hilo.web.notifier import Notifier
 from hilo.web.rendering import STATIC, js_strings, render
+from hilo.web.workspace import sla_summaries, workspace_strings
 
 router = APIRouter(include_in_schema=False)
 
@@ -185,6 +190,8 @@ def list_context(
         "items": page.items,
         "previews": previews,
         "unread": unread_ids(session, principal.id, page.items),
+        "sla": sla_summaries(session, ids),
+        "now": runtime.clock.now(),
         "next_cursor": page.next_cursor,
         "directory": directory,
         "view": view,
@@ -247,8 +254,12 @@ def inbox(
         context = base_context(
             request,
             principal,
-            # Mentions in notes are picked from these names.
-            config={"agents": agents},
+            # Mentions in notes are picked from these names; templates are offered on these kinds of channel.
+            config={
+                "agents": agents,
+                "template_kinds": list(TEMPLATE_KINDS),
+                "workspace_strings": workspace_strings(principal.locale),
+            },
         )
         return render(
             "inbox.html",
@@ -359,6 +370,25 @@ def message_page(session: Session, conversation_id: int) -> tuple[list[Message],
     return rows, more
 
 
+def quoted_messages(session: Session, principal: Principal, rows: list[Message]) -> dict[int, Message]:
+    """The messages `rows` quote (`reply_to_message_id`), for the excerpt above each reply.
+
+    Most are on the same page; the others come in one query, and only when there are some,
+    so a timeline costs the same number of queries whatever it shows.
+    """
+    wanted = {m.reply_to_message_id for m in rows if m.reply_to_message_id}
+    found = {m.id: m for m in rows if m.id in wanted}
+    missing = wanted - found.keys()
+    if missing:
+        for message in session.execute(
+            select(Message)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(Message.id.in_(missing), visible_clause(principal))
+        ).scalars():
+            found[message.id] = message
+    return found
+
+
 def conversation_context(
     session: Session, runtime: Runtime, principal: Principal, directory: Directory, conversation_id: int
 ) -> dict[str, Any]:
@@ -370,8 +400,11 @@ def conversation_context(
         "conversation": conversation,
         "labels": [label.name for label in conversation.labels],
         "messages": messages,
+        "quoted": quoted_messages(session, principal, messages),
         "more": more or bool(panel["previous"]),
         "seen_message_id": max((m.id for m in messages), default=0),
+        "sla": sla_summaries(session, [conversation.id]).get(conversation.id),
+        "now": runtime.clock.now(),
         "directory": directory,
         "mention_names": [a.name for a in directory.agents.values()],
         **panel,
@@ -402,6 +435,8 @@ def header_fragment(conversation_id: int, principal: UiAgent, runtime: RuntimeDe
             "conversation": conversation,
             "contact": contact,
             "labels": [label.name for label in conversation.labels],
+            "sla": sla_summaries(session, [conversation.id]).get(conversation.id),
+            "now": runtime.clock.now(),
             "directory": directory,
         }
         return render(
@@ -441,6 +476,7 @@ def render_messages(
         principal.locale,
         me=principal,
         messages=rows,
+        quoted=quoted_messages(session, principal, rows),
         directory=directory,
         mention_names=[a.name for a in directory.agents.values()],
         conversation=conversation,
@@ -531,6 +567,7 @@ def message_fragment(message_id: int, principal: UiAgent, runtime: RuntimeDep) -
             principal.locale,
             me=principal,
             messages=[message],
+            quoted=quoted_messages(session, principal, [message]),
             directory=directory,
             mention_names=[a.name for a in directory.agents.values()],
             conversation=conversation,
@@ -661,6 +698,47 @@ def admin_home(principal: UiAgent) -> RedirectResponse:
     return RedirectResponse("/admin/channels", status_code=303)
 
 
+# Next to each structured setting's field: how the admin writes it (docs/channels/widget.md).
+SHAPE_HINTS = {
+    SettingShape.OBJECT: N_("JSON object"),
+    SettingShape.LIST: N_("JSON list"),
+    SettingShape.TEXT_OR_OBJECT: N_("text or JSON object"),
+    SettingShape.TEXT_OR_LIST: N_("text or JSON list"),
+}
+
+
+@dataclass(frozen=True)
+class ChannelAddress:
+    """Something an admin copies from a channel's card; `label` and `hint` are msgids."""
+
+    label: str
+    value: str
+    hint: str = ""
+
+
+def channel_addresses(account: ChannelAccount, base_url: str) -> list[ChannelAddress]:
+    """Where a channel is reached: the provider's webhook URL, or what a site embeds or posts to."""
+    urls = channel_urls(base_url, account.kind, account.id, account.config)
+    if "embed_snippet" in urls:
+        return [
+            ChannelAddress(
+                N_("Embed snippet"),
+                urls["embed_snippet"],
+                N_("Paste it before </body> on every page where the chat should appear."),
+            )
+        ]
+    if "form_url" in urls:
+        return [
+            ChannelAddress(N_("Hosted form page"), urls["form_url"], N_("Link to it or embed it in an iframe.")),
+            ChannelAddress(
+                N_("Endpoint for your own form (POST)"),
+                urls["form_url"],
+                N_("Your site's HTML form posts here; send Accept: application/json for a JSON answer."),
+            ),
+        ]
+    return [ChannelAddress(N_("Webhook URL"), urls["webhook_url"])]
+
+
 @router.get("/admin/channels")
 def admin_channels(request: Request, principal: UiAgent, runtime: RuntimeDep) -> Response:
     kinds = {kind: get_adapter(kind) for kind in sorted(MODULES)}
@@ -670,8 +748,15 @@ def admin_channels(request: Request, principal: UiAgent, runtime: RuntimeDep) ->
         runtime,
         "admin/channels.html",
         page="channels",
-        kinds={k: {"config": list(a.config_keys), "secrets": list(a.secret_keys)} for k, a in kinds.items()},
-        webhook=lambda account: webhook_url(runtime.settings.base_url, account),
+        kinds={
+            k: {
+                "config": list(a.config_keys),
+                "secrets": list(a.secret_keys),
+                "structured": {key: SHAPE_HINTS[shape] for key, shape in getattr(a, "structured_settings", {}).items()},
+            }
+            for k, a in kinds.items()
+        },
+        addresses=lambda account: channel_addresses(account, runtime.settings.base_url),
     )
 
 

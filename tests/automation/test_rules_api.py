@@ -380,9 +380,12 @@ def test_webhook_action_posts_a_signed_request_after_the_commit(desk: Desk) -> N
         listed = desk.api.ok(desk.api.get("/api/v1/automation/rules"))
         # when
         conversation = desk.customer_writes()
+        desk.webhooks_done()
     # then
     assert [(r["event"], r["conversation_id"]) for r in received] == [("conversation.created", conversation)]
     assert listed[0]["actions"][0]["url"] == url
+    [outcome] = desk.events(conversation, "automation.webhook")
+    assert outcome == {"url": url, "attempts": 1, "delivered": True, "status": 200}
 
 
 def test_rules_are_checked_when_saved_and_only_supervisors_manage_them(desk: Desk) -> None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from hilo.clock import FrozenClock
+from hilo.events.models import Event
 from hilo.routing.engine import Engine
 from tests.support import Api
 
@@ -37,6 +39,22 @@ class Desk:
         if advance:
             self.clock.advance(**advance)
         self.engine.tick()
+
+    def webhooks_done(self, timeout: float = 10) -> None:
+        """Wait until the rule webhooks handed over so far are delivered or given up, and recorded."""
+        sender = self.client.app.state.automation_handlers.webhooks  # type: ignore[attr-defined]
+        assert sender.wait_idle(timeout), "rule webhooks still pending"
+
+    def events(self, conversation_id: int, kind: str) -> list[dict[str, Any]]:
+        """The data of a conversation's recorded events of one kind, oldest first."""
+        runtime = self.client.app.state.runtime  # type: ignore[attr-defined]
+        with runtime.db.read() as session:
+            rows = session.execute(
+                select(Event.data)
+                .where(Event.conversation_id == conversation_id, Event.kind == kind)
+                .order_by(Event.id)
+            ).scalars()
+            return [dict(row) for row in rows]
 
     def agent(self, name: str, role: str = "agent") -> Api:
         return self.api.as_new_agent(f"{name.lower()}@example.com", role)

@@ -217,6 +217,40 @@ def test_policy_is_chosen_by_conditions_and_changes_with_priority(desk: Desk) ->
     assert (at(sla["due_at"]) - desk.clock.now()).total_seconds() == 5 * 60
 
 
+def test_policy_is_chosen_by_the_kind_of_channel(desk: Desk) -> None:
+    # given: a tight WhatsApp policy first, then one for the API channel, then a catch-all
+    whatsapp = policy(
+        desk, "WhatsApp", position=0, conditions={"channel_kinds": ["whatsapp"]}, first_response_seconds=600
+    )
+    api = policy(desk, "API", position=1, conditions={"channel_kinds": ["api"]}, first_response_seconds=HOUR)
+    policy(desk, "Standard", position=2, first_response_seconds=8 * HOUR)
+    # when: a customer writes through the API channel
+    conversation = desk.customer_writes()
+    # then: the API policy applies, not the WhatsApp one listed before it
+    sla = desk.sla(conversation)
+    assert sla["policy_id"] == api["id"] != whatsapp["id"]
+    assert (at(sla["due_at"]) - desk.clock.now()).total_seconds() == HOUR
+
+
+def test_policy_is_chosen_by_team_and_changes_with_it(desk: Desk) -> None:
+    # given: billing answers within 15 minutes, everyone else within 4 hours
+    billing = desk.api.ok(desk.api.post("/api/v1/teams", {"name": "Billing"}), 201)["id"]
+    sales = desk.api.ok(desk.api.post("/api/v1/teams", {"name": "Sales"}), 201)["id"]
+    fast = policy(desk, "Billing", position=0, conditions={"team_ids": [billing]}, first_response_seconds=15 * 60)
+    standard = policy(desk, "Standard", position=1, first_response_seconds=4 * HOUR)
+    to_billing, to_sales = desk.customer_writes(), desk.customer_writes()
+    assert desk.sla(to_billing)["policy_id"] == standard["id"]
+    # when: after 5 minutes each conversation is put in a team
+    desk.clock.advance(minutes=5)
+    desk.patch(to_billing, team_id=billing)
+    desk.patch(to_sales, team_id=sales)
+    # then: the billing policy applies to the time already spent; the other keeps the standard one
+    sla = desk.sla(to_billing)
+    assert sla["policy_id"] == fast["id"]
+    assert (at(sla["due_at"]) - desk.clock.now()).total_seconds() == 10 * 60
+    assert desk.sla(to_sales)["policy_id"] == standard["id"]
+
+
 def test_conversations_sort_by_sla_due_time(desk: Desk) -> None:
     # given
     policy(desk, "Urgent", position=0, conditions={"priorities": ["urgent"]}, first_response_seconds=10 * 60)

@@ -58,10 +58,25 @@ def test_reasons_when_nobody_fits() -> None:
     assert choose("round_robin", [], "chat", frozenset()) == (None, "no_agent_online")
     assert choose("round_robin", [candidate(1)], "chat", frozenset(), exclude=frozenset({1})) == (
         None,
-        "no_agent_online",
+        "only_excluded_agents",
+    )
+    assert choose("round_robin", [candidate(1, chat=3)], "chat", frozenset(), exclude=frozenset({1})) == (
+        None,
+        "no_capacity",
     )
     assert choose("least_loaded", [candidate(1, chat=3)], "chat", frozenset()) == (None, "no_capacity")
     assert choose("least_loaded", [candidate(1, capacity={"call": 0})], "call", frozenset()) == (None, "no_capacity")
+
+
+def test_agents_who_gave_it_back_earlier_come_last() -> None:
+    # given: agent 1 gave the conversation back after the hold, agent 2 within it
+    pool = [candidate(1), candidate(2), candidate(3, chat=3)]
+    # when / then: someone else first; the earlier giver-back when nobody else can; never the held one
+    assert choose("round_robin", pool, "chat", frozenset(), avoid=frozenset({1}))[0].agent_id == 2  # type: ignore[union-attr]
+    assert choose("round_robin", pool, "chat", frozenset(), exclude=frozenset({2}), avoid=frozenset({1})) == (
+        pool[0],
+        "round_robin",
+    )
 
 
 class _Runtime:

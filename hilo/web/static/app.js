@@ -339,6 +339,7 @@
   setInterval(function () { send({ type: "ping" }); }, 25000);
 
   function onEvent(event) {
+    document.dispatchEvent(new CustomEvent("hilo:event", { detail: event }));  // workspace.js listens
     const type = event.type || "";
     const open = conversationId();
     if (type.indexOf("presence.") === 0) {
@@ -363,6 +364,10 @@
       if (row) { row.classList.remove("unread"); }
       return;
     }
+    if (type === "contact.typing") {
+      if (open === event.conversation_id) { showContactTyping(true); }
+      return;
+    }
     if (!event.conversation_id) { return; }
     refreshList();
     refreshSidebar();
@@ -371,7 +376,12 @@
       replaceMessage(event.message_id);
     } else if (type === "message.created") {
       appendNew();
-      if (event.direction === "inbound") { markRead(); }
+      if (event.direction === "inbound") {
+        showContactTyping(false);
+        markRead();
+        // A customer's message can reopen a channel (WhatsApp's 24-hour window).
+        if (composer()) { loadChannels(composer().dataset.conversation); }
+      }
     } else if (type === "conversation.merged_away") {
       toast(t("Merged into another conversation."), {
         link: { href: "/inbox?c=" + event.merged_into_id, label: t("Open it"), open: function () { openConversation(event.merged_into_id); } },
@@ -405,11 +415,32 @@
     renderPresence();
   }
 
+  // The contact typing in the chat widget: the widget repeats its typing event every few
+  // seconds, so the line goes when they stop for a while or their message arrives.
+  let contactTyping = false;
+  let contactTypingTimer = 0;
+
+  function showContactTyping(on) {
+    clearTimeout(contactTypingTimer);
+    if (on) { contactTypingTimer = setTimeout(function () { showContactTyping(false); }, 6000); }
+    if (!on && !contactTyping) { return; }
+    contactTyping = on;
+    renderPresence();
+  }
+
   function renderPresence() {
     const box = $("#presence");
     if (!box) { return; }
     box.innerHTML = "";
     const now = Date.now();
+    if (contactTyping) {
+      const header = $("#conv-header h1");
+      const item = document.createElement("span");
+      item.className = "typing";
+      item.dataset.contact = $("#conversation").dataset.contact;
+      item.textContent = t("{name} is typing…", { name: header ? header.textContent.trim() : "" });
+      box.appendChild(item);
+    }
     viewers.forEach(function (entry, agentId) {
       const item = document.createElement("span");
       item.dataset.agent = agentId;
@@ -456,6 +487,7 @@
     const app = $("#app");
     if (viewing && viewing !== id) { send({ type: "left", conversation_id: viewing }); }
     viewers.clear();
+    showContactTyping(false);
     viewing = id;
     if (app) { app.dataset.pane = id ? "conversation" : "list"; }
     markActiveRow();
@@ -491,19 +523,35 @@
     body.placeholder = mode === "note" ? body.dataset.notePlaceholder : body.dataset.replyPlaceholder;
     $("[data-label-reply]", form).hidden = mode === "note";
     $("[data-label-note]", form).hidden = mode !== "note";
-    $("#attach").hidden = mode === "note";
     hideCollision();
-    updateChannelHint();
+    refreshComposer();
   }
 
   function setupComposer() {
     const form = composer();
     files = [];
     mentionIds = new Set();
+    channelOptions = {};
+    templateWanted = false;
+    templatesFor = null;
+    mailFor = null;
     if (!form) { return; }
     renderFiles();
     loadChannels(form.dataset.conversation);
   }
+
+  // The channel options of the open conversation (GET /api/v1/conversations/<id>/channels), by id.
+  let channelOptions = {};
+
+  function selectedOption() {
+    const picker = $("#channel-picker");
+    return picker ? channelOptions[picker.value] || null : null;
+  }
+
+  function offersTemplates(option) { return Boolean(option) && (config.template_kinds || []).indexOf(option.kind) !== -1; }
+
+  // WhatsApp's 24-hour window is closed: free text is refused, an approved template still goes.
+  function templatesOnly(option) { return offersTemplates(option) && option.code === "whatsapp_window_closed"; }
 
   async function loadChannels(id) {
     const picker = $("#channel-picker");
@@ -515,42 +563,365 @@
       options = [];
     }
     if (String(conversationId()) !== String(id)) { return; }
+    const before = picker.value;
     picker.innerHTML = "";
-    let chosen = null;
+    channelOptions = {};
+    let preferred = null;
+    let available = null;
+    let usable = null;
     options.forEach(function (option) {
+      channelOptions[String(option.channel_account_id)] = option;
       const el = document.createElement("option");
       el.value = option.channel_account_id;
       el.dataset.kind = option.kind;
-      el.dataset.reason = option.reason || "";
-      el.dataset.name = option.name;
       let label = option.name;
       if (option.default) { label += " · " + t("default"); }
-      if (!option.available) {
+      const onlyTemplates = templatesOnly(option);
+      if (onlyTemplates) {
+        label += " — " + t("templates only");
+      } else if (!option.available) {
         label += " — " + t("Unavailable") + ": " + (option.reason || "");
         el.disabled = true;
       }
       el.textContent = label;
       el.title = option.identity_value || "";
       picker.appendChild(el);
-      if (option.available && (option.default || chosen === null)) { chosen = option.default ? el : chosen || el; }
+      if (option.default && !el.disabled) { preferred = preferred || el; }
+      // A reload of the options keeps the agent's own choice while it can still be used.
+      if (before && el.value === before && !el.disabled) { preferred = el; }
+      if (option.available && !available) { available = el; }
+      if (!el.disabled && !usable) { usable = el; }
     });
+    // The channel the customer used last, even when only a template can go there now.
+    const chosen = preferred || available || usable;
     if (chosen) { picker.value = chosen.value; }
+    refreshComposer();
+  }
+
+  // Show what the chosen channel needs: e-mail's To and CC, WhatsApp's templates, SMS's segment count.
+  function refreshComposer() {
+    const form = composer();
+    if (!form) { return; }
+    const reply = form.dataset.mode === "reply";
+    const option = reply ? selectedOption() : null;
+    const kind = option ? option.kind : "";
+    const forced = templatesOnly(option);
+    const useTemplate = offersTemplates(option) && (forced || templateWanted);
+    const toggle = $("#template-toggle");
+    form.dataset.template = useTemplate ? "on" : "";
+    toggle.hidden = !offersTemplates(option) || forced;
+    toggle.setAttribute("aria-pressed", String(useTemplate));
+    $("#template-panel").hidden = !useTemplate;
+    $("#attach").hidden = !reply || useTemplate;
+    $("#mail-fields").hidden = kind !== "email";
+    if (kind === "email") { prefillMail(option); }
+    if (useTemplate) { loadTemplates(option.channel_account_id); }
     updateChannelHint();
+    updateSmsCount();
   }
 
   function updateChannelHint() {
     const hint = $("#channel-hint");
-    const picker = $("#channel-picker");
     const form = composer();
-    if (!hint || !picker || !form) { return; }
-    const reasons = $$("option", picker).filter(function (o) { return o.disabled && o.dataset.reason; });
-    const defaultBlocked = reasons.find(function (o) { return o.textContent.indexOf(t("default")) !== -1; });
-    if (form.dataset.mode === "reply" && defaultBlocked) {
-      hint.textContent = defaultBlocked.dataset.name + ": " + defaultBlocked.dataset.reason;
+    if (!hint || !form) { return; }
+    const selected = selectedOption();
+    const blockedDefault = Object.keys(channelOptions).map(function (key) { return channelOptions[key]; })
+      .find(function (option) { return option.default && !option.available; });
+    const shown = templatesOnly(selected) ? selected : blockedDefault;
+    if (form.dataset.mode === "reply" && shown && shown.reason) {
+      hint.textContent = shown.name + ": " + shown.reason;
       hint.hidden = false;
     } else {
       hint.hidden = true;
     }
+  }
+
+  // -- E-mail: To and CC, prefilled for "reply all" ------------------------------------------
+
+  let mailFor = null;
+  const EMAIL = /^[^\s@,;<>"]+@[^\s@,;<>"]+\.[^\s@,;<>"]+$/;
+
+  function prefillMail(option) {
+    if (mailFor === option.channel_account_id) { return; }
+    mailFor = option.channel_account_id;
+    $("#reply-to").value = option.identity_value || "";
+    $("#reply-cc").value = (option.cc || []).join(", ");
+    showMailError(null);
+  }
+
+  function showMailError(message, input) {
+    const box = $("#mail-error");
+    if (!box) { return; }
+    $$("#mail-fields input").forEach(function (el) { el.removeAttribute("aria-invalid"); });
+    box.hidden = !message;
+    box.textContent = message || "";
+    if (input) {
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+    }
+  }
+
+  // {to, cc} of an e-mail reply, null on another channel, false (and the error shown) when invalid.
+  function mailFields() {
+    const option = selectedOption();
+    if (!option || option.kind !== "email") { return null; }
+    const toInput = $("#reply-to");
+    const ccInput = $("#reply-cc");
+    const to = toInput.value.trim();
+    if (!EMAIL.test(to)) {
+      showMailError(to ? t("{address} is not a valid e-mail address.", { address: to }) : t("Write the address to send to."), toInput);
+      return false;
+    }
+    const cc = ccInput.value.split(/[\s,;]+/).filter(Boolean);
+    const wrong = cc.find(function (address) { return !EMAIL.test(address); });
+    if (wrong) {
+      showMailError(t("{address} is not a valid e-mail address.", { address: wrong }), ccInput);
+      return false;
+    }
+    showMailError(null);
+    return { to: to, cc: cc.filter(function (address) { return address.toLowerCase() !== to.toLowerCase(); }) };
+  }
+
+  // -- WhatsApp templates --------------------------------------------------------------------
+
+  let templateWanted = false;
+  let templatesFor = null;
+  let templates = [];
+  let templateParts = [];
+
+  function templateLanguage(template) {
+    const language = template.language;
+    return language && typeof language === "object" ? language.code : language;
+  }
+
+  function placeholders(text) {
+    const names = [];
+    String(text || "").replace(/\{\{\s*([\w.]+)\s*\}\}/g, function (match, name) {
+      if (names.indexOf(name) === -1) { names.push(name); }
+      return match;
+    });
+    // Positional parameters go in their number's order, whatever order the text uses them in.
+    if (names.every(function (name) { return /^\d+$/.test(name); })) { names.sort(function (a, b) { return Number(a) - Number(b); }); }
+    return names;
+  }
+
+  // The parts of a template an agent fills in: a text header, the body, and URL buttons.
+  function partsOf(template) {
+    const parts = [];
+    (template.components || []).forEach(function (component) {
+      const type = String(component.type || "").toLowerCase();
+      if (type === "body" || (type === "header" && String(component.format || "text").toLowerCase() === "text")) {
+        parts.push({ type: type, text: String(component.text || ""), names: placeholders(component.text) });
+      } else if (type === "buttons") {
+        (component.buttons || []).forEach(function (button, index) {
+          if (String(button.type || "").toLowerCase() === "url" && placeholders(button.url).length) {
+            parts.push({ type: "button", index: index, text: String(button.url), names: placeholders(button.url) });
+          }
+        });
+      }
+    });
+    return parts;
+  }
+
+  function hasMediaHeader(template) {
+    return (template.components || []).some(function (component) {
+      return String(component.type || "").toLowerCase() === "header" && String(component.format || "text").toLowerCase() !== "text";
+    });
+  }
+
+  async function loadTemplates(channelId) {
+    if (templatesFor === channelId) { return; }
+    templatesFor = channelId;
+    const picker = $("#template-picker");
+    let items = [];
+    try {
+      items = (await api("GET", "/api/v1/channels/" + channelId + "/templates")).items || [];
+    } catch (error) {
+      fail(error);
+    }
+    if (templatesFor !== channelId || !$("#template-picker")) { return; }
+    templates = items;
+    while (picker.options.length > 1) { picker.remove(1); }
+    items.forEach(function (template, index) {
+      const el = document.createElement("option");
+      el.value = String(index);
+      el.textContent = template.name + " · " + templateLanguage(template);
+      if (hasMediaHeader(template)) {
+        el.disabled = true;
+        el.textContent += " — " + t("has a media header; send it through the API");
+      }
+      picker.appendChild(el);
+    });
+    picker.value = "";
+    $("#template-empty").hidden = items.length > 0;
+    renderTemplate();
+  }
+
+  function chosenTemplate() {
+    const picker = $("#template-picker");
+    return picker && picker.value !== "" ? templates[Number(picker.value)] || null : null;
+  }
+
+  function renderTemplate() {
+    const template = chosenTemplate();
+    const vars = $("#template-vars");
+    vars.innerHTML = "";
+    showTemplateError(null);
+    templateParts = template ? partsOf(template) : [];
+    const labels = { header: t("Header"), body: "", button: t("Link") };
+    templateParts.forEach(function (part, partIndex) {
+      part.names.forEach(function (name) {
+        const field = document.createElement("label");
+        field.className = "composer-field";
+        const caption = document.createElement("span");
+        caption.textContent = (labels[part.type] ? labels[part.type] + " " : "") + "{{" + name + "}}";
+        const input = document.createElement("input");
+        input.className = "input input-small";
+        input.type = "text";
+        input.dataset.part = String(partIndex);
+        input.dataset.name = name;
+        input.setAttribute("aria-label", t("Value for {name}", { name: "{{" + name + "}}" }));
+        field.append(caption, input);
+        vars.appendChild(field);
+      });
+    });
+    updateTemplatePreview();
+  }
+
+  function templateValue(partIndex, name) {
+    const input = $("#template-vars input[data-part='" + partIndex + "'][data-name='" + name + "']");
+    return input ? input.value.trim() : "";
+  }
+
+  function filledText(part, partIndex, node) {
+    const pieces = part.text.split(/(\{\{\s*[\w.]+\s*\}\})/);
+    let text = "";
+    pieces.forEach(function (piece) {
+      const match = /^\{\{\s*([\w.]+)\s*\}\}$/.exec(piece);
+      const value = match ? templateValue(partIndex, match[1]) : piece;
+      text += value || piece;
+      if (!node) { return; }
+      if (match && !value) {
+        const mark = document.createElement("mark");
+        mark.textContent = piece;
+        node.appendChild(mark);
+      } else {
+        node.appendChild(document.createTextNode(value));
+      }
+    });
+    return text;
+  }
+
+  function updateTemplatePreview() {
+    const preview = $("#template-preview");
+    if (!preview) { return; }
+    preview.innerHTML = "";
+    const shown = templateParts.filter(function (part) { return part.type !== "button"; });
+    shown.forEach(function (part, index) {
+      if (index) { preview.appendChild(document.createTextNode("\n\n")); }
+      filledText(part, templateParts.indexOf(part), preview);
+    });
+    preview.hidden = shown.length === 0;
+  }
+
+  function showTemplateError(message) {
+    const box = $("#template-error");
+    if (!box) { return; }
+    box.hidden = !message;
+    box.textContent = message || "";
+  }
+
+  // The template reply: what the API sends to WhatsApp, and its text for the timeline.
+  function templateReply() {
+    const template = chosenTemplate();
+    if (!template) {
+      showTemplateError(t("Choose a template first."));
+      $("#template-picker").focus();
+      return null;
+    }
+    const empty = $$("#template-vars input").find(function (input) { return !input.value.trim(); });
+    if (empty) {
+      showTemplateError(t("Fill in every variable of the template."));
+      empty.focus();
+      return null;
+    }
+    showTemplateError(null);
+    const components = [];
+    templateParts.forEach(function (part, partIndex) {
+      if (!part.names.length) { return; }
+      const component = {
+        type: part.type,
+        parameters: part.names.map(function (name) {
+          const parameter = { type: "text", text: templateValue(partIndex, name) };
+          if (!/^\d+$/.test(name)) { parameter.parameter_name = name; }
+          return parameter;
+        }),
+      };
+      if (part.type === "button") {
+        component.sub_type = "url";
+        component.index = String(part.index);
+      }
+      components.push(component);
+    });
+    const payload = { name: template.name, language: templateLanguage(template) };
+    if (components.length) { payload.components = components; }
+    const text = templateParts.filter(function (part) { return part.type !== "button"; })
+      .map(function (part) { return filledText(part, templateParts.indexOf(part), null); }).join("\n\n");
+    return { template: payload, body: text || template.name };
+  }
+
+  // -- SMS: characters and segments while typing (POST /api/v1/channels/<id>/preview) ---------
+
+  let smsTimer = 0;
+  let smsRequest = 0;
+
+  function updateSmsCount() {
+    const box = $("#sms-count");
+    const form = composer();
+    if (!box || !form) { return; }
+    clearTimeout(smsTimer);
+    const option = form.dataset.mode === "reply" ? selectedOption() : null;
+    const text = $("#composer-body").value;
+    if (!option || option.kind !== "sms" || !text) {
+      smsRequest += 1;
+      box.hidden = true;
+      $("#sms-warning").hidden = true;
+      return;
+    }
+    smsTimer = setTimeout(function () { previewSms(option.channel_account_id, text); }, 250);
+  }
+
+  async function previewSms(channelId, text) {
+    const request = ++smsRequest;
+    let preview;
+    try {
+      preview = await api("POST", "/api/v1/channels/" + channelId + "/preview", { body: text });
+    } catch (_err) {
+      return;
+    }
+    if (request !== smsRequest || !preview.sms) { return; }
+    renderSms(preview.sms);
+  }
+
+  function renderSms(sms) {
+    const box = $("#sms-count");
+    const warning = $("#sms-warning");
+    if (!box || !warning) { return; }
+    const characters = sms.characters === 1 ? t("1 character") : t("{n} characters", { n: sms.characters });
+    const segments = sms.segments === 1 ? t("1 segment") : t("{n} segments", { n: sms.segments });
+    box.textContent = characters + " · " + segments + " · " + sms.encoding;
+    box.title = sms.encoding === "GSM-7"
+      ? t("GSM-7: 160 characters fit in one SMS, 153 in each part of a longer one.")
+      : t("UCS-2 (an emoji or a character outside the GSM alphabet): 70 characters fit in one SMS, 67 in each part of a longer one.");
+    box.classList.toggle("warn", sms.segments > 1);
+    box.hidden = false;
+    warning.classList.toggle("error", Boolean(sms.too_long));
+    if (sms.too_long) {
+      warning.textContent = t("Too long for SMS on this channel (at most {n} parts). Shorten it or reply on another channel.", { n: sms.max_segments });
+    } else {
+      warning.textContent = t("Longer than one SMS: it goes out in {n} parts, and each part is charged.", { n: sms.segments });
+    }
+    warning.hidden = !(sms.too_long || sms.segments > 1);
   }
 
   function renderFiles() {
@@ -611,40 +982,64 @@
     const text = body.value;
     const conv = $("#conversation");
     const button = $("#send");
-    if (!text.trim() && !(form.dataset.mode === "reply" && files.length)) {
+    const reply = form.dataset.mode === "reply";
+    const templated = reply && form.dataset.template === "on";
+    let template = null;
+    if (templated) {
+      template = templateReply();
+      if (!template) { return; }
+    } else if (!text.trim() && !(reply && files.length)) {
       body.focus();
       return;
     }
+    const mail = reply ? mailFields() : null;
+    if (mail === false) { return; }
     button.disabled = true;
     try {
       let message;
-      if (form.dataset.mode === "note") {
+      if (!reply) {
         message = await api("POST", "/api/v1/conversations/" + id + "/notes", { body: text, mentions: mentionsIn(text) });
       } else {
         const channel = $("#channel-picker").value;
         const seen = Number(conv.dataset.seen) || null;
-        if (files.length) {
+        if (files.length && !templated) {
           const data = new FormData();
           data.append("body", text);
           if (channel) { data.append("channel_account_id", channel); }
           if (seen) { data.append("seen_message_id", String(seen)); }
           data.append("confirm_collision", confirmCollision ? "true" : "false");
+          if (mail) {
+            data.append("to", mail.to);
+            mail.cc.forEach(function (address) { data.append("cc", address); });
+          }
           files.forEach(function (file) { data.append("files", file); });
           message = await api("POST", "/ui/conversations/" + id + "/messages", data);
         } else {
-          message = await api("POST", "/api/v1/conversations/" + id + "/messages", {
-            body: text,
+          const payload = {
+            body: templated ? template.body : text,
             channel_account_id: channel ? Number(channel) : null,
             seen_message_id: seen,
             confirm_collision: Boolean(confirmCollision),
-          });
+          };
+          if (templated) { payload.template = template.template; }
+          if (mail) {
+            payload.to = mail.to;
+            payload.cc = mail.cc;
+          }
+          message = await api("POST", "/api/v1/conversations/" + id + "/messages", payload);
         }
       }
-      body.value = "";
-      autosize(body);
-      files = [];
-      mentionIds = new Set();
-      renderFiles();
+      if (templated) {
+        $("#template-picker").value = "";
+        renderTemplate();
+      } else {
+        body.value = "";
+        autosize(body);
+        files = [];
+        mentionIds = new Set();
+        renderFiles();
+        updateSmsCount();
+      }
       hideCollision();
       const newest = $$("#timeline [data-id]").reduce(function (max, el) { return Math.max(max, Number(el.dataset.id)); }, 0);
       conv.dataset.seen = String(Math.max(newest, message.id));
@@ -654,6 +1049,10 @@
     } catch (error) {
       if (error.code === "collision") {
         showCollision();
+      } else if (mail && /^(cc|to)_/.test(error.code || "")) {
+        showMailError(error.message, $(error.code.indexOf("cc_") === 0 ? "#reply-cc" : "#reply-to"));
+      } else if (templated && /^(whatsapp_)?template_/.test(error.code || "")) {
+        showTemplateError(error.message);
       } else {
         fail(error);
       }
@@ -770,9 +1169,19 @@
 
   document.addEventListener("input", function (event) {
     const area = event.target;
+    if (area.closest && area.closest("#template-vars")) {
+      updateTemplatePreview();
+      showTemplateError(null);
+      return;
+    }
+    if (area.id === "reply-to" || area.id === "reply-cc") {
+      showMailError(null);
+      return;
+    }
     if (area.id === "composer-body") {
       autosize(area);
       updateSuggest(area);
+      updateSmsCount();
       const id = conversationId();
       if (id && Date.now() - lastTyping > 3000) {
         lastTyping = Date.now();
@@ -788,7 +1197,9 @@
       el.value = "";
       renderFiles();
     } else if (el.id === "channel-picker") {
-      updateChannelHint();
+      refreshComposer();
+    } else if (el.id === "template-picker") {
+      renderTemplate();
     } else if (el.matches("[data-patch]")) {
       const field = el.dataset.patch;
       const value = el.value === "" ? null : field === "priority" ? el.value : Number(el.value);
@@ -921,6 +1332,8 @@
   }
 
   function notificationTitle(n) {
+    const own = window.hiloNotificationTitle && window.hiloNotificationTitle(n);  // workspace.js: SLA, scheduled
+    if (own) { return own; }
     if (n.kind === "mention") {
       const actor = (config.agents || []).find(function (a) { return a.id === n.actor_agent_id; });
       return t("{name} mentioned you", { name: actor ? actor.name : "" });
@@ -1098,6 +1511,24 @@
       } catch (error) { fail(error); }
     },
     "send-anyway": function () { submitComposer(true); },
+    "toggle-template": function () {
+      templateWanted = !templateWanted;
+      refreshComposer();
+      const target = templateWanted ? $("#template-picker") : $("#composer-body");
+      if (target) { target.focus(); }
+    },
+    "quote-jump": function (el) {
+      const target = document.getElementById("m-" + el.dataset.message);
+      if (!target) {
+        toast(t("The quoted message is further back: show earlier messages to see it."));
+        return;
+      }
+      target.scrollIntoView({ block: "center", behavior: "smooth" });
+      target.classList.remove("flash");
+      void target.offsetWidth;
+      target.classList.add("flash");
+      setTimeout(function () { target.classList.remove("flash"); }, 1700);
+    },
     "cancel-collision": function () {
       hideCollision();
       const conv = $("#conversation");
@@ -1198,11 +1629,15 @@
     }
   }
 
-  function settingsOf(form) {
+  // A new channel gets every field filled in; a saved one only the fields the admin changed, so
+  // a setting the page cannot show exactly (or that changed meanwhile) is never written back.
+  // A changed field left empty clears that setting.
+  function settingsOf(form, changedOnly) {
     const settings = {};
     $$("input[name^='settings.']", form).forEach(function (input) {
       if (input.disabled || input.closest("fieldset[disabled]")) { return; }
-      if (input.value.trim() !== "") { settings[input.name.slice(9)] = input.value.trim(); }
+      const value = input.value.trim();
+      if (changedOnly ? value !== input.defaultValue.trim() : value !== "") { settings[input.name.slice(9)] = value; }
     });
     return settings;
   }
@@ -1276,7 +1711,7 @@
     },
     "channel-add": async function (form) {
       try {
-        const created = await api("POST", "/api/v1/channels", { kind: form.kind.value, name: form.name.value, settings: settingsOf(form) });
+        const created = await api("POST", "/api/v1/channels", { kind: form.kind.value, name: form.name.value, settings: settingsOf(form, false) });
         form.closest("dialog").close();
         if (created.secret) {
           $("#channel-secret-value").value = created.secret;
@@ -1287,10 +1722,17 @@
       } catch (error) { formError(form, error); }
     },
     "channel-settings": async function (form) {
+      const changes = { settings: settingsOf(form, true) };
+      if (form.name.value !== form.name.defaultValue) { changes.name = form.name.value; }
       try {
-        await api("PATCH", "/api/v1/channels/" + form.dataset.channel, { name: form.name.value, settings: settingsOf(form) });
+        await api("PATCH", "/api/v1/channels/" + form.dataset.channel, changes);
         window.location.reload();
-      } catch (error) { fail(error); }
+      } catch (error) {
+        formError(form, error);
+        const field = error.details && error.details[0] && error.details[0].field;
+        const input = field && form.querySelector("input[name='" + field + "']");
+        if (input) { input.focus(); }
+      }
     },
     "agent-add": async function (form) {
       try {

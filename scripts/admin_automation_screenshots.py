@@ -1,0 +1,157 @@
+"""Take the routing and automation administration screenshots in docs/screenshots/ (Spanish and English).
+
+Run from the repository: `.venv/bin/python scripts/admin_automation_screenshots.py` (needs
+Debian's /usr/bin/chromium). Like `agent_ui_screenshots.py` it seeds the demo into a
+temporary folder; it then adds a calendar, an SLA policy, a canned response and a rule
+through the routing and automation actions, and photographs the business-hours page and
+the rules page with a dry run open.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+from sqlalchemy import select
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from agent_ui_screenshots import CHROMIUM_ARGS, OUT, ROOT, free_port, serve, sign_in  # noqa: E402
+
+SHOTS = ("admin-business-hours", "admin-rules")
+
+
+def configure(settings: object) -> int:
+    """Give the demo a Madrid calendar, a VIP policy, a canned response and a billing rule; returns the rule id."""
+    from hilo.agents.models import Team
+    from hilo.automation import actions as automation
+    from hilo.routing import actions as routing
+    from hilo.routing import calendars, sla
+    from hilo.runtime import Runtime
+
+    runtime = Runtime(settings)  # type: ignore[arg-type]
+    try:
+        with runtime.transaction() as tx:
+            calendar = calendars.save(
+                tx,
+                None,
+                {
+                    "name": "Madrid office",
+                    "timezone": "Europe/Madrid",
+                    "periods": {day: [["09:00", "14:00"], ["15:00", "18:00"]] for day in ("mon", "tue", "wed", "thu")}
+                    | {"fri": [["09:00", "15:00"]]},
+                    "holiday_country": "ES",
+                    "holiday_subdivision": "MD",
+                    "closed_dates": [],
+                    "out_of_office_message": {
+                        "en": "We are closed now; we answer from 9:00 (Madrid time).",
+                        "es": "Ahora estamos cerrados; respondemos desde las 9:00 (hora de Madrid).",
+                    },
+                    "is_default": True,
+                },
+            )
+            teams = list(tx.session.execute(select(Team).order_by(Team.id)).scalars())
+            for team in teams:
+                routing.save_team(
+                    tx,
+                    team.id,
+                    strategy="least_loaded",
+                    auto_assign=True,
+                    reassign_when_offline=False,
+                    business_hours_id=calendar.id,
+                )
+            sla.save_policy(
+                tx,
+                None,
+                {
+                    "name": "VIP",
+                    "conditions": {"priorities": ["high", "urgent"]},
+                    "first_response_seconds": 900,
+                    "resolution_seconds": 8 * 3600,
+                    "business_hours_id": calendar.id,
+                    "warning_share": 0.75,
+                },
+            )
+            canned = automation.save_canned(
+                tx,
+                None,
+                {
+                    "shortcut": "refund",
+                    "title": "Refund policy",
+                    "body": "Hello {{contact.first_name|there}}, refunds reach your card within five working days.",
+                    "translations": {"es": "Hola {{contact.first_name|}}, el reembolso llega en cinco días hábiles."},
+                },
+            )
+            rule = automation.save_rule(
+                tx,
+                None,
+                {
+                    "name": "Invoices and refunds to Billing",
+                    "event": "message.received",
+                    "conditions": {
+                        "all": [{"field": "message.text", "op": "matches", "value": "invoice|factura|refund|reembolso"}]
+                    },
+                    "actions": [
+                        {"type": "add_labels", "labels": ["billing"]},
+                        {"type": "set_priority", "priority": "high"},
+                        {"type": "reply", "canned_response_id": canned.id},
+                    ]
+                    + [{"type": "assign_team", "team_id": t.id} for t in teams if t.name == "Billing"],
+                    "position": 10,
+                },
+            )
+            return rule.id
+    finally:
+        runtime.close()
+
+
+def main() -> None:
+    folder = Path(tempfile.mkdtemp(prefix="hilo-shots-"))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    os.environ.update(
+        HILO_DATA_DIR=str(folder),
+        HILO_RUN_WORKER="0",
+        HILO_BASE_URL="https://support.example.com",
+        HILO_LOG_LEVEL="WARNING",
+    )
+    from hilo.db.migrate import upgrade
+    from hilo.demo import seed
+    from hilo.settings import load_settings
+
+    settings = load_settings()
+    upgrade(settings.database_url)
+    seed(settings)
+    rule_id = configure(settings)
+    server = serve(port)
+    OUT.mkdir(parents=True, exist_ok=True)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            for lang in ("es", "en"):
+                context = browser.new_context(viewport={"width": 1440, "height": 860}, locale=lang)
+                page = context.new_page()
+                sign_in(page, base, "admin@example.com")
+                page.click(f"[data-action=locale][data-locale={lang}]")
+                page.wait_for_selector(f"html[lang={lang}]")
+                page.goto(f"{base}/admin/business-hours")
+                page.wait_for_selector("body[data-admin-ready]", state="attached")
+                page.screenshot(path=str(OUT / f"admin-business-hours-{lang}.png"))
+                page.goto(f"{base}/admin/rules")
+                page.wait_for_selector("body[data-admin-ready]", state="attached")
+                page.click(f"[data-admin-action=dry-run][data-id='{rule_id}']")
+                page.wait_for_selector("#dry-run-dialog .dry-run-summary")
+                page.screenshot(path=str(OUT / f"admin-rules-{lang}.png"))
+                context.close()
+            browser.close()
+    finally:
+        server.should_exit = True
+    for name in SHOTS:
+        for path in sorted(OUT.glob(f"{name}-*.png")):
+            print(f"{path.relative_to(ROOT)}  {path.stat().st_size // 1024} KB", file=sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
