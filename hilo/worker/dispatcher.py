@@ -38,6 +38,8 @@ from hilo.runtime import Runtime
 from hilo.worker.models import OutboxJob
 
 log = logging.getLogger(__name__)
+# How soon a reply held by a disabled channel is looked at again.
+DISABLED_RETRY_SECONDS = 60
 
 LEASE = timedelta(seconds=120)
 
@@ -165,6 +167,15 @@ class OutboxDispatcher:
     async def run_job(self, claimed: Claimed) -> None:
         try:
             account, outbound = await asyncio.to_thread(self._outbound, claimed)
+            if not account.enabled:
+                # Disabled after the reply was queued: hold it (and say why) until an admin
+                # enables the channel again, or the attempts run out.
+                raise SendError(
+                    "channel_disabled",
+                    N_("This channel is disabled by an administrator."),
+                    retryable=True,
+                    retry_after=DISABLED_RETRY_SECONDS,
+                )
             adapter = get_adapter(account.kind)
             result: SendResult | SendError = await asyncio.wait_for(
                 adapter.send(account.view(), outbound), timeout=self.runtime.settings.send_timeout

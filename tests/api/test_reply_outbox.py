@@ -65,6 +65,28 @@ def test_rate_limited_send_retries_after_retry_after(
     assert len(source.received) == 2 and len(keys) == 1
 
 
+def test_a_reply_queued_before_its_channel_was_disabled_waits_until_it_is_enabled(
+    api: Api, source: Receiver, worker: Callable[[], int], clock: FrozenClock
+) -> None:
+    # given: a reply queued, then the channel disabled by an admin
+    channel, conversation_id = _setup(api, source)
+    api.ok(api.post(f"/api/v1/conversations/{conversation_id}/messages", {"body": "Hi"}), 201)
+    api.ok(api.patch(f"/api/v1/channels/{channel['id']}", {"enabled": False}))
+    # when
+    worker()
+    # then: nothing went out; the reply waits, saying why
+    held = api.timeline(conversation_id)[-1]
+    assert source.received == []
+    assert held["status"] == "queued" and held["status_code"] == "channel_disabled"
+    # when: enabled again, once the retry is due
+    api.ok(api.patch(f"/api/v1/channels/{channel['id']}", {"enabled": True}))
+    clock.advance(seconds=61)
+    worker()
+    # then
+    assert [d["body"]["text"] for d in source.received] == ["Hi"]
+    assert api.timeline(conversation_id)[-1]["status"] == "sent"
+
+
 def test_failed_after_last_attempt_then_manual_retry_sends_again(
     api: Api, source: Receiver, worker: Callable[[], int], clock: FrozenClock
 ) -> None:
