@@ -8,7 +8,7 @@ from typing import Any
 from hilo.actions.errors import ActionError
 from hilo.channels.models import ChannelAccount
 from hilo.channels.registry import MODULES, get_adapter
-from hilo.channels.widget import SettingInvalid, check_structured
+from hilo.channels.settings import SettingInvalid, check_structured
 from hilo.i18n import N_
 from hilo.messaging.media import MEDIA_CONFIG_KEYS
 from hilo.runtime import Tx

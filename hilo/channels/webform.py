@@ -32,10 +32,10 @@ from hilo.channels.base import (
     WebhookRequest,
     WebhookResult,
 )
+from hilo.channels.settings import SettingShape
 from hilo.channels.widget import (
     DEFAULT_COLOR,
     FieldRule,
-    SettingShape,
     css_color,
     localized,
     origin_allowed,

@@ -54,6 +54,7 @@ from hilo.channels.meta_common import (
     retry_after_seconds,
     within,
 )
+from hilo.channels.settings import SettingShape
 from hilo.i18n import N_
 
 logger = logging.getLogger(__name__)
@@ -266,6 +267,8 @@ class WhatsAppAdapter:
         "templates",
     )
     secret_keys: ClassVar[tuple[str, ...]] = ("access_token", "app_secret", "verify_token")
+    # The approved templates, synced from WhatsApp Manager or entered by an admin as JSON.
+    structured_settings: ClassVar[Mapping[str, SettingShape]] = {"templates": SettingShape.LIST}
     # Text and each attachment go out as separate WhatsApp messages, each with a status.
     sends_in_parts: ClassVar[bool] = True
 

@@ -35,7 +35,7 @@ from hilo.api.deps import RuntimeDep, load_principal, new_csrf
 from hilo.channels.addresses import channel_urls
 from hilo.channels.models import ChannelAccount
 from hilo.channels.registry import MODULES, get_adapter
-from hilo.channels.widget import SettingShape
+from hilo.channels.settings import SettingShape
 from hilo.contacts.access import access_contact
 from hilo.contacts.models import Contact
 from hilo.conversations.access import access_conversation, visible_clause

@@ -33,6 +33,25 @@ def test_admin_syncs_approved_templates_and_agents_list_them(api: Api, fake_grap
     assert api.ok(api.get(f"/api/v1/channels/{channel['id']}"))["config"]["templates"] == synced["items"]
 
 
+def test_templates_an_admin_enters_as_json_are_stored_as_a_list_and_broken_json_is_refused(
+    api: Api, fake_graph: FakeGraphAPI
+) -> None:
+    # given: the admin page and the command line send the list as JSON text
+    channel = whatsapp_channel(api, fake_graph)
+    url = f"/api/v1/channels/{channel['id']}"
+    entered = '[{"name": "shipping_update", "language": "es", "components": []}]'
+    # when
+    saved = api.patch(url, {"settings": {"templates": entered}})
+    broken = api.patch(url, {"settings": {"templates": '[{"name": "x",}]'}})
+    not_a_list = api.patch(url, {"settings": {"templates": '{"name": "x"}'}})
+    listed = api.ok(api.get(f"{url}/templates"))
+    # then
+    assert saved.status_code == 200, saved.text
+    assert listed["items"] == [{"name": "shipping_update", "language": "es", "components": []}]
+    assert (broken.status_code, broken.json()["error"]["code"]) == (422, "setting_json_invalid")
+    assert (not_a_list.status_code, not_a_list.json()["error"]["code"]) == (422, "setting_shape_invalid")
+
+
 def test_template_sync_is_for_admins_and_whatsapp_only(api: Api, fake_graph: FakeGraphAPI) -> None:
     # given
     whatsapp = whatsapp_channel(api, fake_graph)
