@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import signal
@@ -73,6 +74,9 @@ def worker() -> None:
         engine.start()
         ingest.start()
         mailboxes.start()
+        # As `hilo serve` does: what startup made stays out of the collector's full passes,
+        # which would otherwise stall the engine now and then (see hilo.app).
+        gc.freeze()
         try:
             await dispatcher.run()
         finally:

@@ -82,7 +82,8 @@ class Conversation(Base):
         Index("ix_conversations_last_message_at", "last_message_at", "id"),
         Index("ix_conversations_assignee_status", "assignee_id", "status", "last_message_at"),
         Index("ix_conversations_team_status", "team_id", "status", "last_message_at"),
-        # What each agent carries, per channel: routing reads it for every candidate.
+        # What each agent carries, per channel (routing's load lists; an agent's counters
+        # when their routing row is made).
         Index(
             "ix_conversations_open_load",
             "assignee_id",

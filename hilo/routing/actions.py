@@ -27,9 +27,7 @@ from sqlalchemy import (
     exists,
     func,
     literal,
-    literal_column,
     select,
-    true,
     type_coerce,
     update,
 )
@@ -37,7 +35,6 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
-from sqlalchemy.sql.selectable import LateralFromClause, Subquery
 
 from hilo.actions import conversations as conv_actions
 from hilo.actions.errors import ActionError
@@ -45,7 +42,7 @@ from hilo.agents.models import Agent, Team, team_members
 from hilo.channels.models import ChannelAccount
 from hilo.conversations.models import Conversation
 from hilo.i18n import N_
-from hilo.routing.capacity import CHANNEL_CLASSES, DEFAULT_CAPACITY, capacity_for, channel_class, in_class
+from hilo.routing.capacity import CHANNEL_CLASSES, DEFAULT_CAPACITY, capacity_for, channel_class
 from hilo.routing.models import (
     STRATEGIES,
     BusinessHours,
@@ -225,44 +222,25 @@ def candidates_query(team_id: int, now: datetime) -> Select[Any]:
 SQL_STRATEGIES = ("round_robin", "least_loaded")
 
 
-@cache
-def _pick_statement(dialect: str, strategy: str, klass: str, excluding: bool) -> Select[Any]:
-    """The query behind `pick`, built once per dialect, strategy and capacity class.
+# Each agent's open conversations per class, as the triggers of migration 0016 count them.
+OPEN_COUNTS = {"call": RoutingAgent.open_call, "chat": RoutingAgent.open_chat, "email": RoutingAgent.open_email}
 
-    Parameters: `team_id`, `now`, `cursor` (round robin's last agent) and, when
-    `excluding`, `exclude` (agents who gave the conversation back).
-    Each candidate's load comes from the partial index of open, assigned conversations
-    (ix_conversations_open_load): on PostgreSQL one index probe per member (LATERAL), on
-    SQLite one grouped pass over the team's open conversations.
+
+@cache
+def _pick_statement(strategy: str, klass: str, excluding: bool) -> Select[Any]:
+    """The query behind `pick`, built once per strategy and capacity class.
+
+    Parameters: `team_id`, `now`, `cursor` (round robin's last agent), `conversation_id`
+    (for the queue check) and, when `excluding`, `exclude` (agents who gave the
+    conversation back). Loads come from the counters on each member's routing row, so the
+    query reads the team's routing rows and nothing per conversation.
     """
-    members = select(team_members.c.agent_id).where(team_members.c.team_id == bindparam("team_id"))
-    same_class = in_class(Conversation.last_channel_account_id, klass)
-    counts = (
-        select(func.count().label("total"), func.count().filter(same_class).label("same"))
-        .select_from(Conversation)
-        # 'open' written into the SQL: a prepared statement's generic plan can use the
-        # partial index only when its predicate is visible to the planner.
-        .where(Conversation.status == literal_column("'open'"), Conversation.assignee_id.is_not(None))
-    )
-    carried: Subquery | LateralFromClause
-    if dialect == "postgresql":
-        carried = counts.where(Conversation.assignee_id == RoutingAgent.agent_id).lateral("carried")
-        on_agent: ColumnElement[bool] = true()
-    else:
-        carried = (
-            counts.add_columns(Conversation.assignee_id.label("agent_id"))
-            .where(Conversation.assignee_id.in_(members))
-            .group_by(Conversation.assignee_id)
-            .subquery("carried")
-        )
-        on_agent = carried.c.agent_id == RoutingAgent.agent_id
     capacity = func.coalesce(RoutingAgent.capacity[klass].as_integer(), DEFAULT_CAPACITY[klass])
-    same = func.coalesce(carried.c.same, 0)
+    same = OPEN_COUNTS[klass]
     query = (
         select(RoutingAgent.agent_id, RoutingAgent.last_assigned_at, _queue_holds(klass).label("queue_ahead"))
         .join(team_members, team_members.c.agent_id == RoutingAgent.agent_id)
         .join(Agent, Agent.id == RoutingAgent.agent_id)
-        .outerjoin(carried, on_agent)
         .where(
             team_members.c.team_id == bindparam("team_id"),
             Agent.active.is_(True),
@@ -279,7 +257,7 @@ def _pick_statement(dialect: str, strategy: str, klass: str, excluding: bool) ->
         return query.order_by(case((after, 0), else_=1), RoutingAgent.agent_id)
     return query.order_by(
         cast(same, Float) / capacity,
-        func.coalesce(carried.c.total, 0),
+        RoutingAgent.open_call + RoutingAgent.open_chat + RoutingAgent.open_email,
         RoutingAgent.last_assigned_at.asc().nulls_first(),
         RoutingAgent.agent_id,
     )
@@ -291,7 +269,7 @@ def pick(
     """The agent `choose` would pick under round robin or least loaded, chosen by the database,
     and whether the head of the team's queue holds another conversation of the same kind
     of channel (see `_queue_ahead`), read in the same query."""
-    statement = _pick_statement(tx.runtime.db.dialect, team.strategy, klass, bool(exclude))
+    statement = _pick_statement(team.strategy, klass, bool(exclude))
     params = {
         "team_id": team.team_id,
         "now": tx.now,
@@ -797,6 +775,9 @@ def agent_row(tx: Tx, agent_id: int) -> RoutingAgent:
         return row
     try:
         with tx.session.begin_nested():
+            # The open-conversation counters start from what the agent already carries;
+            # the triggers keep them from here on.
+            carried = loads(tx.session, [agent_id])[agent_id]
             row = RoutingAgent(
                 agent_id=agent_id,
                 skills=[],
@@ -804,6 +785,9 @@ def agent_row(tx: Tx, agent_id: int) -> RoutingAgent:
                 availability="available",
                 presence="offline",
                 updated_at=tx.now,
+                open_call=carried["call"],
+                open_chat=carried["chat"],
+                open_email=carried["email"],
             )
             tx.session.add(row)
     except IntegrityError:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-from sqlalchemy import ColumnElement, literal_column, or_, select
-
-from hilo.channels.models import ChannelAccount
 
 CHANNEL_CLASSES = ("call", "chat", "email")
 # How many open conversations of each kind an agent takes unless told otherwise.
 DEFAULT_CAPACITY: dict[str, int] = {"call": 1, "chat": 3, "email": 10}
 
+# Database triggers count each agent's open conversations by this same mapping (migration
+# 0016_agent_open_counts): a change here needs a migration that replaces them.
 _CLASS_OF_KIND = {"voice": "call", "email": "email", "webform": "email"}
 
 
@@ -25,23 +22,3 @@ def capacity_for(configured: Mapping[str, int] | None, klass: str) -> int:
     if configured and klass in configured:
         return int(configured[klass])
     return DEFAULT_CAPACITY[klass]
-
-
-def in_class(account_id: Any, klass: str) -> ColumnElement[bool]:
-    """SQL: the channel account `account_id` refers to is of capacity class `klass`.
-
-    A subquery over channel accounts by kind (PostgreSQL hashes it once per query), so a
-    count over conversations needs no join per row. No account at all counts as chat.
-    """
-    # The kinds are written into the SQL (they are constants here): a statement built once
-    # then needs no re-rendering per execution, as a list parameter would.
-    if klass == "chat":
-        others = select(ChannelAccount.id).where(ChannelAccount.kind.in_(_sql_strings(sorted(_CLASS_OF_KIND))))
-        return or_(account_id.is_(None), account_id.not_in(others))
-    kinds = sorted(kind for kind, of in _CLASS_OF_KIND.items() if of == klass)
-    return account_id.in_(select(ChannelAccount.id).where(ChannelAccount.kind.in_(_sql_strings(kinds))))
-
-
-def _sql_strings(values: list[str]) -> list[ColumnElement[str]]:
-    assert all(value.isidentifier() for value in values)
-    return [literal_column(f"'{value}'") for value in values]

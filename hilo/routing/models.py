@@ -77,6 +77,11 @@ class RoutingAgent(Base):
     presence: Mapped[str] = mapped_column(String(16), default="offline")
     last_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Open conversations the agent carries per capacity class, kept by database triggers
+    # on `conversations` (migration 0016): read by the routing decision, never written here.
+    open_call: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    open_chat: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    open_email: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (Index("ix_routing_agents_presence_online_until", "presence", "online_until"),)
 
