@@ -54,17 +54,22 @@ def _recipient(tx: Tx, conversation: Conversation, account: ChannelAccount) -> I
     if not identities:
         return None
     # Prefer the identity the customer last wrote from on this channel account.
-    last = tx.session.execute(
-        select(Message.identity_id)
+    last = _of_last_inbound(tx, Message.identity_id, conversation, account.id)
+    return next((i for i in identities if i.id == last), identities[-1])
+
+
+def _of_last_inbound(tx: Tx, column: Any, conversation: Conversation, account_id: int) -> Any:
+    """`column` of the customer's last message in this conversation on this channel account."""
+    return tx.session.execute(
+        select(column)
         .where(
             Message.conversation_id == conversation.id,
-            Message.channel_account_id == account.id,
+            Message.channel_account_id == account_id,
             Message.direction == "inbound",
         )
         .order_by(Message.id.desc())
         .limit(1)
     ).scalar()
-    return next((i for i in identities if i.id == last), identities[-1])
 
 
 def _last_inbound_at(tx: Tx, conversation: Conversation, account_id: int) -> Any:
@@ -192,16 +197,7 @@ def reply_all_cc(tx: Tx, conversation: Conversation, account: ChannelAccount, re
     """Who a "reply all" on this e-mail account copies: the other To and CC addresses of the
     customer's last mail in this conversation, without the channel's own address and the
     recipient. Hilo never copies them on its own; the composer offers them, editable."""
-    data = tx.session.execute(
-        select(Message.data)
-        .where(
-            Message.conversation_id == conversation.id,
-            Message.channel_account_id == account.id,
-            Message.direction == "inbound",
-        )
-        .order_by(Message.id.desc())
-        .limit(1)
-    ).scalar()
+    data = _of_last_inbound(tx, Message.data, conversation, account.id)
     if not isinstance(data, dict):
         return []
     skip = {recipient.value, str((account.config or {}).get("address") or "").strip().lower()}
