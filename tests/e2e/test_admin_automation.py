@@ -12,24 +12,16 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from hilo.settings import Settings
-from tests.e2e.widget_support import CHROMIUM_ARGS, LiveHilo, live_hilo
+from tests.e2e.widget_support import LiveHilo, live_hilo
 from tests.fakes.server import free_port
 from tests.support import Api
 
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

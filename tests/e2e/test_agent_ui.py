@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -29,23 +29,14 @@ from starlette.routing import Route
 from hilo.actions.agents import create_agent, create_team, create_token
 from hilo.app import create_app
 from hilo.clock import FrozenClock
+from hilo.settings import Settings
 from tests.conftest import empty_postgres, make_settings
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: F401 - other modules import them from here
 from tests.fakes.server import free_port, serve_asgi
 from tests.support import Api
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PASSWORD = "correct horse battery"
 _ids = itertools.count(1)
 
@@ -102,11 +93,16 @@ def _serve_app(app: Any, port: int) -> tuple[uvicorn.Server, threading.Thread]:
     return server, thread
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def live(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
-) -> Iterator[Live]:
-    folder = tmp_path_factory.mktemp(f"ui-{request.param}")
+def served_settings(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    sqlite_template: Path,
+    name: str,
+    **extra: Any,
+) -> tuple[Settings, int]:
+    """Settings for a Hilo served on a free port, on the database the fixture's param names
+    (an empty copy of the migrated SQLite template, or the worker's emptied PostgreSQL)."""
+    folder = tmp_path_factory.mktemp(f"{name}-{request.param}")
     if request.param == "sqlite":
         shutil.copy(sqlite_template, folder / "hilo.db")
         database_url = f"sqlite:///{folder / 'hilo.db'}"
@@ -119,10 +115,18 @@ def live(
         folder / "data",
         secret_key="e2e-secret-key",
         base_url=f"http://127.0.0.1:{port}",
-        max_body_bytes=256 * 1024,
         run_worker=True,
         login_rate_limit=50,
+        **extra,
     )
+    return settings, port
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
+) -> Iterator[Live]:
+    settings, port = served_settings(request, tmp_path_factory, sqlite_template, "ui", max_body_bytes=256 * 1024)
     clock = FrozenClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
     app = create_app(settings, clock=clock)
     runtime = app.state.runtime
@@ -145,22 +149,6 @@ def live(
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:
-    opened: list[BrowserContext] = []
-    yield opened
-    for context in opened:
-        context.close()
 
 
 def page_for(browser: Browser, contexts: list[BrowserContext], live: Live, who: str, width: int = 1440) -> Page:

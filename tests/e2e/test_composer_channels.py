@@ -5,7 +5,6 @@ providers: WhatsApp templates outside the 24-hour window, the SMS segment count,
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from urllib.parse import parse_qsl
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, expect
 
 from hilo.actions.agents import create_agent, create_team, create_token
 from hilo.app import create_app
@@ -32,10 +31,7 @@ from tests.channels.provider_support import (
     post_meta,
     whatsapp_channel,
 )
-from tests.conftest import empty_postgres, make_settings
 from tests.e2e.test_agent_ui import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     PASSWORD,
     Agent,
     Live,
@@ -43,9 +39,9 @@ from tests.e2e.test_agent_ui import (
     no_page_errors,
     open_conversation,
     page_for,
+    served_settings,
 )
 from tests.fakes.meta import FakeGraphAPI, running_fake_graph
-from tests.fakes.server import free_port
 from tests.fakes.twilio import twilio_signature
 from tests.support import Api
 
@@ -70,22 +66,7 @@ class Stage:
 def stage(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
 ) -> Iterator[Stage]:
-    folder = tmp_path_factory.mktemp(f"composer-{request.param}")
-    if request.param == "sqlite":
-        shutil.copy(sqlite_template, folder / "hilo.db")
-        database_url = f"sqlite:///{folder / 'hilo.db'}"
-    else:
-        database_url = request.getfixturevalue("pg_database")
-        empty_postgres(database_url)
-    port = free_port()
-    settings = make_settings(
-        database_url,
-        folder / "data",
-        secret_key="e2e-secret-key",
-        base_url=f"http://127.0.0.1:{port}",
-        run_worker=True,
-        login_rate_limit=50,
-    )
+    settings, port = served_settings(request, tmp_path_factory, sqlite_template, "composer")
     clock = FrozenClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
     app = create_app(settings, clock=clock)
     with app.state.runtime.transaction() as tx:
@@ -107,22 +88,6 @@ def stage(
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:
-    opened: list[BrowserContext] = []
-    yield opened
-    for context in opened:
-        context.close()
 
 
 def eventually(check: Callable[[], T | None], timeout: float = 15.0) -> T:

@@ -9,24 +9,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from hilo.channels.widget import user_hash
 from hilo.settings import Settings
-from tests.e2e.widget_support import CHROMIUM_ARGS, LiveHilo, Site, agent_online, customer_site, live_hilo
+from tests.e2e.widget_support import LiveHilo, Site, agent_online, customer_site, live_hilo
 from tests.fakes.server import free_port
 
 pytestmark = pytest.mark.e2e
 
 SECRET = "e2e-identity-secret"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

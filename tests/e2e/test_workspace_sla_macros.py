@@ -9,7 +9,6 @@ periodic pass is run on demand (`engine.tick()`), so nothing sleeps.
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,16 +18,13 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, expect
 
 from hilo.actions.agents import create_agent, create_team, create_token
 from hilo.app import create_app
 from hilo.clock import FrozenClock
 from hilo.routing.engine import Engine, engine_of
-from tests.conftest import empty_postgres, make_settings
 from tests.e2e.test_agent_ui import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     PASSWORD,
     Agent,
     Live,
@@ -37,8 +33,8 @@ from tests.e2e.test_agent_ui import (
     no_page_errors,
     open_conversation,
     page_for,
+    served_settings,
 )
-from tests.fakes.server import free_port
 from tests.support import Api
 
 pytestmark = pytest.mark.e2e
@@ -55,22 +51,7 @@ class Desk(Live):
 def live(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
 ) -> Iterator[Desk]:
-    folder = tmp_path_factory.mktemp(f"ws-{request.param}")
-    if request.param == "sqlite":
-        shutil.copy(sqlite_template, folder / "hilo.db")
-        database_url = f"sqlite:///{folder / 'hilo.db'}"
-    else:
-        database_url = request.getfixturevalue("pg_database")
-        empty_postgres(database_url)
-    port = free_port()
-    settings = make_settings(
-        database_url,
-        folder / "data",
-        secret_key="e2e-secret-key",
-        base_url=f"http://127.0.0.1:{port}",
-        run_worker=True,
-        login_rate_limit=50,
-    )
+    settings, port = served_settings(request, tmp_path_factory, sqlite_template, "ws")
     clock = FrozenClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
     app = create_app(settings, clock=clock)
     with app.state.runtime.transaction() as tx:
@@ -91,22 +72,6 @@ def live(
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:
-    opened: list[BrowserContext] = []
-    yield opened
-    for context in opened:
-        context.close()
 
 
 def eventually(check: Callable[[], Any], timeout: float = 10) -> Any:

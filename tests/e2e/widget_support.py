@@ -26,18 +26,8 @@ from hilo.app import create_app
 from hilo.clock import Clock
 from hilo.settings import Settings
 from hilo.widget.hub import WidgetHub
+from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: F401 - other modules import them from here
 from tests.fakes.server import free_port, serve_asgi
-
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 class SettableClock(Clock):
