@@ -306,11 +306,22 @@ def test_a_quoted_message_shows_its_excerpt_and_leads_to_it(
     expect(quote).to_contain_text("Is the blue jacket in stock in size M?")
     first = page.locator(f"#m-{ids['q-first']}")
     expect(first).not_to_be_in_viewport()
+    # (the highlight lasts under two seconds: note it when it happens, not when we look)
+    page.evaluate(
+        """(id) => {
+            window.hiloFlashed = false;
+            new MutationObserver(() => {
+                const target = document.getElementById(id);
+                if (target && target.classList.contains("flash")) { window.hiloFlashed = true; }
+            }).observe(document.body, {attributes: true, attributeFilter: ["class"], subtree: true});
+        }""",
+        f"m-{ids['q-first']}",
+    )
     # when
     quote.click()
     # then: the quoted message comes into view, highlighted
     expect(first).to_be_in_viewport()
-    expect(first).to_have_class(re.compile(r"\bflash\b"))
+    page.wait_for_function("window.hiloFlashed === true")
     no_page_errors(page)
 
 
