@@ -52,7 +52,10 @@ TARGET_THROUGHPUT = 1000
 TARGET_RATE = 300
 TARGET_P99_MS = 50.0
 QUICK_RATES = [100, 300, 1000]
-CONTACTS = 3000  # distinct senders per database; most messages join an existing thread
+CONTACTS = 3000  # returning senders per database, each with an open thread from the warm-up
+NEW_SENDER_SHARE = 0.1  # of the measured messages: a first message from a sender never seen
+WARMUP_RATE = 200
+BATCH = 32  # deliveries per transaction in the in-process batch measurement
 MAX_CONNECTIONS = 1000
 REQUEST_TIMEOUT = 30.0
 WORDS = [
@@ -89,7 +92,12 @@ def _requests(args: argparse.Namespace) -> list[bytes]:
     requests = []
     for i in range(args.count):
         seq = args.first_seq + i
-        contact = rng.randrange(CONTACTS)
+        if args.warmup:
+            contact = i
+        elif rng.random() < NEW_SENDER_SHARE:
+            contact = CONTACTS + seq  # nobody has sent this id before
+        else:
+            contact = rng.randrange(CONTACTS)
         sender: dict[str, Any] = {"external_id": f"c-{contact}", "name": f"Cliente {contact}"}
         if contact % 3 == 0:
             sender["email"] = f"cliente{contact}@example.com"
@@ -278,17 +286,17 @@ def _commits(database: str | None) -> int | None:
 
 def _step(
     server_port: int, operator: Operator, receiver: Receiver, rate: int, duration: float, first_seq: int,
-    work: Path, database: str | None, run: str,
+    work: Path, database: str | None, run: str, warmup: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
-    count = int(rate * duration)
-    out = work / f"load-{rate}.json"
+    count = CONTACTS if warmup else int(rate * duration)
+    out = work / f"load-{'warmup' if warmup else rate}.json"
     commits_before = _commits(database)
     subprocess.run(
         [
             sys.executable, __file__, "--load", "--host", "127.0.0.1", "--port", str(server_port),
             "--path", operator.webhook_path, f"--secret={operator.secret}", "--rate", str(rate),
             "--count", str(count), "--first-seq", str(first_seq), "--seed", str(rate), "--run", run,
-            "--out", str(out),
+            "--out", str(out), *(["--warmup"] if warmup else []),
         ],
         check=True,
     )  # fmt: skip
@@ -336,12 +344,13 @@ def statements_per_message(database_url: str, data_dir: Path) -> dict[str, Any]:
     Three kinds of message, 500 each: a new sender's first message, a follow-up from the
     same sender, and a follow-up that also names the sender's e-mail address (as the API
     and web-form channels often do), which takes the general path through identity
-    resolution. One message per transaction, as at low rates.
+    resolution. One message per transaction, as at low rates; then 500 follow-ups in
+    batches, as the ingest writer takes them under load.
     """
     from common import counting_statements
 
     from hilo.actions.channels import create_channel_account
-    from hilo.actions.ingest import ingest_delivery
+    from hilo.actions.ingest import ingest_batch, ingest_delivery
     from hilo.channels.api import ADAPTER
     from hilo.channels.base import WebhookRequest
     from hilo.runtime import Runtime
@@ -373,6 +382,16 @@ def statements_per_message(database_url: str, data_dir: Path) -> dict[str, Any]:
                     ingest_delivery(tx, account, item)
             statements[label] = round(count() / len(deliveries), 2)
         cpu_ms[label] = round((time.thread_time() - started) / len(deliveries) * 1000, 2)
+    # Under load the ingest writer takes what waits as one batch (see IngestQueue).
+    label = f"returning_contact_batches_of_{BATCH}"
+    deliveries = [delivery(1500 + i, i, False) for i in range(500)]
+    started = time.thread_time()
+    with counting_statements(runtime.db.engine) as count:
+        for first in range(0, len(deliveries), BATCH):
+            with runtime.transaction() as tx:
+                ingest_batch(tx, [(account, item) for item in deliveries[first : first + BATCH]])
+        statements[label] = round(count() / len(deliveries), 2)
+    cpu_ms[label] = round((time.thread_time() - started) / len(deliveries) * 1000, 3)
     runtime.close()
     return {**statements, "cpu_ms_per_message": cpu_ms}
 
@@ -391,7 +410,13 @@ def run_database(kind: str, rates: list[int], duration: float, work: Path) -> di
             ws_url = f"ws://127.0.0.1:{server.port}/api/v1/ws?token={operator.token}"
             receiver = _start_receiver(ws_url, work)
             try:
-                seq = 0
+                # Every returning sender's first message, unmeasured: the steps then see the
+                # steady state of a help desk, where most messages join an open thread.
+                result["warmup"] = _step(
+                    server.port, operator, receiver, WARMUP_RATE, 0, 0, work, database, kind, warmup=True
+                )
+                _settle(receiver)
+                seq = CONTACTS
                 for rate in rates:
                     step = _step(server.port, operator, receiver, rate, duration, seq, work, database, kind)
                     result["steps"].append(step)
@@ -421,6 +446,7 @@ def main() -> None:
     parser.add_argument("--rates", default=None, help="comma-separated rates per second")
     parser.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--receive", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--warmup", action="store_true", help=argparse.SUPPRESS)
     for name in ("host", "path", "secret", "run", "out", "url"):
         parser.add_argument(f"--{name}", help=argparse.SUPPRESS)
     for name in ("port", "count", "first-seq", "seed"):

@@ -42,6 +42,18 @@ def forget_cached(session: Session) -> None:
 
 
 @dataclass
+class Record:
+    """One event for `Tx.record_many`: the row behind the timeline, and its real-time update."""
+
+    kind: str
+    conversation_id: int | None = None
+    contact_id: int | None = None
+    message_id: int | None = None
+    data: dict[str, Any] | None = None
+    realtime: dict[str, Any] | None = None
+
+
+@dataclass
 class Tx:
     """One action transaction: the session, and what to publish once it commits."""
 
@@ -81,31 +93,51 @@ class Tx:
         `realtime` carries what the websocket hub needs beyond the event itself (the
         conversation's team and assignee, for access checks, and a summary to render).
         """
-        payload = data or {}
-        self.session.connection().execute(
-            INSERT_EVENT,
-            {
-                "kind": kind,
-                "conversation_id": conversation_id,
-                "contact_id": contact_id,
-                "message_id": message_id,
-                "actor_agent_id": self.actor_agent_id,
-                "data": payload,
-                "created_at": self.now,
-            },
+        self.record_many(
+            [
+                Record(
+                    kind,
+                    conversation_id=conversation_id,
+                    contact_id=contact_id,
+                    message_id=message_id,
+                    data=data,
+                    realtime=realtime,
+                )
+            ]
         )
-        if realtime is not None:
-            self.published.append(
-                {
-                    "type": kind,
-                    "conversation_id": conversation_id,
-                    "contact_id": contact_id,
-                    "message_id": message_id,
-                    "actor_agent_id": self.actor_agent_id,
-                    "at": self.now.isoformat(),
-                    **realtime,
-                }
-            )
+
+    def record_many(self, records: list[Record]) -> None:
+        """`record` for several events at once: one statement for all their rows."""
+        if not records:
+            return
+        now = self.now
+        at = now.isoformat()
+        rows = [
+            {
+                "kind": item.kind,
+                "conversation_id": item.conversation_id,
+                "contact_id": item.contact_id,
+                "message_id": item.message_id,
+                "actor_agent_id": self.actor_agent_id,
+                "data": item.data or {},
+                "created_at": now,
+            }
+            for item in records
+        ]
+        self.session.connection().execute(INSERT_EVENT, rows if len(rows) > 1 else rows[0])
+        for item in records:
+            if item.realtime is not None:
+                self.published.append(
+                    {
+                        "type": item.kind,
+                        "conversation_id": item.conversation_id,
+                        "contact_id": item.contact_id,
+                        "message_id": item.message_id,
+                        "actor_agent_id": self.actor_agent_id,
+                        "at": at,
+                        **item.realtime,
+                    }
+                )
 
 
 class Runtime:

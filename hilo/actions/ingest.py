@@ -20,6 +20,9 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+# The batch insert casts every column it writes. A foreign-key column takes its type from
+# the column it points at, known only once that table is loaded: load every table.
+import hilo.db.models  # noqa: F401
 from hilo.channels.base import (
     ChannelAccountView,
     DeliveryStatus,
@@ -34,7 +37,7 @@ from hilo.contacts.models import Contact, Identity
 from hilo.conversations.models import Attachment, Conversation, Message
 from hilo.events.models import Event
 from hilo.messaging import actions as messaging_actions
-from hilo.runtime import Runtime, Tx
+from hilo.runtime import Record, Runtime, Tx
 
 log = logging.getLogger(__name__)
 
@@ -376,7 +379,7 @@ def _apply_edit(tx: Tx, account: ChannelAccountView, inbound: InboundMessage) ->
 
 def ingest_message(tx: Tx, account: ChannelAccountView, inbound: InboundMessage) -> IngestResult:
     """Store one inbound message on its contact's thread; a repeat is recognised, not stored."""
-    if inbound.edit_of_provider_id or inbound.unsend_of_provider_id:
+    if _edit(inbound):
         return _apply_edit(tx, account, inbound)
     return _dedupe_or_store(tx, account, inbound)
 
@@ -397,7 +400,7 @@ SELECT_DUPLICATE = select(_messages.c.id, _messages.c.conversation_id, _messages
     _messages.c.channel_account_id == bindparam("account_id"),
     _messages.c.provider_message_id == bindparam("provider_message_id"),
 )
-SELECT_SENDER_THREAD = (
+_SENDER_THREAD_BASE = (
     select(
         _identities.c.id.label("identity_id"),
         _identities.c.contact_id,
@@ -410,8 +413,9 @@ SELECT_SENDER_THREAD = (
     )
     .join(_contacts, _contacts.c.id == _identities.c.contact_id)
     .outerjoin(_conversations, _conversations.c.id == _latest)
-    .where(_identities.c.kind == bindparam("kind"), _identities.c.value == bindparam("value"))
+    .where(_identities.c.kind == bindparam("kind"))
 )
+SELECT_SENDER_THREAD = _SENDER_THREAD_BASE.where(_identities.c.value == bindparam("value"))
 SELECT_IDENTITY_OWNER = select(_identities.c.contact_id).where(
     _identities.c.kind == bindparam("kind"), _identities.c.value == bindparam("value")
 )
@@ -424,7 +428,7 @@ UPDATE_THREAD = (
         last_inbound_at=bindparam("now"),
         updated_at=bindparam("now"),
         last_channel_account_id=bindparam("account_id"),
-        message_count=_conversations.c.message_count + 1,
+        message_count=_conversations.c.message_count + bindparam("added"),
         waiting_since=func.coalesce(_conversations.c.waiting_since, bindparam("waiting_since")),
         status="open",
         resolved_at=None,
@@ -434,14 +438,21 @@ UPDATE_THREAD = (
 
 
 def _dedupe_or_store(tx: Tx, account: ChannelAccountView, inbound: InboundMessage) -> IngestResult:
+    batch = _Batch(tx)
+    simple = batch.simple(account, inbound)
+    if simple is not None:
+        # The common case in five statements: see `_Batch`.
+        batch.prefetch([simple])
+        result = batch.message(account, inbound, simple)
+        batch.flush()
+        return result
     conn = tx.session.connection()
     existing = conn.execute(
         SELECT_DUPLICATE, {"account_id": account.id, "provider_message_id": inbound.provider_message_id}
     ).first()
     if existing is not None:
         return IngestResult(existing.id, existing.conversation_id, existing.contact_id, duplicate=True)
-    fast = _store_on_open_thread(tx, account, inbound)
-    return fast if fast is not None else _store_new(tx, account, inbound)
+    return _store_new(tx, account, inbound)
 
 
 INSERT_CONTACT = insert(_contacts).returning(_contacts.c.id)
@@ -458,8 +469,12 @@ class _Thread:
     assignee_id: int | None = None
 
 
-def _new_sender_thread(tx: Tx, account: ChannelAccountView, inbound: InboundMessage, sender: IdentityRef) -> _Thread:
-    """A first message from an unknown sender: a new contact, identity and conversation."""
+def _new_sender_thread(
+    tx: Tx, account: ChannelAccountView, inbound: InboundMessage, sender: IdentityRef, records: list[Record]
+) -> _Thread:
+    """A first message from an unknown sender: a new contact, identity and conversation.
+
+    Their events are added to `records`, for the caller to record with its message's."""
     conn = tx.session.connection()
     now = tx.now
     contact_id = conn.execute(
@@ -507,112 +522,17 @@ def _new_sender_thread(tx: Tx, account: ChannelAccountView, inbound: InboundMess
             "merged_into_id": None,
         },
     ).scalar_one()
-    tx.record("contact.created", contact_id=contact_id, data={"via": str(sender.kind)})
-    tx.record(
-        "conversation.created",
-        conversation_id=conversation_id,
-        contact_id=contact_id,
-        data={"channel_account_id": account.id},
-        realtime={"team_id": None, "assignee_id": None, "status": "open"},
+    records.append(Record("contact.created", contact_id=contact_id, data={"via": str(sender.kind)}))
+    records.append(
+        Record(
+            "conversation.created",
+            conversation_id=conversation_id,
+            contact_id=contact_id,
+            data={"channel_account_id": account.id},
+            realtime={"team_id": None, "assignee_id": None, "status": "open"},
+        )
     )
     return _Thread(identity_id, contact_id, conversation_id)
-
-
-def _known_elsewhere(conn: Any, contact_id: int, others: list[IdentityRef]) -> bool:
-    """Whether any of the message's other identities is new or belongs to another contact."""
-    for ref in others:
-        owner = conn.execute(SELECT_IDENTITY_OWNER, {"kind": str(ref.kind), "value": ref.value}).scalar()
-        if owner != contact_id:
-            return True
-    return False
-
-
-def _store_on_open_thread(tx: Tx, account: ChannelAccountView, inbound: InboundMessage) -> IngestResult | None:
-    """The common case in five statements: a known sender with an unresolved conversation,
-    no threading references, no attachments, and any other identity the message names
-    (an e-mail address beside a chat id) already on the sender's contact. Anything else,
-    which may link or merge contacts: None, for the general path."""
-    if inbound.reply_to_provider_ids or inbound.conversation_token is not None:
-        return None
-    if inbound.attachments or (inbound.raw is not None and inbound.kind == "unknown"):
-        return None
-    region = tx.runtime.settings.default_region
-    sender = _normalized(inbound.sender, region)
-    others = []
-    for other in inbound.other_identities:
-        try:
-            others.append(normalize(other, region))
-        except InvalidIdentity:
-            continue
-    conn = tx.session.connection()
-    found = conn.execute(SELECT_SENDER_THREAD, {"kind": str(sender.kind), "value": sender.value}).first()
-    now = tx.now
-    if found is None:
-        if others:
-            return None
-        row = _new_sender_thread(tx, account, inbound, sender)
-    elif (
-        found.conversation_id is None
-        or found.status not in UNRESOLVED
-        or (sender.verified and not found.verified)
-        or (inbound.sender_name and not found.contact_name)
-        or _known_elsewhere(conn, found.contact_id, others)
-    ):
-        return None
-    else:
-        row = _Thread(found.identity_id, found.contact_id, found.conversation_id, found.team_id, found.assignee_id)
-    message_id = conn.execute(
-        INSERT_MESSAGE,
-        {
-            "conversation_id": row.conversation_id,
-            "contact_id": row.contact_id,
-            "channel_account_id": account.id,
-            "identity_id": row.identity_id,
-            "direction": "inbound",
-            "kind": str(inbound.kind),
-            "author_agent_id": None,
-            "body": inbound.text,
-            "html": inbound.html,
-            "subject": inbound.subject,
-            "data": dict(inbound.data),
-            "provider_message_id": inbound.provider_message_id,
-            "status": "received",
-            "status_code": None,
-            "status_reason": None,
-            "idempotency_key": None,
-            "reply_to_message_id": None,
-            "auto_generated": inbound.auto_generated,
-            "created_at": now,
-            "sent_at": inbound.sent_at,
-            "edited_at": None,
-            "deleted_at": None,
-        },
-    ).scalar_one()
-    conn.execute(
-        UPDATE_THREAD,
-        {
-            "conversation_id": row.conversation_id,
-            "now": now,
-            "account_id": account.id,
-            "waiting_since": None if inbound.auto_generated else now,
-        },
-    )
-    conversation = {"team_id": row.team_id, "assignee_id": row.assignee_id, "status": "open"}
-    tx.record(
-        "message.created",
-        conversation_id=row.conversation_id,
-        contact_id=row.contact_id,
-        message_id=message_id,
-        data={"direction": "inbound", "channel_account_id": account.id, "kind": str(inbound.kind)},
-        realtime=_realtime(
-            conversation,
-            direction="inbound",
-            channel_account_id=account.id,
-            channel_kind=account.kind,
-            preview=(inbound.text or "")[:140],
-        ),
-    )
-    return IngestResult(message_id, row.conversation_id, row.contact_id)
 
 
 def _store_new(tx: Tx, account: ChannelAccountView, inbound: InboundMessage) -> IngestResult:
@@ -826,6 +746,326 @@ def ingest_delivery(tx: Tx, account: ChannelAccountView, result: WebhookResult) 
     return outcome
 
 
+# ---------------------------------------------------------------- batches (group commit)
+
+SELECT_DUPLICATES = select(
+    _messages.c.provider_message_id, _messages.c.id, _messages.c.conversation_id, _messages.c.contact_id
+).where(
+    _messages.c.channel_account_id == bindparam("account_id"),
+    _messages.c.provider_message_id.in_(bindparam("provider_message_ids", expanding=True)),
+)
+SELECT_SENDER_THREADS = _SENDER_THREAD_BASE.add_columns(_identities.c.value).where(
+    _identities.c.value.in_(bindparam("values", expanding=True))
+)
+SELECT_IDENTITY_OWNERS = select(_identities.c.value, _identities.c.contact_id).where(
+    _identities.c.kind == bindparam("kind"), _identities.c.value.in_(bindparam("values", expanding=True))
+)
+INSERT_MESSAGES = insert(_messages).returning(_messages.c.id, sort_by_parameter_order=True)
+
+
+@dataclass
+class _Simple:
+    """A plain inbound message (no threading, edit or attachment): the batch's fast path may take it."""
+
+    account: ChannelAccountView
+    inbound: InboundMessage
+    sender: IdentityRef
+    others: list[IdentityRef]
+
+
+@dataclass
+class _Queued:
+    """A message the batch will insert with the others at its next flush."""
+
+    simple: _Simple
+    thread: _Thread
+    result: IngestResult
+    # Events that come before the message's own (a new sender's contact and conversation).
+    before: list[Record] = field(default_factory=list)
+
+
+class _Batch:
+    """Store many deliveries in one transaction with a few statements for all of them.
+
+    The common messages (a known sender with an open thread, or a new sender) are looked up
+    together (duplicates, senders' threads, other identities' owners: one query per channel
+    account or identity kind), inserted together (one multi-row INSERT) and their threads
+    and events written together. Anything else (edits, attachments, threading references,
+    identities to link, statuses) goes through the one-at-a-time path, after the messages
+    queued before it are flushed, so every conversation's messages keep their order.
+    """
+
+    def __init__(self, tx: Tx) -> None:
+        self.tx = tx
+        self.conn = tx.session.connection()
+        self.region = tx.runtime.settings.default_region
+        self.queued: list[_Queued] = []
+        # (account id, provider message id) -> what holds that message: stored before the
+        # batch, stored by it, or queued in it (its id known at the next flush).
+        self.held: dict[tuple[int, str], IngestResult] = {}
+        self.repeats: list[tuple[IngestResult, IngestResult]] = []
+        self.senders: dict[tuple[str, str], Any] = {}
+        self.owners: dict[tuple[str, str], int | None] = {}
+
+    # ---- look-ups
+
+    def simple(self, account: ChannelAccountView, inbound: InboundMessage) -> _Simple | None:
+        """The message as the fast path takes it, or None if it needs the general path
+        (edits are the caller's to send elsewhere)."""
+        if inbound.reply_to_provider_ids or inbound.conversation_token is not None:
+            return None
+        if inbound.attachments or (inbound.raw is not None and inbound.kind == "unknown"):
+            return None
+        others = []
+        for other in inbound.other_identities:
+            try:
+                others.append(normalize(other, self.region))
+            except InvalidIdentity:
+                continue
+        return _Simple(account, inbound, _normalized(inbound.sender, self.region), others)
+
+    def prefetch(self, simples: list[_Simple]) -> None:
+        """Everything the fast path reads, for all of `simples`, in a few queries."""
+        by_account: dict[int, set[str]] = {}
+        senders: dict[str, set[str]] = {}
+        others: dict[str, set[str]] = {}
+        for item in simples:
+            by_account.setdefault(item.account.id, set()).add(item.inbound.provider_message_id)
+            senders.setdefault(str(item.sender.kind), set()).add(item.sender.value)
+            for ref in item.others:
+                others.setdefault(str(ref.kind), set()).add(ref.value)
+        for account_id, ids in by_account.items():
+            for row in self.conn.execute(
+                SELECT_DUPLICATES, {"account_id": account_id, "provider_message_ids": sorted(ids)}
+            ):
+                self.held[(account_id, row.provider_message_id)] = IngestResult(
+                    row.id, row.conversation_id, row.contact_id, duplicate=True
+                )
+        for kind, values in senders.items():
+            found = {
+                row.value: row
+                for row in self.conn.execute(SELECT_SENDER_THREADS, {"kind": kind, "values": sorted(values)})
+            }
+            for value in values:
+                self.senders[(kind, value)] = found.get(value)
+        for kind, values in others.items():
+            rows = self.conn.execute(SELECT_IDENTITY_OWNERS, {"kind": kind, "values": sorted(values)})
+            owners: dict[str, int] = {row.value: row.contact_id for row in rows}
+            for value in values:
+                self.owners[(kind, value)] = owners.get(value)
+
+    def _sender(self, ref: IdentityRef) -> Any:
+        key = (str(ref.kind), ref.value)
+        if key not in self.senders:
+            self.senders[key] = self.conn.execute(SELECT_SENDER_THREAD, {"kind": key[0], "value": key[1]}).first()
+        return self.senders[key]
+
+    def _owner(self, ref: IdentityRef) -> int | None:
+        key = (str(ref.kind), ref.value)
+        if key not in self.owners:
+            self.owners[key] = self.conn.execute(SELECT_IDENTITY_OWNER, {"kind": key[0], "value": key[1]}).scalar()
+        return self.owners[key]
+
+    def stored_alone(
+        self, account: ChannelAccountView, inbounds: list[InboundMessage], results: list[IngestResult]
+    ) -> None:
+        """What the one-at-a-time path stored: a later repeat in the batch is known, and any
+        sender may have been linked, merged or given a thread since the look-ups."""
+        for inbound, result in zip(inbounds, results, strict=True):
+            if not result.duplicate:
+                self.held[(account.id, inbound.provider_message_id)] = result
+        self._forget()
+
+    def _forget(self) -> None:
+        """The one-at-a-time path may have linked, merged or opened anything: look again."""
+        self.senders.clear()
+        self.owners.clear()
+
+    # ---- messages
+
+    def message(self, account: ChannelAccountView, inbound: InboundMessage, simple: _Simple | None) -> IngestResult:
+        key = (account.id, inbound.provider_message_id)
+        if simple is None:
+            self.flush()
+            result = ingest_message(self.tx, account, inbound)
+            self._forget()
+        else:
+            held = self.held.get(key)
+            if held is not None:
+                repeat = IngestResult(held.message_id, held.conversation_id, held.contact_id, duplicate=True)
+                if held.message_id is None:
+                    self.repeats.append((repeat, held))
+                return repeat
+            result = self._fast(simple)
+        if not result.duplicate:
+            self.held[key] = result
+        return result
+
+    def _fast(self, simple: _Simple) -> IngestResult:
+        found = self._sender(simple.sender)
+        inbound = simple.inbound
+        if found is None:
+            if simple.others:
+                return self._alone(simple)
+            before: list[Record] = []
+            thread = _new_sender_thread(self.tx, simple.account, inbound, simple.sender, before)
+            self.senders[(str(simple.sender.kind), simple.sender.value)] = _OpenThread(
+                thread.identity_id, thread.contact_id, simple.sender.verified, inbound.sender_name,
+                thread.conversation_id, "open", None, None,
+            )  # fmt: skip
+            new_conversation = True
+        elif (
+            found.conversation_id is None
+            or found.status not in UNRESOLVED
+            or (simple.sender.verified and not found.verified)
+            or (inbound.sender_name and not found.contact_name)
+            or any(self._owner(ref) != found.contact_id for ref in simple.others)
+        ):
+            return self._alone(simple)
+        else:
+            thread = _Thread(
+                found.identity_id, found.contact_id, found.conversation_id, found.team_id, found.assignee_id
+            )
+            before = []
+            new_conversation = False
+        result = IngestResult(None, thread.conversation_id, thread.contact_id, new_conversation=new_conversation)
+        self.queued.append(_Queued(simple, thread, result, before))
+        return result
+
+    def _alone(self, simple: _Simple) -> IngestResult:
+        self.flush()
+        result = _store_new(self.tx, simple.account, simple.inbound)
+        self._forget()
+        return result
+
+    def flush(self) -> None:
+        """Insert the queued messages, move their threads on and record their events."""
+        if not self.queued:
+            return
+        queued, self.queued = self.queued, []
+        now = self.tx.now
+        rows = [
+            {
+                "conversation_id": item.thread.conversation_id,
+                "contact_id": item.thread.contact_id,
+                "channel_account_id": item.simple.account.id,
+                "identity_id": item.thread.identity_id,
+                "direction": "inbound",
+                "kind": str(item.simple.inbound.kind),
+                "author_agent_id": None,
+                "body": item.simple.inbound.text,
+                "html": item.simple.inbound.html,
+                "subject": item.simple.inbound.subject,
+                "data": dict(item.simple.inbound.data),
+                "provider_message_id": item.simple.inbound.provider_message_id,
+                "status": "received",
+                "status_code": None,
+                "status_reason": None,
+                "idempotency_key": None,
+                "reply_to_message_id": None,
+                "auto_generated": item.simple.inbound.auto_generated,
+                "created_at": now,
+                "sent_at": item.simple.inbound.sent_at,
+                "edited_at": None,
+                "deleted_at": None,
+            }
+            for item in queued
+        ]
+        if len(rows) == 1:
+            ids = [self.conn.execute(INSERT_MESSAGE, rows[0]).scalar_one()]
+        else:
+            ids = list(self.conn.execute(INSERT_MESSAGES, rows).scalars())
+        threads: dict[int, dict[str, Any]] = {}
+        for item in queued:
+            thread = threads.setdefault(
+                item.thread.conversation_id,
+                {"conversation_id": item.thread.conversation_id, "now": now, "added": 0, "waiting_since": None},
+            )
+            thread["added"] += 1
+            thread["account_id"] = item.simple.account.id
+            if not item.simple.inbound.auto_generated:
+                thread["waiting_since"] = now
+        updates = list(threads.values())
+        self.conn.execute(UPDATE_THREAD, updates if len(updates) > 1 else updates[0])
+        records = []
+        for item, message_id in zip(queued, ids, strict=True):
+            item.result.message_id = message_id
+            account, inbound = item.simple.account, item.simple.inbound
+            conversation = {"team_id": item.thread.team_id, "assignee_id": item.thread.assignee_id, "status": "open"}
+            records.extend(item.before)
+            records.append(
+                Record(
+                    "message.created",
+                    conversation_id=item.thread.conversation_id,
+                    contact_id=item.thread.contact_id,
+                    message_id=message_id,
+                    data={"direction": "inbound", "channel_account_id": account.id, "kind": str(inbound.kind)},
+                    realtime=_realtime(
+                        conversation,
+                        direction="inbound",
+                        channel_account_id=account.id,
+                        channel_kind=account.kind,
+                        preview=(inbound.text or "")[:140],
+                    ),
+                )
+            )
+        self.tx.record_many(records)
+        for repeat, held in self.repeats:
+            repeat.message_id = held.message_id
+        self.repeats.clear()
+
+
+@dataclass
+class _OpenThread:
+    """A sender's thread as SELECT_SENDER_THREAD returns it, for a sender the batch created."""
+
+    identity_id: int
+    contact_id: int
+    verified: bool
+    contact_name: str | None
+    conversation_id: int
+    status: str
+    team_id: int | None
+    assignee_id: int | None
+
+
+def _edit(inbound: InboundMessage) -> bool:
+    return bool(inbound.edit_of_provider_id or inbound.unsend_of_provider_id)
+
+
+def _plain(result: WebhookResult) -> bool:
+    """Whether a delivery carries messages only (no statuses, opt-outs or read watermarks)."""
+    if result.statuses or result.opt_changes:
+        return False
+    return not (isinstance(result, MetaWebhookResult) and (result.watermarks or result.account_errors))
+
+
+def ingest_batch(tx: Tx, deliveries: list[tuple[ChannelAccountView, WebhookResult]]) -> list[DeliveryResult]:
+    """Store many webhook deliveries in the caller's transaction, in order (see `_Batch`)."""
+    batch = _Batch(tx)
+    plans = []
+    for account, result in deliveries:
+        plain = _plain(result)
+        plans.append(
+            [batch.simple(account, inbound) if plain and not _edit(inbound) else None for inbound in result.messages]
+        )
+    batch.prefetch([simple for plan in plans for simple in plan if simple is not None])
+    outcomes = []
+    for (account, result), plan in zip(deliveries, plans, strict=True):
+        if not _plain(result):
+            batch.flush()
+            outcome = ingest_delivery(tx, account, result)
+            batch.stored_alone(account, result.messages, outcome.messages)
+            outcomes.append(outcome)
+            continue
+        outcome = DeliveryResult()
+        for inbound, simple in zip(result.messages, plan, strict=True):
+            outcome.messages.append(batch.message(account, inbound, simple))
+        outcomes.append(outcome)
+    batch.flush()
+    return outcomes
+
+
 @dataclass
 class _Item:
     account: ChannelAccountView
@@ -884,10 +1124,8 @@ class IngestQueue:
 
     def _process(self, batch: list[_Item]) -> None:
         try:
-            results = []
             with self.runtime.transaction() as tx:
-                for item in batch:
-                    results.append(ingest_delivery(tx, item.account, item.result))
+                results = ingest_batch(tx, [(item.account, item.result) for item in batch])
             for item, outcome in zip(batch, results, strict=True):
                 item.future.set_result(outcome)
             return
