@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from hilo.automation import actions as automation
 from hilo.automation import conditions as cond
@@ -41,6 +41,13 @@ TRIGGERS = {
     "sla.breached": "sla.breached",
 }
 
+# Built once: the engine reads the rules for every batch of events.
+SELECT_RULES = (
+    select(AutomationRule)
+    .where(AutomationRule.event == bindparam("event"), AutomationRule.active.is_(True))
+    .order_by(AutomationRule.position, AutomationRule.id)
+)
+
 
 def trigger_of(event: dict[str, Any]) -> str | None:
     kind = str(event.get("type"))
@@ -52,14 +59,7 @@ def trigger_of(event: dict[str, Any]) -> str | None:
 def rules_for(tx: Tx, event: str) -> list[AutomationRule]:
     """The active rules for `event`, in order (read once per transaction or engine batch)."""
     return tx.cached(
-        ("automation_rules", event),
-        lambda: list(
-            tx.session.execute(
-                select(AutomationRule)
-                .where(AutomationRule.event == event, AutomationRule.active.is_(True))
-                .order_by(AutomationRule.position, AutomationRule.id)
-            ).scalars()
-        ),
+        ("automation_rules", event), lambda: list(tx.session.execute(SELECT_RULES, {"event": event}).scalars())
     )
 
 

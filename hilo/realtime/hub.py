@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,9 +24,15 @@ QUEUE_LIMIT = 1000
 class Connection:
     websocket: WebSocket
     principal: Principal
-    queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
+    # Events as JSON text, encoded once for every connection that gets them.
+    queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
     # Conversations this agent has open on screen (for presence / collision warnings).
     viewing: set[int] = field(default_factory=set)
+
+
+def encode(event: dict[str, Any]) -> str:
+    """The event as the text frame `WebSocket.send_json` sends (Starlette's own encoding)."""
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
 
 
 class Hub:
@@ -41,11 +48,14 @@ class Hub:
                 tap(event)
             except Exception:
                 log.exception("websocket hub tap failed on %s", event.get("type"))
+        text: str | None = None
         for connection in list(self.connections):
             if not self.allowed(connection.principal, event):
                 continue
+            if text is None:
+                text = encode(event)
             try:
-                connection.queue.put_nowait(event)
+                connection.queue.put_nowait(text)
             except asyncio.QueueFull:
                 # A client that cannot keep up reconnects and reloads; never block the others.
                 log.warning("dropping slow websocket of agent %s", connection.principal.id)
@@ -66,7 +76,7 @@ class Hub:
         self.connections.add(connection)
         try:
             while True:
-                event = await connection.queue.get()
-                await connection.websocket.send_json(event)
+                text = await connection.queue.get()
+                await connection.websocket.send_text(text)
         finally:
             self.connections.discard(connection)

@@ -5,9 +5,10 @@ to the registered handlers, which run their own transactions. Periodic passes (S
 times, presence expiry, scheduled messages, idle rules) run on the same thread every
 few seconds. A burst of queued events is handled in one database transaction (see
 `Runtime.batch`), so the engine commits once per burst rather than several times per
-event. Tests call `drain()` and `tick()` instead of waiting: both run in the
-caller's thread, under the same lock as the worker, so when they return every queued
-event has been handled whichever thread took it.
+event; before the burst's events are handled, the batch-prepare hooks read in one query
+what handlers would otherwise read once per event (`before_batch`). Tests call `drain()`
+and `tick()` instead of waiting: both run in the caller's thread, under the same lock as
+the worker, so when they return every queued event has been handled whichever thread took it.
 
 Events committed by a handler come back with a depth one higher than the event that
 caused them (known from the thread that commits), which automation uses to stop loops.
@@ -28,17 +29,24 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from hilo.runtime import Runtime
+from hilo.runtime import Runtime, Tx
 
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 10.0
+# Under a stream of events (the previous pass ended less than BUSY_SECONDS ago) the engine
+# waits LINGER_SECONDS before a pass, so the events of that moment gather into one batch:
+# a lone event costs several transactions and re-reads every setting, a batch of them
+# costs about one. An engine woken after a quiet spell handles its event at once.
+LINGER_SECONDS = 0.02
+BUSY_SECONDS = 0.1
 # Events handled in one database transaction at most: enough to amortise the commit under
 # a burst, few enough that the batch's locks are held only briefly.
 BATCH_ITEMS = 32
 
 EventHandler = Callable[[dict[str, Any], int], None]
 Periodic = Callable[[], None]
+BatchPrepare = Callable[[Tx, list[dict[str, Any]]], None]
 
 
 @dataclass
@@ -64,6 +72,7 @@ class Engine:
         self._local = threading.local()
         self._handlers: list[tuple[int, EventHandler]] = []
         self._periodic: list[tuple[int, Periodic]] = []
+        self._prepares: list[tuple[int, BatchPrepare]] = []
         self._thread: threading.Thread | None = None
         self._stopping = False
         runtime.on_committed(self._committed)
@@ -72,6 +81,16 @@ class Engine:
         """Call `handler(event, depth)` for every committed event, lowest `order` first."""
         self._handlers.append((order, handler))
         self._handlers.sort(key=lambda item: item[0])
+
+    def before_batch(self, order: int, prepare: BatchPrepare) -> None:
+        """Call `prepare(tx, events)` in a batch's transaction before its events are handled.
+
+        For reads a handler would otherwise make once per event: it makes them once for the
+        batch and keeps the answers with `tx.cached`. A batch redone one event at a time is
+        handled without it, so handlers must work when it did not run.
+        """
+        self._prepares.append((order, prepare))
+        self._prepares.sort(key=lambda item: item[0])
 
     def every_tick(self, order: int, periodic: Periodic) -> None:
         self._periodic.append((order, periodic))
@@ -116,12 +135,15 @@ class Engine:
         connection), nothing of the batch is kept: its items are handled again, each
         handler in its own transaction, where a failure is logged and skipped.
         """
-        if len(batch) == 1:
+        if len(batch) == 1 and isinstance(batch[0], _Call):
             self._handle(batch[0])
             return
         self._local.depth = batch[0].depth
         try:
-            with self.runtime.batch():
+            with self.runtime.batch() as tx:
+                events = [item.event for item in batch if isinstance(item, _Event)]
+                for _order, prepare in self._prepares:
+                    prepare(tx, events)
                 for item in batch:
                     self._handle(item, strict=True)
         except Exception as exc:
@@ -184,13 +206,17 @@ class Engine:
 
     def _run(self) -> None:
         next_tick = time.monotonic()
+        last_pass = 0.0
         while not self._stopping:
             self._wake.wait(timeout=max(0.0, next_tick - time.monotonic()))
             self._wake.clear()
             if self._stopping:
                 return
+            if time.monotonic() - last_pass < BUSY_SECONDS and len(self._items) < BATCH_ITEMS:
+                time.sleep(LINGER_SECONDS)
             try:
                 self.drain()
+                last_pass = time.monotonic()
                 if time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + TICK_SECONDS
                     self.tick()

@@ -2,7 +2,9 @@
 
 SLA timers react first (order 10), automation rules next (order 20, hilo.automation),
 routing last (order 30), so a rule that sets a team or required skills on a new
-conversation is seen by the routing decision that follows.
+conversation is seen by the routing decision that follows. Before a batch of events,
+the SLA side asks once which of the conversations customers wrote on have live timers,
+so that a message on a conversation without SLAs costs no query.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from hilo.runtime import Runtime, Tx
 
 SLA_ORDER = 10
 ROUTING_ORDER = 30
+# Events on which SLA handling can make a timer live with no policy active: a conversation
+# open again resumes its resolution target (sla.status_changed).
+RESUMING = ("conversation.status_changed", "conversation.reopened")
 
 
 def event_time(event: dict[str, Any], fallback: datetime) -> datetime:
@@ -45,6 +50,7 @@ class RoutingHandlers:
         self._lock = threading.Lock()
 
     def install(self) -> None:
+        self.engine.before_batch(SLA_ORDER, self.prepare_sla)
         self.engine.on_event(SLA_ORDER, self.on_sla_event)
         self.engine.on_event(ROUTING_ORDER, self.on_routing_event)
         self.engine.every_tick(10, self.presence_pass)
@@ -56,6 +62,21 @@ class RoutingHandlers:
             work(tx)
 
     # SLA -----------------------------------------------------------------------------
+
+    def prepare_sla(self, tx: Tx, events: list[dict[str, Any]]) -> None:
+        """Read in one query which of the batch's conversations customers wrote on have live timers."""
+        wrote: set[int] = set()
+        resumed: set[int] = set()
+        for event in events:
+            conversation_id = event.get("conversation_id")
+            if conversation_id is None:
+                continue
+            kind = event.get("type")
+            if kind == "message.created" and event.get("direction") == "inbound":
+                wrote.add(int(conversation_id))
+            elif kind in RESUMING:
+                resumed.add(int(conversation_id))
+        sla.read_live(tx, wrote - resumed)
 
     def on_sla_event(self, event: dict[str, Any], depth: int) -> None:
         kind = event.get("type")
@@ -71,7 +92,7 @@ class RoutingHandlers:
             self._run(lambda tx: _customer_wrote(tx, event, conversation_id, at))
         elif kind == "message.created" and event.get("direction") == "outbound" and event.get("actor_agent_id"):
             self._run(lambda tx: sla.agent_replied(tx, conversation_id, at))
-        elif kind in ("conversation.status_changed", "conversation.reopened"):
+        elif kind in RESUMING:
             self._run(lambda tx: sla.status_changed(tx, conversation_id, at))
         elif kind in ("conversation.priority_changed", "conversation.assigned"):
             self._run(lambda tx: sla.reselect(tx, conversation_id, at))

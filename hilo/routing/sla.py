@@ -12,10 +12,11 @@ so it costs what is due, not what is open.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 
 from hilo.actions.errors import ActionError
 from hilo.agents.models import Agent, team_members
@@ -38,6 +39,49 @@ from hilo.runtime import Tx, forget_cached
 LIVE = ("running", "paused")
 PASS_BATCH = 500
 CONDITION_KEYS = ("priorities", "channel_kinds", "team_ids", "contact_attributes")
+
+# Built once: the engine runs these for every customer message (or every batch of them).
+SELECT_ACTIVE_POLICIES = select(SlaPolicy).where(SlaPolicy.active.is_(True)).order_by(SlaPolicy.position, SlaPolicy.id)
+_timers = cast(Table, SlaTimer.__table__)
+SELECT_LIVE = (
+    select(SlaTimer)
+    .where(
+        SlaTimer.conversation_id == bindparam("conversation_id"),
+        SlaTimer.state.in_(LIVE),
+        SlaTimer.kind.in_(bindparam("kinds", expanding=True)),
+    )
+    .order_by(SlaTimer.id)
+)
+SELECT_ANY_LIVE = (
+    select(_timers.c.id)
+    .where(
+        _timers.c.conversation_id == bindparam("conversation_id"),
+        _timers.c.state.in_(LIVE),
+        _timers.c.kind.in_(SLA_KINDS),
+    )
+    .limit(1)
+)
+SELECT_LIVE_AMONG = (
+    select(_timers.c.conversation_id)
+    .where(
+        _timers.c.conversation_id.in_(bindparam("conversation_ids", expanding=True)),
+        _timers.c.state.in_(LIVE),
+        _timers.c.kind.in_(SLA_KINDS),
+    )
+    .distinct()
+)
+
+
+@dataclass(frozen=True)
+class LiveTimers:
+    """Which of an engine batch's conversations had live timers when the batch began."""
+
+    known: frozenset[int]
+    live: frozenset[int]
+
+
+LIVE_TIMERS_KEY = "sla_live_timers"
+NOTHING_READ = LiveTimers(frozenset(), frozenset())
 
 
 def _target(policy: SlaPolicy, kind: str) -> int | None:
@@ -64,14 +108,7 @@ def matches(
 
 def active_policies(tx: Tx) -> list[SlaPolicy]:
     """The active policies by position (read once per transaction or engine batch)."""
-    return tx.cached(
-        "sla_policies",
-        lambda: list(
-            tx.session.execute(
-                select(SlaPolicy).where(SlaPolicy.active.is_(True)).order_by(SlaPolicy.position, SlaPolicy.id)
-            ).scalars()
-        ),
-    )
+    return tx.cached("sla_policies", lambda: list(tx.session.execute(SELECT_ACTIVE_POLICIES).scalars()))
 
 
 def select_policy(tx: Tx, conversation: Conversation) -> SlaPolicy | None:
@@ -138,15 +175,7 @@ def _start(tx: Tx, conversation: Conversation, policy: SlaPolicy, kind: str, at:
 
 
 def _live(tx: Tx, conversation_id: int, kinds: Iterable[str] = SLA_KINDS) -> list[SlaTimer]:
-    return list(
-        tx.session.execute(
-            select(SlaTimer)
-            .where(
-                SlaTimer.conversation_id == conversation_id, SlaTimer.state.in_(LIVE), SlaTimer.kind.in_(list(kinds))
-            )
-            .order_by(SlaTimer.id)
-        ).scalars()
-    )
+    return list(tx.session.execute(SELECT_LIVE, {"conversation_id": conversation_id, "kinds": list(kinds)}).scalars())
 
 
 def _pause(tx: Tx, timer: SlaTimer, at: datetime) -> None:
@@ -257,9 +286,30 @@ def apply_policy(tx: Tx, conversation_id: int, at: datetime) -> SlaPolicy | None
     return policy
 
 
+def read_live(tx: Tx, conversation_ids: set[int]) -> None:
+    """Read in one query which of these conversations have live timers, for `has_work`.
+
+    For an engine batch, before its events are handled. Only while no policy is active:
+    then nothing but a conversation open again (`status_changed`) makes a timer live, so
+    the caller leaves out the conversations with such an event in the batch. With a
+    policy active `has_work` needs no query.
+    """
+    if not conversation_ids or active_policies(tx):
+        return
+    live = tx.session.execute(SELECT_LIVE_AMONG, {"conversation_ids": sorted(conversation_ids)}).scalars()
+    found = LiveTimers(known=frozenset(conversation_ids), live=frozenset(live))
+    tx.cached(LIVE_TIMERS_KEY, lambda: found)
+
+
 def has_work(tx: Tx, conversation_id: int) -> bool:
     """Whether SLA timers run on this conversation or a policy could start one."""
-    return bool(active_policies(tx)) or bool(_live(tx, conversation_id))
+    if active_policies(tx):
+        return True
+    read = tx.cached(LIVE_TIMERS_KEY, lambda: NOTHING_READ)
+    if conversation_id in read.known:
+        # Timers the batch stopped since are no harm: `customer_wrote` reads them again.
+        return conversation_id in read.live
+    return tx.session.execute(SELECT_ANY_LIVE, {"conversation_id": conversation_id}).first() is not None
 
 
 def customer_wrote(tx: Tx, conversation_id: int, at: datetime) -> None:

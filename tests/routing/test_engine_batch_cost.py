@@ -1,0 +1,141 @@
+"""What the engine costs per event when nothing is configured, and SLA timers in a batch.
+
+The engine thread is stopped in these tests, so the customer messages of a test pile up
+and `settle()` handles them as one batch, the way a burst arrives in production.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from hilo.routing import sla
+from hilo.routing.handlers import RoutingHandlers
+from hilo.runtime import Runtime
+from tests.routing.desk import Desk
+
+HOUR = 3600
+
+
+@contextmanager
+def counting_statements(runtime: Runtime) -> Iterator[list[str]]:
+    """The SQL statements the runtime's database runs inside the block."""
+    seen: list[str] = []
+
+    def listener(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(runtime.db.engine, "before_cursor_execute", listener)
+    try:
+        yield seen
+    finally:
+        event.remove(runtime.db.engine, "before_cursor_execute", listener)
+
+
+def runtime_of(desk: Desk) -> Runtime:
+    return desk.client.app.state.runtime  # type: ignore[attr-defined,no-any-return]
+
+
+def policy(desk: Desk, **fields: Any) -> dict[str, Any]:
+    return desk.api.ok(desk.api.post("/api/v1/sla-policies", {"name": "Standard", **fields}), 201)  # type: ignore[no-any-return]
+
+
+def deactivate(desk: Desk, saved: dict[str, Any]) -> None:
+    fields = {key: value for key, value in saved.items() if key != "id"}
+    desk.api.ok(desk.api.put(f"/api/v1/sla-policies/{saved['id']}", {**fields, "active": False}))
+    desk.settle()
+
+
+def timers(desk: Desk, conversation_id: int) -> dict[str, str]:
+    return {t["kind"]: t["state"] for t in desk.sla(conversation_id)["timers"]}
+
+
+def burst(desk: Desk, customers: list[str]) -> None:
+    """Each customer writes once; the engine handles nothing until `settle()`."""
+    for customer in customers:
+        desk.api.inbound(desk.channel, customer, "One more thing")
+
+
+def test_a_burst_of_customer_messages_costs_the_same_few_statements_whatever_its_size(desk: Desk) -> None:
+    # given: no SLA policy, no rule, no out-of-office answer; 24 customers with an open conversation
+    desk.engine.stop()
+    customers = [f"customer-{n}" for n in range(24)]
+    for customer in customers:
+        desk.customer_writes(customer=customer)
+    runtime = runtime_of(desk)
+    counts = []
+    for size in (4, 24):
+        burst(desk, customers[:size])
+        # when
+        with counting_statements(runtime) as statements:
+            desk.settle()
+        counts.append(len(statements))
+    # then: the settings once and one question about live timers for the batch, not one per message
+    assert counts[0] == counts[1]
+    assert counts[1] <= 5
+
+
+@pytest.mark.parametrize("others", [0, 3])
+def test_a_customer_message_resumes_the_timers_of_an_inactive_policy(desk: Desk, others: int) -> None:
+    # given: a conversation whose targets started under a policy since switched off, paused while pending
+    saved = policy(desk, first_response_seconds=HOUR, resolution_seconds=8 * HOUR)
+    conversation = desk.customer_writes(customer="rosa")
+    deactivate(desk, saved)
+    desk.patch(conversation, status="pending")
+    assert desk.sla(conversation)["status"] == "paused"
+    quiet = [desk.customer_writes(customer=f"quiet-{n}") for n in range(others)]
+    desk.engine.stop()
+    # when: Rosa writes back, alone or in a burst with customers who have no timers
+    burst(desk, [f"quiet-{n}" for n in range(others)] + ["rosa"])
+    desk.settle()
+    # then: her targets run again; nothing starts for the others
+    assert timers(desk, conversation) == {"first_response": "running", "resolution": "running"}
+    assert desk.sla(conversation)["status"] == "on_track"
+    for other in quiet:
+        assert desk.sla(other)["timers"] == []
+
+
+def test_targets_start_and_resume_for_every_message_of_a_burst_under_an_active_policy(desk: Desk) -> None:
+    # given: an active policy; Rosa's first response is met, Luis's conversation waits pending
+    policy(desk, first_response_seconds=HOUR, next_response_seconds=HOUR, resolution_seconds=8 * HOUR)
+    rosa = desk.customer_writes(customer="rosa")
+    desk.api.ok(desk.api.post(f"/api/v1/conversations/{rosa}/messages", {"body": "On it"}), 201)
+    desk.settle()
+    luis = desk.customer_writes(customer="luis")
+    desk.patch(luis, status="pending")
+    desk.engine.stop()
+    # when: in one burst Rosa and Luis write back and two new customers write for the first time
+    burst(desk, ["rosa", "luis", "new-1", "new-2"])
+    desk.settle()
+    # then: Rosa waits on a next response, Luis's targets run again, the new ones got theirs
+    assert timers(desk, rosa) == {"first_response": "met", "next_response": "running", "resolution": "running"}
+    assert timers(desk, luis) == {"first_response": "running", "resolution": "running"}
+    for customer in ("new-1", "new-2"):
+        conversation = desk.customer_writes(customer=customer)
+        assert timers(desk, conversation) == {"first_response": "running", "resolution": "running"}
+
+
+def test_a_timer_reopened_earlier_in_the_batch_counts_as_work(desk: Desk) -> None:
+    # given: a met resolution target under a policy since switched off, and an agent opening the
+    # conversation again in the same burst as the customer's message
+    saved = policy(desk, resolution_seconds=8 * HOUR)
+    conversation = desk.customer_writes(customer="rosa")
+    desk.patch(conversation, status="resolved")
+    deactivate(desk, saved)
+    assert timers(desk, conversation) == {"resolution": "met"}
+    desk.engine.stop()
+    desk.api.ok(desk.api.patch(f"/api/v1/conversations/{conversation}", {"status": "open"}))
+    handlers: RoutingHandlers = desk.client.app.state.routing_handlers  # type: ignore[attr-defined]
+    reopened = {"type": "conversation.status_changed", "conversation_id": conversation, "status": "open"}
+    wrote = {"type": "message.created", "conversation_id": conversation, "direction": "inbound"}
+    with runtime_of(desk).batch() as tx:
+        handlers.prepare_sla(tx, [reopened, wrote])
+        assert not sla.has_work(tx, conversation)
+        # when: the batch handles the reopening before the customer's message
+        sla.status_changed(tx, conversation, desk.clock.now())
+        # then: the message's handler sees the resolution target running again
+        assert sla.has_work(tx, conversation)
