@@ -457,6 +457,7 @@ def _dedupe_or_store(tx: Tx, account: ChannelAccountView, inbound: InboundMessag
 
 INSERT_CONTACT = insert(_contacts).returning(_contacts.c.id)
 INSERT_IDENTITY = insert(_identities).returning(_identities.c.id)
+INSERT_IDENTITIES = insert(_identities)
 INSERT_CONVERSATION = insert(_conversations).returning(_conversations.c.id)
 
 
@@ -470,11 +471,17 @@ class _Thread:
 
 
 def _new_sender_thread(
-    tx: Tx, account: ChannelAccountView, inbound: InboundMessage, sender: IdentityRef, records: list[Record]
+    tx: Tx,
+    account: ChannelAccountView,
+    inbound: InboundMessage,
+    sender: IdentityRef,
+    others: list[IdentityRef],
+    records: list[Record],
 ) -> _Thread:
-    """A first message from an unknown sender: a new contact, identity and conversation.
-
-    Their events are added to `records`, for the caller to record with its message's."""
+    """A first message from an unknown sender: a new contact with the sender's identity and
+    `others` (identities nobody holds, so nothing can refuse them: see `link_refusal`), and
+    a new conversation. Their events are added to `records`, for the caller to record with
+    its message's."""
     conn = tx.session.connection()
     now = tx.now
     contact_id = conn.execute(
@@ -523,6 +530,30 @@ def _new_sender_thread(
         },
     ).scalar_one()
     records.append(Record("contact.created", contact_id=contact_id, data={"via": str(sender.kind)}))
+    if others:
+        conn.execute(
+            INSERT_IDENTITIES,
+            [
+                {
+                    "contact_id": contact_id,
+                    "kind": str(ref.kind),
+                    "value": ref.value,
+                    "verified": ref.verified,
+                    "opted_out": False,
+                    "merged_from_contact_id": None,
+                    "created_at": now,
+                }
+                for ref in others
+            ],
+        )
+        records.extend(
+            Record(
+                "identity.added",
+                contact_id=contact_id,
+                data={"kind": str(ref.kind), "value": ref.value, "auto": True},
+            )
+            for ref in others
+        )
     records.append(
         Record(
             "conversation.created",
@@ -816,13 +847,18 @@ class _Batch:
             return None
         if inbound.attachments or (inbound.raw is not None and inbound.kind == "unknown"):
             return None
-        others = []
+        sender = _normalized(inbound.sender, self.region)
+        others: list[IdentityRef] = []
         for other in inbound.other_identities:
             try:
-                others.append(normalize(other, self.region))
+                ref = normalize(other, self.region)
             except InvalidIdentity:
                 continue
-        return _Simple(account, inbound, _normalized(inbound.sender, self.region), others)
+            if (ref.kind, ref.value) != (sender.kind, sender.value) and all(
+                (ref.kind, ref.value) != (seen.kind, seen.value) for seen in others
+            ):
+                others.append(ref)
+        return _Simple(account, inbound, sender, others)
 
     def prefetch(self, simples: list[_Simple]) -> None:
         """Everything the fast path reads, for all of `simples`, in a few queries."""
@@ -905,14 +941,16 @@ class _Batch:
         found = self._sender(simple.sender)
         inbound = simple.inbound
         if found is None:
-            if simple.others:
-                return self._alone(simple)
+            if any(self._owner(ref) is not None for ref in simple.others):
+                return self._alone(simple)  # joins, or is refused by, the owner's contact
             before: list[Record] = []
-            thread = _new_sender_thread(self.tx, simple.account, inbound, simple.sender, before)
+            thread = _new_sender_thread(self.tx, simple.account, inbound, simple.sender, simple.others, before)
             self.senders[(str(simple.sender.kind), simple.sender.value)] = _OpenThread(
                 thread.identity_id, thread.contact_id, simple.sender.verified, inbound.sender_name,
                 thread.conversation_id, "open", None, None,
             )  # fmt: skip
+            for ref in simple.others:
+                self.owners[(str(ref.kind), ref.value)] = thread.contact_id
             new_conversation = True
         elif (
             found.conversation_id is None
