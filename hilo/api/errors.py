@@ -33,14 +33,23 @@ def request_locale(request: Request) -> str:
     return negotiate(request.headers.get("accept-language"))
 
 
-def error_response(
-    request: Request, status: int, code: str, reason: str, headers: dict[str, str] | None = None, **extra: Any
-) -> JSONResponse:
+def error_content(request: Request, code: str, reason: str, **extra: Any) -> dict[str, Any]:
+    """Return the error body, its message in the caller's language."""
     message = gettext(reason, request_locale(request), **{k: v for k, v in extra.items() if k != "details"})
     body: dict[str, Any] = {"code": code, "message": message}
     if "details" in extra:
         body["details"] = extra["details"]
-    return JSONResponse({"error": body}, status_code=status, headers=headers)
+    return {"error": body}
+
+
+def error_response(
+    request: Request, status: int, code: str, reason: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    return JSONResponse(error_content(request, code, reason, **extra), status_code=status, headers=headers)
+
+
+def log_webhook_refused(request: Request, exc: WebhookError) -> None:
+    log.warning("webhook refused: %s %s %s", request.url.path, exc.code, exc.message)
 
 
 def install(app: FastAPI) -> None:
@@ -50,7 +59,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(WebhookError)
     async def _webhook(request: Request, exc: WebhookError) -> JSONResponse:
-        log.warning("webhook refused: %s %s %s", request.url.path, exc.code, exc.message)
+        log_webhook_refused(request, exc)
         return error_response(request, exc.status, exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)
