@@ -183,8 +183,9 @@ def setup_operator(env: dict[str, str], email: str = "bench@example.com", outbou
 class HiloServer:
     """A real `hilo serve` process (uvicorn) on a loopback port."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, port: int | None = None) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, port: int | None = None, workers: int = 1) -> None:
         self.env = env
+        self.workers = workers
         self.port = port or free_port()
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
@@ -201,7 +202,7 @@ class HiloServer:
     def start(self, timeout: float = 60) -> None:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [HILO, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [HILO, "serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers)],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -236,8 +237,8 @@ class HiloServer:
 
 
 @contextmanager
-def running_server(env: dict[str, str], log_path: Path) -> Iterator[HiloServer]:
-    server = HiloServer(env, log_path)
+def running_server(env: dict[str, str], log_path: Path, workers: int = 1) -> Iterator[HiloServer]:
+    server = HiloServer(env, log_path, workers=workers)
     server.start()
     try:
         yield server

@@ -14,6 +14,7 @@ from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 from hilo.clock import Clock
+from hilo.db import bulk
 from hilo.db.engine import Database
 from hilo.events.models import Event
 from hilo.realtime.bus import Bus, make_bus
@@ -23,7 +24,8 @@ from hilo.storage import LocalStorage
 log = logging.getLogger(__name__)
 
 # Built once: every action records events, and building a statement per call is costly.
-INSERT_EVENT = insert(cast(Table, Event.__table__))
+EVENTS = cast(Table, Event.__table__)
+INSERT_EVENT = insert(EVENTS)
 
 
 T = TypeVar("T")
@@ -124,7 +126,10 @@ class Tx:
             }
             for item in records
         ]
-        self.session.connection().execute(INSERT_EVENT, rows if len(rows) > 1 else rows[0])
+        if len(rows) == 1:
+            self.session.connection().execute(INSERT_EVENT, rows[0])
+        else:
+            bulk.insert_rows(self.session.connection(), EVENTS, rows)
         for item in records:
             if item.realtime is not None:
                 self.published.append(

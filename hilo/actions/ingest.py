@@ -35,6 +35,7 @@ from hilo.channels.meta_common import MetaWebhookResult
 from hilo.contacts.identity import InvalidIdentity, normalize
 from hilo.contacts.models import Contact, Identity
 from hilo.conversations.models import Attachment, Conversation, Message
+from hilo.db import bulk
 from hilo.events.models import Event
 from hilo.messaging import actions as messaging_actions
 from hilo.runtime import Record, Runtime, Tx
@@ -1011,6 +1012,11 @@ class _Batch:
         ]
         if len(rows) == 1:
             ids = [self.conn.execute(INSERT_MESSAGE, rows[0]).scalar_one()]
+        elif self.conn.dialect.name == "postgresql":
+            ids = bulk.next_ids(self.conn, _messages, len(rows))
+            for row, message_id in zip(rows, ids, strict=True):
+                row["id"] = message_id
+            bulk.insert_rows(self.conn, _messages, rows)
         else:
             ids = list(self.conn.execute(INSERT_MESSAGES, rows).scalars())
         threads: dict[int, dict[str, Any]] = {}
