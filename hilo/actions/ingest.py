@@ -9,6 +9,7 @@ commit that holds its data.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import logging
 import queue
@@ -1114,7 +1115,48 @@ def ingest_batch(tx: Tx, deliveries: list[tuple[ChannelAccountView, WebhookResul
 class _Item:
     account: ChannelAccountView
     result: WebhookResult
-    future: concurrent.futures.Future[DeliveryResult]
+    # Who waits: a thread (`submit`) or a coroutine on an event loop (`store`).
+    future: concurrent.futures.Future[DeliveryResult] | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+    waiter: asyncio.Future[DeliveryResult] | None = None
+
+
+class _Answers:
+    """A batch's outcomes, handed to each waiting event loop in one call.
+
+    One thread-safe wake-up per loop and batch, rather than one per webhook, which cost the
+    event loop more than the webhook's own parsing under load.
+    """
+
+    def __init__(self) -> None:
+        self.by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[DeliveryResult], Any]]] = {}
+
+    def give(self, item: _Item, outcome: DeliveryResult | BaseException) -> None:
+        if item.future is not None:
+            if isinstance(outcome, BaseException):
+                item.future.set_exception(outcome)
+            else:
+                item.future.set_result(outcome)
+        elif item.loop is not None and item.waiter is not None:
+            self.by_loop.setdefault(item.loop, []).append((item.waiter, outcome))
+
+    def send(self) -> None:
+        for loop, answers in self.by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, answers)
+            except RuntimeError:
+                log.warning("event loop closed before %d ingest answers reached it", len(answers))
+        self.by_loop.clear()
+
+
+def _settle(answers: list[tuple[asyncio.Future[DeliveryResult], Any]]) -> None:
+    for waiter, outcome in answers:
+        if waiter.done():
+            continue  # the request was cancelled (its client went away); the data is stored
+        if isinstance(outcome, BaseException):
+            waiter.set_exception(outcome)
+        else:
+            waiter.set_result(outcome)
 
 
 class IngestQueue:
@@ -1129,7 +1171,7 @@ class IngestQueue:
     def __init__(self, runtime: Runtime, max_batch: int = 128) -> None:
         self.runtime = runtime
         self.max_batch = max_batch
-        self._queue: queue.Queue[_Item | None] = queue.Queue()
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="hilo-ingest", daemon=True)
         self._started = False
 
@@ -1145,9 +1187,17 @@ class IngestQueue:
             self._started = False
 
     def submit(self, account: ChannelAccountView, result: WebhookResult) -> concurrent.futures.Future[DeliveryResult]:
+        """Queue a delivery; the future resolves once it is committed (or failed)."""
         future: concurrent.futures.Future[DeliveryResult] = concurrent.futures.Future()
-        self._queue.put(_Item(account, result, future))
+        self._queue.put(_Item(account, result, future=future))
         return future
+
+    async def store(self, account: ChannelAccountView, result: WebhookResult) -> DeliveryResult:
+        """Queue a delivery from a coroutine and wait until it is committed."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[DeliveryResult] = loop.create_future()
+        self._queue.put(_Item(account, result, loop=loop, waiter=waiter))
+        return await waiter
 
     def _run(self) -> None:
         while True:
@@ -1161,42 +1211,49 @@ class IngestQueue:
                 except queue.Empty:
                     break
                 if item is None:
-                    self._process(batch)
+                    self._answer(batch)
                     return
                 batch.append(item)
-            self._process(batch)
+            self._answer(batch)
 
-    def _process(self, batch: list[_Item]) -> None:
+    def _answer(self, batch: list[_Item]) -> None:
+        answers = _Answers()
+        try:
+            self._process(batch, answers)
+        finally:
+            answers.send()
+
+    def _process(self, batch: list[_Item], answers: _Answers) -> None:
         try:
             with self.runtime.transaction() as tx:
                 results = ingest_batch(tx, [(item.account, item.result) for item in batch])
             for item, outcome in zip(batch, results, strict=True):
-                item.future.set_result(outcome)
+                answers.give(item, outcome)
             return
         except (IntegrityError, OperationalError, ValueError) as exc:
             if len(batch) == 1:
-                self._process_alone(batch[0], retry=isinstance(exc, IntegrityError | OperationalError))
+                self._process_alone(batch[0], answers, retry=isinstance(exc, IntegrityError | OperationalError))
                 return
         except Exception:
             log.exception("ingest batch failed; retrying deliveries one by one")
         for item in batch:
-            self._process_alone(item, retry=True)
+            self._process_alone(item, answers, retry=True)
 
-    def _process_alone(self, item: _Item, *, retry: bool) -> None:
+    def _process_alone(self, item: _Item, answers: _Answers, *, retry: bool) -> None:
         attempts = 3 if retry else 1
         for attempt in range(attempts):
             try:
                 with self.runtime.transaction() as tx:
                     outcome = ingest_delivery(tx, item.account, item.result)
-                item.future.set_result(outcome)
+                answers.give(item, outcome)
                 return
             except (IntegrityError, OperationalError) as exc:
                 # A concurrent process created the same identity or conversation first;
                 # the retry finds and joins it.
                 if attempt == attempts - 1:
                     log.exception("ingest failed for channel account %s", item.account.id)
-                    item.future.set_exception(exc)
+                    answers.give(item, exc)
             except Exception as exc:
                 log.exception("ingest failed for channel account %s", item.account.id)
-                item.future.set_exception(exc)
+                answers.give(item, exc)
                 return

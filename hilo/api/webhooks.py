@@ -161,7 +161,7 @@ async def accept_webhook(app_state: State, kind: str, account_id: int, request: 
     # Messenger/Instagram read receipts and WhatsApp account errors ride on MetaWebhookResult.
     extras = getattr(result, "watermarks", None) or getattr(result, "account_errors", None)
     if result.messages or result.statuses or result.opt_changes or extras:
-        outcome = await asyncio.wrap_future(app_state.ingest.submit(account, result))
+        outcome = await app_state.ingest.store(account, result)
         stored = {
             "messages": sum(1 for m in outcome.messages if not m.duplicate),
             "duplicates": sum(1 for m in outcome.messages if m.duplicate),

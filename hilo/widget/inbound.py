@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 from collections.abc import Mapping
@@ -108,7 +107,7 @@ def build_inbound(
 async def submit(app: FastAPI, account: ChannelAccountView, inbound: InboundMessage) -> IngestResult:
     """Store through the core ingest queue (group commit); returns once it is committed."""
     try:
-        outcome = await asyncio.wrap_future(app.state.ingest.submit(account, WebhookResult(messages=[inbound])))
+        outcome = await app.state.ingest.store(account, WebhookResult(messages=[inbound]))
     except Exception as exc:  # the ingest writer already logged it; the sender may try again
         raise ActionError("not_stored", N_("Your message could not be saved; please try again."), 503) from exc
     return outcome.messages[0]
