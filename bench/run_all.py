@@ -119,17 +119,26 @@ def _ingest(result: dict[str, Any]) -> str:
             ("new_contact", "new contact"),
             ("returning_contact", "follow-up"),
             ("returning_with_email", "follow-up naming an e-mail"),
+            *((key, "follow-ups in batches of 32 (as under load)") for key in statements if "batches" in key),
         ]
         per_kind = "; ".join(
             f"{title}: {statements[key]} statements, {cpu.get(key, '–')} ms CPU"
             for key, title in kinds
             if key in statements
         )
+        warmup = db.get("warmup")
+        warmed = (
+            f" Warm-up (not in the table): {warmup['accepted']} senders' first messages at "
+            f"{warmup['offered_per_s']}/s; each step then sends 90% follow-ups from them and 10% first "
+            "messages from new senders."
+            if warmup
+            else ""
+        )
         skipped = db.get("skipped_rates")
         saturation = f" Saturated: rates {', '.join(map(str, skipped))}/s not run." if skipped else ""
         parts.append(
             f"**{db['database']}** — per message, in-process: {per_kind}. API process resident memory after the "
-            f"run: {db.get('api_rss_mb_after_run')} MB.{saturation}\n\n"
+            f"run: {db.get('api_rss_mb_after_run')} MB.{warmed}{saturation}\n\n"
             + table(
                 [
                     "offered msg/s",

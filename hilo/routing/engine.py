@@ -38,8 +38,8 @@ TICK_SECONDS = 10.0
 # waits LINGER_SECONDS before a pass, so the events of that moment gather into one batch:
 # a lone event costs several transactions and re-reads every setting, a batch of them
 # costs about one. An engine woken after a quiet spell handles its event at once.
-LINGER_SECONDS = 0.02
-BUSY_SECONDS = 0.1
+LINGER_SECONDS = 0.05
+BUSY_SECONDS = 0.2
 # Events handled in one database transaction at most: enough to amortise the commit under
 # a burst, few enough that the batch's locks are held only briefly.
 BATCH_ITEMS = 32
