@@ -105,6 +105,31 @@ def _realtime(conversation: dict[str, Any], **extra: Any) -> dict[str, Any]:
     }
 
 
+def _message_created(
+    account: ChannelAccountView,
+    inbound: InboundMessage,
+    conversation: dict[str, Any],
+    conversation_id: int,
+    contact_id: int,
+    message_id: int,
+) -> Record:
+    """The event of a stored inbound message, with what the agents' inbox shows of it."""
+    return Record(
+        "message.created",
+        conversation_id=conversation_id,
+        contact_id=contact_id,
+        message_id=message_id,
+        data={"direction": "inbound", "channel_account_id": account.id, "kind": str(inbound.kind)},
+        realtime=_realtime(
+            conversation,
+            direction="inbound",
+            channel_account_id=account.id,
+            channel_kind=account.kind,
+            preview=(inbound.text or "")[:140],
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class RefusedLink:
     """An identity a message carried that was not linked to its sender (see `link_refusal`)."""
@@ -669,20 +694,7 @@ def _store_new(tx: Tx, account: ChannelAccountView, inbound: InboundMessage) -> 
             data={"channel_account_id": account.id},
             realtime=_realtime(conversation),
         )
-    tx.record(
-        "message.created",
-        conversation_id=conversation_id,
-        contact_id=contact_id,
-        message_id=message_id,
-        data={"direction": "inbound", "channel_account_id": account.id, "kind": str(inbound.kind)},
-        realtime=_realtime(
-            conversation,
-            direction="inbound",
-            channel_account_id=account.id,
-            channel_kind=account.kind,
-            preview=(inbound.text or "")[:140],
-        ),
-    )
+    tx.record_many([_message_created(account, inbound, conversation, conversation_id, contact_id, message_id)])
     record_refused_links(tx, conversation, contact_id, resolved.refused)
     return IngestResult(message_id, conversation_id, contact_id, new_conversation=how == "created")
 
@@ -1039,19 +1051,8 @@ class _Batch:
             conversation = {"team_id": item.thread.team_id, "assignee_id": item.thread.assignee_id, "status": "open"}
             records.extend(item.before)
             records.append(
-                Record(
-                    "message.created",
-                    conversation_id=item.thread.conversation_id,
-                    contact_id=item.thread.contact_id,
-                    message_id=message_id,
-                    data={"direction": "inbound", "channel_account_id": account.id, "kind": str(inbound.kind)},
-                    realtime=_realtime(
-                        conversation,
-                        direction="inbound",
-                        channel_account_id=account.id,
-                        channel_kind=account.kind,
-                        preview=(inbound.text or "")[:140],
-                    ),
+                _message_created(
+                    account, inbound, conversation, item.thread.conversation_id, item.thread.contact_id, message_id
                 )
             )
         self.tx.record_many(records)
