@@ -238,6 +238,8 @@ class ImapPoller:
         """
         folder = self.settings.imap_folder
         response = await client.select(_quoted(folder))
+        # A stop that came with SELECT's answer must not turn into half an hour of IDLE.
+        _stop_if_cancelled()
         if response.result != "OK":
             raise ImapError(f"cannot select folder {folder}")
         text = b"\n".join(bytes(line) for line in response.lines)
@@ -253,6 +255,7 @@ class ImapPoller:
         idle = await client.idle_start(timeout=self._idle_timeout)
         try:
             while client.has_pending_idle():
+                _stop_if_cancelled()
                 # Not client.wait_server_push: its asyncio.wait_for, on Python 3.11, drops a
                 # cancellation that arrives as a push does, and this loop would then idle on
                 # for half an hour in a poller that was told to stop. asyncio.timeout does not.

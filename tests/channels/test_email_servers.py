@@ -10,6 +10,7 @@ import time
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
+import aioimaplib
 import pytest
 
 from hilo.channels.base import (
@@ -197,6 +198,44 @@ def test_poller_reconnects_after_the_server_drops_it(dovecot: DovecotServer) -> 
 
     # then
     assert asyncio.run(scenario()) == ["<before@example.com>", "<after@example.com>"]
+
+
+def test_a_stop_that_arrives_with_an_answer_still_stops_the_poller(
+    dovecot: DovecotServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: SELECT answers as the poller is told to stop, and the cancellation is lost
+    # on the way (Python 3.11's asyncio.wait_for, used by aioimaplib, does that)
+    select = aioimaplib.IMAP4.select
+    selects = 0
+
+    async def select_as_the_stop_arrives(client: aioimaplib.IMAP4, *args: object) -> aioimaplib.Response:
+        nonlocal selects
+        selects += 1
+        response = await select(client, *args)
+        if selects == 2:  # the SELECT before IDLE
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0)
+        return response
+
+    monkeypatch.setattr(aioimaplib.IMAP4, "select", select_as_the_stop_arrives)
+
+    async def scenario() -> tuple[int, bool]:
+        async def on_message(raw: bytes) -> None:
+            pass
+
+        poller = ImapPoller(dovecot.account(poll_interval=600), on_message)
+        task = asyncio.create_task(poller.run())
+        # when
+        done, _ = await asyncio.wait({task}, timeout=10)
+        if not done:
+            await _stop(task)
+        return selects, task in done and task.cancelled()
+
+    # then: the poller stops rather than idling for half an hour
+    assert asyncio.run(scenario()) == (2, True)
 
 
 @pytest.mark.parametrize("mode", ["starttls", "ssl"])
