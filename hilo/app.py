@@ -8,6 +8,7 @@ import gc
 import importlib
 import importlib.util
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from hilo import __version__
 from hilo.actions.ingest import IngestQueue
@@ -123,8 +125,43 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     return app
 
 
-def create_served_app() -> HiloApp:
-    """The app as `hilo serve` runs it.
+class _RememberedTrust:
+    """uvicorn's trusted-proxy set, with its answer kept per client address.
+
+    uvicorn parses the client's address with `ipaddress` on every request to ask whether
+    it is a trusted proxy; the few addresses a server sees (its proxies, or the clients
+    themselves) get the same answer every time.
+    """
+
+    LIMIT = 10_000
+
+    def __init__(self, hosts: Any) -> None:
+        self._hosts = hosts
+        self._known: dict[str | None, bool] = {}
+
+    def __contains__(self, host: str | None) -> bool:
+        known = self._known.get(host)
+        if known is None:
+            known = host in self._hosts
+            if len(self._known) >= self.LIMIT:
+                self._known.clear()
+            self._known[host] = known
+        return known
+
+    def get_trusted_client_host(self, x_forwarded_for: str) -> str:
+        return str(self._hosts.get_trusted_client_host(x_forwarded_for))
+
+
+class ProxyHeaders(ProxyHeadersMiddleware):
+    """uvicorn's X-Forwarded-For/-Proto handling, from the proxies in FORWARDED_ALLOW_IPS."""
+
+    def __init__(self, app: Any, trusted_hosts: list[str] | str) -> None:
+        super().__init__(app, trusted_hosts)
+        self.trusted_hosts = _RememberedTrust(self.trusted_hosts)  # type: ignore[assignment]
+
+
+def create_served_app() -> ProxyHeaders:
+    """The app as `hilo serve` runs it, behind uvicorn's proxy-header handling.
 
     Once it has started, everything made so far (modules, ORM mappers, templates, caches)
     is moved out of the garbage collector's sight with `gc.freeze()`: a full collection
@@ -140,4 +177,5 @@ def create_served_app() -> HiloApp:
             yield state
 
     app.router.lifespan_context = lifespan
-    return app
+    # uvicorn's own default for which proxies are trusted, and the same variable.
+    return ProxyHeaders(app, os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"))

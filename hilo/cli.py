@@ -44,7 +44,8 @@ def serve(host: str, port: int, workers: int) -> None:
         port=port,
         workers=workers,
         log_level="warning",
-        proxy_headers=True,
+        # create_served_app puts the app behind uvicorn's proxy-header middleware itself.
+        proxy_headers=False,
         # Half the memory per connection of the default implementation: widget sockets add up.
         ws="websockets-sansio",
     )

@@ -25,7 +25,13 @@ def kinds() -> list[str]:
     return sorted(MODULES)
 
 
+_LOADED: dict[str, ChannelAdapter] = {}
+
+
 def get_adapter(kind: str) -> ChannelAdapter:
     """Return the adapter of `kind`; KeyError for a kind Hilo does not have."""
-    module = importlib.import_module(MODULES[kind])
-    return cast(ChannelAdapter, module.ADAPTER)
+    adapter = _LOADED.get(kind)
+    if adapter is None:
+        # Every webhook asks: a dict look-up is much cheaper than import_module's.
+        adapter = _LOADED[kind] = cast(ChannelAdapter, importlib.import_module(MODULES[kind]).ADAPTER)
+    return adapter
