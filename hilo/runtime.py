@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,8 +40,49 @@ def session_cached(session: Session, key: Hashable, load: Callable[[], T]) -> T:
 
 
 def forget_cached(session: Session) -> None:
-    """Drop what `session_cached` kept: call after changing the settings it caches."""
+    """Drop what `session_cached` kept in this session (see `Tx.forget_settings`)."""
     session.info.pop("hilo_cached", None)
+
+
+# How long another process may go on treating a setting as empty (no rules, no policies)
+# after one was added: the same as channel accounts and sign-ins (hilo.api.webhooks).
+NOTHING_SET_SECONDS = 2.0
+
+
+class NothingSet:
+    """Which settings this process last read as empty (no rules for an event, no SLA policy).
+
+    A help desk with nothing configured would otherwise read the same empty answers for
+    every engine batch, most of the engine's work under a stream of messages. Only empty
+    answers are kept: they are plain values (no ORM objects bound to a closed session), and
+    a desk that has rules runs them anyway. A change made through this process's actions
+    applies at once (`Tx.forget_settings`); one made by another process within
+    NOTHING_SET_SECONDS.
+    """
+
+    def __init__(self) -> None:
+        self._read: dict[Hashable, tuple[float, int, Any]] = {}
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, load: Callable[[], T]) -> T:
+        now = time.monotonic()
+        hit = self._read.get(key)
+        if hit is not None and hit[1] == self._generation and now - hit[0] < NOTHING_SET_SECONDS:
+            return cast(T, hit[2])
+        generation = self._generation
+        value = load()
+        if not value:
+            with self._lock:
+                # A change that committed while this was read leaves it unkept.
+                if generation == self._generation:
+                    self._read[key] = (now, generation, value)
+        return value
+
+    def forget(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._read.clear()
 
 
 @dataclass
@@ -75,6 +117,22 @@ class Tx:
         elsewhere is seen by the next one.
         """
         return session_cached(self.session, key, load)
+
+    def cached_setting(self, key: Hashable, load: Callable[[], T]) -> T:
+        """`cached`, and an empty answer is shared across transactions (see `NothingSet`).
+
+        `load` must return a value that is false when nothing is set ([] or False).
+        """
+        return session_cached(self.session, key, lambda: self.runtime.nothing_set.get(key, load))
+
+    def forget_settings(self) -> None:
+        """Call before changing rules, SLA policies or calendars: what was read is read again.
+
+        Forgotten again after the commit, so a read that raced the change keeps nothing.
+        """
+        forget_cached(self.session)
+        self.runtime.nothing_set.forget()
+        self.deferred.append(self.runtime.nothing_set.forget)
 
     @property
     def now(self) -> datetime:
@@ -159,6 +217,7 @@ class Runtime:
         # Who a bearer token or session cookie stands for, kept for a few seconds so an
         # API request costs no sign-in queries (see hilo.api.deps.load_principal).
         self.principals: dict[tuple[str, object], tuple[float, Any]] = {}
+        self.nothing_set = NothingSet()
 
     def forget_principals(self) -> None:
         """Drop cached sign-ins: an agent, a team membership or a token changed."""

@@ -32,7 +32,7 @@ from hilo.events.models import Event
 from hilo.i18n import N_, normalize_locale
 from hilo.routing.calendars import cached, team_calendar_row
 from hilo.routing.models import BusinessHours
-from hilo.runtime import Tx, forget_cached
+from hilo.runtime import Tx
 
 SHORTCUT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MAX_SCHEDULE_AHEAD = timedelta(days=365)
@@ -42,7 +42,7 @@ MAX_SCHEDULE_AHEAD = timedelta(days=365)
 
 
 def save_rule(tx: Tx, rule: AutomationRule | None, fields: dict[str, Any]) -> AutomationRule:
-    forget_cached(tx.session)
+    tx.forget_settings()
     event = fields["event"]
     if event not in RULE_EVENTS:
         raise ActionError("rule_event_invalid", N_("Unknown rule event."), 422)
@@ -76,7 +76,7 @@ def save_rule(tx: Tx, rule: AutomationRule | None, fields: dict[str, Any]) -> Au
 
 
 def delete_rule(tx: Tx, rule: AutomationRule) -> None:
-    forget_cached(tx.session)
+    tx.forget_settings()
     tx.session.execute(delete(AutomationRule).where(AutomationRule.id == rule.id))
     tx.record("automation.rule_deleted", data={"rule_id": rule.id, "name": rule.name})
 
@@ -411,7 +411,7 @@ def auto_resolve(tx: Tx, conversation_id: int, idle_hours: float, message: dict[
 
 def out_of_office_set(tx: Tx) -> bool:
     """Whether any calendar has an out-of-office answer (read once per transaction or batch)."""
-    return tx.cached(
+    return tx.cached_setting(
         "out_of_office_set",
         lambda: any(tx.session.execute(select(BusinessHours.out_of_office_message)).scalars()),
     )

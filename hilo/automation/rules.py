@@ -58,7 +58,7 @@ def trigger_of(event: dict[str, Any]) -> str | None:
 
 def rules_for(tx: Tx, event: str) -> list[AutomationRule]:
     """The active rules for `event`, in order (read once per transaction or engine batch)."""
-    return tx.cached(
+    return tx.cached_setting(
         ("automation_rules", event), lambda: list(tx.session.execute(SELECT_RULES, {"event": event}).scalars())
     )
 

@@ -300,11 +300,22 @@ def online_members(tx: Tx, team_id: int) -> list[Candidate]:
 
 LOCK_TEAM = select(RoutingTeam).where(RoutingTeam.team_id == bindparam("team_id")).with_for_update()
 # The conversation and its routing row (queue place, required skills), in one query.
-CONVERSATION_WITH_ROUTING = (
+CONVERSATIONS_WITH_ROUTING = (
     select(Conversation, ConversationRouting)
     .outerjoin(ConversationRouting, ConversationRouting.conversation_id == Conversation.id)
-    .where(Conversation.id == bindparam("conversation_id"))
+    .where(Conversation.id.in_(bindparam("conversation_ids", expanding=True)))
 )
+
+
+def load_for_routing(tx: Tx, conversation_ids: set[int]) -> None:
+    """Load these conversations and their routing rows in one query, for `decide`.
+
+    For an engine batch: `decide` then finds them in the session. Kept in `tx.retained`,
+    as the session holds what it loaded only weakly.
+    """
+    if conversation_ids:
+        rows = tx.session.execute(CONVERSATIONS_WITH_ROUTING, {"conversation_ids": sorted(conversation_ids)}).all()
+        tx.retained.extend(item for row in rows for item in row if item is not None)
 
 
 STAMP_ASSIGNED = (
@@ -529,14 +540,17 @@ def decide(tx: Tx, conversation_id: int, *, exclude: frozenset[int] = frozenset(
     without automatic assignment). Changes nothing but the agents `exclude` adds to those
     who gave the conversation back, and a closed conversation's place in the queue.
     """
-    loaded = tx.session.execute(CONVERSATION_WITH_ROUTING, {"conversation_id": conversation_id}).first()
-    if loaded is None:
+    # Found in the session when the engine's batch loaded it (`load_for_routing`).
+    conversation = tx.session.get(Conversation, conversation_id)
+    if conversation is None:
         return None
-    conversation, routing = loaded
     if not routable(conversation):
-        if conversation.status != "open" and routing is not None and routing.queued_at is not None:
-            dequeue(tx, conversation_id)
+        if conversation.status != "open":
+            routing = tx.session.get(ConversationRouting, conversation_id)
+            if routing is not None and routing.queued_at is not None:
+                dequeue(tx, conversation_id)
         return None
+    routing = tx.session.get(ConversationRouting, conversation_id)
     assert conversation.team_id is not None
     team = lock_team(tx, conversation.team_id)
     if team is None or not team.auto_assign:

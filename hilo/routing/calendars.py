@@ -14,7 +14,7 @@ from hilo.actions.errors import ActionError
 from hilo.i18n import N_
 from hilo.routing.business_hours import Calendar
 from hilo.routing.models import BusinessHours, RoutingTeam
-from hilo.runtime import Tx, forget_cached, session_cached
+from hilo.runtime import Tx, session_cached
 
 _cache: dict[tuple[Any, ...], Calendar] = {}
 _lock = threading.Lock()
@@ -83,7 +83,7 @@ def team_calendar_row(session: Session, team_id: int | None) -> BusinessHours | 
 
 def save(tx: Tx, row: BusinessHours | None, fields: dict[str, Any]) -> BusinessHours:
     """Create or change a calendar after checking it can be used."""
-    forget_cached(tx.session)
+    tx.forget_settings()
     try:
         # Dates from the API model, or YYYY-MM-DD text from elsewhere (demo data, scripts).
         closed = [d if isinstance(d, date) else date.fromisoformat(d) for d in fields.get("closed_dates") or []]

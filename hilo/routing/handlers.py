@@ -27,6 +27,9 @@ SLA_ORDER = 10
 ROUTING_ORDER = 30
 # Events on which SLA handling can make a timer live with no policy active: a conversation
 # open again resumes its resolution target (sla.status_changed).
+# A new, reopened or split-off conversation may need an agent (a rule of the same batch
+# may just have given it a team).
+ROUTED_WHEN_NEW = ("conversation.created", "conversation.reopened", "conversation.split_from")
 RESUMING = ("conversation.status_changed", "conversation.reopened")
 
 
@@ -51,6 +54,7 @@ class RoutingHandlers:
 
     def install(self) -> None:
         self.engine.before_batch(SLA_ORDER, self.prepare_sla)
+        self.engine.before_batch(ROUTING_ORDER, self.prepare_routing)
         self.engine.on_event(SLA_ORDER, self.on_sla_event)
         self.engine.on_event(ROUTING_ORDER, self.on_routing_event)
         self.engine.every_tick(10, self.presence_pass)
@@ -124,6 +128,12 @@ class RoutingHandlers:
 
     # Routing -------------------------------------------------------------------------
 
+    def prepare_routing(self, tx: Tx, events: list[dict[str, Any]]) -> None:
+        """Load in one query the conversations the batch's events will route (see `on_routing_event`)."""
+        actions.load_for_routing(
+            tx, {int(event["conversation_id"]) for event in events if _routes(event) and event.get("conversation_id")}
+        )
+
     def on_routing_event(self, event: dict[str, Any], depth: int) -> None:
         kind = event.get("type")
         if kind in ("agent.presence_changed", "routing.agent_saved", "routing.team_saved"):
@@ -132,10 +142,10 @@ class RoutingHandlers:
         if event.get("conversation_id") is None:
             return
         conversation_id = int(event["conversation_id"])
-        if kind in ("conversation.created", "conversation.reopened", "conversation.split_from"):
+        if kind in ROUTED_WHEN_NEW:
             self._run(lambda tx: actions.route(tx, conversation_id, trigger=str(kind)))
-        elif kind == "message.created" and event.get("direction") == "inbound":
-            if event.get("assignee_id") is None and event.get("team_id") is not None:
+        elif kind == "message.created":
+            if _routes(event):
                 self._run(lambda tx: actions.route(tx, conversation_id, trigger="message_received"))
         elif kind == "conversation.assigned":
             self._assigned(conversation_id, event)
@@ -259,3 +269,16 @@ def _auto_generated(tx: Tx, event: dict[str, Any]) -> bool:
     # A full load, not one column: automation, next in line, reads the same message.
     message = tx.session.get(Message, message_id)
     return bool(message is not None and message.auto_generated)
+
+
+def _routes(event: dict[str, Any]) -> bool:
+    """Whether `on_routing_event` routes the event's conversation."""
+    kind = event.get("type")
+    if kind in ROUTED_WHEN_NEW:
+        return True
+    return (
+        kind == "message.created"
+        and event.get("direction") == "inbound"
+        and event.get("assignee_id") is None
+        and event.get("team_id") is not None
+    )

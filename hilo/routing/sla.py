@@ -34,7 +34,7 @@ from hilo.routing.models import (
     SlaPolicy,
     SlaTimer,
 )
-from hilo.runtime import Tx, forget_cached
+from hilo.runtime import Tx
 
 LIVE = ("running", "paused")
 PASS_BATCH = 500
@@ -108,7 +108,7 @@ def matches(
 
 def active_policies(tx: Tx) -> list[SlaPolicy]:
     """The active policies by position (read once per transaction or engine batch)."""
-    return tx.cached("sla_policies", lambda: list(tx.session.execute(SELECT_ACTIVE_POLICIES).scalars()))
+    return tx.cached_setting("sla_policies", lambda: list(tx.session.execute(SELECT_ACTIVE_POLICIES).scalars()))
 
 
 def select_policy(tx: Tx, conversation: Conversation) -> SlaPolicy | None:
@@ -565,7 +565,7 @@ def validate_policy(tx: Tx, fields: dict[str, Any]) -> None:
 
 
 def save_policy(tx: Tx, policy: SlaPolicy | None, fields: dict[str, Any]) -> SlaPolicy:
-    forget_cached(tx.session)
+    tx.forget_settings()
     validate_policy(tx, fields)
     name = fields["name"].strip()
     clash = tx.session.execute(select(SlaPolicy.id).where(SlaPolicy.name == name)).scalar()
@@ -591,6 +591,6 @@ def save_policy(tx: Tx, policy: SlaPolicy | None, fields: dict[str, Any]) -> Sla
 
 def delete_policy(tx: Tx, policy: SlaPolicy) -> None:
     """Delete a policy; conversations keep the timers it started, with their targets."""
-    forget_cached(tx.session)
+    tx.forget_settings()
     tx.session.execute(delete(SlaPolicy).where(SlaPolicy.id == policy.id))
     tx.record("sla.policy_deleted", data={"policy_id": policy.id, "name": policy.name})

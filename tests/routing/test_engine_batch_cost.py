@@ -79,6 +79,38 @@ def test_a_burst_of_customer_messages_costs_the_same_few_statements_whatever_its
     assert counts[1] <= 5
 
 
+def test_a_burst_of_new_customers_loads_their_conversations_once(desk: Desk) -> None:
+    # given: nothing configured; the engine waits while new customers write
+    desk.customer_writes(customer="first")
+    runtime = runtime_of(desk)
+    desk.engine.stop()
+    counts = []
+    for size in (2, 8):  # a new customer's message makes three events; a batch takes 32
+        burst(desk, [f"new-{size}-{n}" for n in range(size)])
+        # when
+        with counting_statements(runtime) as statements:
+            desk.settle()
+        counts.append(len(statements))
+    # then: their new conversations are read for routing in one query, not one each
+    assert counts[0] == counts[1]
+    assert counts[1] <= 3
+
+
+def test_a_rule_saved_after_quiet_batches_applies_to_the_next_message(desk: Desk) -> None:
+    # given: batches that found no rule at all (an empty answer kept between batches)
+    for n in range(3):
+        desk.customer_writes(customer=f"before-{n}")
+    # when: a rule is saved, and a customer writes right after
+    saved = desk.api.post(
+        "/api/v1/automation/rules",
+        {"name": "Tag", "event": "message.received", "actions": [{"type": "add_labels", "labels": ["seen"]}]},
+    )
+    desk.api.ok(saved, 201)
+    conversation = desk.customer_writes(customer="after")
+    # then
+    assert desk.conversation(conversation)["labels"] == ["seen"]
+
+
 @pytest.mark.parametrize("others", [0, 3])
 def test_a_customer_message_resumes_the_timers_of_an_inactive_policy(desk: Desk, others: int) -> None:
     # given: a conversation whose targets started under a policy since switched off, paused while pending
