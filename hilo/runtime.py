@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, insert
@@ -46,7 +45,7 @@ def forget_cached(session: Session) -> None:
 
 # How long another process may go on treating a setting as empty (no rules, no policies)
 # after one was added: the same as channel accounts and sign-ins (hilo.api.webhooks).
-NOTHING_SET_SECONDS = 2.0
+KEEP_NOTHING_SET = timedelta(seconds=2)
 
 
 class NothingSet:
@@ -57,18 +56,19 @@ class NothingSet:
     answers are kept: they are plain values (no ORM objects bound to a closed session), and
     a desk that has rules runs them anyway. A change made through this process's actions
     applies at once (`Tx.forget_settings`); one made by another process within
-    NOTHING_SET_SECONDS.
+    KEEP_NOTHING_SET.
     """
 
-    def __init__(self) -> None:
-        self._read: dict[Hashable, tuple[float, int, Any]] = {}
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._read: dict[Hashable, tuple[datetime, int, Any]] = {}
         self._generation = 0
         self._lock = threading.Lock()
 
     def get(self, key: Hashable, load: Callable[[], T]) -> T:
-        now = time.monotonic()
+        now = self._clock.now()
         hit = self._read.get(key)
-        if hit is not None and hit[1] == self._generation and now - hit[0] < NOTHING_SET_SECONDS:
+        if hit is not None and hit[1] == self._generation and hit[0] <= now < hit[0] + KEEP_NOTHING_SET:
             return cast(T, hit[2])
         generation = self._generation
         value = load()
@@ -217,7 +217,7 @@ class Runtime:
         # Who a bearer token or session cookie stands for, kept for a few seconds so an
         # API request costs no sign-in queries (see hilo.api.deps.load_principal).
         self.principals: dict[tuple[str, object], tuple[float, Any]] = {}
-        self.nothing_set = NothingSet()
+        self.nothing_set = NothingSet(self.clock)
 
     def forget_principals(self) -> None:
         """Drop cached sign-ins: an agent, a team membership or a token changed."""

@@ -15,7 +15,7 @@ import logging
 import queue
 import threading
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
@@ -497,99 +497,93 @@ class _Thread:
     assignee_id: int | None = None
 
 
-def _new_sender_thread(
-    tx: Tx,
-    account: ChannelAccountView,
-    inbound: InboundMessage,
-    sender: IdentityRef,
-    others: list[IdentityRef],
-    records: list[Record],
-) -> _Thread:
+@dataclass
+class _NewSender:
+    """The rows and events of a first message's new contact, identities and conversation."""
+
+    contact: dict[str, Any]
+    # The sender's identity first, then the other identities the message named.
+    identities: list[dict[str, Any]]
+    conversation: dict[str, Any]
+
+    def records(self, contact_id: int, conversation_id: int) -> list[Record]:
+        sender, *others = self.identities
+        return [
+            Record("contact.created", contact_id=contact_id, data={"via": sender["kind"]}),
+            *(
+                Record(
+                    "identity.added",
+                    contact_id=contact_id,
+                    data={"kind": row["kind"], "value": row["value"], "auto": True},
+                )
+                for row in others
+            ),
+            Record(
+                "conversation.created",
+                conversation_id=conversation_id,
+                contact_id=contact_id,
+                data={"channel_account_id": self.conversation["last_channel_account_id"]},
+                realtime={"team_id": None, "assignee_id": None, "status": "open"},
+            ),
+        ]
+
+
+def _new_sender(
+    now: datetime, account: ChannelAccountView, inbound: InboundMessage, sender: IdentityRef, others: list[IdentityRef]
+) -> _NewSender:
     """A first message from an unknown sender: a new contact with the sender's identity and
     `others` (identities nobody holds, so nothing can refuse them: see `link_refusal`), and
-    a new conversation. Their events are added to `records`, for the caller to record with
-    its message's."""
-    conn = tx.session.connection()
-    now = tx.now
-    contact_id = conn.execute(
-        INSERT_CONTACT,
+    a new conversation. Ids are left for the caller to fill in."""
+    contact: dict[str, Any] = {
+        "name": inbound.sender_name,
+        "locale": inbound.locale,
+        "custom_attributes": {},
+        "merged_into_id": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    identities = [
         {
-            "name": inbound.sender_name,
-            "locale": inbound.locale,
-            "custom_attributes": {},
-            "merged_into_id": None,
-            "created_at": now,
-            "updated_at": now,
-        },
-    ).scalar_one()
-    identity_id = conn.execute(
-        INSERT_IDENTITY,
-        {
-            "contact_id": contact_id,
-            "kind": str(sender.kind),
-            "value": sender.value,
-            "verified": sender.verified,
+            "kind": str(ref.kind),
+            "value": ref.value,
+            "verified": ref.verified,
             "opted_out": False,
             "merged_from_contact_id": None,
             "created_at": now,
-        },
-    ).scalar_one()
-    conversation_id = conn.execute(
-        INSERT_CONVERSATION,
-        {
-            "contact_id": contact_id,
-            "status": "open",
-            "priority": "none",
-            "assignee_id": None,
-            "team_id": None,
-            "subject": inbound.subject,
-            "last_channel_account_id": account.id,
-            "message_count": 0,
-            "created_at": now,
-            "updated_at": now,
-            "last_message_at": now,
-            "last_inbound_at": now,
-            "waiting_since": None,
-            "first_response_at": None,
-            "resolved_at": None,
-            "snoozed_until": None,
-            "merged_into_id": None,
-        },
-    ).scalar_one()
-    records.append(Record("contact.created", contact_id=contact_id, data={"via": str(sender.kind)}))
+        }
+        for ref in [sender, *others]
+    ]
+    conversation = {
+        "status": "open",
+        "priority": "none",
+        "assignee_id": None,
+        "team_id": None,
+        "subject": inbound.subject,
+        "last_channel_account_id": account.id,
+        "message_count": 0,
+        "created_at": now,
+        "updated_at": now,
+        "last_message_at": now,
+        "last_inbound_at": now,
+        "waiting_since": None,
+        "first_response_at": None,
+        "resolved_at": None,
+        "snoozed_until": None,
+        "merged_into_id": None,
+    }
+    return _NewSender(contact, identities, conversation)
+
+
+def _new_sender_thread(tx: Tx, new: _NewSender, records: list[Record]) -> _Thread:
+    """Insert `new` now, one statement per table; its events are added to `records`."""
+    conn = tx.session.connection()
+    contact_id = conn.execute(INSERT_CONTACT, new.contact).scalar_one()
+    sender, *others = ({**row, "contact_id": contact_id} for row in new.identities)
+    identity_id = conn.execute(INSERT_IDENTITY, sender).scalar_one()
     if others:
-        conn.execute(
-            INSERT_IDENTITIES,
-            [
-                {
-                    "contact_id": contact_id,
-                    "kind": str(ref.kind),
-                    "value": ref.value,
-                    "verified": ref.verified,
-                    "opted_out": False,
-                    "merged_from_contact_id": None,
-                    "created_at": now,
-                }
-                for ref in others
-            ],
-        )
-        records.extend(
-            Record(
-                "identity.added",
-                contact_id=contact_id,
-                data={"kind": str(ref.kind), "value": ref.value, "auto": True},
-            )
-            for ref in others
-        )
-    records.append(
-        Record(
-            "conversation.created",
-            conversation_id=conversation_id,
-            contact_id=contact_id,
-            data={"channel_account_id": account.id},
-            realtime={"team_id": None, "assignee_id": None, "status": "open"},
-        )
-    )
+        conn.execute(INSERT_IDENTITIES, others)
+    conversation_id = conn.execute(INSERT_CONVERSATION, {**new.conversation, "contact_id": contact_id}).scalar_one()
+    records.extend(new.records(contact_id, conversation_id))
     return _Thread(identity_id, contact_id, conversation_id)
 
 
@@ -851,6 +845,11 @@ class _Batch:
         self.repeats: list[tuple[IngestResult, IngestResult]] = []
         self.senders: dict[tuple[str, str], Any] = {}
         self.owners: dict[tuple[str, str], int | None] = {}
+        # PostgreSQL: new senders' rows, inserted at the next flush, and ids for them.
+        self.unknown_senders = 0
+        self.unknown_identities = 0
+        self.spare_ids: dict[Table, list[int]] = {_contacts: [], _identities: [], _conversations: []}
+        self.new_rows: dict[Table, list[dict[str, Any]]] = {_contacts: [], _identities: [], _conversations: []}
 
     # ---- look-ups
 
@@ -879,9 +878,11 @@ class _Batch:
         by_account: dict[int, set[str]] = {}
         senders: dict[str, set[str]] = {}
         others: dict[str, set[str]] = {}
+        identities: dict[tuple[str, str], int] = {}  # per sender, with the others it names
         for item in simples:
             by_account.setdefault(item.account.id, set()).add(item.inbound.provider_message_id)
             senders.setdefault(str(item.sender.kind), set()).add(item.sender.value)
+            identities.setdefault((str(item.sender.kind), item.sender.value), 1 + len(item.others))
             for ref in item.others:
                 others.setdefault(str(ref.kind), set()).add(ref.value)
         for account_id, ids in by_account.items():
@@ -898,6 +899,9 @@ class _Batch:
             }
             for value in values:
                 self.senders[(kind, value)] = found.get(value)
+            unknown = [value for value in values if value not in found]
+            self.unknown_senders += len(unknown)
+            self.unknown_identities += sum(identities[(kind, value)] for value in unknown)
         for kind, values in others.items():
             rows = self.conn.execute(SELECT_IDENTITY_OWNERS, {"kind": kind, "values": sorted(values)})
             owners: dict[str, int] = {row.value: row.contact_id for row in rows}
@@ -958,7 +962,7 @@ class _Batch:
             if any(self._owner(ref) is not None for ref in simple.others):
                 return self._alone(simple)  # joins, or is refused by, the owner's contact
             before: list[Record] = []
-            thread = _new_sender_thread(self.tx, simple.account, inbound, simple.sender, simple.others, before)
+            thread = self._new_sender(simple, before)
             self.senders[(str(simple.sender.kind), simple.sender.value)] = _OpenThread(
                 thread.identity_id, thread.contact_id, simple.sender.verified, inbound.sender_name,
                 thread.conversation_id, "open", None, None,
@@ -984,6 +988,36 @@ class _Batch:
         self.queued.append(_Queued(simple, thread, result, before))
         return result
 
+    def _new_sender(self, simple: _Simple, records: list[Record]) -> _Thread:
+        """Create a new sender's contact and thread: on PostgreSQL at the next flush, with
+        the other new senders' (ids drawn from the sequences for all of them at once)."""
+        new = _new_sender(self.tx.now, simple.account, simple.inbound, simple.sender, simple.others)
+        if self.conn.dialect.name != "postgresql":
+            return _new_sender_thread(self.tx, new, records)
+        spare = self.spare_ids
+        if not spare[_contacts] or not spare[_conversations] or len(spare[_identities]) < len(new.identities):
+            self._draw_ids(len(new.identities))
+        contact_id = self.spare_ids[_contacts].pop()
+        conversation_id = self.spare_ids[_conversations].pop()
+        identity_ids = [self.spare_ids[_identities].pop() for _ in new.identities]
+        self.new_rows[_contacts].append({**new.contact, "id": contact_id})
+        self.new_rows[_identities].extend(
+            {**row, "id": identity_id, "contact_id": contact_id}
+            for row, identity_id in zip(new.identities, identity_ids, strict=True)
+        )
+        self.new_rows[_conversations].append({**new.conversation, "id": conversation_id, "contact_id": contact_id})
+        records.extend(new.records(contact_id, conversation_id))
+        return _Thread(identity_ids[0], contact_id, conversation_id)
+
+    def _draw_ids(self, identities: int) -> None:
+        """Ids for the new senders the look-ups found (all of them, once per batch), or one more."""
+        senders, identities = max(1, self.unknown_senders), max(identities, self.unknown_identities)
+        self.unknown_senders = self.unknown_identities = 0
+        drawn = bulk.next_ids_many(self.conn, {_contacts: senders, _conversations: senders, _identities: identities})
+        for table, ids in drawn.items():
+            # Handed out from the end: the lowest ids go to the first senders.
+            self.spare_ids[table] = [*reversed(ids), *self.spare_ids[table]]
+
     def _alone(self, simple: _Simple) -> IngestResult:
         self.flush()
         result = _store_new(self.tx, simple.account, simple.inbound)
@@ -995,6 +1029,10 @@ class _Batch:
         if not self.queued:
             return
         queued, self.queued = self.queued, []
+        for table in (_contacts, _identities, _conversations):
+            if self.new_rows[table]:
+                bulk.insert_rows(self.conn, table, self.new_rows[table])
+                self.new_rows[table] = []
         now = self.tx.now
         rows = [
             {

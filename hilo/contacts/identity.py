@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
@@ -33,6 +35,13 @@ class InvalidIdentity(ValueError):
         self.reason = reason
 
 
+# Every message names its sender (and often an e-mail or phone beside): the same few
+# thousand values again and again, each costing a parse. Invalid values raise and are
+# not kept.
+SEEN_VALUES = 8192
+
+
+@lru_cache(maxsize=SEEN_VALUES)
 def normalize_phone(value: str, default_region: str) -> str:
     """Return the E.164 form of `value` ("+34600111222"); WhatsApp's wa_id has no plus."""
     raw = value.strip()
@@ -70,6 +79,7 @@ def _current_mexican_form(parsed: phonenumbers.PhoneNumber) -> phonenumbers.Phon
     return phonenumbers.PhoneNumber(country_code=52, national_number=int(national[1:]))
 
 
+@lru_cache(maxsize=SEEN_VALUES)
 def normalize_email(value: str) -> str:
     """Return the lower-cased address, checking syntax only (no DNS look-ups)."""
     try:

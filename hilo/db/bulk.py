@@ -29,6 +29,20 @@ def next_ids(conn: Connection, table: Table, count: int) -> list[int]:
     return sorted(row[0] for row in rows)
 
 
+def next_ids_many(conn: Connection, counts: dict[Table, int]) -> dict[Table, list[int]]:
+    """`next_ids` for several tables in one query."""
+    tables = list(counts)
+    statement = " UNION ALL ".join(
+        f"SELECT {index}, nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)"
+        for index in range(len(tables))
+    )
+    drawn: dict[Table, list[int]] = {table: [] for table in tables}
+    params = tuple(value for table in tables for value in (table.name, counts[table]))
+    for index, value in conn.exec_driver_sql(statement, params):
+        drawn[tables[index]].append(value)
+    return {table: sorted(values) for table, values in drawn.items()}
+
+
 def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     """INSERT `rows` (dicts with the same keys) into `table`, without RETURNING."""
     if conn.dialect.name != "postgresql":

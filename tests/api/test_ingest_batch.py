@@ -15,13 +15,14 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from hilo.actions.ingest import DeliveryResult, IngestQueue, ingest_batch
 from hilo.channels import signing
 from hilo.channels.api import ADAPTER
 from hilo.channels.base import ChannelAccountView, WebhookRequest, WebhookResult
 from hilo.channels.models import ChannelAccount
+from hilo.events.models import Event
 from hilo.runtime import Runtime
 from tests.support import Api
 
@@ -171,6 +172,64 @@ def test_a_batch_of_returning_senders_costs_the_same_few_statements_at_any_size(
         assert (small.pop(inserts), large.pop(inserts)) == (4, 40)
     assert small == large
     assert sum(large.values()) <= 6
+
+
+def _count_writer_statements(runtime: Runtime, work: Any) -> Counter[str]:
+    """Statements `work()` runs in this thread (the app's engine thread is not counted)."""
+    writer = threading.get_ident()
+    statements: Counter[str] = Counter()
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if threading.get_ident() == writer:
+            statements[" ".join(statement.split()[:3])] += 1
+
+    event.listen(runtime.db.engine, "before_cursor_execute", count)
+    try:
+        work()
+    finally:
+        event.remove(runtime.db.engine, "before_cursor_execute", count)
+    return statements
+
+
+def test_a_batch_of_new_senders_gives_each_a_contact_and_a_thread_in_a_few_statements(
+    api: Api, deliveries: Deliveries, app_client: TestClient
+) -> None:
+    # given
+    runtime: Runtime = app_client.app.state.runtime  # type: ignore[attr-defined]
+    published: list[dict[str, Any]] = []
+    runtime.on_committed(published.extend)
+    counts = []
+    for size in (3, 30):
+        # when: new senders write, every other one naming an e-mail address too
+        batch = [
+            deliveries.message(f"n{size}-{i}", "first words", name=f"N{size}-{i}", email=f"n{size}-{i}@example.com")
+            if i % 2
+            else deliveries.message(f"n{size}-{i}", "first words", name=f"N{size}-{i}")
+            for i in range(size)
+        ]
+        counts.append(_count_writer_statements(runtime, lambda batch=batch: deliveries.store(batch)))
+    # then: each has a contact with its identities and one thread holding its message
+    conversations = {c["contact_name"]: c for c in api.conversations(limit=100)}
+    for i in range(30):
+        conversation = conversations[f"N30-{i}"]
+        assert [m["body"] for m in api.timeline(conversation["id"])] == ["first words"]
+        contact = api.ok(api.get(f"/api/v1/contacts/{conversation['contact_id']}"))
+        expected = {("api", f"{deliveries.account.id}:n30-{i}")} | (
+            {("email", f"n30-{i}@example.com")} if i % 2 else set()
+        )
+        assert {(i["kind"], i["value"]) for i in contact["identities"]} == expected
+    with runtime.db.read() as session:
+        recorded = Counter(session.execute(select(Event.kind)).scalars())
+    assert [recorded[kind] for kind in ("contact.created", "identity.added", "conversation.created")] == [33, 16, 33]
+    published_kinds = Counter(e["type"] for e in published)
+    assert (published_kinds["conversation.created"], published_kinds["message.created"]) == (33, 33)
+    # and on PostgreSQL the new rows go in a few statements for any number of senders:
+    # three look-ups, two draws of ids, one insert per table (contacts, identities,
+    # conversations, messages, events) and the threads' update
+    if runtime.db.dialect == "postgresql":
+        small, large = counts
+        assert small == large
+        assert sum(large.values()) == 11
 
 
 def test_the_ingest_queue_answers_every_delivery_of_one_batch(api: Api, deliveries: Deliveries) -> None:

@@ -13,9 +13,13 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
+from hilo.automation import actions as automation
+from hilo.automation import rules
+from hilo.clock import FrozenClock
 from hilo.routing import sla
 from hilo.routing.handlers import RoutingHandlers
-from hilo.runtime import Runtime
+from hilo.runtime import KEEP_NOTHING_SET, Runtime
+from hilo.settings import Settings
 from tests.routing.desk import Desk
 
 HOUR = 3600
@@ -171,3 +175,30 @@ def test_a_timer_reopened_earlier_in_the_batch_counts_as_work(desk: Desk) -> Non
         sla.status_changed(tx, conversation, desk.clock.now())
         # then: the message's handler sees the resolution target running again
         assert sla.has_work(tx, conversation)
+
+
+def test_another_process_sees_a_new_rule_once_its_empty_answer_runs_out(settings: Settings, clock: FrozenClock) -> None:
+    # given: two processes' runtimes on one database; the second found no rule
+    first, second = Runtime(settings, clock=clock), Runtime(settings, clock=clock)
+    try:
+        with second.transaction() as tx:
+            assert rules.rules_for(tx, "message.received") == []
+        # when: the first saves a rule
+        with first.transaction() as tx:
+            automation.save_rule(
+                tx,
+                None,
+                {"name": "Tag", "event": "message.received", "actions": [{"type": "add_labels", "labels": ["x"]}]},
+            )
+
+        def names() -> list[str]:
+            with second.transaction() as tx:
+                return [rule.name for rule in rules.rules_for(tx, "message.received")]
+
+        # then: the second keeps its empty answer for at most KEEP_NOTHING_SET, then reads again
+        kept = names()
+        clock.advance(seconds=KEEP_NOTHING_SET.total_seconds())
+        assert (kept, names()) == ([], ["Tag"])
+    finally:
+        first.close()
+        second.close()
