@@ -3,10 +3,17 @@
 SQLAlchemy runs a many-row INSERT on PostgreSQL as one statement with a VALUES list
 holding every row ("insertmanyvalues"). Its text is new for every batch size and far
 longer than psycopg caches, so psycopg re-parses it, placeholder by placeholder, on every
-call: that cost more CPU than the rest of a batch. Here the statement is one row's INSERT,
-the same text every time, which psycopg parses once, prepares on the server, and sends
-for all rows together in pipeline mode (`cursor.executemany`). New rows' ids are taken
-from the table's sequence beforehand, in one query, instead of by RETURNING.
+call: that cost more CPU than the rest of a batch. Here the statement takes one array per
+column and inserts `unnest` of them:
+
+    INSERT INTO t (a, b) SELECT * FROM unnest(%b::BIGINT[], %b::TEXT[])
+
+Its text is the same for any number of rows, so psycopg parses it once and the server
+prepares it once; the arrays travel in binary (psycopg's text format escapes every
+element with a regular expression). It costs about half the client CPU per row of one
+row's INSERT run for every row in pipeline mode (`executemany`), which sends, and waits
+on, a message per row. New rows' ids are taken from the table's sequence beforehand, in
+one query, instead of by RETURNING.
 
 Other engines (SQLite) keep SQLAlchemy's own statements. Both go through
 `Connection.exec_driver_sql`/`execute`, so statement listeners see them.
@@ -14,11 +21,12 @@ Other engines (SQLite) keep SQLAlchemy's own statements. Both go through
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
 from psycopg.types.json import Jsonb
-from sqlalchemy import JSON, Connection, Table, insert
+from sqlalchemy import JSON, Connection, Dialect, Table, insert
 
 
 def next_ids(conn: Connection, table: Table, count: int) -> list[int]:
@@ -49,19 +57,25 @@ def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
         conn.execute(insert(table), rows)
         return
     columns = tuple(rows[0])
-    statement, json_columns = _statement(table, columns)
+    statement, json_columns = _statement(table, columns, conn.dialect)
     conn.exec_driver_sql(
         statement,
-        [
-            tuple(Jsonb(row[name]) if index in json_columns else row[name] for index, name in enumerate(columns))
-            for row in rows
-        ],
+        tuple(
+            [Jsonb(row[name]) for row in rows] if name in json_columns else [row[name] for row in rows]
+            for name in columns
+        ),
     )
 
 
 @lru_cache(maxsize=64)
-def _statement(table: Table, columns: tuple[str, ...]) -> tuple[str, frozenset[int]]:
+def _statement(table: Table, columns: tuple[str, ...], dialect: Dialect) -> tuple[str, frozenset[str]]:
     names = ", ".join(f'"{name}"' for name in columns)
-    placeholders = ", ".join(["%s"] * len(columns))
-    json_columns = frozenset(i for i, name in enumerate(columns) if isinstance(table.c[name].type, JSON))
-    return f'INSERT INTO "{table.name}" ({names}) VALUES ({placeholders})', json_columns
+    arrays = ", ".join(f"%b::{_array_of(table.c[name].type.compile(dialect=dialect))}" for name in columns)
+    json_columns = frozenset(name for name in columns if isinstance(table.c[name].type, JSON))
+    return f'INSERT INTO "{table.name}" ({names}) SELECT * FROM unnest({arrays})', json_columns
+
+
+def _array_of(sql_type: str) -> str:
+    """The array type for a column's values, without a length: a cast to VARCHAR(16) would
+    cut a longer value short, where the INSERT must refuse it as a plain one does."""
+    return f"{re.sub(r'[(][0-9, ]+[)]', '', sql_type)}[]"
