@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from hilo.clock import Clock
@@ -23,9 +23,7 @@ from hilo.storage import LocalStorage
 
 log = logging.getLogger(__name__)
 
-# Built once: every action records events, and building a statement per call is costly.
 EVENTS = cast(Table, Event.__table__)
-INSERT_EVENT = insert(EVENTS)
 
 
 T = TypeVar("T")
@@ -184,10 +182,9 @@ class Tx:
             }
             for item in records
         ]
-        if len(rows) == 1:
-            self.session.connection().execute(INSERT_EVENT, rows[0])
-        else:
-            bulk.insert_rows(self.session.connection(), EVENTS, rows)
+        # No RETURNING (a single-row insert() would ask for the new id): this may run in
+        # a pipeline (`bulk.pipeline`), where no result is read.
+        bulk.insert_rows(self.session.connection(), EVENTS, rows)
         for item in records:
             if item.realtime is not None:
                 self.published.append(

@@ -82,3 +82,17 @@ def test_ids_drawn_for_several_tables_at_once_are_new_and_ascending(runtime: Run
     assert first[contacts] == sorted(first[contacts])  # type: ignore[index]
     assert min(again[contacts]) > max(first[contacts])  # type: ignore[index]
     runtime.close()
+
+
+def test_a_conflict_inside_a_pipeline_is_the_integrity_error_a_plain_insert_raises(runtime: Runtime) -> None:
+    # given: two inserts sent together, the second repeating the first's id
+    # when / then
+    with pytest.raises(IntegrityError), runtime.db.sessions() as session, session.begin():
+        conn = session.connection()
+        with bulk.pipeline(conn):
+            bulk.insert_rows(conn, EVENTS, [row("first", id=7)])
+            bulk.insert_rows(conn, EVENTS, [row("again", id=7)])
+    # and nothing of the transaction is kept
+    with runtime.db.read() as session:
+        assert session.execute(select(Event.kind)).scalars().all() == []
+    runtime.close()

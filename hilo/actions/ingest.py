@@ -846,9 +846,9 @@ class _Batch:
         self.senders: dict[tuple[str, str], Any] = {}
         self.owners: dict[tuple[str, str], int | None] = {}
         # PostgreSQL: new senders' rows, inserted at the next flush, and ids for them.
-        self.unknown_senders = 0
-        self.unknown_identities = 0
-        self.spare_ids: dict[Table, list[int]] = {_contacts: [], _identities: [], _conversations: []}
+        self.postgres = self.conn.dialect.name == "postgresql"
+        # PostgreSQL: ids drawn from the sequences for rows still to insert, lowest last.
+        self.spare_ids: dict[Table, list[int]] = {_contacts: [], _identities: [], _conversations: [], _messages: []}
         self.new_rows: dict[Table, list[dict[str, Any]]] = {_contacts: [], _identities: [], _conversations: []}
 
     # ---- look-ups
@@ -879,6 +879,7 @@ class _Batch:
         senders: dict[str, set[str]] = {}
         others: dict[str, set[str]] = {}
         identities: dict[tuple[str, str], int] = {}  # per sender, with the others it names
+        new_senders = new_identities = 0
         for item in simples:
             by_account.setdefault(item.account.id, set()).add(item.inbound.provider_message_id)
             senders.setdefault(str(item.sender.kind), set()).add(item.sender.value)
@@ -900,13 +901,23 @@ class _Batch:
             for value in values:
                 self.senders[(kind, value)] = found.get(value)
             unknown = [value for value in values if value not in found]
-            self.unknown_senders += len(unknown)
-            self.unknown_identities += sum(identities[(kind, value)] for value in unknown)
+            new_senders += len(unknown)
+            new_identities += sum(identities[(kind, value)] for value in unknown)
         for kind, values in others.items():
             rows = self.conn.execute(SELECT_IDENTITY_OWNERS, {"kind": kind, "values": sorted(values)})
             owners: dict[str, int] = {row.value: row.contact_id for row in rows}
             for value in values:
                 self.owners[(kind, value)] = owners.get(value)
+        if self.postgres:
+            # One query for the ids of every message and new sender the fast path may store.
+            self._draw(
+                {
+                    _messages: len(simples),
+                    _contacts: new_senders,
+                    _conversations: new_senders,
+                    _identities: new_identities,
+                }
+            )
 
     def _sender(self, ref: IdentityRef) -> Any:
         key = (str(ref.kind), ref.value)
@@ -992,14 +1003,10 @@ class _Batch:
         """Create a new sender's contact and thread: on PostgreSQL at the next flush, with
         the other new senders' (ids drawn from the sequences for all of them at once)."""
         new = _new_sender(self.tx.now, simple.account, simple.inbound, simple.sender, simple.others)
-        if self.conn.dialect.name != "postgresql":
+        if not self.postgres:
             return _new_sender_thread(self.tx, new, records)
-        spare = self.spare_ids
-        if not spare[_contacts] or not spare[_conversations] or len(spare[_identities]) < len(new.identities):
-            self._draw_ids(len(new.identities))
-        contact_id = self.spare_ids[_contacts].pop()
-        conversation_id = self.spare_ids[_conversations].pop()
-        identity_ids = [self.spare_ids[_identities].pop() for _ in new.identities]
+        [contact_id], [conversation_id] = self._ids(_contacts, 1), self._ids(_conversations, 1)
+        identity_ids = self._ids(_identities, len(new.identities))
         self.new_rows[_contacts].append({**new.contact, "id": contact_id})
         self.new_rows[_identities].extend(
             {**row, "id": identity_id, "contact_id": contact_id}
@@ -1009,14 +1016,19 @@ class _Batch:
         records.extend(new.records(contact_id, conversation_id))
         return _Thread(identity_ids[0], contact_id, conversation_id)
 
-    def _draw_ids(self, identities: int) -> None:
-        """Ids for the new senders the look-ups found (all of them, once per batch), or one more."""
-        senders, identities = max(1, self.unknown_senders), max(identities, self.unknown_identities)
-        self.unknown_senders = self.unknown_identities = 0
-        drawn = bulk.next_ids_many(self.conn, {_contacts: senders, _conversations: senders, _identities: identities})
-        for table, ids in drawn.items():
-            # Handed out from the end: the lowest ids go to the first senders.
-            self.spare_ids[table] = [*reversed(ids), *self.spare_ids[table]]
+    def _draw(self, counts: dict[Table, int]) -> None:
+        wanted = {table: count for table, count in counts.items() if count > 0}
+        if wanted:
+            for table, ids in bulk.next_ids_many(self.conn, wanted).items():
+                # Handed out from the end: the lowest ids go to the first rows.
+                self.spare_ids[table][:0] = reversed(ids)
+
+    def _ids(self, table: Table, count: int) -> list[int]:
+        """`count` new ids for `table` (PostgreSQL), drawn in `prefetch` or now if it drew too few."""
+        spare = self.spare_ids[table]
+        if len(spare) < count:
+            self._draw({table: count - len(spare)})
+        return [spare.pop() for _ in range(count)]
 
     def _alone(self, simple: _Simple) -> IngestResult:
         self.flush()
@@ -1025,14 +1037,13 @@ class _Batch:
         return result
 
     def flush(self) -> None:
-        """Insert the queued messages, move their threads on and record their events."""
+        """Insert the queued messages, move their threads on and record their events.
+
+        On PostgreSQL the writes go out together in pipeline mode: one round trip.
+        """
         if not self.queued:
             return
         queued, self.queued = self.queued, []
-        for table in (_contacts, _identities, _conversations):
-            if self.new_rows[table]:
-                bulk.insert_rows(self.conn, table, self.new_rows[table])
-                self.new_rows[table] = []
         now = self.tx.now
         rows = [
             {
@@ -1061,15 +1072,6 @@ class _Batch:
             }
             for item in queued
         ]
-        if len(rows) == 1:
-            ids = [self.conn.execute(INSERT_MESSAGE, rows[0]).scalar_one()]
-        elif self.conn.dialect.name == "postgresql":
-            ids = bulk.next_ids(self.conn, _messages, len(rows))
-            for row, message_id in zip(rows, ids, strict=True):
-                row["id"] = message_id
-            bulk.insert_rows(self.conn, _messages, rows)
-        else:
-            ids = list(self.conn.execute(INSERT_MESSAGES, rows).scalars())
         threads: dict[int, dict[str, Any]] = {}
         for item in queued:
             thread = threads.setdefault(
@@ -1081,22 +1083,44 @@ class _Batch:
             if not item.simple.inbound.auto_generated:
                 thread["waiting_since"] = now
         updates = list(threads.values())
-        self.conn.execute(UPDATE_THREAD, updates if len(updates) > 1 else updates[0])
-        records = []
-        for item, message_id in zip(queued, ids, strict=True):
-            item.result.message_id = message_id
-            account, inbound = item.simple.account, item.simple.inbound
-            conversation = {"team_id": item.thread.team_id, "assignee_id": item.thread.assignee_id, "status": "open"}
-            records.extend(item.before)
-            records.append(
-                _message_created(
-                    account, inbound, conversation, item.thread.conversation_id, item.thread.contact_id, message_id
+        # Drawn before the pipeline: a query's rows cannot be read in the middle of one.
+        drawn = self._ids(_messages, len(rows)) if self.postgres else None
+        with bulk.pipeline(self.conn):
+            for table in (_contacts, _identities, _conversations):
+                if self.new_rows[table]:
+                    bulk.insert_rows(self.conn, table, self.new_rows[table])
+                    self.new_rows[table] = []
+            ids = self._insert_messages(rows, drawn)
+            self.conn.execute(UPDATE_THREAD, updates if len(updates) > 1 else updates[0])
+            records = []
+            for item, message_id in zip(queued, ids, strict=True):
+                item.result.message_id = message_id
+                owner = item.thread
+                conversation = {"team_id": owner.team_id, "assignee_id": owner.assignee_id, "status": "open"}
+                records.extend(item.before)
+                records.append(
+                    _message_created(
+                        item.simple.account,
+                        item.simple.inbound,
+                        conversation,
+                        owner.conversation_id,
+                        owner.contact_id,
+                        message_id,
+                    )
                 )
-            )
-        self.tx.record_many(records)
+            self.tx.record_many(records)
         for repeat, held in self.repeats:
             repeat.message_id = held.message_id
         self.repeats.clear()
+
+    def _insert_messages(self, rows: list[dict[str, Any]], ids: list[int] | None) -> list[int]:
+        """Insert the message rows, with `ids` on PostgreSQL; return their ids, in order."""
+        if ids is not None:
+            bulk.insert_rows(self.conn, _messages, [{**row, "id": id_} for row, id_ in zip(rows, ids, strict=True)])
+            return ids
+        if len(rows) == 1:
+            return [self.conn.execute(INSERT_MESSAGE, rows[0]).scalar_one()]
+        return list(self.conn.execute(INSERT_MESSAGES, rows).scalars())
 
 
 @dataclass

@@ -22,11 +22,15 @@ Other engines (SQLite) keep SQLAlchemy's own statements. Both go through
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
+import psycopg
 from psycopg.types.json import Jsonb
-from sqlalchemy import JSON, Connection, Dialect, Table, insert
+from sqlalchemy import JSON, Connection, Dialect, Insert, Table, insert
+from sqlalchemy import exc as sa_exc
 
 
 def next_ids(conn: Connection, table: Table, count: int) -> list[int]:
@@ -51,10 +55,37 @@ def next_ids_many(conn: Connection, counts: dict[Table, int]) -> dict[Table, lis
     return {table: sorted(values) for table, values in drawn.items()}
 
 
+@contextmanager
+def pipeline(conn: Connection) -> Iterator[None]:
+    """On PostgreSQL, send the statements run inside in one go (psycopg's pipeline mode)
+    and wait once for all their results; elsewhere, run them as usual.
+
+    Only for statements whose results are not read inside (INSERT and UPDATE without
+    RETURNING): SQLAlchemy sees a query's rows only after the pipeline has synced. An
+    error in any statement surfaces when the block ends, as the SQLAlchemy exception a
+    plain statement raises (IntegrityError for a unique violation), and leaves the
+    transaction to be rolled back.
+    """
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    driver = conn.connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    try:
+        with driver.pipeline():
+            yield
+    except psycopg.IntegrityError as exc:
+        raise sa_exc.IntegrityError("pipeline", None, exc) from exc
+    except psycopg.OperationalError as exc:
+        raise sa_exc.OperationalError("pipeline", None, exc) from exc
+    except psycopg.Error as exc:
+        raise sa_exc.DBAPIError("pipeline", None, exc) from exc
+
+
 def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     """INSERT `rows` (dicts with the same keys) into `table`, without RETURNING."""
     if conn.dialect.name != "postgresql":
-        conn.execute(insert(table), rows)
+        conn.execute(_insert(table), rows)
         return
     columns = tuple(rows[0])
     statement, json_columns = _statement(table, columns, conn.dialect)
@@ -65,6 +96,12 @@ def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
             for name in columns
         ),
     )
+
+
+@lru_cache(maxsize=64)
+def _insert(table: Table) -> Insert:
+    # Built once per table: building a statement costs more than running a small one.
+    return insert(table)
 
 
 @lru_cache(maxsize=64)
