@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import String, Table, and_, any_, bindparam, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 # The batch insert casts every column it writes. A foreign-key column takes its type from
@@ -787,18 +788,42 @@ def ingest_delivery(tx: Tx, account: ChannelAccountView, result: WebhookResult) 
 
 # ---------------------------------------------------------------- batches (group commit)
 
-SELECT_DUPLICATES = select(
-    _messages.c.provider_message_id, _messages.c.id, _messages.c.conversation_id, _messages.c.contact_id
-).where(
-    _messages.c.channel_account_id == bindparam("account_id"),
-    _messages.c.provider_message_id.in_(bindparam("provider_message_ids", expanding=True)),
-)
-SELECT_SENDER_THREADS = _SENDER_THREAD_BASE.add_columns(_identities.c.value).where(
-    _identities.c.value.in_(bindparam("values", expanding=True))
-)
-SELECT_IDENTITY_OWNERS = select(_identities.c.value, _identities.c.contact_id).where(
-    _identities.c.kind == bindparam("kind"), _identities.c.value.in_(bindparam("values", expanding=True))
-)
+
+def _among(column: Any, name: str, postgres: bool) -> Any:
+    """`column IN (<the list bound as name>)`: on PostgreSQL as `= ANY(array)`, one statement
+    text for any number of values, which psycopg prepares once; an expanding IN is new text
+    (planned anew) for every length."""
+    if postgres:
+        # No length on the element type: a cast to VARCHAR(512) would cut a longer value short.
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(String())))
+    return column.in_(bindparam(name, expanding=True))
+
+
+@dataclass(frozen=True)
+class _Lookups:
+    """The batch's look-ups, as each engine runs them best."""
+
+    duplicates: Any
+    sender_threads: Any
+    identity_owners: Any
+
+    @classmethod
+    def build(cls, postgres: bool) -> _Lookups:
+        return cls(
+            select(
+                _messages.c.provider_message_id, _messages.c.id, _messages.c.conversation_id, _messages.c.contact_id
+            ).where(
+                _messages.c.channel_account_id == bindparam("account_id"),
+                _among(_messages.c.provider_message_id, "provider_message_ids", postgres),
+            ),
+            _SENDER_THREAD_BASE.add_columns(_identities.c.value).where(_among(_identities.c.value, "values", postgres)),
+            select(_identities.c.value, _identities.c.contact_id).where(
+                _identities.c.kind == bindparam("kind"), _among(_identities.c.value, "values", postgres)
+            ),
+        )
+
+
+_LOOKUPS = {postgres: _Lookups.build(postgres) for postgres in (True, False)}
 INSERT_MESSAGES = insert(_messages).returning(_messages.c.id, sort_by_parameter_order=True)
 
 
@@ -847,6 +872,7 @@ class _Batch:
         self.owners: dict[tuple[str, str], int | None] = {}
         # PostgreSQL: new senders' rows, inserted at the next flush, and ids for them.
         self.postgres = self.conn.dialect.name == "postgresql"
+        self.lookups = _LOOKUPS[self.postgres]
         # PostgreSQL: ids drawn from the sequences for rows still to insert, lowest last.
         self.spare_ids: dict[Table, list[int]] = {_contacts: [], _identities: [], _conversations: [], _messages: []}
         self.new_rows: dict[Table, list[dict[str, Any]]] = {_contacts: [], _identities: [], _conversations: []}
@@ -888,7 +914,7 @@ class _Batch:
                 others.setdefault(str(ref.kind), set()).add(ref.value)
         for account_id, ids in by_account.items():
             for row in self.conn.execute(
-                SELECT_DUPLICATES, {"account_id": account_id, "provider_message_ids": sorted(ids)}
+                self.lookups.duplicates, {"account_id": account_id, "provider_message_ids": sorted(ids)}
             ):
                 self.held[(account_id, row.provider_message_id)] = IngestResult(
                     row.id, row.conversation_id, row.contact_id, duplicate=True
@@ -896,7 +922,7 @@ class _Batch:
         for kind, values in senders.items():
             found = {
                 row.value: row
-                for row in self.conn.execute(SELECT_SENDER_THREADS, {"kind": kind, "values": sorted(values)})
+                for row in self.conn.execute(self.lookups.sender_threads, {"kind": kind, "values": sorted(values)})
             }
             for value in values:
                 self.senders[(kind, value)] = found.get(value)
@@ -904,7 +930,7 @@ class _Batch:
             new_senders += len(unknown)
             new_identities += sum(identities[(kind, value)] for value in unknown)
         for kind, values in others.items():
-            rows = self.conn.execute(SELECT_IDENTITY_OWNERS, {"kind": kind, "values": sorted(values)})
+            rows = self.conn.execute(self.lookups.identity_owners, {"kind": kind, "values": sorted(values)})
             owners: dict[str, int] = {row.value: row.contact_id for row in rows}
             for value in values:
                 self.owners[(kind, value)] = owners.get(value)
