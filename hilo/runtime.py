@@ -36,11 +36,6 @@ def session_cached(session: Session, key: Hashable, load: Callable[[], T]) -> T:
     return cast(T, cache[key])
 
 
-def forget_cached(session: Session) -> None:
-    """Drop what `session_cached` kept in this session (see `Tx.forget_settings`)."""
-    session.info.pop("hilo_cached", None)
-
-
 # How long another process may go on treating a setting as empty (no rules, no policies)
 # after one was added: the same as channel accounts and sign-ins (hilo.api.webhooks).
 KEEP_NOTHING_SET = timedelta(seconds=2)
@@ -128,7 +123,7 @@ class Tx:
 
         Forgotten again after the commit, so a read that raced the change keeps nothing.
         """
-        forget_cached(self.session)
+        self.session.info.pop("hilo_cached", None)  # what `session_cached` kept
         self.runtime.nothing_set.forget()
         self.deferred.append(self.runtime.nothing_set.forget)
 

@@ -76,8 +76,8 @@ def test_ids_drawn_for_several_tables_at_once_are_new_and_ascending(runtime: Run
 
     contacts, conversations = Contact.__table__, Conversation.__table__
     with runtime.db.sessions() as session, session.begin():
-        first = bulk.next_ids_many(session.connection(), {contacts: 3, conversations: 2})  # type: ignore[dict-item]
-        again = bulk.next_ids_many(session.connection(), {contacts: 2})  # type: ignore[dict-item]
+        first = bulk.next_ids(session.connection(), {contacts: 3, conversations: 2})  # type: ignore[dict-item]
+        again = bulk.next_ids(session.connection(), {contacts: 2})  # type: ignore[dict-item]
     assert [len(first[contacts]), len(first[conversations])] == [3, 2]  # type: ignore[index]
     assert first[contacts] == sorted(first[contacts])  # type: ignore[index]
     assert min(again[contacts]) > max(first[contacts])  # type: ignore[index]

@@ -1045,7 +1045,7 @@ class _Batch:
     def _draw(self, counts: dict[Table, int]) -> None:
         wanted = {table: count for table, count in counts.items() if count > 0}
         if wanted:
-            for table, ids in bulk.next_ids_many(self.conn, wanted).items():
+            for table, ids in bulk.next_ids(self.conn, wanted).items():
                 # Handed out from the end: the lowest ids go to the first rows.
                 self.spare_ids[table][:0] = reversed(ids)
 

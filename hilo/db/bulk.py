@@ -33,16 +33,9 @@ from sqlalchemy import JSON, Connection, Dialect, Insert, Table, insert
 from sqlalchemy import exc as sa_exc
 
 
-def next_ids(conn: Connection, table: Table, count: int) -> list[int]:
-    """`count` new ids from `table`'s id sequence (PostgreSQL), ascending."""
-    rows = conn.exec_driver_sql(
-        "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", (table.name, count)
-    )
-    return sorted(row[0] for row in rows)
-
-
-def next_ids_many(conn: Connection, counts: dict[Table, int]) -> dict[Table, list[int]]:
-    """`next_ids` for several tables in one query."""
+def next_ids(conn: Connection, counts: dict[Table, int]) -> dict[Table, list[int]]:
+    """New ids from each table's id sequence (PostgreSQL), `counts[table]` of them, ascending,
+    for several tables in one query."""
     tables = list(counts)
     statement = " UNION ALL ".join(
         f"SELECT {index}, nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)"
