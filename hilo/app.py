@@ -19,16 +19,16 @@ from starlette.types import Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from hilo import __version__
-from hilo.actions.ingest import IngestQueue
 from hilo.api import admin, attachments, auth, contacts, conversations, errors, realtime, webhooks
-from hilo.api.ratelimit import RateLimiter
 from hilo.clock import Clock
+from hilo.http.hub import Hub
+from hilo.http.presence import Presence
+from hilo.http.ratelimit import RateLimiter
+from hilo.ingest.core import IngestQueue
 from hilo.mailbox.service import MailboxService
-from hilo.realtime.hub import Hub
-from hilo.realtime.presence import Presence
+from hilo.outbox.dispatcher import OutboxDispatcher
 from hilo.runtime import Runtime
 from hilo.settings import Settings, load_settings
-from hilo.worker.dispatcher import OutboxDispatcher
 
 log = logging.getLogger("hilo")
 

@@ -54,11 +54,11 @@ def serve(host: str, port: int, workers: int) -> None:
 @main.command()
 def worker() -> None:
     """Run a worker process: outbox sends, IMAP mailboxes and the routing engine (any number on PostgreSQL)."""
-    from hilo.actions.ingest import IngestQueue
+    from hilo.features import worker_engine
+    from hilo.ingest.core import IngestQueue
     from hilo.mailbox.service import MailboxService
+    from hilo.outbox.dispatcher import OutboxDispatcher
     from hilo.runtime import Runtime
-    from hilo.worker.dispatcher import OutboxDispatcher
-    from hilo.worker.engine import worker_engine
 
     runtime = Runtime(load_settings())
     dispatcher = OutboxDispatcher(runtime)
@@ -131,7 +131,7 @@ def agents() -> None:
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 def agents_create(email: str, name: str, role: str, locale: str, password: str) -> None:
     """Create an agent."""
-    from hilo.actions.agents import create_agent
+    from hilo.agents.actions import create_agent
 
     with _runtime_tx() as tx:
         agent = create_agent(tx, email=email, name=name, password=password, role=role, locale=locale)
@@ -150,7 +150,7 @@ def tokens_create(email: str, name: str) -> None:
     """Create an API token; it is printed once."""
     from sqlalchemy import select
 
-    from hilo.actions.agents import create_token
+    from hilo.agents.actions import create_token
     from hilo.agents.models import Agent
 
     with _runtime_tx() as tx:
@@ -187,7 +187,7 @@ def _channel_json(account: Any, base_url: str) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="print the new channel account as JSON")
 def channels_add(kind: str, name: str, values: tuple[str, ...], as_json: bool) -> None:
     """Add a channel account of KIND (api, email, whatsapp, sms, telegram, ...)."""
-    from hilo.actions.channels import create_channel_account
+    from hilo.channels.actions import create_channel_account
 
     parsed: dict[str, Any] = {}
     for item in values:
@@ -245,7 +245,7 @@ class _runtime_tx:
         return self.context.__enter__()
 
     def __exit__(self, *exc: Any) -> None:
-        from hilo.actions.errors import ActionError
+        from hilo.errors import ActionError
         from hilo.i18n import gettext
 
         try:

@@ -12,19 +12,19 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from hilo.actions import agents as agent_actions
-from hilo.actions import channels as channel_actions
-from hilo.actions import conversations as conv_actions
-from hilo.actions import reply as reply_actions
-from hilo.actions.ingest import ingest_message
+from hilo.agents import actions as agent_actions
 from hilo.agents.models import Agent
+from hilo.channels import actions as channel_actions
 from hilo.channels.base import IdentityKind, IdentityRef, InboundMessage
 from hilo.clock import FrozenClock
 from hilo.contacts.models import Contact
+from hilo.conversations import actions as conv_actions
 from hilo.conversations.models import Conversation
+from hilo.ingest.core import ingest_message
+from hilo.outbox import reply as reply_actions
+from hilo.outbox.models import OutboxJob
 from hilo.runtime import Runtime
 from hilo.settings import Settings
-from hilo.worker.models import OutboxJob
 
 DEMO_PASSWORD = "hilo-demo-password"
 

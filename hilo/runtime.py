@@ -207,7 +207,7 @@ class Runtime:
         self._lock = threading.Lock()
         self._ambient = threading.local()
         # Who a bearer token or session cookie stands for, kept for a few seconds so an
-        # API request costs no sign-in queries (see hilo.api.deps.load_principal).
+        # API request costs no sign-in queries (see hilo.http.deps.load_principal).
         self.principals: dict[tuple[str, object], tuple[float, Any]] = {}
         self.nothing_set = NothingSet(self.clock)
 

@@ -163,7 +163,7 @@ def api(app_client: TestClient) -> Api:
 
 def run_worker_once(client: TestClient) -> int:
     """Run one outbox pass in this thread (the app's own worker is off in tests)."""
-    from hilo.worker.dispatcher import OutboxDispatcher
+    from hilo.outbox.dispatcher import OutboxDispatcher
 
     dispatcher = OutboxDispatcher(client.app.state.runtime)  # type: ignore[attr-defined]
     return asyncio.run(dispatcher.run_once())

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from fastapi.testclient import TestClient
 
-from hilo.actions.agents import create_agent, create_token
+from hilo.agents.actions import create_agent, create_token
 from hilo.channels import signing
 
 _ids = itertools.count(1)

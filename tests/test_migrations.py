@@ -46,7 +46,7 @@ def test_models_match_migrations(empty_database: str) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from hilo.db.models import Base
+    from hilo.models import Base
 
     upgrade(empty_database)
     engine = create_engine(normalize_url(empty_database))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hilo.actions.errors import ActionError
+from hilo.errors import ActionError
 from hilo.i18n import N_
 
 

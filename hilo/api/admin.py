@@ -9,15 +9,15 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from hilo.actions import agents as agent_actions
-from hilo.actions import channels as channel_actions
-from hilo.actions.errors import NotFound
+from hilo.agents import actions as agent_actions
 from hilo.agents.access import Principal, require_admin
 from hilo.agents.models import Agent, Team
-from hilo.api.deps import CurrentAgent, RuntimeDep
-from hilo.api.schemas import ERRORS
+from hilo.channels import actions as channel_actions
 from hilo.channels.addresses import channel_urls
 from hilo.channels.models import ChannelAccount
+from hilo.errors import NotFound
+from hilo.http.deps import CurrentAgent, RuntimeDep
+from hilo.http.schemas import ERRORS
 from hilo.i18n import N_
 
 router = APIRouter(prefix="/api/v1", tags=["administration"], responses=ERRORS)

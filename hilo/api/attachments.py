@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, Response
 
-from hilo.actions.errors import ActionError, NotFound
-from hilo.api.deps import CurrentAgent, RuntimeDep
 from hilo.conversations.access import access_conversation
 from hilo.conversations.models import Attachment, Message
+from hilo.errors import ActionError, NotFound
+from hilo.http.deps import CurrentAgent, RuntimeDep
 from hilo.i18n import N_
 from hilo.messaging.media import attachment_problem
 

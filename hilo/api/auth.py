@@ -8,12 +8,12 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from hilo.actions.agents import create_token, revoke_token, update_agent
-from hilo.actions.errors import ActionError
+from hilo.agents.actions import create_token, revoke_token, update_agent
 from hilo.agents.models import Agent, ApiToken
 from hilo.agents.passwords import verify_password
-from hilo.api.deps import CurrentAgent, RuntimeDep, client_ip, new_csrf
-from hilo.api.schemas import ERRORS
+from hilo.errors import ActionError
+from hilo.http.deps import CurrentAgent, RuntimeDep, client_ip, new_csrf
+from hilo.http.schemas import ERRORS
 from hilo.i18n import N_
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"], responses=ERRORS)

@@ -9,16 +9,16 @@ from pydantic import BaseModel, Field
 from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
-from hilo.actions import contacts as contact_actions
 from hilo.api.conversations import Timeline, messages_out
-from hilo.api.deps import CurrentAgent, RuntimeDep
-from hilo.api.schemas import ERRORS, ContactOut, IdentityOut
 from hilo.channels.base import IdentityKind, IdentityRef
+from hilo.contacts import actions as contact_actions
 from hilo.contacts.access import access_contact
 from hilo.contacts.models import Contact, Identity
 from hilo.conversations.access import visible_clause
 from hilo.conversations.models import Conversation, Message
 from hilo.conversations.search import _identity_matches, fts5_query
+from hilo.http.deps import CurrentAgent, RuntimeDep
+from hilo.http.schemas import ERRORS, ContactOut, IdentityOut
 
 router = APIRouter(prefix="/api/v1/contacts", tags=["contacts"], responses=ERRORS)
 

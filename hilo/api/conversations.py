@@ -12,18 +12,18 @@ from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from hilo.actions import conversations as conv_actions
-from hilo.actions import reply as reply_actions
-from hilo.actions.errors import ActionError, NotFound
 from hilo.agents.access import Principal
-from hilo.api.deps import CurrentAgent, RuntimeDep
-from hilo.api.schemas import ERRORS, ConversationOut, MessageOut
 from hilo.contacts.models import Contact
+from hilo.conversations import actions as conv_actions
 from hilo.conversations.access import access_conversation, visible_clause
 from hilo.conversations.models import Conversation, Label, Message, conversation_labels
 from hilo.conversations.search import find_conversations
+from hilo.errors import ActionError, NotFound
+from hilo.http.deps import CurrentAgent, RuntimeDep
+from hilo.http.schemas import ERRORS, ConversationOut, MessageOut
 from hilo.i18n import N_, gettext
 from hilo.messaging.media import media_problems
+from hilo.outbox import reply as reply_actions
 from hilo.routing.models import ConversationSla
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"], responses=ERRORS)

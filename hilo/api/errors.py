@@ -10,8 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from hilo.actions.errors import ActionError
 from hilo.channels.base import WebhookError
+from hilo.errors import ActionError
 from hilo.i18n import N_, gettext, negotiate
 
 log = logging.getLogger("hilo.api")

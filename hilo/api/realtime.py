@@ -8,8 +8,8 @@ from urllib.parse import urlparse
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from hilo.api.deps import load_principal
-from hilo.realtime.hub import Connection
+from hilo.http.deps import load_principal
+from hilo.http.hub import Connection
 
 router = APIRouter()
 

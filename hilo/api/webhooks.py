@@ -26,14 +26,14 @@ from fastapi import APIRouter, Request, Response
 from starlette.datastructures import State
 from starlette.types import Receive, Scope, Send
 
-from hilo.actions.delivery import statuses_by_part
-from hilo.actions.errors import ActionError, NotFound
 from hilo.api import errors
-from hilo.api.deps import client_ip
 from hilo.channels.base import ChannelAccountView, StatusUpdate, WebhookError, WebhookRequest
 from hilo.channels.models import ChannelAccount
 from hilo.channels.registry import MODULES, get_adapter
+from hilo.errors import ActionError, NotFound
+from hilo.http.deps import client_ip
 from hilo.i18n import N_
+from hilo.outbox.delivery import statuses_by_part
 from hilo.runtime import Runtime
 from hilo.settings import Settings
 

@@ -9,9 +9,6 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 
-from hilo.actions import conversations as conv_actions
-from hilo.actions import reply as reply_actions
-from hilo.actions.errors import ActionError
 from hilo.agents.access import Principal
 from hilo.automation import conditions as cond
 from hilo.automation import steps
@@ -27,9 +24,12 @@ from hilo.automation.models import (
 )
 from hilo.automation.variables import render
 from hilo.channels.models import ChannelAccount
+from hilo.conversations import actions as conv_actions
 from hilo.conversations.models import Conversation, Message
+from hilo.errors import ActionError
 from hilo.events.models import Event
 from hilo.i18n import N_, normalize_locale
+from hilo.outbox import reply as reply_actions
 from hilo.routing.calendars import cached, team_calendar_row
 from hilo.routing.models import BusinessHours
 from hilo.runtime import Tx

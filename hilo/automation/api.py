@@ -11,11 +11,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from hilo.actions.errors import ActionError, NotFound
 from hilo.agents.access import Principal
 from hilo.api.conversations import serialize_conversations
-from hilo.api.deps import CurrentAgent, RuntimeDep
-from hilo.api.schemas import ERRORS, ConversationOut
 from hilo.automation import actions as automation
 from hilo.automation.models import (
     AutomationRule,
@@ -27,6 +24,9 @@ from hilo.automation.models import (
 )
 from hilo.automation.rules import AutomationHandlers
 from hilo.conversations.access import access_conversation
+from hilo.errors import ActionError, NotFound
+from hilo.http.deps import CurrentAgent, RuntimeDep
+from hilo.http.schemas import ERRORS, ConversationOut
 from hilo.i18n import N_
 from hilo.routing.access import require_supervisor
 from hilo.routing.engine import engine_of

@@ -15,14 +15,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from hilo.actions import conversations as conv_actions
-from hilo.actions import reply as reply_actions
-from hilo.actions.errors import ActionError
 from hilo.agents.models import Agent, Team
 from hilo.automation.models import CannedResponse
 from hilo.automation.variables import render
+from hilo.conversations import actions as conv_actions
 from hilo.conversations.models import Conversation
+from hilo.errors import ActionError
 from hilo.i18n import N_, normalize_locale
+from hilo.outbox import reply as reply_actions
 from hilo.routing import actions as routing_actions
 from hilo.runtime import Tx
 

@@ -3,7 +3,7 @@
 An adapter turns a provider's webhook into normalised `InboundMessage`s and
 `StatusUpdate`s (after verifying the provider's signature on the raw body), and turns
 an outbound message into a provider API call. Adapters never touch the database:
-`hilo.actions.ingest` stores what they parse and `hilo.worker` calls `send`.
+`hilo.ingest.core` stores what they parse and `hilo.worker` calls `send`.
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from hilo.actions.errors import NotFound
 from hilo.agents.access import Principal
 from hilo.contacts.models import Contact
+from hilo.errors import NotFound
 from hilo.i18n import N_
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, or_, select, true
 from sqlalchemy.orm import Session
 
-from hilo.actions.errors import NotFound
 from hilo.agents.access import Principal
 from hilo.conversations.models import Conversation
+from hilo.errors import NotFound
 from hilo.i18n import N_
 
 

@@ -266,8 +266,8 @@ def record_media_failure(
     tx: Tx, job_id: int, code: str, reason: str, *, retryable: bool, retry_after: float | None = None
 ) -> None:
     """Schedule another try with backoff, or give up and say why in the timeline's events."""
-    # Imported here: hilo.actions.delivery records provider opt-outs through this module.
-    from hilo.actions.delivery import backoff_seconds
+    # Imported here: hilo.outbox.delivery records provider opt-outs through this module.
+    from hilo.outbox.delivery import backoff_seconds
 
     settings = tx.runtime.settings
     job, attachment, conversation_id = _job_attachment(tx, job_id)

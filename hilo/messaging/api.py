@@ -10,15 +10,15 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
-from hilo.actions import channels as channel_actions
-from hilo.actions.errors import ActionError, NotFound
 from hilo.agents.access import Principal, require_admin
 from hilo.api.admin import access_channel
-from hilo.api.deps import CurrentAgent, RuntimeDep
-from hilo.api.schemas import ERRORS
+from hilo.channels import actions as channel_actions
 from hilo.channels.base import ChannelAccountView, SendError
 from hilo.channels.sms import TWILIO_MAX_BODY_CHARACTERS, max_segments, segment_info
 from hilo.conversations.models import Attachment
+from hilo.errors import ActionError, NotFound
+from hilo.http.deps import CurrentAgent, RuntimeDep
+from hilo.http.schemas import ERRORS
 from hilo.i18n import N_
 from hilo.messaging.links import read_media_link
 from hilo.runtime import Runtime

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from hilo.actions.errors import ActionError
+from hilo.errors import ActionError
 from hilo.i18n import N_
 from hilo.settings import Settings
 

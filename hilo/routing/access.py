@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hilo.actions.errors import ActionError
 from hilo.agents.access import Principal
+from hilo.errors import ActionError
 from hilo.i18n import N_
 
 

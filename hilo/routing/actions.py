@@ -36,11 +36,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
-from hilo.actions import conversations as conv_actions
-from hilo.actions.errors import ActionError
 from hilo.agents.models import Agent, Team, team_members
 from hilo.channels.models import ChannelAccount
+from hilo.conversations import actions as conv_actions
 from hilo.conversations.models import Conversation
+from hilo.errors import ActionError
 from hilo.i18n import N_
 from hilo.routing.capacity import CHANNEL_CLASSES, DEFAULT_CAPACITY, capacity_for, channel_class
 from hilo.routing.models import (

@@ -10,14 +10,14 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hilo.actions.errors import ActionError, NotFound
 from hilo.agents.models import Agent, Team
 from hilo.api.conversations import list_query, serialize_conversations
-from hilo.api.deps import CurrentAgent, RuntimeDep
-from hilo.api.schemas import ERRORS, ConversationOut
 from hilo.conversations.access import access_conversation
 from hilo.conversations.models import Conversation
+from hilo.errors import ActionError, NotFound
 from hilo.events.models import Event
+from hilo.http.deps import CurrentAgent, RuntimeDep
+from hilo.http.schemas import ERRORS, ConversationOut
 from hilo.i18n import N_
 from hilo.routing import actions, calendars, presence, sla
 from hilo.routing.access import require_supervisor

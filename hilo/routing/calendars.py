@@ -10,7 +10,7 @@ import orjson
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from hilo.actions.errors import ActionError
+from hilo.errors import ActionError
 from hilo.i18n import N_
 from hilo.routing.business_hours import Calendar
 from hilo.routing.models import BusinessHours, RoutingTeam

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
 
-from hilo.actions.errors import ActionError
+from hilo.errors import ActionError
 from hilo.i18n import N_
 from hilo.routing.actions import agent_row
 from hilo.routing.models import AVAILABILITIES, PresenceSession, RoutingAgent

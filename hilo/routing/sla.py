@@ -18,10 +18,10 @@ from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, select, update
 
-from hilo.actions.errors import ActionError
 from hilo.agents.models import Agent, team_members
 from hilo.contacts.models import Contact
 from hilo.conversations.models import PRIORITIES, Conversation
+from hilo.errors import ActionError
 from hilo.i18n import N_
 from hilo.routing.actions import channel_kind
 from hilo.routing.business_hours import add_time, time_between

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from hilo.actions.errors import NotFound
 from hilo.agents.access import Principal
+from hilo.errors import NotFound
 from hilo.i18n import N_
 from hilo.web.models import SavedView
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from hilo.actions.errors import ActionError
 from hilo.conversations.models import Conversation
+from hilo.errors import ActionError
 from hilo.i18n import N_
 from hilo.runtime import Tx
 from hilo.web.inbox import parse_filters

@@ -23,7 +23,6 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from hilo.agents.access import Principal
-from hilo.api.deps import RuntimeDep
 from hilo.automation import api as automation_api
 from hilo.automation.conditions import FIELDS, OPERATORS
 from hilo.automation.models import AutomationRule, CannedResponse
@@ -31,6 +30,7 @@ from hilo.automation.variables import KNOWN
 from hilo.channels.registry import kinds as channel_kinds
 from hilo.contacts.models import Contact
 from hilo.conversations.models import Conversation
+from hilo.http.deps import RuntimeDep
 from hilo.i18n import N_, gettext
 from hilo.routing import api as routing_api
 from hilo.routing.calendars import cached

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
-from hilo.api.deps import CurrentAgent, RuntimeDep
-from hilo.api.schemas import ERRORS
 from hilo.conversations.access import access_conversation
+from hilo.http.deps import CurrentAgent, RuntimeDep
+from hilo.http.schemas import ERRORS
 from hilo.web import actions
 from hilo.web.access import access_saved_view
 from hilo.web.inbox import label_names, load_directory, saved_views, sidebar_views, unread_counts

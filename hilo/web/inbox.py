@@ -16,13 +16,13 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select, true
 from sqlalchemy.orm import Session
 
-from hilo.actions.errors import ActionError, NotFound
 from hilo.agents.access import Principal
 from hilo.agents.models import Agent, Team
 from hilo.api.conversations import filter_clauses
 from hilo.channels.models import ChannelAccount
 from hilo.conversations.access import visible_clause
 from hilo.conversations.models import STATUSES, Conversation, Label, conversation_labels
+from hilo.errors import ActionError, NotFound
 from hilo.i18n import N_
 from hilo.web.models import SORTS, ConversationRead, SavedView
 

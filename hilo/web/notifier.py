@@ -19,10 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from hilo.agents.models import Agent
-from hilo.api.deps import principal_of
 from hilo.contacts.models import Contact
 from hilo.conversations.access import can_see
 from hilo.conversations.models import Conversation, Message
+from hilo.http.deps import principal_of
 from hilo.runtime import Runtime
 from hilo.web.actions import notify
 

@@ -209,7 +209,7 @@ def rich_text(text: str | None, mention_names: Iterable[str] = ()) -> Markup:
     return Markup("".join(out))  # noqa: S704 - every piece is escaped above
 
 
-# Why an identity a customer gave was not linked (hilo.actions.contacts.link_refusal).
+# Why an identity a customer gave was not linked (hilo.contacts.actions.link_refusal).
 LINK_REFUSED_TEXTS = {
     "claim_of_verified_contact": N_(
         "{value} was not linked to this contact: it belongs to another contact, who has a verified identity. "

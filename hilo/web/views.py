@@ -22,7 +22,6 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from hilo.actions.errors import ActionError, NotFound
 from hilo.agents.access import Principal
 from hilo.agents.models import ApiToken, Team
 from hilo.api.contacts import list_contacts
@@ -31,7 +30,6 @@ from hilo.api.conversations import (
     send_reply_with_files,
     serialize_conversations,
 )
-from hilo.api.deps import RuntimeDep, load_principal, new_csrf
 from hilo.channels.addresses import channel_urls
 from hilo.channels.models import ChannelAccount
 from hilo.channels.registry import MODULES, get_adapter
@@ -40,6 +38,8 @@ from hilo.contacts.access import access_contact
 from hilo.contacts.models import Contact
 from hilo.conversations.access import access_conversation, visible_clause
 from hilo.conversations.models import Conversation, Message
+from hilo.errors import ActionError, NotFound
+from hilo.http.deps import RuntimeDep, load_principal, new_csrf
 from hilo.i18n import N_, negotiate, normalize_locale
 from hilo.messaging.api import TEMPLATE_KINDS
 from hilo.runtime import Runtime

@@ -9,14 +9,14 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from hilo.actions.errors import ActionError
-from hilo.actions.ingest import STATUS_PREDECESSORS
-from hilo.actions.reply import reply
 from hilo.channels.base import DeliveryStatus, IdentityKind
 from hilo.channels.models import ChannelAccount
 from hilo.channels.widget import WidgetSettings
 from hilo.contacts.models import Identity
 from hilo.conversations.models import Conversation, Message
+from hilo.errors import ActionError
+from hilo.ingest.core import STATUS_PREDECESSORS
+from hilo.outbox.reply import reply
 from hilo.runtime import Runtime, Tx
 
 log = logging.getLogger(__name__)

@@ -7,9 +7,9 @@ import time
 
 from sqlalchemy import select
 
-from hilo.actions.errors import ActionError, NotFound
 from hilo.channels.base import ChannelAccountView
 from hilo.channels.models import ChannelAccount
+from hilo.errors import ActionError, NotFound
 from hilo.i18n import N_
 from hilo.runtime import Runtime
 

@@ -21,11 +21,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.datastructures import UploadFile
 
-from hilo.actions.errors import ActionError
-from hilo.api.deps import client_ip
 from hilo.channels.base import ChannelAccountView, InboundAttachment
 from hilo.channels.webform import HONEYPOT, FieldRule, FormInvalid, WebformSettings, parse_submission
 from hilo.channels.widget import origin_allowed
+from hilo.errors import ActionError
+from hilo.http.deps import client_ip
 from hilo.i18n import N_, gettext, negotiate, normalize_locale
 from hilo.runtime import Runtime
 from hilo.widget.directory import Directory

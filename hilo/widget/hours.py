@@ -10,8 +10,8 @@ from babel.dates import format_date, format_skeleton
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hilo.actions.errors import ActionError
 from hilo.channels.widget import REPLY_TIMES, WidgetSettings
+from hilo.errors import ActionError
 from hilo.i18n import N_, gettext
 from hilo.routing import calendars
 from hilo.routing.business_hours import CalendarError

@@ -9,8 +9,6 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from hilo.actions.errors import ActionError
-from hilo.actions.ingest import IngestResult
 from hilo.channels.base import (
     ChannelAccountView,
     IdentityKind,
@@ -22,7 +20,9 @@ from hilo.channels.base import (
 )
 from hilo.channels.widget import FieldRule, WidgetSettings, prechat_identities, validate_prechat
 from hilo.contacts.identity import InvalidIdentity, normalize_email
+from hilo.errors import ActionError
 from hilo.i18n import N_
+from hilo.ingest.core import IngestResult
 from hilo.widget.visitors import Visitor
 
 MAX_TEXT = 5_000

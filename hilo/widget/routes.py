@@ -22,11 +22,11 @@ from fastapi import APIRouter, FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.datastructures import UploadFile
 
-from hilo.actions.errors import ActionError, NotFound
-from hilo.api.deps import client_ip
 from hilo.channels.base import ChannelAccountView, DeliveryStatus, InboundAttachment
 from hilo.channels.widget import PrechatInvalid, WidgetSettings, localized, origin_allowed
 from hilo.conversations.models import Attachment, Message
+from hilo.errors import ActionError, NotFound
+from hilo.http.deps import client_ip
 from hilo.i18n import N_, gettext, negotiate, normalize_locale
 from hilo.runtime import Runtime
 from hilo.widget import forms

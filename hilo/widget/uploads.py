@@ -9,8 +9,8 @@ from typing import Any
 from starlette.datastructures import FormData
 from starlette.requests import Request
 
-from hilo.actions.errors import ActionError
 from hilo.channels.base import MessageKind
+from hilo.errors import ActionError
 from hilo.i18n import N_
 
 # Content type -> (message kind, leading bytes a real file of that type starts with).

@@ -16,9 +16,9 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from hilo.actions.errors import ActionError
 from hilo.channels.base import ChannelAccountView
 from hilo.channels.widget import MAX_USER_ID, user_identity, verify_user, visitor_identity
+from hilo.errors import ActionError
 from hilo.i18n import N_
 
 _TOKEN = re.compile(r"^([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{22})$")

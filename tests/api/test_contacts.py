@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from hilo.actions.ingest import ingest_message
 from hilo.channels.base import IdentityKind, IdentityRef, InboundMessage
 from hilo.channels.models import ChannelAccount
 from hilo.channels.widget import user_hash
+from hilo.ingest.core import ingest_message
 from tests.support import Api
 from tests.widget.widget_support import SECRET, open_widget, token_of, widget_channel
 

@@ -17,12 +17,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event, select
 
-from hilo.actions.ingest import DeliveryResult, IngestQueue, ingest_batch
 from hilo.channels import signing
 from hilo.channels.api import ADAPTER
 from hilo.channels.base import ChannelAccountView, WebhookRequest, WebhookResult
 from hilo.channels.models import ChannelAccount
 from hilo.events.models import Event
+from hilo.ingest.core import DeliveryResult, IngestQueue, ingest_batch
 from hilo.runtime import Runtime
 from tests.support import Api
 

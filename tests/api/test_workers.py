@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 from fastapi.testclient import TestClient
 
-from hilo.worker.dispatcher import OutboxDispatcher
+from hilo.outbox.dispatcher import OutboxDispatcher
 from tests.conftest import empty_postgres
 from tests.fakes.receiver import receiver
 from tests.support import Api

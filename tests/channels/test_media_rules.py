@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hilo.actions.errors import ActionError
+from hilo.errors import ActionError
 from hilo.messaging.links import media_link, read_media_link
 from hilo.messaging.media import DEFAULT_MAX_MEDIA_BYTES, DEFAULT_MEDIA_TYPES, effective_type, media_limits
 from tests.conftest import make_settings

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hilo.actions.agents import create_agent, create_team, create_token
+from hilo.agents.actions import create_agent, create_team, create_token
 from hilo.app import create_app
 from hilo.clock import FrozenClock
 from hilo.settings import Settings

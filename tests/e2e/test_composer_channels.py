@@ -18,7 +18,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, expect
 
-from hilo.actions.agents import create_agent, create_team, create_token
+from hilo.agents.actions import create_agent, create_team, create_token
 from hilo.app import create_app
 from hilo.clock import FrozenClock
 from tests.channels.email_flow import MAILGUN_KEY, mailgun_post

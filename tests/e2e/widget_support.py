@@ -21,7 +21,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 from websockets.sync.client import connect
 
-from hilo.actions.agents import create_agent, create_token
+from hilo.agents.actions import create_agent, create_token
 from hilo.app import create_app
 from hilo.clock import Clock
 from hilo.settings import Settings

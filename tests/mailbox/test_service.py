@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from hilo.actions.channels import create_channel_account
-from hilo.actions.ingest import IngestQueue
+from hilo.channels.actions import create_channel_account
 from hilo.channels.email_imap import ImapState
 from hilo.clock import FrozenClock
+from hilo.ingest.core import IngestQueue
 from hilo.mailbox.actions import claim_mailbox, release_mailbox, save_cursor
 from hilo.mailbox.service import LEASE, MailboxService
 from hilo.runtime import Runtime

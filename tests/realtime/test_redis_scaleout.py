@@ -18,9 +18,9 @@ import pytest
 import redis
 import websockets
 
-from hilo.actions.agents import create_agent, create_token
-from hilo.actions.channels import create_channel_account
+from hilo.agents.actions import create_agent, create_token
 from hilo.channels import signing
+from hilo.channels.actions import create_channel_account
 from hilo.db.migrate import upgrade
 from hilo.runtime import Runtime
 from tests.conftest import (

@@ -113,12 +113,12 @@ def test_outside_calls_wait_for_the_commit(runtime: Runtime) -> None:
 
 def test_a_worker_runs_the_rules_on_mail_it_ingests(runtime: Runtime) -> None:
     # given: a rule that labels every customer message, and a worker process's engine
-    from hilo.actions.channels import create_channel_account
-    from hilo.actions.ingest import IngestQueue
     from hilo.automation.actions import save_rule
+    from hilo.channels.actions import create_channel_account
     from hilo.channels.base import IdentityKind, IdentityRef, InboundMessage, WebhookResult
     from hilo.conversations.models import Label, conversation_labels
-    from hilo.worker.engine import worker_engine
+    from hilo.features import worker_engine
+    from hilo.ingest.core import IngestQueue
 
     with runtime.transaction() as tx:
         account = create_channel_account(tx, "email", "Soporte", {"address": "soporte@example.com"}).view()

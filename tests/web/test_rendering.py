@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from hilo.actions.errors import ActionError
+from hilo.errors import ActionError
 from hilo.i18n import catalog
 from hilo.web.inbox import BUILTIN, Filters, parse_filters
 from hilo.web.rendering import JS_STRINGS, event_text, initials, rich_text, translator

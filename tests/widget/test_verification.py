@@ -6,7 +6,6 @@ from datetime import date
 
 import pytest
 
-from hilo.actions.errors import ActionError
 from hilo.channels.base import ChannelAccountView, IdentityKind
 from hilo.channels.webform import FormInvalid, parse_submission, redirect_allowed
 from hilo.channels.widget import (
@@ -19,6 +18,7 @@ from hilo.channels.widget import (
     validate_prechat,
     verify_user,
 )
+from hilo.errors import ActionError
 from hilo.widget.uploads import check_file
 from hilo.widget.visitors import Credentials, authenticate, issue_token, read_token
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from hilo.db.models import Base
+from hilo.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -9,19 +9,19 @@ from typing import Any
 
 from sqlalchemy import func, insert, select, update
 
-from hilo.actions.conversations import realtime_of
-from hilo.actions.delivery import carry_sent_parts
-from hilo.actions.errors import ActionError
 from hilo.channels.base import IdentityKind, IdentityRef, SendContext
 from hilo.channels.models import ChannelAccount
 from hilo.channels.registry import get_adapter
 from hilo.contacts.identity import CHANNEL_IDENTITY_KIND, InvalidIdentity, normalize_email
 from hilo.contacts.models import Identity
+from hilo.conversations.actions import realtime_of
 from hilo.conversations.models import Attachment, Conversation, Message
+from hilo.errors import ActionError
 from hilo.i18n import N_
 from hilo.messaging.optouts import is_opted_out
+from hilo.outbox.delivery import carry_sent_parts
+from hilo.outbox.models import OutboxJob
 from hilo.runtime import Tx
-from hilo.worker.models import OutboxJob
 
 SCOPED_KINDS = (IdentityKind.API, IdentityKind.WIDGET)
 

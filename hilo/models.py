@@ -9,9 +9,9 @@ from hilo.db.base import Base
 from hilo.events.models import Event
 from hilo.mailbox.models import MailboxState  # noqa: F401
 from hilo.messaging.models import ChannelOptOut, MediaFetchJob  # noqa: F401
+from hilo.outbox.models import OutboxJob, OutboxPart
 from hilo.routing.models import BusinessHours, ConversationSla, RoutingAgent, SlaPolicy, SlaTimer  # noqa: F401
 from hilo.web.models import ConversationRead, Notification, SavedView  # noqa: F401
-from hilo.worker.models import OutboxJob, OutboxPart
 
 __all__ = [
     "Agent",

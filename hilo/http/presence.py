@@ -10,8 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from hilo.agents.access import Principal
+from hilo.http.hub import Connection
 from hilo.realtime.bus import Bus
-from hilo.realtime.hub import Connection
 
 
 class Presence:

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 # The batch insert casts every column it writes. A foreign-key column takes its type from
 # the column it points at, known only once that table is loaded: load every table.
-import hilo.db.models  # noqa: F401
+import hilo.models  # noqa: F401
 from hilo.channels.base import (
     ChannelAccountView,
     DeliveryStatus,
@@ -157,7 +157,7 @@ def resolve_contact(tx: Tx, refs: list[IdentityRef], name: str | None, locale: s
     Every such link passes `link_refusal` first: an identity it refuses stays where it
     is (or unknown), and the sender keeps, or gets, a contact of their own.
     """
-    from hilo.actions.contacts import link_refusal, merge_contacts
+    from hilo.contacts.actions import link_refusal, merge_contacts
 
     session = tx.session
     sender = refs[0]

@@ -10,13 +10,13 @@ from datetime import timedelta
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from hilo.actions.conversations import realtime_of
 from hilo.channels.base import SendError, SendResult, StatusUpdate
 from hilo.channels.models import ChannelAccount
+from hilo.conversations.actions import realtime_of
 from hilo.conversations.models import Conversation, Message
 from hilo.messaging.actions import set_channel_opt_out
+from hilo.outbox.models import OutboxJob, OutboxPart
 from hilo.runtime import Tx
-from hilo.worker.models import OutboxJob, OutboxPart
 
 
 def backoff_seconds(attempt: int, base: float, ceiling: float, retry_after: float | None) -> float:

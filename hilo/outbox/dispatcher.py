@@ -17,8 +17,6 @@ from functools import partial
 
 from sqlalchemy import or_, select, update
 
-from hilo.actions.conversations import wake_snoozed
-from hilo.actions.delivery import record_failure, record_part_sent, record_sent, sent_parts
 from hilo.channels.base import (
     IdentityKind,
     IdentityRef,
@@ -30,12 +28,14 @@ from hilo.channels.base import (
 from hilo.channels.models import ChannelAccount
 from hilo.channels.registry import get_adapter
 from hilo.contacts.models import Identity
+from hilo.conversations.actions import wake_snoozed
 from hilo.conversations.models import Attachment, Conversation, Message
 from hilo.i18n import N_
 from hilo.messaging.links import media_link
 from hilo.messaging.media import MediaFetcher
+from hilo.outbox.delivery import record_failure, record_part_sent, record_sent, sent_parts
+from hilo.outbox.models import OutboxJob
 from hilo.runtime import Runtime
-from hilo.worker.models import OutboxJob
 
 log = logging.getLogger(__name__)
 # How soon a reply held by a disabled channel is looked at again.

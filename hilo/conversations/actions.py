@@ -7,7 +7,6 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 
-from hilo.actions.errors import ActionError
 from hilo.agents.models import Agent, Team
 from hilo.conversations.models import (
     PRIORITIES,
@@ -17,6 +16,7 @@ from hilo.conversations.models import (
     Message,
     conversation_labels,
 )
+from hilo.errors import ActionError
 from hilo.i18n import N_
 from hilo.runtime import Tx
 
@@ -241,7 +241,7 @@ def merge_conversations(tx: Tx, source: Conversation, target: Conversation) -> N
     if source.merged_into_id is not None or target.merged_into_id is not None:
         raise ActionError("conversation_merged", N_("This conversation was merged into another one."), 409)
     if source.contact_id != target.contact_id:
-        from hilo.actions.contacts import merge_contacts, verified_conflict
+        from hilo.contacts.actions import merge_contacts, verified_conflict
 
         # One thread per person: conversations of two contacts merge only as one contact.
         if verified_conflict(tx.session, source.contact_id, target.contact_id):

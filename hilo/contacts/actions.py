@@ -7,11 +7,11 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from hilo.actions.errors import ActionError
 from hilo.channels.base import IdentityRef
 from hilo.contacts.identity import InvalidIdentity, normalize
 from hilo.contacts.models import Contact, Identity
 from hilo.conversations.models import Conversation, Message
+from hilo.errors import ActionError
 from hilo.i18n import N_
 from hilo.runtime import Tx
 
@@ -143,7 +143,7 @@ def merge_contacts(tx: Tx, *, source_id: int, target_id: int, automatic: bool = 
     Identities, conversations and messages move. If both have an unresolved
     conversation they become one thread: the source's is merged into the target's.
     """
-    from hilo.actions.conversations import merge_conversation_rows
+    from hilo.conversations.actions import merge_conversation_rows
 
     if source_id == target_id:
         raise ActionError("merge_same_contact", N_("A contact cannot be merged into itself."), 422)

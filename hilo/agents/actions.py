@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from hilo.actions.errors import ActionError
 from hilo.agents.models import ROLES, Agent, ApiToken, Team
 from hilo.agents.passwords import hash_password, new_token
 from hilo.contacts.identity import InvalidIdentity, normalize_email
+from hilo.errors import ActionError
 from hilo.i18n import LOCALES, N_
 from hilo.runtime import Tx
 

@@ -13,10 +13,10 @@ from fastapi import Depends, Request
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
-from hilo.actions.errors import ActionError
 from hilo.agents.access import Principal
 from hilo.agents.models import Agent, ApiToken
 from hilo.agents.passwords import token_hash
+from hilo.errors import ActionError
 from hilo.i18n import N_
 from hilo.runtime import Runtime
 

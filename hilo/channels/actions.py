@@ -5,10 +5,10 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from hilo.actions.errors import ActionError
 from hilo.channels.models import ChannelAccount
 from hilo.channels.registry import MODULES, get_adapter
 from hilo.channels.settings import SettingInvalid, check_structured
+from hilo.errors import ActionError
 from hilo.i18n import N_
 from hilo.messaging.media import MEDIA_CONFIG_KEYS
 from hilo.runtime import Tx

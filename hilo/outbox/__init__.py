@@ -1,0 +1,1 @@
+"""Replies going out: the transactional outbox, its jobs and parts, the dispatcher and delivery outcomes."""
