@@ -28,11 +28,12 @@ run: $(STAMP)
 test: $(STAMP)
 	bash scripts/test.sh
 
-## lint: ruff (lint + format check) and mypy
+## lint: ruff (lint + format check), mypy and the import layers (import-linter)
 lint: $(STAMP)
 	$(BIN)/ruff check hilo tests bench
 	$(BIN)/ruff format --check hilo tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 ## bench: run the benchmarks; results in bench/results/*.json and bench/README.md
 bench: $(STAMP)

@@ -424,7 +424,7 @@ def statements_per_message(database_url: str, data_dir: Path) -> dict[str, Any]:
     from hilo.channels.actions import create_channel_account
     from hilo.channels.api import ADAPTER
     from hilo.channels.base import WebhookRequest
-    from hilo.ingest.core import ingest_batch, ingest_delivery
+    from hilo.ingest.deliveries import ingest_batch, ingest_delivery
     from hilo.runtime import Runtime
     from hilo.settings import load_settings
 

@@ -24,7 +24,7 @@ from hilo.clock import Clock
 from hilo.http.hub import Hub
 from hilo.http.presence import Presence
 from hilo.http.ratelimit import RateLimiter
-from hilo.ingest.core import IngestQueue
+from hilo.ingest.queue import IngestQueue
 from hilo.mailbox.service import MailboxService
 from hilo.outbox.dispatcher import OutboxDispatcher
 from hilo.runtime import Runtime
@@ -38,7 +38,7 @@ FEATURE_MODULES = (
     "hilo.widget.routes",
     "hilo.routing.api",
     "hilo.automation.api",
-    "hilo.messaging.api",
+    "hilo.api.channel_tools",
 )
 
 

@@ -55,7 +55,7 @@ def serve(host: str, port: int, workers: int) -> None:
 def worker() -> None:
     """Run a worker process: outbox sends, IMAP mailboxes and the routing engine (any number on PostgreSQL)."""
     from hilo.features import worker_engine
-    from hilo.ingest.core import IngestQueue
+    from hilo.ingest.queue import IngestQueue
     from hilo.mailbox.service import MailboxService
     from hilo.outbox.dispatcher import OutboxDispatcher
     from hilo.runtime import Runtime

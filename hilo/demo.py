@@ -20,7 +20,7 @@ from hilo.clock import FrozenClock
 from hilo.contacts.models import Contact
 from hilo.conversations import actions as conv_actions
 from hilo.conversations.models import Conversation
-from hilo.ingest.core import ingest_message
+from hilo.ingest.deliveries import ingest_message
 from hilo.outbox import reply as reply_actions
 from hilo.outbox.models import OutboxJob
 from hilo.runtime import Runtime

@@ -7,10 +7,11 @@ from hilo.contacts.models import Contact, Identity
 from hilo.conversations.models import Attachment, Conversation, Label, Message, conversation_labels
 from hilo.db.base import Base
 from hilo.events.models import Event
+from hilo.hours.models import BusinessHours  # noqa: F401
 from hilo.mailbox.models import MailboxState  # noqa: F401
 from hilo.messaging.models import ChannelOptOut, MediaFetchJob  # noqa: F401
 from hilo.outbox.models import OutboxJob, OutboxPart
-from hilo.routing.models import BusinessHours, ConversationSla, RoutingAgent, SlaPolicy, SlaTimer  # noqa: F401
+from hilo.routing.models import RoutingAgent, SlaPolicy, SlaTimer  # noqa: F401
 from hilo.web.models import ConversationRead, Notification, SavedView  # noqa: F401
 
 __all__ = [

@@ -43,16 +43,16 @@ def free_port() -> int:
 
 def showcase(settings: object) -> int:
     """Pick a customer who wrote on several channels and add a note, a quoted e-mail and a failed reply."""
-    from hilo.outbox import reply as reply_actions
-    from hilo.outbox.delivery import record_failure
-    from hilo.ingest.core import ingest_message
     from hilo.agents.models import Agent
     from hilo.channels.base import IdentityKind, IdentityRef, InboundMessage, SendError
     from hilo.channels.models import ChannelAccount
     from hilo.contacts.models import Identity
     from hilo.conversations.models import Conversation, Message
-    from hilo.runtime import Runtime
+    from hilo.ingest.deliveries import ingest_message
+    from hilo.outbox import reply as reply_actions
+    from hilo.outbox.delivery import record_failure
     from hilo.outbox.models import OutboxJob
+    from hilo.runtime import Runtime
 
     runtime = Runtime(settings)  # type: ignore[arg-type]
     try:

@@ -6,9 +6,9 @@ from sqlalchemy import select
 
 from hilo.agents.models import ROLES, Agent, ApiToken, Team
 from hilo.agents.passwords import hash_password, new_token
-from hilo.contacts.identity import InvalidIdentity, normalize_email
 from hilo.errors import ActionError
 from hilo.i18n import LOCALES, N_
+from hilo.normalize import InvalidIdentity, normalize_email
 from hilo.runtime import Tx
 
 MIN_PASSWORD = 10

@@ -13,6 +13,7 @@ from hilo.agents import actions as agent_actions
 from hilo.agents.access import Principal, require_admin
 from hilo.agents.models import Agent, Team
 from hilo.channels import actions as channel_actions
+from hilo.channels.access import access_channel
 from hilo.channels.addresses import channel_urls
 from hilo.channels.models import ChannelAccount
 from hilo.errors import NotFound
@@ -76,13 +77,6 @@ def channel_payload(account: ChannelAccount, principal: Principal, base_url: str
             updated_at=account.updated_at,
         )
     return payload
-
-
-def access_channel(session: Any, principal: Principal, account_id: int) -> ChannelAccount:
-    account = session.get(ChannelAccount, account_id)
-    if account is None:
-        raise NotFound("channel_not_found", N_("Channel not found."))
-    return account
 
 
 @router.get("/channels", tags=["channels"])

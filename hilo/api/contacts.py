@@ -6,17 +6,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from hilo.api.conversations import Timeline, messages_out
 from hilo.channels.base import IdentityKind, IdentityRef
 from hilo.contacts import actions as contact_actions
 from hilo.contacts.access import access_contact
-from hilo.contacts.models import Contact, Identity
+from hilo.conversations import merging
 from hilo.conversations.access import visible_clause
 from hilo.conversations.models import Conversation, Message
-from hilo.conversations.search import _identity_matches, fts5_query
+from hilo.conversations.search import contact_page
 from hilo.http.deps import CurrentAgent, RuntimeDep
 from hilo.http.schemas import ERRORS, ContactOut, IdentityOut
 
@@ -57,40 +57,9 @@ def list_contacts(
     cursor: str | None = None,
 ) -> ContactList:
     """List contacts, newest first; `q` searches names, e-mail addresses and phone numbers."""
-    query = select(Contact).options(selectinload(Contact.identities)).where(Contact.merged_into_id.is_(None))
-    if q and q.strip():
-        term = q.strip()
-        identity = _identity_matches(term, runtime.settings.default_region)
-        clauses = []
-        if identity is not None:
-            clauses.append(Contact.id.in_(select(Identity.contact_id).where(identity)))
-        if runtime.db.dialect == "postgresql":
-            from sqlalchemy import func, literal_column
-
-            vector = func.to_tsvector(literal_column("'simple'::regconfig"), func.coalesce(Contact.name, ""))
-            clauses.append(vector.op("@@")(func.websearch_to_tsquery(literal_column("'simple'::regconfig"), term)))
-        else:
-            from sqlalchemy import text
-
-            match = fts5_query(term)
-            if match:
-                clauses.append(
-                    Contact.id.in_(
-                        text("SELECT rowid FROM contacts_fts WHERE contacts_fts MATCH :m").bindparams(m=match)
-                    )
-                )
-        clauses.append(Contact.id.in_(select(Identity.contact_id).where(Identity.value.startswith(term.lower()))))
-        query = query.where(or_(*clauses))
-    if cursor:
-        query = query.where(Contact.id < int(cursor))
-    query = query.order_by(Contact.id.desc()).limit(limit + 1)
     with runtime.db.read() as session:
-        rows = list(session.execute(query).scalars().all())
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return ContactList(
-            items=[ContactOut.model_validate(c) for c in rows], next_cursor=str(rows[-1].id) if more else None
-        )
+        rows, next_cursor = contact_page(session, q, region=runtime.settings.default_region, limit=limit, cursor=cursor)
+        return ContactList(items=[ContactOut.model_validate(c) for c in rows], next_cursor=next_cursor)
 
 
 @router.get("/{contact_id}", response_model=ContactOut)
@@ -126,7 +95,7 @@ def merge(contact_id: int, body: MergeIn, principal: CurrentAgent, runtime: Runt
     with runtime.transaction(principal.id) as tx:
         target = access_contact(tx.session, principal, contact_id)
         source = access_contact(tx.session, principal, body.source_id)
-        contact_actions.merge_contacts(tx, source_id=source.id, target_id=target.id)
+        merging.merge_contacts(tx, source_id=source.id, target_id=target.id)
         tx.session.expire_all()
         return ContactOut.model_validate(access_contact(tx.session, principal, target.id))
 
@@ -136,7 +105,7 @@ def split(contact_id: int, body: SplitIn, principal: CurrentAgent, runtime: Runt
     """Move identities (and the conversations only they took part in) to a new contact."""
     with runtime.transaction(principal.id) as tx:
         contact = access_contact(tx.session, principal, contact_id)
-        new = contact_actions.split_contact(tx, contact, body.identity_ids, body.name)
+        new = merging.split_contact(tx, contact, body.identity_ids, body.name)
         tx.session.expire_all()
         return ContactOut.model_validate(access_contact(tx.session, principal, new.id))
 

@@ -3,39 +3,37 @@ the timeline, replies, notes and retries."""
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from hilo.agents.access import Principal
-from hilo.contacts.models import Contact
 from hilo.conversations import actions as conv_actions
-from hilo.conversations.access import access_conversation, visible_clause
-from hilo.conversations.models import Conversation, Label, Message, conversation_labels
-from hilo.conversations.search import find_conversations
+from hilo.conversations import merging, queries
+from hilo.conversations.access import access_conversation
+from hilo.conversations.models import Message
 from hilo.errors import ActionError, NotFound
 from hilo.http.deps import CurrentAgent, RuntimeDep
-from hilo.http.schemas import ERRORS, ConversationOut, MessageOut
+from hilo.http.schemas import (
+    ERRORS,
+    ConversationList,
+    ConversationOut,
+    MessageOut,
+    conversation_list,
+    serialize_conversations,
+)
 from hilo.i18n import N_, gettext
 from hilo.messaging.media import media_problems
 from hilo.outbox import reply as reply_actions
-from hilo.routing.models import ConversationSla
 
 router = APIRouter(prefix="/api/v1/conversations", tags=["conversations"], responses=ERRORS)
 
-PRIORITY_ORDER = {"urgent": 0, "high": 1, "medium": 2, "low": 3, "none": 4}
 # Uploaded files of these major MIME types are shown inline; anything else is a document.
 MEDIA_KINDS = ("image", "audio", "video")
-
-
-class ConversationList(BaseModel):
-    items: list[ConversationOut]
-    next_cursor: str | None
 
 
 class ConversationPatch(BaseModel):
@@ -77,115 +75,6 @@ class Timeline(BaseModel):
     next_cursor: str | None
 
 
-def _encode(*parts: object) -> str:
-    return base64.urlsafe_b64encode("|".join(str(p) for p in parts).encode()).decode()
-
-
-def _decode_activity(cursor: str) -> tuple[datetime, int]:
-    """(last_message_at, id) of the last row of the previous page."""
-    try:
-        at, ident = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(at), int(ident)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ActionError("cursor_invalid", N_("The page cursor is not valid."), 422) from exc
-
-
-def _decode_offset(cursor: str) -> int:
-    try:
-        offset = int(base64.urlsafe_b64decode(cursor.encode()).decode())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ActionError("cursor_invalid", N_("The page cursor is not valid."), 422) from exc
-    if offset < 0:
-        raise ActionError("cursor_invalid", N_("The page cursor is not valid."), 422)
-    return offset
-
-
-def serialize_conversations(session: Session, rows: list[Conversation]) -> list[ConversationOut]:
-    """Serialise a page of conversations with two extra queries in all (names, labels)."""
-    ids = [c.id for c in rows]
-    names = (
-        dict(
-            session.execute(select(Contact.id, Contact.name).where(Contact.id.in_({c.contact_id for c in rows})))
-            .tuples()
-            .all()
-        )
-        if rows
-        else {}
-    )
-    labels: dict[int, list[str]] = {}
-    if ids:
-        for conversation_id, name in session.execute(
-            select(conversation_labels.c.conversation_id, Label.name)
-            .join(Label, Label.id == conversation_labels.c.label_id)
-            .where(conversation_labels.c.conversation_id.in_(ids))
-            .order_by(Label.name)
-        ).tuples():
-            labels.setdefault(conversation_id, []).append(name)
-    columns = [column.key for column in Conversation.__table__.columns]
-    return [
-        ConversationOut.model_validate(
-            {
-                **{key: getattr(c, key) for key in columns},
-                "contact_name": names.get(c.contact_id),
-                "labels": labels.get(c.id, []),
-            }
-        )
-        for c in rows
-    ]
-
-
-def list_query(principal: Principal, **filters: Any) -> Any:
-    """The conversations `principal` may see that pass `filters` (see `filter_clauses`)."""
-    clauses = filter_clauses(principal, **filters)
-    return select(Conversation).where(Conversation.merged_into_id.is_(None), visible_clause(principal), *clauses)
-
-
-def filter_clauses(
-    principal: Principal,
-    *,
-    status: list[str] | None,
-    assignee: str | None,
-    team: str | None,
-    channel: int | None,
-    label: str | None,
-    contact_id: int | None,
-) -> list[ColumnElement[bool]]:
-    """The list filters as SQL conditions (visibility and merges are the caller's)."""
-    clauses: list[ColumnElement[bool]] = []
-    if status:
-        clauses.append(Conversation.status.in_(status))
-    if assignee == "me":
-        clauses.append(Conversation.assignee_id == principal.id)
-    elif assignee == "none":
-        clauses.append(Conversation.assignee_id.is_(None))
-    elif assignee:
-        clauses.append(Conversation.assignee_id == _int(assignee, "assignee"))
-    if team == "none":
-        clauses.append(Conversation.team_id.is_(None))
-    elif team:
-        clauses.append(Conversation.team_id == _int(team, "team"))
-    if channel is not None:
-        clauses.append(Conversation.last_channel_account_id == channel)
-    if label:
-        clauses.append(
-            Conversation.id.in_(
-                select(conversation_labels.c.conversation_id)
-                .join(Label, Label.id == conversation_labels.c.label_id)
-                .where(Label.name == label.strip().lower())
-            )
-        )
-    if contact_id is not None:
-        clauses.append(Conversation.contact_id == contact_id)
-    return clauses
-
-
-def _int(value: str, name: str) -> int:
-    try:
-        return int(value)
-    except ValueError as exc:
-        raise ActionError("filter_invalid", N_('The filter "{name}" is not valid.'), 422, name=name) from exc
-
-
 @router.get("", response_model=ConversationList)
 def list_conversations(
     principal: CurrentAgent,
@@ -202,61 +91,10 @@ def list_conversations(
     cursor: str | None = None,
 ) -> ConversationList:
     """List conversations the caller may see, newest activity first by default."""
-    query = list_query(
-        principal,
-        status=list(status or []),
-        assignee=assignee,
-        team=team,
-        channel=channel,
-        label=label,
-        contact_id=contact_id,
+    filters = queries.Filters(
+        status=list(status or []), assignee=assignee, team=team, channel=channel, label=label, contact_id=contact_id
     )
-    offset = 0
-    if sort == "last_activity":
-        query = query.order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
-        if cursor:
-            when, ident = _decode_activity(cursor)
-            query = query.where(
-                or_(
-                    Conversation.last_message_at < when,
-                    and_(Conversation.last_message_at == when, Conversation.id < ident),
-                )
-            )
-    else:
-        if sort == "waiting":
-            query = query.order_by(Conversation.waiting_since.is_(None), Conversation.waiting_since, Conversation.id)
-        elif sort == "created":
-            query = query.order_by(Conversation.created_at.desc(), Conversation.id.desc())
-        elif sort == "sla_due":
-            # Soonest (or most overdue) SLA target first; conversations without one last.
-            query = query.outerjoin(ConversationSla, ConversationSla.conversation_id == Conversation.id).order_by(
-                ConversationSla.due_at.asc().nulls_last(), Conversation.id
-            )
-        else:
-            from sqlalchemy import case
-
-            query = query.order_by(
-                case(PRIORITY_ORDER, value=Conversation.priority),
-                Conversation.last_message_at.desc(),
-                Conversation.id.desc(),
-            )
-        offset = _decode_offset(cursor) if cursor else 0
-    with runtime.db.read() as session:
-        if q and q.strip():
-            region = runtime.settings.default_region
-            rows = find_conversations(session, query, q.strip(), region, offset=offset, limit=limit + 1)
-        else:
-            rows = list(session.execute(query.offset(offset or None).limit(limit + 1)).scalars().all())
-        more = len(rows) > limit
-        rows = rows[:limit]
-        items = serialize_conversations(session, rows)
-    next_cursor = None
-    if more and rows:
-        last = rows[-1]
-        next_cursor = (
-            _encode(last.last_message_at.isoformat(), last.id) if sort == "last_activity" else _encode(offset + limit)
-        )
-    return ConversationList(items=items, next_cursor=next_cursor)
+    return conversation_list(runtime, principal, filters, q=q, sort=sort, limit=limit, cursor=cursor)
 
 
 @router.get("/{conversation_id}", response_model=ConversationOut)
@@ -296,7 +134,7 @@ def merge(conversation_id: int, body: MergeIn, principal: CurrentAgent, runtime:
     with runtime.transaction(principal.id) as tx:
         target = access_conversation(tx.session, principal, conversation_id)
         source = access_conversation(tx.session, principal, body.source_id)
-        conv_actions.merge_conversations(tx, source, target)
+        merging.merge_conversations(tx, source, target)
         tx.session.refresh(target)
         return serialize_conversations(tx.session, [target])[0]
 

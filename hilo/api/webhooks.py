@@ -151,9 +151,7 @@ async def accept_webhook(app_state: State, kind: str, account_id: int, request: 
         # own provider message); ingest finds messages by their first part's id.
         result.statuses = await asyncio.to_thread(_statuses_by_part, app_state.runtime, account, result.statuses)
     stored: dict[str, Any] = {"messages": 0, "duplicates": 0, "statuses": 0}
-    # Messenger/Instagram read receipts and WhatsApp account errors ride on MetaWebhookResult.
-    extras = getattr(result, "watermarks", None) or getattr(result, "account_errors", None)
-    if result.messages or result.statuses or result.opt_changes or extras:
+    if result.messages or not result.carries_messages_only():
         outcome = await app_state.ingest.store(account, result)
         stored = {
             "messages": sum(1 for m in outcome.messages if not m.duplicate),

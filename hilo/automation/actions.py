@@ -28,10 +28,11 @@ from hilo.conversations import actions as conv_actions
 from hilo.conversations.models import Conversation, Message
 from hilo.errors import ActionError
 from hilo.events.models import Event
+from hilo.hours.calendars import cached
+from hilo.hours.models import BusinessHours
 from hilo.i18n import N_, normalize_locale
 from hilo.outbox import reply as reply_actions
-from hilo.routing.calendars import cached, team_calendar_row
-from hilo.routing.models import BusinessHours
+from hilo.routing.queries import team_calendar_row
 from hilo.runtime import Tx
 
 SHORTCUT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")

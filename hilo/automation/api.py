@@ -12,7 +12,6 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from hilo.agents.access import Principal
-from hilo.api.conversations import serialize_conversations
 from hilo.automation import actions as automation
 from hilo.automation.models import (
     AutomationRule,
@@ -26,7 +25,7 @@ from hilo.automation.rules import AutomationHandlers
 from hilo.conversations.access import access_conversation
 from hilo.errors import ActionError, NotFound
 from hilo.http.deps import CurrentAgent, RuntimeDep
-from hilo.http.schemas import ERRORS, ConversationOut
+from hilo.http.schemas import ERRORS, ConversationOut, serialize_conversations
 from hilo.i18n import N_
 from hilo.routing.access import require_supervisor
 from hilo.routing.engine import engine_of

@@ -12,9 +12,10 @@ from hilo.automation.language import detect
 from hilo.automation.variables import first_name, mapping_lookup
 from hilo.contacts.models import Contact, Identity
 from hilo.conversations.models import Conversation, Message
+from hilo.hours.calendars import cached
 from hilo.i18n import normalize_locale
 from hilo.routing.actions import channel_kind
-from hilo.routing.calendars import cached, team_calendar_row
+from hilo.routing.queries import team_calendar_row
 from hilo.runtime import Tx
 
 

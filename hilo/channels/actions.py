@@ -5,14 +5,14 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from hilo.channels.media import MEDIA_CONFIG_KEYS
 from hilo.channels.models import ChannelAccount
 from hilo.channels.registry import MODULES, get_adapter
 from hilo.channels.settings import SettingInvalid, check_structured
 from hilo.errors import ActionError
+from hilo.hours.calendars import check_reference
 from hilo.i18n import N_
-from hilo.messaging.media import MEDIA_CONFIG_KEYS
 from hilo.runtime import Tx
-from hilo.widget.hours import check_business_hours_setting
 
 
 def _split(kind: str, values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -40,7 +40,10 @@ def _checked(tx: Tx, kind: str, values: dict[str, Any] | None) -> dict[str, Any]
         raise ActionError(
             exc.code, exc.reason, 422, key=exc.key, details=[{"field": f"settings.{exc.key}"}], **exc.values
         ) from exc
-    return check_business_hours_setting(tx.session, kind, parsed) or {}
+    for key in getattr(get_adapter(kind), "calendar_settings", ()):
+        if parsed.get(key) not in (None, ""):
+            parsed[key] = check_reference(tx.session, key, parsed[key])
+    return parsed
 
 
 def create_channel_account(tx: Tx, kind: str, name: str, values: dict[str, Any] | None = None) -> ChannelAccount:

@@ -3,7 +3,7 @@
 An adapter turns a provider's webhook into normalised `InboundMessage`s and
 `StatusUpdate`s (after verifying the provider's signature on the raw body), and turns
 an outbound message into a provider API call. Adapters never touch the database:
-`hilo.ingest.core` stores what they parse and `hilo.worker` calls `send`.
+`hilo.ingest` stores what they parse and `hilo.outbox` calls `send`.
 """
 
 from __future__ import annotations
@@ -14,17 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
-
-class IdentityKind(enum.StrEnum):
-    """Kinds of identity a contact can own (see DESIGN invariant 1)."""
-
-    EMAIL = "email"
-    PHONE = "phone"  # E.164; shared by SMS, WhatsApp and voice
-    TELEGRAM = "telegram"
-    MESSENGER = "messenger"  # page-scoped id (PSID)
-    INSTAGRAM = "instagram"  # Instagram-scoped id (IGSID)
-    WIDGET = "widget"  # web-widget visitor id, or the site's user id when verified
-    API = "api"  # external id from a custom source
+from hilo.contacts.identity import IdentityKind, IdentityRef
 
 
 class MessageKind(enum.StrEnum):
@@ -47,15 +37,6 @@ class DeliveryStatus(enum.StrEnum):
     DELIVERED = "delivered"
     READ = "read"
     FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class IdentityRef:
-    """An identity as a provider names it; `hilo.contacts.identity` normalises it."""
-
-    kind: IdentityKind
-    value: str
-    verified: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,6 +99,17 @@ class StatusUpdate:
     at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class Watermark:
+    """Every message we sent to `recipient` at or before `at` reached `status`.
+
+    Messenger delivery and read receipts name a time, not message ids."""
+
+    recipient: IdentityRef
+    status: DeliveryStatus
+    at: datetime
+
+
 @dataclass
 class WebhookResult:
     """What one webhook delivery carried. `reply` answers handshakes (Meta hub.challenge)
@@ -128,8 +120,16 @@ class WebhookResult:
     # Opt-out / opt-in keywords (STOP/BAJA, START/ALTA) found in inbound text:
     # identity value -> True for opted out, False for opted back in.
     opt_changes: dict[str, bool] = field(default_factory=dict)
+    # Receipts that name a time, not message ids (Messenger and Instagram): see `Watermark`.
+    watermarks: list[Watermark] = field(default_factory=list)
+    # Problems of the whole provider account that name no message (WhatsApp's "errors" webhook).
+    account_errors: list[dict[str, Any]] = field(default_factory=list)
     reply_body: bytes | None = None
     reply_content_type: str = "application/json"
+
+    def carries_messages_only(self) -> bool:
+        """Whether this delivery holds messages and nothing else (the batch path's fast case)."""
+        return not (self.statuses or self.opt_changes or self.watermarks or self.account_errors)
 
 
 @dataclass(frozen=True)

@@ -43,8 +43,8 @@ from hilo.channels.email_parse import (
     parse_message,
     scrub,
 )
+from hilo.channels.media import EMAIL_MEDIA_TYPES, keep_inline_media_within, media_limits
 from hilo.i18n import N_
-from hilo.messaging.media import EMAIL_MEDIA_TYPES, keep_inline_media_within, media_limits
 
 log = logging.getLogger(__name__)
 

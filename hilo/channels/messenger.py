@@ -24,6 +24,7 @@ from hilo.channels.base import (
     SendPart,
     SendResult,
     StatusUpdate,
+    Watermark,
     WebhookError,
     WebhookRequest,
     WebhookResult,
@@ -37,8 +38,6 @@ from hilo.channels.meta_common import (
     MSG_INVALID_REQUEST,
     MSG_PAYLOAD_MALFORMED,
     MSG_PROVIDER_ERROR,
-    MetaWebhookResult,
-    Watermark,
     answer_handshake,
     api_root,
     as_dict,
@@ -136,7 +135,7 @@ class MessengerAdapter:
             return answer_handshake(account, request)
         entries = read_signed_entries(account, request, self.webhook_object)
         own_id = str(account.config.get(self.own_id_key) or "")
-        result = MetaWebhookResult()
+        result = WebhookResult()
         for entry in entries:
             if own_id and str(entry.get("id")) != own_id:
                 # One app's callback URL receives every page subscribed to it.
@@ -155,7 +154,7 @@ class MessengerAdapter:
                 self._parse_event(event, result, own_id)
         return result
 
-    def _parse_event(self, event: Mapping[str, Any], result: MetaWebhookResult, own_id: str) -> None:
+    def _parse_event(self, event: Mapping[str, Any], result: WebhookResult, own_id: str) -> None:
         event_type = _event_type(event)
         if event_type in NOT_FROM_A_PERSON:
             logger.info("Ignoring %s %s event", self.kind, event_type)
@@ -324,7 +323,7 @@ class MessengerAdapter:
         event: Mapping[str, Any],
         key: str,
         status: DeliveryStatus,
-        result: MetaWebhookResult,
+        result: WebhookResult,
     ) -> None:
         """Delivery and read receipts: per-message updates where mids are given (Instagram
         names one `mid`), plus the watermark, which covers every earlier message too."""

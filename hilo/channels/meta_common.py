@@ -13,7 +13,6 @@ import hmac
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,8 +20,6 @@ import httpx
 
 from hilo.channels.base import (
     ChannelAccountView,
-    DeliveryStatus,
-    IdentityRef,
     Refusal,
     SendError,
     WebhookError,
@@ -124,28 +121,6 @@ MEDIA_CODES = frozenset({131014, 131052, 131053})
 RESTRICTED_CODES = frozenset({368, 131031, 131042})
 MARKETING_CODES = frozenset({131049, 131050})
 INVALID_CODES = frozenset({100, 131008, 131009, 131051})
-
-
-@dataclass(frozen=True)
-class Watermark:
-    """Every message we sent to `recipient` at or before `at` reached `status`.
-
-    Messenger delivery and read receipts name a time, not message ids."""
-
-    recipient: IdentityRef
-    status: DeliveryStatus
-    at: datetime
-
-
-@dataclass
-class MetaWebhookResult(WebhookResult):
-    """A `WebhookResult` with what the base contract has no field for.
-
-    `watermarks`: Messenger receipts (see `Watermark`). `account_errors`: the WhatsApp
-    "errors" webhook, problems of the whole business account that name no message."""
-
-    watermarks: list[Watermark] = field(default_factory=list)
-    account_errors: list[dict[str, Any]] = field(default_factory=list)
 
 
 def verify_signature(app_secret: str | None, request: WebhookRequest) -> None:

@@ -35,3 +35,7 @@ def get_adapter(kind: str) -> ChannelAdapter:
         # Every webhook asks: a dict look-up is much cheaper than import_module's.
         adapter = _LOADED[kind] = cast(ChannelAdapter, importlib.import_module(MODULES[kind]).ADAPTER)
     return adapter
+
+
+# Kinds whose approved message templates Hilo syncs from the provider.
+TEMPLATE_KINDS = ("whatsapp",)

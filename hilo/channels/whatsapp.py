@@ -39,7 +39,6 @@ from hilo.channels.meta_common import (
     MSG_PROVIDER_UNAVAILABLE,
     MSG_TEMPLATE_INVALID,
     MSG_WHATSAPP_WINDOW_CLOSED,
-    MetaWebhookResult,
     answer_handshake,
     api_root,
     as_dict,
@@ -277,7 +276,7 @@ class WhatsAppAdapter:
             return answer_handshake(account, request)
         entries = read_signed_entries(account, request, WEBHOOK_OBJECT)
         own_number = str(account.config.get("phone_number_id") or "")
-        result = MetaWebhookResult()
+        result = WebhookResult()
         for entry in entries:
             for change in as_list(entry.get("changes")):
                 if change.get("field") != "messages":
@@ -299,7 +298,7 @@ class WhatsAppAdapter:
                 self._parse_value(value, result)
         return result
 
-    def _parse_value(self, value: Mapping[str, Any], result: MetaWebhookResult) -> None:
+    def _parse_value(self, value: Mapping[str, Any], result: WebhookResult) -> None:
         contacts = {str(contact.get("wa_id")): contact for contact in as_list(value.get("contacts"))}
         for message in as_list(value.get("messages")):
             result.messages.append(parse_message(message, contacts))

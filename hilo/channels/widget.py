@@ -307,6 +307,8 @@ class WidgetChannel:
         "email_channel_account_id",
     )
     secret_keys: ClassVar[tuple[str, ...]] = ("identity_secret",)
+    # Settings naming a business-hours calendar: checked to exist when saved.
+    calendar_settings: ClassVar[tuple[str, ...]] = ("business_hours_id",)
     structured_settings: ClassVar[Mapping[str, SettingShape]] = {
         "title": SettingShape.TEXT_OR_OBJECT,
         "greeting": SettingShape.TEXT_OR_OBJECT,

@@ -1,16 +1,14 @@
-"""Contact actions: update, add identities, merge and split (nothing is ever lost)."""
+"""Contact actions: update, add identities, and the rules that keep verified identities apart."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hilo.channels.base import IdentityRef
-from hilo.contacts.identity import InvalidIdentity, normalize
+from hilo.contacts.identity import IdentityRef, InvalidIdentity, normalize
 from hilo.contacts.models import Contact, Identity
-from hilo.conversations.models import Conversation, Message
 from hilo.errors import ActionError
 from hilo.i18n import N_
 from hilo.runtime import Tx
@@ -73,7 +71,7 @@ def link_refusal(
     return None
 
 
-def _contact_realtime() -> dict[str, Any]:
+def contact_realtime() -> dict[str, Any]:
     # Contact changes are visible to every agent (contacts are shared by the team).
     return {"team_id": None, "assignee_id": None}
 
@@ -101,7 +99,7 @@ def update_contact(
     if changes:
         contact.updated_at = tx.now
         tx.session.flush()
-        tx.record("contact.updated", contact_id=contact.id, data={"changes": changes}, realtime=_contact_realtime())
+        tx.record("contact.updated", contact_id=contact.id, data={"changes": changes}, realtime=contact_realtime())
     return contact
 
 
@@ -132,122 +130,6 @@ def add_identity(tx: Tx, contact: Contact, ref: IdentityRef) -> Identity:
         "identity.added",
         contact_id=contact.id,
         data={"kind": ref.kind, "value": ref.value},
-        realtime=_contact_realtime(),
+        realtime=contact_realtime(),
     )
     return identity
-
-
-def merge_contacts(tx: Tx, *, source_id: int, target_id: int, automatic: bool = False) -> None:
-    """Move everything of `source` into `target`; `source` stays as a tombstone.
-
-    Identities, conversations and messages move. If both have an unresolved
-    conversation they become one thread: the source's is merged into the target's.
-    """
-    from hilo.conversations.actions import merge_conversation_rows
-
-    if source_id == target_id:
-        raise ActionError("merge_same_contact", N_("A contact cannot be merged into itself."), 422)
-    session = tx.session
-    if not automatic and verified_conflict(session, source_id, target_id):
-        raise ActionError(
-            "verified_identity_conflict",
-            N_("Both contacts have different verified identities of the same kind; they are different people."),
-            409,
-        )
-    moved = (
-        session.execute(
-            update(Identity)
-            .where(Identity.contact_id == source_id)
-            .values(contact_id=target_id, merged_from_contact_id=source_id)
-            .returning(Identity.id)
-        )
-        .scalars()
-        .all()
-    )
-    open_rows = session.execute(
-        select(Conversation.id, Conversation.contact_id)
-        .where(
-            Conversation.contact_id.in_((source_id, target_id)),
-            Conversation.status != "resolved",
-            Conversation.merged_into_id.is_(None),
-        )
-        .order_by(Conversation.id)
-    ).all()
-    source_open = [r.id for r in open_rows if r.contact_id == source_id]
-    target_open = [r.id for r in open_rows if r.contact_id == target_id]
-    if source_open and target_open:
-        merge_conversation_rows(tx, source_id=source_open[0], target_id=target_open[0])
-    conversations = (
-        session.execute(
-            update(Conversation)
-            .where(Conversation.contact_id == source_id)
-            .values(contact_id=target_id)
-            .returning(Conversation.id)
-        )
-        .scalars()
-        .all()
-    )
-    session.execute(update(Message).where(Message.contact_id == source_id).values(contact_id=target_id))
-    source = session.get(Contact, source_id)
-    target = session.get(Contact, target_id)
-    if source is None or target is None:
-        raise ActionError("contact_not_found", N_("Contact not found."), 404)
-    if not target.name and source.name:
-        target.name = source.name
-    target.custom_attributes = {**(source.custom_attributes or {}), **(target.custom_attributes or {})}
-    source.merged_into_id = target_id
-    session.flush()
-    data = {
-        "source_id": source_id,
-        "identity_ids": list(moved),
-        "conversation_ids": list(conversations),
-        "automatic": automatic,
-    }
-    tx.record("contact.merged", contact_id=target_id, data=data, realtime=_contact_realtime())
-
-
-def split_contact(tx: Tx, contact: Contact, identity_ids: list[int], name: str | None = None) -> Contact:
-    """Move the given identities to a new contact, with the conversations only they took part in."""
-    identities = [i for i in contact.identities if i.id in set(identity_ids)]
-    if not identities or len(identities) != len(set(identity_ids)):
-        raise ActionError("identity_not_on_contact", N_("Choose identities that belong to this contact."), 422)
-    if len(identities) == len(contact.identities):
-        raise ActionError("split_all_identities", N_("Leave at least one identity on the original contact."), 422)
-    session = tx.session
-    new = Contact(
-        name=name or contact.name, locale=contact.locale, custom_attributes={}, created_at=tx.now, updated_at=tx.now
-    )
-    session.add(new)
-    session.flush()
-    moved_ids = [i.id for i in identities]
-    for identity in identities:
-        identity.contact_id = new.id
-        identity.merged_from_contact_id = None
-    # A conversation moves when every identity-bearing message in it came through the
-    # moved identities; conversations that mix both stay, their messages keep their senders.
-    rows = session.execute(
-        select(Message.conversation_id, Message.identity_id).where(
-            Message.contact_id == contact.id, Message.identity_id.is_not(None)
-        )
-    ).all()
-    per_conversation: dict[int, set[int]] = {}
-    for row in rows:
-        per_conversation.setdefault(row.conversation_id, set()).add(row.identity_id)
-    moving = [cid for cid, ids in per_conversation.items() if ids <= set(moved_ids)]
-    if moving:
-        session.execute(update(Conversation).where(Conversation.id.in_(moving)).values(contact_id=new.id))
-        session.execute(update(Message).where(Message.conversation_id.in_(moving)).values(contact_id=new.id))
-    session.execute(
-        update(Message)
-        .where(Message.contact_id == contact.id, Message.identity_id.in_(moved_ids))
-        .values(contact_id=new.id)
-    )
-    session.flush()
-    tx.record(
-        "contact.split",
-        contact_id=contact.id,
-        data={"new_contact_id": new.id, "identity_ids": moved_ids, "conversation_ids": moving},
-        realtime=_contact_realtime(),
-    )
-    tx.record("contact.created", contact_id=new.id, data={"split_from": contact.id})
-    return new

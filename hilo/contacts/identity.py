@@ -1,14 +1,44 @@
-"""Identity normalisation: phone numbers to E.164, e-mail addresses lower-cased."""
+"""Identities: their kinds, the reference a provider gives, and normalisation to the canonical form."""
 
 from __future__ import annotations
 
-from functools import lru_cache
+import enum
+from dataclasses import dataclass
 
-import phonenumbers
-from email_validator import EmailNotValidError, validate_email
-
-from hilo.channels.base import IdentityKind, IdentityRef
 from hilo.i18n import N_
+from hilo.normalize import InvalidIdentity, normalize_email, normalize_phone
+
+__all__ = [
+    "CHANNEL_IDENTITY_KIND",
+    "IdentityKind",
+    "IdentityRef",
+    "InvalidIdentity",
+    "normalize",
+    "normalize_email",
+    "normalize_phone",
+]
+
+
+class IdentityKind(enum.StrEnum):
+    """Kinds of identity a contact can own (see DESIGN invariant 1)."""
+
+    EMAIL = "email"
+    PHONE = "phone"  # E.164; shared by SMS, WhatsApp and voice
+    TELEGRAM = "telegram"
+    MESSENGER = "messenger"  # page-scoped id (PSID)
+    INSTAGRAM = "instagram"  # Instagram-scoped id (IGSID)
+    WIDGET = "widget"  # web-widget visitor id, or the site's user id when verified
+    API = "api"  # external id from a custom source
+
+
+@dataclass(frozen=True)
+class IdentityRef:
+    """An identity as a provider names it; `normalize` puts it in canonical form."""
+
+    kind: IdentityKind
+    value: str
+    verified: bool = False
+
 
 # Which identity kind each channel kind reaches a customer on.
 CHANNEL_IDENTITY_KIND: dict[str, IdentityKind] = {
@@ -24,69 +54,6 @@ CHANNEL_IDENTITY_KIND: dict[str, IdentityKind] = {
     "widget": IdentityKind.WIDGET,
     "webform": IdentityKind.EMAIL,
 }
-
-
-class InvalidIdentity(ValueError):
-    """An identity value that cannot be normalised; `reason` is a catalog msgid."""
-
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
-
-
-# Every message names its sender (and often an e-mail or phone beside): the same few
-# thousand values again and again, each costing a parse. Invalid values raise and are
-# not kept.
-SEEN_VALUES = 8192
-
-
-@lru_cache(maxsize=SEEN_VALUES)
-def normalize_phone(value: str, default_region: str) -> str:
-    """Return the E.164 form of `value` ("+34600111222"); WhatsApp's wa_id has no plus."""
-    raw = value.strip()
-    if raw.lower().startswith("whatsapp:"):
-        raw = raw[len("whatsapp:") :]
-    digits_only = raw.replace(" ", "").replace("-", "")
-    # No country code starts with 0, so a leading 0 is a national trunk prefix
-    # ("011 15 2345-6789" in Argentina, "07700 900123" in the UK), not a missing "+".
-    if digits_only.isdigit() and len(digits_only) > 10 and not digits_only.startswith("0"):
-        # An international number without its "+" (WhatsApp wa_id, some CSV exports).
-        raw = "+" + digits_only
-    try:
-        parsed = phonenumbers.parse(raw, default_region)
-    except phonenumbers.NumberParseException as exc:
-        raise InvalidIdentity("phone_invalid", N_("This is not a valid phone number.")) from exc
-    parsed = _current_mexican_form(parsed)
-    if not phonenumbers.is_possible_number(parsed):
-        raise InvalidIdentity("phone_invalid", N_("This is not a valid phone number."))
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-
-
-def _current_mexican_form(parsed: phonenumbers.PhoneNumber) -> phonenumbers.PhoneNumber:
-    """Drop the "1" that Mexican mobile numbers carried after +52 until 2019.
-
-    WhatsApp still names Mexican mobiles that way (wa_id 5215512345678) while SMS and the
-    numbering plan use +525512345678; without this the two never meet. Mexican numbers
-    have ten digits and no area code starts with 1, so an eleventh leading 1 is always
-    the old prefix.
-
-    Argentina needs no such step: WhatsApp's 549... and E.164's +54 9... are the same
-    digits, and the national "15" mobile prefix is turned into the 9 by the parser."""
-    national = str(parsed.national_number)
-    if parsed.country_code != 52 or len(national) != 11 or not national.startswith("1"):
-        return parsed
-    return phonenumbers.PhoneNumber(country_code=52, national_number=int(national[1:]))
-
-
-@lru_cache(maxsize=SEEN_VALUES)
-def normalize_email(value: str) -> str:
-    """Return the lower-cased address, checking syntax only (no DNS look-ups)."""
-    try:
-        result = validate_email(value.strip(), check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise InvalidIdentity("email_invalid", N_("This is not a valid e-mail address.")) from exc
-    return result.normalized.lower()
 
 
 def normalize(ref: IdentityRef, default_region: str) -> IdentityRef:

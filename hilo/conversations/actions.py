@@ -235,28 +235,6 @@ def merge_conversation_rows(tx: Tx, *, source_id: int, target_id: int) -> None:
     )
 
 
-def merge_conversations(tx: Tx, source: Conversation, target: Conversation) -> None:
-    if source.id == target.id:
-        raise ActionError("merge_same_conversation", N_("A conversation cannot be merged into itself."), 422)
-    if source.merged_into_id is not None or target.merged_into_id is not None:
-        raise ActionError("conversation_merged", N_("This conversation was merged into another one."), 409)
-    if source.contact_id != target.contact_id:
-        from hilo.contacts.actions import merge_contacts, verified_conflict
-
-        # One thread per person: conversations of two contacts merge only as one contact.
-        if verified_conflict(tx.session, source.contact_id, target.contact_id):
-            raise ActionError(
-                "verified_identity_conflict",
-                N_("Both contacts have different verified identities of the same kind; they are different people."),
-                409,
-            )
-        merge_contacts(tx, source_id=source.contact_id, target_id=target.contact_id)
-        tx.session.refresh(source)
-        if source.merged_into_id is not None:
-            return
-    merge_conversation_rows(tx, source_id=source.id, target_id=target.id)
-
-
 def split_conversation(tx: Tx, conversation: Conversation, from_message_id: int) -> Conversation:
     """Move the message `from_message_id` and every later one to a new conversation.
 

@@ -152,3 +152,24 @@ class Attachment(Base):
     provider_url: Mapped[str | None] = mapped_column(Text)
     provider_media_id: Mapped[str | None] = mapped_column(String(512))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ConversationSla(Base):
+    """A conversation's SLA at a glance: status and the nearest due time (sortable).
+
+    Kept by the SLA engine (`hilo.routing.sla`); it lives here so that lists sort and show it
+    without reaching into routing."""
+
+    __tablename__ = "conversation_sla"
+
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True)
+    policy_id: Mapped[int | None] = mapped_column(ForeignKey("sla_policies.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(16), default="on_track")
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    due_kind: Mapped[str | None] = mapped_column(String(16))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        Index("ix_conversation_sla_due_at", "due_at"),
+        Index("ix_conversation_sla_status_due_at", "status", "due_at"),
+    )

@@ -1,4 +1,4 @@
-"""Conversation search with each engine's own full-text index.
+"""Conversation and contact search with each engine's own full-text index.
 
 PostgreSQL: GIN indexes over `to_tsvector('simple', ...)` queried with
 `websearch_to_tsquery` (words, "quoted phrases", -exclusions). SQLite: FTS5 tables
@@ -36,7 +36,7 @@ from sqlalchemy import (
     union,
 )
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from hilo.contacts.identity import InvalidIdentity, normalize_email, normalize_phone
 from hilo.contacts.models import Contact, Identity
@@ -158,3 +158,37 @@ def search_clause(dialect: str, query: str, region: str) -> ColumnElement[bool]:
             )
         )
     return or_(*clauses) if clauses else Conversation.id.is_(None)
+
+
+def contact_page(
+    session: Session, q: str | None, *, region: str, limit: int, cursor: str | None
+) -> tuple[list[Contact], str | None]:
+    """Contacts newest first; `q` searches names, e-mail addresses and phone numbers. Returns the page and the
+    cursor of the next one."""
+    query = select(Contact).options(selectinload(Contact.identities)).where(Contact.merged_into_id.is_(None))
+    if q and q.strip():
+        term = q.strip()
+        identity = _identity_matches(term, region)
+        clauses = []
+        if identity is not None:
+            clauses.append(Contact.id.in_(select(Identity.contact_id).where(identity)))
+        if session.get_bind().dialect.name == "postgresql":
+            vector = func.to_tsvector(literal_column("'simple'::regconfig"), func.coalesce(Contact.name, ""))
+            clauses.append(vector.op("@@")(func.websearch_to_tsquery(literal_column("'simple'::regconfig"), term)))
+        else:
+            match = fts5_query(term)
+            if match:
+                clauses.append(
+                    Contact.id.in_(
+                        text("SELECT rowid FROM contacts_fts WHERE contacts_fts MATCH :m").bindparams(m=match)
+                    )
+                )
+        clauses.append(Contact.id.in_(select(Identity.contact_id).where(Identity.value.startswith(term.lower()))))
+        query = query.where(or_(*clauses))
+    if cursor:
+        query = query.where(Contact.id < int(cursor))
+    query = query.order_by(Contact.id.desc()).limit(limit + 1)
+    rows = list(session.execute(query).scalars().all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (str(rows[-1].id) if more else None)

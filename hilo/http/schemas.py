@@ -6,6 +6,12 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+
+from hilo.agents.access import Principal
+from hilo.conversations.models import Conversation
+from hilo.conversations.queries import Filters, conversation_page, conversation_rows
+from hilo.runtime import Runtime
 
 
 class Out(BaseModel):
@@ -120,3 +126,38 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorOut},
     422: {"model": ErrorOut},
 }
+
+
+def serialize_conversations(session: Session, rows: list[Conversation]) -> list[ConversationOut]:
+    """A page of conversations as the API shows them (two extra queries in all)."""
+    return [ConversationOut.model_validate(row) for row in conversation_rows(session, rows)]
+
+
+class ConversationList(BaseModel):
+    items: list[ConversationOut]
+    next_cursor: str | None
+
+
+def conversation_list(
+    runtime: Runtime,
+    principal: Principal,
+    filters: Filters,
+    *,
+    q: str | None = None,
+    sort: str = "last_activity",
+    limit: int = 25,
+    cursor: str | None = None,
+) -> ConversationList:
+    """One page of the conversations `principal` may see, as the API and the agent pages show it."""
+    with runtime.db.read() as session:
+        page = conversation_page(
+            session,
+            principal,
+            filters,
+            q=q,
+            sort=sort,
+            limit=limit,
+            cursor=cursor,
+            region=runtime.settings.default_region,
+        )
+        return ConversationList(items=serialize_conversations(session, page.rows), next_cursor=page.next_cursor)

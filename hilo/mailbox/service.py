@@ -37,7 +37,7 @@ from hilo.channels.base import ChannelAccountView, WebhookError
 from hilo.channels.email import ADAPTER, EmailSettings
 from hilo.channels.email_imap import ImapPoller, ImapState, OnMessage
 from hilo.channels.models import ChannelAccount
-from hilo.ingest.core import IngestQueue
+from hilo.ingest.queue import IngestQueue
 from hilo.mailbox import actions
 from hilo.mailbox.models import MailboxState
 from hilo.runtime import Runtime

@@ -12,9 +12,11 @@ from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hilo.channels.base import ChannelAccountView, DeliveryStatus, IdentityRef
+from hilo.channels.media import MEDIA_REFUSED, refusal_note
 from hilo.contacts.identity import InvalidIdentity, normalize
 from hilo.contacts.models import Identity
 from hilo.conversations.models import Attachment, Conversation, Message
+from hilo.jobs import backoff_seconds
 from hilo.messaging.models import ChannelOptOut, MediaFetchJob
 from hilo.runtime import Tx
 
@@ -22,7 +24,6 @@ log = logging.getLogger(__name__)
 
 MEDIA_MAX_ATTEMPTS = 5
 # Message data key: why files of the message have no stored copy (listed without a query).
-MEDIA_REFUSED = "media_refused"
 
 
 def _conversation_realtime(tx: Tx, conversation_id: int, **extra: Any) -> dict[str, Any]:
@@ -207,12 +208,6 @@ def enqueue_media_fetches(tx: Tx, message_id: int, channel_account_id: int) -> N
     tx.wake_worker = True
 
 
-def refusal_note(index: int, filename: str | None, code: str, reason: str) -> dict[str, Any]:
-    """A `MEDIA_REFUSED` entry: the file's position among its message's attachments, the
-    stable code and the reason (a catalog msgid)."""
-    return {"index": index, "filename": filename, "code": code, "reason": reason}
-
-
 def _note_refusal(tx: Tx, attachment: Attachment, code: str, reason: str) -> None:
     """Note on the message why this file will not be stored, for timelines to show."""
     ids = list(
@@ -267,7 +262,6 @@ def record_media_failure(
 ) -> None:
     """Schedule another try with backoff, or give up and say why in the timeline's events."""
     # Imported here: hilo.outbox.delivery records provider opt-outs through this module.
-    from hilo.outbox.delivery import backoff_seconds
 
     settings = tx.runtime.settings
     job, attachment, conversation_id = _job_attachment(tx, job_id)

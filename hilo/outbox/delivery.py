@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import random
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -14,16 +13,10 @@ from hilo.channels.base import SendError, SendResult, StatusUpdate
 from hilo.channels.models import ChannelAccount
 from hilo.conversations.actions import realtime_of
 from hilo.conversations.models import Conversation, Message
+from hilo.jobs import backoff_seconds
 from hilo.messaging.actions import set_channel_opt_out
 from hilo.outbox.models import OutboxJob, OutboxPart
 from hilo.runtime import Tx
-
-
-def backoff_seconds(attempt: int, base: float, ceiling: float, retry_after: float | None) -> float:
-    """Exponential backoff with full jitter, never sooner than the provider's Retry-After."""
-    exponential = min(ceiling, base**attempt)
-    delay = random.uniform(exponential / 2, exponential)
-    return max(delay, retry_after or 0.0)
 
 
 def _conversation(tx: Tx, message_id: int) -> tuple[Message, Conversation]:

@@ -39,15 +39,14 @@ from sqlalchemy.orm.attributes import flag_modified
 from hilo.agents.models import Agent, Team, team_members
 from hilo.channels.models import ChannelAccount
 from hilo.conversations import actions as conv_actions
-from hilo.conversations.models import Conversation
+from hilo.conversations.models import Conversation, ConversationSla
 from hilo.errors import ActionError
+from hilo.hours.models import BusinessHours
 from hilo.i18n import N_
 from hilo.routing.capacity import CHANNEL_CLASSES, DEFAULT_CAPACITY, capacity_for, channel_class
 from hilo.routing.models import (
     STRATEGIES,
-    BusinessHours,
     ConversationRouting,
-    ConversationSla,
     RoutingAgent,
     RoutingTeam,
 )

@@ -11,23 +11,23 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hilo.agents.models import Agent, Team
-from hilo.api.conversations import list_query, serialize_conversations
 from hilo.conversations.access import access_conversation
-from hilo.conversations.models import Conversation
+from hilo.conversations.models import Conversation, ConversationSla
+from hilo.conversations.queries import Filters, list_query
 from hilo.errors import ActionError, NotFound
 from hilo.events.models import Event
+from hilo.hours import calendars
+from hilo.hours.models import BusinessHours
 from hilo.http.deps import CurrentAgent, RuntimeDep
-from hilo.http.schemas import ERRORS, ConversationOut
+from hilo.http.schemas import ERRORS, ConversationOut, serialize_conversations
 from hilo.i18n import N_
-from hilo.routing import actions, calendars, presence, sla
+from hilo.routing import actions, presence, sla
 from hilo.routing.access import require_supervisor
 from hilo.routing.capacity import CHANNEL_CLASSES, capacity_for
 from hilo.routing.engine import engine_of
 from hilo.routing.handlers import RoutingHandlers
 from hilo.routing.models import (
-    BusinessHours,
     ConversationRouting,
-    ConversationSla,
     RoutingAgent,
     RoutingTeam,
     SlaPolicy,
@@ -632,15 +632,7 @@ def sla_conversations(
 ) -> SlaConversationList:
     """The inbox sorted by SLA due time, soonest (or most overdue) first; the same filters
     and visibility as /conversations. Conversations without a running target come last."""
-    query = list_query(
-        principal,
-        status=list(status or []),
-        assignee=assignee,
-        team=team,
-        channel=None,
-        label=label,
-        contact_id=None,
-    )
+    query = list_query(principal, Filters(status=list(status or []), assignee=assignee, team=team, label=label))
     query = query.outerjoin(ConversationSla, ConversationSla.conversation_id == Conversation.id)
     if sla_status:
         query = query.where(ConversationSla.status.in_(sla_status))

@@ -1,4 +1,4 @@
-"""Routing and SLA tables: team strategies, agents' routing state, the queue, calendars, SLAs.
+"""Routing and SLA tables: team strategies, agents' routing state, the queue, SLAs.
 
 Nothing here alters the core tables: what routing and SLAs add to a conversation lives in
 tables keyed by conversation id (`conversation_routing`, `conversation_sla`).
@@ -20,28 +20,6 @@ PRESENCES = ("online", "away", "offline")
 SLA_KINDS = ("first_response", "next_response", "resolution")
 TIMER_STATES = ("running", "paused", "met", "cancelled")
 SLA_STATUSES = ("on_track", "warning", "breached", "paused", "met")
-
-
-class BusinessHours(Base):
-    """A business-hour calendar: weekly periods in a time zone, minus holidays."""
-
-    __tablename__ = "business_hours"
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    name: Mapped[str] = mapped_column(String(255), unique=True)
-    timezone: Mapped[str] = mapped_column(String(64))
-    # {"mon": [["09:00", "14:00"], ["15:00", "18:00"]], ..., "sun": []}
-    periods: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
-    holiday_country: Mapped[str | None] = mapped_column(String(8))
-    holiday_subdivision: Mapped[str | None] = mapped_column(String(16))
-    # Extra closed dates ("YYYY-MM-DD"), e.g. a company day off.
-    closed_dates: Mapped[list[str]] = mapped_column(Json, default=list)
-    # {"en": "...", "es": "..."}: answered once per closed spell when set.
-    out_of_office_message: Mapped[dict[str, str] | None] = mapped_column(Json)
-    # The calendar of conversations whose team has none.
-    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class RoutingTeam(Base):
@@ -191,22 +169,4 @@ class SlaTimer(Base):
             sqlite_where=text("next_check_at IS NOT NULL"),
             postgresql_where=text("next_check_at IS NOT NULL"),
         ),
-    )
-
-
-class ConversationSla(Base):
-    """A conversation's SLA at a glance: status and the nearest due time (sortable)."""
-
-    __tablename__ = "conversation_sla"
-
-    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True)
-    policy_id: Mapped[int | None] = mapped_column(ForeignKey("sla_policies.id", ondelete="SET NULL"))
-    status: Mapped[str] = mapped_column(String(16), default="on_track")
-    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    due_kind: Mapped[str | None] = mapped_column(String(16))
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-
-    __table_args__ = (
-        Index("ix_conversation_sla_due_at", "due_at"),
-        Index("ix_conversation_sla_status_due_at", "status", "due_at"),
     )

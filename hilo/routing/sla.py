@@ -20,17 +20,16 @@ from sqlalchemy import Table, bindparam, delete, select, update
 
 from hilo.agents.models import Agent, team_members
 from hilo.contacts.models import Contact
-from hilo.conversations.models import PRIORITIES, Conversation
+from hilo.conversations.models import PRIORITIES, Conversation, ConversationSla
 from hilo.errors import ActionError
+from hilo.hours.calendar import add_time, time_between
+from hilo.hours.calendars import calendar
+from hilo.hours.models import BusinessHours
 from hilo.i18n import N_
 from hilo.routing.actions import channel_kind
-from hilo.routing.business_hours import add_time, time_between
-from hilo.routing.calendars import calendar
 from hilo.routing.models import (
     SLA_KINDS,
-    BusinessHours,
     ConversationRouting,
-    ConversationSla,
     SlaPolicy,
     SlaTimer,
 )

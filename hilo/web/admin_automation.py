@@ -30,12 +30,13 @@ from hilo.automation.variables import KNOWN
 from hilo.channels.registry import kinds as channel_kinds
 from hilo.contacts.models import Contact
 from hilo.conversations.models import Conversation
+from hilo.hours.calendars import cached
+from hilo.hours.models import BusinessHours
 from hilo.http.deps import RuntimeDep
 from hilo.i18n import N_, gettext
 from hilo.routing import api as routing_api
-from hilo.routing.calendars import cached
 from hilo.routing.capacity import CHANNEL_CLASSES
-from hilo.routing.models import BusinessHours, RoutingTeam, SlaPolicy
+from hilo.routing.models import RoutingTeam, SlaPolicy
 from hilo.runtime import Runtime
 from hilo.web.inbox import Directory, load_directory
 from hilo.web.rendering import CHANNEL_KINDS, PRIORITY_LABELS, STATUS_LABELS, render

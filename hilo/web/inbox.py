@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from hilo.agents.access import Principal
 from hilo.agents.models import Agent, Team
-from hilo.api.conversations import filter_clauses
 from hilo.channels.models import ChannelAccount
+from hilo.conversations import queries
 from hilo.conversations.access import visible_clause
 from hilo.conversations.models import STATUSES, Conversation, Label, conversation_labels
 from hilo.errors import ActionError, NotFound
@@ -286,14 +286,9 @@ def unread_counts(session: Session, principal: Principal, views: Iterable[View])
 
 
 def _view_clauses(principal: Principal, f: Filters) -> list[ColumnElement[bool]]:
-    return filter_clauses(
+    return queries.filter_clauses(
         principal,
-        status=list(f.status),
-        assignee=f.assignee,
-        team=f.team,
-        channel=f.channel,
-        label=f.label,
-        contact_id=None,
+        queries.Filters(status=list(f.status), assignee=f.assignee, team=f.team, channel=f.channel, label=f.label),
     )
 
 

@@ -24,24 +24,20 @@ from sqlalchemy.orm import Session, selectinload
 
 from hilo.agents.access import Principal
 from hilo.agents.models import ApiToken, Team
-from hilo.api.contacts import list_contacts
-from hilo.api.conversations import (
-    list_conversations,
-    send_reply_with_files,
-    serialize_conversations,
-)
 from hilo.channels.addresses import channel_urls
 from hilo.channels.models import ChannelAccount
-from hilo.channels.registry import MODULES, get_adapter
+from hilo.channels.registry import MODULES, TEMPLATE_KINDS, get_adapter
 from hilo.channels.settings import SettingShape
 from hilo.contacts.access import access_contact
 from hilo.contacts.models import Contact
 from hilo.conversations.access import access_conversation, visible_clause
 from hilo.conversations.models import Conversation, Message
+from hilo.conversations.queries import Filters
+from hilo.conversations.search import contact_page
 from hilo.errors import ActionError, NotFound
 from hilo.http.deps import RuntimeDep, load_principal, new_csrf
+from hilo.http.schemas import ContactOut, conversation_list, serialize_conversations
 from hilo.i18n import N_, negotiate, normalize_locale
-from hilo.messaging.api import TEMPLATE_KINDS
 from hilo.runtime import Runtime
 from hilo.web import api
 from hilo.web.inbox import (
@@ -158,17 +154,18 @@ def list_context(
 ) -> dict[str, Any]:
     """One page of the conversation list, with previews, channels and unread marks."""
     filters = view.filters
-    page = list_conversations(
-        principal,
+    page = conversation_list(
         runtime,
-        status=list(filters.status) or None,  # type: ignore[arg-type]
-        assignee=filters.assignee,
-        team=filters.team,
-        channel=filters.channel,
-        label=filters.label,
-        contact_id=None,
+        principal,
+        Filters(
+            status=list(filters.status),
+            assignee=filters.assignee,
+            team=filters.team,
+            channel=filters.channel,
+            label=filters.label,
+        ),
         q=q or None,
-        sort=sort,  # type: ignore[arg-type]
+        sort=sort,
         limit=limit,
         cursor=cursor,
     )
@@ -332,16 +329,10 @@ def context_panel(
         .where(Message.contact_id == contact.id, Message.direction == "inbound")
         .group_by(Message.channel_account_id)
     ).all()
-    conversations = list_conversations(
-        principal,
+    conversations = conversation_list(
         runtime,
-        status=None,
-        assignee=None,
-        team=None,
-        channel=None,
-        label=None,
-        contact_id=contact.id,
-        q=None,
+        principal,
+        Filters(contact_id=contact.id),
         sort="created",
         limit=10,
         cursor=None,
@@ -576,12 +567,6 @@ def message_fragment(message_id: int, principal: UiAgent, runtime: RuntimeDep) -
         )
 
 
-# The composer's replies with files: the same endpoint as POST /api/v1/conversations/<id>/messages/files.
-router.add_api_route(
-    "/ui/conversations/{conversation_id}/messages", send_reply_with_files, methods=["POST"], status_code=201
-)
-
-
 # -- pickers, notifications ------------------------------------------------------------------
 
 
@@ -599,19 +584,12 @@ def pick_conversation(principal: UiAgent, runtime: RuntimeDep, exclude: int, q: 
             except NotFound:
                 items = []
         else:
-            items = list_conversations(
-                principal,
+            items = conversation_list(
                 runtime,
-                status=["open", "pending", "snoozed"],
-                assignee=None,
-                team=None,
-                channel=None,
-                label=None,
-                contact_id=None,
+                principal,
+                Filters(status=["open", "pending", "snoozed"]),
                 q=q.strip()[:200] or None,
-                sort="last_activity",
                 limit=PICKER_LIMIT + 1,
-                cursor=None,
             ).items
         items = [c for c in items if c.id != exclude and c.merged_into_id is None][:PICKER_LIMIT]
         return render("pick_conversations.html", principal.locale, items=items, directory=directory)
@@ -622,8 +600,11 @@ def pick_contact(principal: UiAgent, runtime: RuntimeDep, exclude: int, q: str =
     """Contacts to merge into the open one, by name, e-mail address or phone number."""
     items = []
     if q.strip():
-        found = list_contacts(principal, runtime, q=q.strip()[:200], limit=PICKER_LIMIT + 1, cursor=None)
-        items = [c for c in found.items if c.id != exclude][:PICKER_LIMIT]
+        with runtime.db.read() as session:
+            found, _ = contact_page(
+                session, q.strip()[:200], region=runtime.settings.default_region, limit=PICKER_LIMIT + 1, cursor=None
+            )
+            items = [ContactOut.model_validate(c) for c in found if c.id != exclude][:PICKER_LIMIT]
     return render("pick_contacts.html", principal.locale, items=items, q=q)
 
 

@@ -10,8 +10,8 @@ from babel.dates import format_timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hilo.conversations.models import ConversationSla
 from hilo.i18n import N_, gettext
-from hilo.routing.models import ConversationSla
 from hilo.web.rendering import env
 
 SLA_KIND_LABELS = {

@@ -15,7 +15,7 @@ from hilo.channels.widget import WidgetSettings
 from hilo.contacts.models import Identity
 from hilo.conversations.models import Conversation, Message
 from hilo.errors import ActionError
-from hilo.ingest.core import STATUS_PREDECESSORS
+from hilo.ingest.statements import STATUS_PREDECESSORS
 from hilo.outbox.reply import reply
 from hilo.runtime import Runtime, Tx
 

@@ -11,13 +11,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hilo.channels.widget import REPLY_TIMES, WidgetSettings
-from hilo.errors import ActionError
+from hilo.hours import calendars
+from hilo.hours.calendar import CalendarError
+from hilo.hours.models import BusinessHours
 from hilo.i18n import N_, gettext
-from hilo.routing import calendars
-from hilo.routing.business_hours import CalendarError
-from hilo.routing.models import BusinessHours, RoutingAgent
+from hilo.routing.models import RoutingAgent
 
-SETTING = "business_hours_id"
 # Within this many days the visitor reads a weekday ("Monday"); further away, a date.
 WEEKDAY_DAYS = 6
 MAX_ID = 2**63 - 1
@@ -31,36 +30,6 @@ class Hours:
     # Local time of the calendar's zone; None while open, or when it never opens again.
     next_open: datetime | None = None
     timezone: str | None = None
-
-
-def check_business_hours_setting(session: Session, kind: str, values: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Widget settings with the business-hours calendar as its id (a number); 422 for a
-    calendar which does not exist.
-
-    Empty (None or "") is accepted: it unsets the calendar.
-    """
-    if kind != "widget" or not values or values.get(SETTING) in (None, ""):
-        return values
-    given = values[SETTING]
-    calendar_id = _calendar_id(given)
-    if calendar_id is None or session.get(BusinessHours, calendar_id) is None:
-        raise ActionError(
-            "business_hours_unknown",
-            N_("There are no business hours with id {value}: pick a calendar from the business hours, or none."),
-            422,
-            value=str(given)[:40],
-            details=[{"field": f"settings.{SETTING}"}],
-        )
-    return {**values, SETTING: calendar_id}
-
-
-def _calendar_id(value: Any) -> int | None:
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        value = int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int):
-        return None
-    # Beyond a BIGINT the database would fail the lookup instead of finding nothing.
-    return value if 0 < value <= MAX_ID else None
 
 
 def team_hours(session: Session, business_hours_id: int | None, now: datetime) -> Hours | None:

@@ -22,7 +22,7 @@ from hilo.channels.widget import FieldRule, WidgetSettings, prechat_identities, 
 from hilo.contacts.identity import InvalidIdentity, normalize_email
 from hilo.errors import ActionError
 from hilo.i18n import N_
-from hilo.ingest.core import IngestResult
+from hilo.ingest.statements import IngestResult
 from hilo.widget.visitors import Visitor
 
 MAX_TEXT = 5_000

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from hilo.channels.base import IdentityKind, IdentityRef, InboundMessage
 from hilo.channels.models import ChannelAccount
 from hilo.channels.widget import user_hash
-from hilo.ingest.core import ingest_message
+from hilo.ingest.deliveries import ingest_message
 from tests.support import Api
 from tests.widget.widget_support import SECRET, open_widget, token_of, widget_channel
 

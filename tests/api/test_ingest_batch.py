@@ -22,7 +22,9 @@ from hilo.channels.api import ADAPTER
 from hilo.channels.base import ChannelAccountView, WebhookRequest, WebhookResult
 from hilo.channels.models import ChannelAccount
 from hilo.events.models import Event
-from hilo.ingest.core import DeliveryResult, IngestQueue, ingest_batch
+from hilo.ingest.deliveries import ingest_batch
+from hilo.ingest.queue import IngestQueue
+from hilo.ingest.statements import DeliveryResult
 from hilo.runtime import Runtime
 from tests.support import Api
 

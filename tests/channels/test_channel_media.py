@@ -210,7 +210,7 @@ def test_media_fetch_is_retried_after_a_provider_outage(
 
 def _reply_with_file(api: Api, conversation_id: int, body: str) -> dict[str, Any]:
     response = api.client.post(
-        f"/ui/conversations/{conversation_id}/messages",
+        f"/api/v1/conversations/{conversation_id}/messages/files",
         data={"body": body},
         files={"files": ("photo.jpg", JPEG, "image/jpeg")},
         headers=api.headers,

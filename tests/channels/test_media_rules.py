@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from hilo.channels.media import DEFAULT_MAX_MEDIA_BYTES, DEFAULT_MEDIA_TYPES, effective_type, media_limits
 from hilo.errors import ActionError
 from hilo.messaging.links import media_link, read_media_link
-from hilo.messaging.media import DEFAULT_MAX_MEDIA_BYTES, DEFAULT_MEDIA_TYPES, effective_type, media_limits
 from tests.conftest import make_settings
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -27,11 +27,11 @@ from hilo.channels.base import (
     OutboundMessage,
     SendContext,
     SendError,
+    Watermark,
     WebhookError,
     WebhookRequest,
     WebhookResult,
 )
-from hilo.channels.meta_common import MetaWebhookResult, Watermark
 from tests.fakes import meta as fake_meta
 from tests.fakes.meta import FakeGraphAPI, running_fake_graph
 from tests.fakes.server import free_port
@@ -95,9 +95,9 @@ def post(body: bytes, signature: str | None = None) -> WebhookRequest:
     )
 
 
-def parse(kind: str, body: bytes, config: dict[str, Any] | None = None) -> MetaWebhookResult:
+def parse(kind: str, body: bytes, config: dict[str, Any] | None = None) -> WebhookResult:
     result = ADAPTERS[kind].parse_webhook(account(kind, config), post(body))
-    assert isinstance(result, MetaWebhookResult)
+    assert isinstance(result, WebhookResult)
     return result
 
 
@@ -118,7 +118,7 @@ def seconds(value: int) -> datetime:
 # Inbound fixtures ---------------------------------------------------------------------
 
 
-def check_whatsapp_text(result: MetaWebhookResult) -> None:
+def check_whatsapp_text(result: WebhookResult) -> None:
     (message,) = result.messages
     assert message.provider_message_id == ("wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=")
     assert message.sender == IdentityRef(IdentityKind.PHONE, "+16505551234")
@@ -130,7 +130,7 @@ def check_whatsapp_text(result: MetaWebhookResult) -> None:
     assert result.statuses == []
 
 
-def check_whatsapp_text_pywa(result: MetaWebhookResult) -> None:
+def check_whatsapp_text_pywa(result: WebhookResult) -> None:
     (message,) = result.messages
     assert message.sender == IdentityRef(IdentityKind.PHONE, "+972987654321")
     assert message.sender_name == "Test Name"
@@ -138,7 +138,7 @@ def check_whatsapp_text_pywa(result: MetaWebhookResult) -> None:
     assert message.data["whatsapp_user_id"] == "US.13491208655302741918"
 
 
-def check_whatsapp_image(result: MetaWebhookResult) -> None:
+def check_whatsapp_image(result: WebhookResult) -> None:
     (message,) = result.messages
     assert message.kind == MessageKind.IMAGE
     assert message.text is None
@@ -148,7 +148,7 @@ def check_whatsapp_image(result: MetaWebhookResult) -> None:
     assert attachment.content_type == "image/jpeg"
 
 
-def check_whatsapp_image_caption(result: MetaWebhookResult) -> None:
+def check_whatsapp_image_caption(result: WebhookResult) -> None:
     (message,) = result.messages
     assert message.provider_message_id == "external_id"
     assert message.sender == IdentityRef(IdentityKind.PHONE, "+5678")
@@ -158,7 +158,7 @@ def check_whatsapp_image_caption(result: MetaWebhookResult) -> None:
     assert message.attachments[0].provider_media_id == "id_image"
 
 
-def check_whatsapp_document(result: MetaWebhookResult) -> None:
+def check_whatsapp_document(result: WebhookResult) -> None:
     (message,) = result.messages
     assert message.kind == MessageKind.DOCUMENT
     assert message.text == "caption"
@@ -170,21 +170,21 @@ def check_whatsapp_document(result: MetaWebhookResult) -> None:
     assert message.reply_to_provider_ids == []
 
 
-def check_whatsapp_voice(result: MetaWebhookResult) -> None:
+def check_whatsapp_voice(result: WebhookResult) -> None:
     (message,) = result.messages
     assert message.kind == MessageKind.AUDIO
     assert message.attachments[0].content_type == "audio/ogg; codecs=opus"
     assert message.data["voice"] is True
 
 
-def check_whatsapp_reply(result: MetaWebhookResult) -> None:
+def check_whatsapp_reply(result: WebhookResult) -> None:
     (message,) = result.messages
     assert message.text == "replied text"
     assert message.reply_to_provider_ids == ["wamid.xyzxyz=="]
 
 
-def status_check(status: DeliveryStatus, at: int) -> Callable[[MetaWebhookResult], None]:
-    def check(result: MetaWebhookResult) -> None:
+def status_check(status: DeliveryStatus, at: int) -> Callable[[WebhookResult], None]:
+    def check(result: WebhookResult) -> None:
         assert result.messages == []
         (update,) = result.statuses
         assert update.provider_message_id == "wamid.xyzxyz"
@@ -195,14 +195,14 @@ def status_check(status: DeliveryStatus, at: int) -> Callable[[MetaWebhookResult
     return check
 
 
-def check_whatsapp_failed(result: MetaWebhookResult) -> None:
+def check_whatsapp_failed(result: WebhookResult) -> None:
     (update,) = result.statuses
     assert update.status == DeliveryStatus.FAILED
     assert update.error_code == "130472"
     assert update.error_message == meta_common.MSG_RECIPIENT_UNAVAILABLE
 
 
-def check_whatsapp_failed_131014(result: MetaWebhookResult) -> None:
+def check_whatsapp_failed_131014(result: WebhookResult) -> None:
     (update,) = result.statuses
     assert update.provider_message_id == "external_id"
     assert update.status == DeliveryStatus.FAILED
@@ -210,7 +210,7 @@ def check_whatsapp_failed_131014(result: MetaWebhookResult) -> None:
     assert update.error_message == meta_common.MSG_MEDIA_FAILED
 
 
-def check_whatsapp_errors_webhook(result: MetaWebhookResult) -> None:
+def check_whatsapp_errors_webhook(result: WebhookResult) -> None:
     assert result.messages == []
     assert result.statuses == []
     (error,) = result.account_errors
@@ -218,7 +218,7 @@ def check_whatsapp_errors_webhook(result: MetaWebhookResult) -> None:
     assert error["title"] == "Rate limit hit"
 
 
-def check_messenger_text(result: MetaWebhookResult) -> None:
+def check_messenger_text(result: WebhookResult) -> None:
     (message,) = result.messages
     assert message.provider_message_id == "external_id"
     assert message.sender == IdentityRef(IdentityKind.MESSENGER, "5678")
@@ -227,7 +227,7 @@ def check_messenger_text(result: MetaWebhookResult) -> None:
     assert message.sent_at == ms(1459991487970)
 
 
-def check_messenger_attachment(result: MetaWebhookResult) -> None:
+def check_messenger_attachment(result: WebhookResult) -> None:
     (message,) = result.messages
     assert message.kind == MessageKind.IMAGE
     (attachment,) = message.attachments
@@ -235,7 +235,7 @@ def check_messenger_attachment(result: MetaWebhookResult) -> None:
     assert attachment.url == "https://image-url/foo.png"
 
 
-def check_messenger_attachment_placeholder(result: MetaWebhookResult) -> None:
+def check_messenger_attachment_placeholder(result: WebhookResult) -> None:
     # Meta's docs example keeps "<image|video|audio|file>" as the type: an unknown kind,
     # which must be kept with its raw payload rather than dropped.
     (message,) = result.messages
@@ -245,8 +245,8 @@ def check_messenger_attachment_placeholder(result: MetaWebhookResult) -> None:
     assert message.raw["message"]["attachments"][0]["type"] == "<image|video|audio|file>"
 
 
-def check_messenger_delivery(sender: str) -> Callable[[MetaWebhookResult], None]:
-    def check(result: MetaWebhookResult) -> None:
+def check_messenger_delivery(sender: str) -> Callable[[WebhookResult], None]:
+    def check(result: WebhookResult) -> None:
         assert result.messages == []
         (update,) = result.statuses
         assert update.provider_message_id == "mid.1458668856218:ed81099e15d3f4f233"
@@ -263,13 +263,13 @@ def check_messenger_delivery(sender: str) -> Callable[[MetaWebhookResult], None]
     return check
 
 
-def check_messenger_echo(result: MetaWebhookResult) -> None:
+def check_messenger_echo(result: WebhookResult) -> None:
     assert result.messages == []
     assert result.statuses == []
     assert result.watermarks == []
 
 
-def check_messenger_read(result: MetaWebhookResult) -> None:
+def check_messenger_read(result: WebhookResult) -> None:
     assert result.messages == []
     assert result.statuses == []
     assert result.watermarks == [
@@ -277,7 +277,7 @@ def check_messenger_read(result: MetaWebhookResult) -> None:
     ]
 
 
-def check_messenger_quick_reply(result: MetaWebhookResult) -> None:
+def check_messenger_quick_reply(result: WebhookResult) -> None:
     (message,) = result.messages
     assert message.sender == IdentityRef(IdentityKind.MESSENGER, "<PSID>")
     assert message.text == "hello, world!"
@@ -285,34 +285,34 @@ def check_messenger_quick_reply(result: MetaWebhookResult) -> None:
     assert message.sent_at == ms(1458692752478)
 
 
-def check_messenger_reply(result: MetaWebhookResult) -> None:
+def check_messenger_reply(result: WebhookResult) -> None:
     (message,) = result.messages
     assert message.provider_message_id == "m_1457764197618:41d102a3e1ae206a38"
     assert message.reply_to_provider_ids == ["m_1fTq8oLumEyIp3Q2MR-aY7IfLZDamVrALniheU"]
 
 
-def check_messenger_hackage(result: MetaWebhookResult) -> None:
+def check_messenger_hackage(result: WebhookResult) -> None:
     (message,) = result.messages
     assert message.provider_message_id == "mid.1457764197618:41d102a3e1ae206a38"
     assert message.sender == IdentityRef(IdentityKind.MESSENGER, "USER_ID")
     assert message.text == "hello, world!"
 
 
-def check_instagram_text(result: MetaWebhookResult) -> None:
+def check_instagram_text(result: WebhookResult) -> None:
     (message,) = result.messages
     assert message.sender == IdentityRef(IdentityKind.INSTAGRAM, "5678")
     assert message.text == "Hello World"
     assert message.provider_message_id == "external_id"
 
 
-def check_instagram_attachment(result: MetaWebhookResult) -> None:
+def check_instagram_attachment(result: WebhookResult) -> None:
     (message,) = result.messages
     assert message.sender.kind == IdentityKind.INSTAGRAM
     assert message.kind == MessageKind.IMAGE
     assert message.attachments[0].url == "https://image-url/foo.png"
 
 
-def check_instagram_story_mention(result: MetaWebhookResult) -> None:
+def check_instagram_story_mention(result: WebhookResult) -> None:
     (message,) = result.messages
     assert message.kind == MessageKind.STORY_MENTION
     (attachment,) = message.attachments
@@ -320,14 +320,14 @@ def check_instagram_story_mention(result: MetaWebhookResult) -> None:
     assert attachment.url == "https://story-url"
 
 
-def check_instagram_unsent(result: MetaWebhookResult) -> None:
+def check_instagram_unsent(result: WebhookResult) -> None:
     (message,) = result.messages
     assert message.unsend_of_provider_id == "external_id"
     assert message.provider_message_id != "external_id"
     assert message.sent_at == ms(1569262485349)
 
 
-def check_instagram_share(result: MetaWebhookResult) -> None:
+def check_instagram_share(result: WebhookResult) -> None:
     (message,) = result.messages
     assert message.provider_message_id == "{MESSAGE_ID}"
     assert message.sender == IdentityRef(IdentityKind.INSTAGRAM, "{SENDER_ID}")
@@ -352,7 +352,7 @@ def messenger_entry(name: str) -> bytes:
 
 
 # fixture file -> (adapter kind, how to build the POST body, expectations)
-INBOUND: dict[str, tuple[str, Callable[[str], bytes], Callable[[MetaWebhookResult], None]]] = {
+INBOUND: dict[str, tuple[str, Callable[[str], bytes], Callable[[WebhookResult], None]]] = {
     "whatsapp_text.json": ("whatsapp", full_body, check_whatsapp_text),
     "whatsapp_text_pywa.json": ("whatsapp", full_body, check_whatsapp_text_pywa),
     "whatsapp_image.json": ("whatsapp", full_body, check_whatsapp_image),

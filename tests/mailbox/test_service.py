@@ -10,7 +10,7 @@ import pytest
 from hilo.channels.actions import create_channel_account
 from hilo.channels.email_imap import ImapState
 from hilo.clock import FrozenClock
-from hilo.ingest.core import IngestQueue
+from hilo.ingest.queue import IngestQueue
 from hilo.mailbox.actions import claim_mailbox, release_mailbox, save_cursor
 from hilo.mailbox.service import LEASE, MailboxService
 from hilo.runtime import Runtime

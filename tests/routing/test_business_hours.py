@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from hilo.routing.business_hours import Calendar, CalendarError
+from hilo.hours.calendar import Calendar, CalendarError
 
 WEEKDAYS_9_TO_5 = {day: [["09:00", "17:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}
 HOUR = 3600

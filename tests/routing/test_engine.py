@@ -118,7 +118,7 @@ def test_a_worker_runs_the_rules_on_mail_it_ingests(runtime: Runtime) -> None:
     from hilo.channels.base import IdentityKind, IdentityRef, InboundMessage, WebhookResult
     from hilo.conversations.models import Label, conversation_labels
     from hilo.features import worker_engine
-    from hilo.ingest.core import IngestQueue
+    from hilo.ingest.queue import IngestQueue
 
     with runtime.transaction() as tx:
         account = create_channel_account(tx, "email", "Soporte", {"address": "soporte@example.com"}).view()

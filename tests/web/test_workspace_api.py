@@ -168,7 +168,7 @@ def test_reply_with_attachments_uses_the_reply_rules(api: Api, app_client: TestC
     [conversation] = api.conversations()
     seen = api.timeline(conversation["id"])[-1]["id"]
     csrf = sign_in(app_client)
-    url = f"/ui/conversations/{conversation['id']}/messages"
+    url = f"/api/v1/conversations/{conversation['id']}/messages/files"
     files = {"files": ("invoice.pdf", b"%PDF-1.4 fake", "application/pdf")}
     # when: without the CSRF header
     refused = app_client.post(url, data={"body": "Here it is"}, files=files)

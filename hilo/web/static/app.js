@@ -1013,7 +1013,7 @@
             mail.cc.forEach(function (address) { data.append("cc", address); });
           }
           files.forEach(function (file) { data.append("files", file); });
-          message = await api("POST", "/ui/conversations/" + id + "/messages", data);
+          message = await api("POST", "/api/v1/conversations/" + id + "/messages/files", data);
         } else {
           const payload = {
             body: templated ? template.body : text,

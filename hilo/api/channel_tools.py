@@ -11,9 +11,10 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
 from hilo.agents.access import Principal, require_admin
-from hilo.api.admin import access_channel
 from hilo.channels import actions as channel_actions
+from hilo.channels.access import access_channel
 from hilo.channels.base import ChannelAccountView, SendError
+from hilo.channels.registry import TEMPLATE_KINDS
 from hilo.channels.sms import TWILIO_MAX_BODY_CHARACTERS, max_segments, segment_info
 from hilo.conversations.models import Attachment
 from hilo.errors import ActionError, NotFound
@@ -25,8 +26,6 @@ from hilo.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/channels", tags=["channels"], responses=ERRORS)
 public = APIRouter(tags=["media"])
-
-TEMPLATE_KINDS = ("whatsapp",)
 
 
 class PreviewIn(BaseModel):

@@ -7,14 +7,14 @@ from datetime import date
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from hilo.errors import ActionError
+from hilo.hours.calendar import Calendar
+from hilo.hours.models import BusinessHours
 from hilo.i18n import N_
-from hilo.routing.business_hours import Calendar
-from hilo.routing.models import BusinessHours, RoutingTeam
-from hilo.runtime import Tx, session_cached
+from hilo.runtime import Tx
 
 _cache: dict[tuple[Any, ...], Calendar] = {}
 _lock = threading.Lock()
@@ -61,26 +61,6 @@ def cached(row: BusinessHours) -> Calendar:
     return built
 
 
-def team_calendar_row(session: Session, team_id: int | None) -> BusinessHours | None:
-    """The calendar of a team, else the default calendar, else None (one query per session)."""
-
-    def load() -> BusinessHours | None:
-        team_hours = select(RoutingTeam.business_hours_id).where(RoutingTeam.team_id == team_id).scalar_subquery()
-        return (
-            session.execute(
-                select(BusinessHours)
-                .where(or_(BusinessHours.id == team_hours, BusinessHours.is_default.is_(True)))
-                # The team's own calendar first: a default one sorts after it.
-                .order_by(BusinessHours.id != team_hours, BusinessHours.id)
-                .limit(1)
-            )
-            .scalars()
-            .first()
-        )
-
-    return session_cached(session, ("team_calendar", team_id), load)
-
-
 def save(tx: Tx, row: BusinessHours | None, fields: dict[str, Any]) -> BusinessHours:
     """Create or change a calendar after checking it can be used."""
     tx.forget_settings()
@@ -125,3 +105,25 @@ def remove(tx: Tx, row: BusinessHours) -> None:
     """Delete a calendar; teams and SLA policies using it fall back to none."""
     tx.session.execute(delete(BusinessHours).where(BusinessHours.id == row.id))
     tx.record("business_hours.deleted", data={"business_hours_id": row.id, "name": row.name})
+
+
+def check_reference(session: Session, key: str, value: Any) -> int | None:
+    """The calendar id a setting names (a number, or its text); None unsets it; 422 for no such calendar."""
+    if value in (None, ""):
+        return None
+    calendar_id = value
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        calendar_id = int(value.strip())
+    if (
+        isinstance(calendar_id, bool)
+        or not isinstance(calendar_id, int)
+        or session.get(BusinessHours, calendar_id) is None
+    ):
+        raise ActionError(
+            "business_hours_unknown",
+            N_("There are no business hours with id {value}: pick a calendar from the business hours, or none."),
+            422,
+            value=str(value)[:40],
+            details=[{"field": f"settings.{key}"}],
+        )
+    return calendar_id
