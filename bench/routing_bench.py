@@ -39,10 +39,10 @@ from sqlalchemy import event
 
 from hilo.automation.rules import AutomationHandlers
 from hilo.clock import FrozenClock
+from hilo.consumers.engine import Engine
 from hilo.db.migrate import upgrade
 from hilo.routing import actions as routing
 from hilo.routing import sla
-from hilo.routing.engine import Engine
 from hilo.runtime import Runtime
 from hilo.settings import load_settings
 

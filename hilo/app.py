@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import gc
 import importlib
 import importlib.util
@@ -21,25 +19,15 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from hilo import __version__
 from hilo.api import admin, attachments, auth, contacts, conversations, errors, realtime, webhooks
 from hilo.clock import Clock
+from hilo.features import FEATURES, Background
 from hilo.http.hub import Hub
 from hilo.http.presence import Presence
 from hilo.http.ratelimit import RateLimiter
 from hilo.ingest.queue import IngestQueue
-from hilo.mailbox.service import MailboxService
-from hilo.outbox.dispatcher import OutboxDispatcher
 from hilo.runtime import Runtime
 from hilo.settings import Settings, load_settings
 
 log = logging.getLogger("hilo")
-
-FEATURE_MODULES = (
-    "hilo.web.views",
-    "hilo.web.admin_automation",
-    "hilo.widget.routes",
-    "hilo.routing.api",
-    "hilo.automation.api",
-    "hilo.api.channel_tools",
-)
 
 
 class HiloApp(FastAPI):
@@ -65,23 +53,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.bus.start(app.state.hub.deliver)
         app.state.ingest.start()
-        worker_task = None
-        if settings.run_worker:
-            dispatcher = OutboxDispatcher(runtime)
-            app.state.dispatcher = dispatcher
-            worker_task = asyncio.create_task(dispatcher.run())
-            # The in-process worker also polls the IMAP mailboxes (hilo.mailbox).
-            app.state.mailboxes = MailboxService(runtime, app.state.ingest)
-            app.state.mailboxes.start()
+        # The features' background work: all of it, or with HILO_RUN_WORKER=0 (separate
+        # `hilo worker` processes do the rest) only what belongs to this process's websockets.
+        await background.start(full=settings.run_worker)
         try:
             yield
         finally:
-            if worker_task is not None:
-                await app.state.mailboxes.close()
-                app.state.dispatcher.stop()
-                worker_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await worker_task
+            await background.stop()
             app.state.ingest.stop()
             await runtime.bus.stop()
             runtime.close()
@@ -100,6 +78,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.ingest = IngestQueue(runtime)
     app.state.limiter = RateLimiter(settings.redis_url, now=lambda: runtime.clock.now().timestamp())
     app.state.channel_cache = webhooks.ChannelCache()
+    background = Background(runtime, app.state.ingest)
+    app.state.background = background
+    # Handles the features' routes and the tests reach for.
+    app.state.routing_engine = background.reactions
+    app.state.routing_handlers = background.handles["routing"]
+    app.state.automation_handlers = background.handles["automation"]
+    app.state.notifier = background.consumers["workspace"]
+    app.state.dispatcher = background.services["outbox"]
+    app.state.mailboxes = background.services["mailboxes"].service  # type: ignore[attr-defined]
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.secret_key,
@@ -111,11 +98,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     errors.install(app)
     for module in (auth, conversations, contacts, admin, attachments, webhooks, realtime):
         app.include_router(module.router)
-    for name in FEATURE_MODULES:
-        # Feature packages plug in with `install(app)`; one not yet present is skipped,
-        # but one that is present and fails to import fails loudly.
-        package = name.rsplit(".", 1)[0]
-        if importlib.util.find_spec(package) is not None and importlib.util.find_spec(name) is not None:
+    for feature in FEATURES:
+        for name in feature.routes:
             importlib.import_module(name).install(app)
 
     @app.get("/healthz", include_in_schema=False)

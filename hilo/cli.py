@@ -53,39 +53,33 @@ def serve(host: str, port: int, workers: int) -> None:
 
 @main.command()
 def worker() -> None:
-    """Run a worker process: outbox sends, IMAP mailboxes and the routing engine (any number on PostgreSQL)."""
-    from hilo.features import worker_engine
+    """Run a worker process: every feature's background work (any number on PostgreSQL)."""
+    from hilo.features import Background
     from hilo.ingest.queue import IngestQueue
-    from hilo.mailbox.service import MailboxService
-    from hilo.outbox.dispatcher import OutboxDispatcher
     from hilo.runtime import Runtime
 
     runtime = Runtime(load_settings())
-    dispatcher = OutboxDispatcher(runtime)
-    # No API here: mail fetched by IMAP is committed by this process's own ingest writer,
-    # and routed, timed and run through the rules by this process's own engine.
+    # No API here: mail fetched by IMAP is committed by this process's own ingest writer.
     ingest = IngestQueue(runtime)
-    mailboxes = MailboxService(runtime, ingest)
-    engine = worker_engine(runtime)
+    background = Background(runtime, ingest)
 
     async def run() -> None:
+        stopped = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, dispatcher.stop)
-        engine.start()
+            loop.add_signal_handler(sig, stopped.set)
         ingest.start()
-        mailboxes.start()
+        await background.start(full=True)
         # As `hilo serve` does: what startup made stays out of the collector's full passes,
         # which would otherwise stall the engine now and then (see hilo.app).
         gc.freeze()
         try:
-            await dispatcher.run()
+            await stopped.wait()
         finally:
-            await mailboxes.close()
+            await background.stop()
             ingest.stop()
-            await asyncio.to_thread(engine.stop)
 
-    click.echo("hilo worker: sending queued messages, reading mailboxes, routing (Ctrl+C to stop)")
+    click.echo("hilo worker: sending queued messages, reading mailboxes, reacting to events (Ctrl+C to stop)")
     asyncio.run(run())
     runtime.close()
 

@@ -165,6 +165,8 @@ class Tx:
             return
         now = self.now
         at = now.isoformat()
+        # Events recorded while a consumer handles an event are one reaction deeper.
+        depth = self.runtime.reaction_depth + 1
         rows = [
             {
                 "kind": item.kind,
@@ -173,6 +175,8 @@ class Tx:
                 "message_id": item.message_id,
                 "actor_agent_id": self.actor_agent_id,
                 "data": item.data or {},
+                "payload": item.realtime,
+                "depth": depth,
                 "created_at": now,
             }
             for item in records
@@ -210,6 +214,15 @@ class Runtime:
         # API request costs no sign-in queries (see hilo.http.deps.load_principal).
         self.principals: dict[tuple[str, object], tuple[float, Any]] = {}
         self.nothing_set = NothingSet(self.clock)
+
+    @property
+    def reaction_depth(self) -> int:
+        """The depth of the event this thread is reacting to (-1 when it reacts to none)."""
+        return int(getattr(self._ambient, "depth", -1))
+
+    @reaction_depth.setter
+    def reaction_depth(self, depth: int) -> None:
+        self._ambient.depth = depth
 
     def forget_principals(self) -> None:
         """Drop cached sign-ins: an agent, a team membership or a token changed."""

@@ -21,14 +21,12 @@ from hilo.automation.models import (
     Macro,
     ScheduledMessage,
 )
-from hilo.automation.rules import AutomationHandlers
 from hilo.conversations.access import access_conversation
 from hilo.errors import ActionError, NotFound
 from hilo.http.deps import CurrentAgent, RuntimeDep
 from hilo.http.schemas import ERRORS, ConversationOut, serialize_conversations
 from hilo.i18n import N_
 from hilo.routing.access import require_supervisor
-from hilo.routing.engine import engine_of
 from hilo.runtime import Runtime, Tx
 
 router = APIRouter(prefix="/api/v1", tags=["automation"], responses=ERRORS)
@@ -474,7 +472,4 @@ def cancel_scheduled(item_id: int, principal: CurrentAgent, runtime: RuntimeDep)
 
 
 def install(app: FastAPI) -> None:
-    handlers = AutomationHandlers(engine_of(app))
-    handlers.install()
-    app.state.automation_handlers = handlers
     app.include_router(router)

@@ -2,7 +2,7 @@
 replies, auto-resolve and scheduled messages.
 
 Loop protection: every event carries the depth of the automation chain that caused it
-(hilo.routing.engine); a rule does not run past MAX_DEPTH, and at most RATE_LIMIT rule
+(hilo.consumers.engine); a rule does not run past MAX_DEPTH, and at most RATE_LIMIT rule
 runs per conversation happen in RATE_WINDOW (a bot answering our auto-reply with its own
 is a loop no depth shows). Either stop is recorded as `automation.loop_stopped`.
 """
@@ -16,12 +16,11 @@ from sqlalchemy import bindparam, select
 
 from hilo.automation import actions as automation
 from hilo.automation import conditions as cond
-from hilo.automation import steps
+from hilo.automation import steps, webhooks
 from hilo.automation.facts import contact_locale, facts_for, trigger_message, variables
 from hilo.automation.models import AutomationRule, AutomationSettings, ScheduledMessage
-from hilo.automation.webhooks import WebhookSender
+from hilo.consumers.engine import Engine
 from hilo.conversations.models import Conversation, Message
-from hilo.routing.engine import Engine
 from hilo.runtime import Runtime, Tx
 
 AUTOMATION_ORDER = 20
@@ -89,7 +88,9 @@ def apply_rules(
         if automation.recent_runs(tx, conversation.id, RATE_WINDOW) >= RATE_LIMIT:
             automation.record_run(tx, rule, conversation, event, depth, "loop_stopped", {"reason": "rate"})
             break
+        before = len(ctx.webhooks)
         outcomes = steps.run(tx, conversation, steps.stored(rule.actions), ctx)
+        ctx.webhooks[before:] = webhooks.tagged(ctx.webhooks[before:], rule.id)
         automation.record_run(tx, rule, conversation, event, depth, "applied", {"actions": outcomes})
         if rule.stop_processing:
             break
@@ -100,7 +101,6 @@ class AutomationHandlers:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.runtime: Runtime = engine.runtime
-        self.webhooks = WebhookSender(self.runtime)
 
     def install(self) -> None:
         self.engine.on_event(AUTOMATION_ORDER, self.on_event)
@@ -127,10 +127,9 @@ class AutomationHandlers:
             if answer_closed and message is not None:
                 automation.out_of_office(tx, conversation, message)
 
-    def call_webhooks_after(self, tx: Tx, webhooks: list[steps.PendingWebhook]) -> None:
-        """Hand the rules' webhooks to the sender once `tx` (or the batch it runs in) has committed."""
-        if webhooks:
-            tx.deferred.append(lambda: self.webhooks.submit(webhooks))
+    def call_webhooks_after(self, tx: Tx, hooks: list[steps.PendingWebhook]) -> None:
+        """Queue the rules' webhooks in `tx`: they are called once it (or its batch) has committed."""
+        webhooks.queue(tx, hooks)
 
     def scheduled_pass(self) -> None:
         with self.runtime.db.read() as session:

@@ -151,11 +151,13 @@ def stored(raw: list[dict[str, Any]]) -> list[Step]:
     return STEPS.validate_python(raw)
 
 
-@dataclass
+@dataclass(frozen=True)
 class PendingWebhook:
     url: str
     secret: str
     payload: dict[str, Any]
+    # The rule that calls it: each attempt signs with the rule's secret of that moment.
+    rule_id: int | None = None
 
 
 @dataclass

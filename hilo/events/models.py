@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import ForeignKey, Index, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hilo.db.base import Base, BigId, Json, UTCDateTime, utcnow
@@ -21,6 +21,10 @@ class Event(Base):
     message_id: Mapped[int | None] = mapped_column(BigId)
     actor_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agents.id"))
     data: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    # What the live screens were told (None: nothing); consumers read it (see hilo.consumers).
+    payload: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    # How many automated reactions led here: 0 for what a person or a provider did.
+    depth: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (

@@ -24,7 +24,6 @@ from hilo.i18n import N_
 from hilo.routing import actions, presence, sla
 from hilo.routing.access import require_supervisor
 from hilo.routing.capacity import CHANNEL_CLASSES, capacity_for
-from hilo.routing.engine import engine_of
 from hilo.routing.handlers import RoutingHandlers
 from hilo.routing.models import (
     ConversationRouting,
@@ -655,9 +654,8 @@ def sla_conversations(
 
 
 def install(app: FastAPI) -> None:
-    engine = engine_of(app)
-    handlers = RoutingHandlers(engine)
-    handlers.install()
+    # The handlers the feature registry installed on this process's engine: they keep this
+    # process's agents' presence from their websockets.
+    handlers: RoutingHandlers = app.state.routing_handlers
     app.state.presence.watchers.append(handlers.watch)
-    app.state.routing_handlers = handlers
     app.include_router(router)

@@ -18,9 +18,9 @@ from typing import Any
 from sqlalchemy import select
 
 from hilo.agents.access import Principal
+from hilo.consumers.engine import Engine
 from hilo.conversations.models import Conversation, Message
 from hilo.routing import actions, presence, sla
-from hilo.routing.engine import Engine
 from hilo.runtime import Runtime, Tx
 
 SLA_ORDER = 10
@@ -57,7 +57,7 @@ class RoutingHandlers:
         self.engine.before_batch(ROUTING_ORDER, self.prepare_routing)
         self.engine.on_event(SLA_ORDER, self.on_sla_event)
         self.engine.on_event(ROUTING_ORDER, self.on_routing_event)
-        self.engine.every_tick(10, self.presence_pass)
+        self.engine.every_tick(10, self.presence_pass, local=True)
         self.engine.every_tick(15, self.hold_pass)
         self.engine.every_tick(20, self.sla_pass)
 

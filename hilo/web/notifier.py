@@ -1,17 +1,15 @@
 """Turn committed events into notifications: mentions, assignments, customer replies, SLA
 warnings and breaches, scheduled replies that failed.
 
-The runtime calls `Notifier.listen` in the committing thread (ingest waits on it), so it
-only queues; a thread of its own reads the queue and stores each notification through
-`hilo.web.actions.notify`. Every API process notifies for the commits it made itself, so
-with several processes each notification is still created exactly once.
+A durable consumer of its own (`hilo.consumers`, named "notifications"): it reads committed
+events from its stored position, whichever process committed them, and stores each
+notification through `hilo.web.actions.notify` in the transaction that moves its position
+on, so every notification is created exactly once however many processes run it.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from hilo.agents.models import Agent
+from hilo.consumers.engine import Engine
 from hilo.contacts.models import Contact
 from hilo.conversations.access import can_see
 from hilo.conversations.models import Conversation, Message
@@ -86,41 +85,22 @@ def _may_notify(event: dict[str, Any]) -> bool:
 class Notifier:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._queue: queue.Queue[list[dict[str, Any]] | None] = queue.Queue()
-        self._thread: threading.Thread | None = None
+        self.engine = Engine(runtime, name="notifications")
+        self.engine.on_event(0, self._on_event)
 
-    def listen(self, events: list[dict[str, Any]]) -> None:
-        """The runtime's post-commit listener: keep what may notify someone, queue it."""
-        relevant = [e for e in events if _may_notify(e)]
-        if relevant:
-            self._queue.put(relevant)
+    def _on_event(self, event: dict[str, Any], _depth: int) -> None:
+        if _may_notify(event):
+            self.handle([event])
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="hilo-notifier", daemon=True)
-            self._thread.start()
+        self.engine.start()
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout=10)
-            self._thread = None
+        self.engine.stop()
 
     def drain(self) -> None:
-        """Wait until everything queued so far is stored (tests, shutdown)."""
-        self._queue.join()
-
-    def _run(self) -> None:
-        while True:
-            events = self._queue.get()
-            try:
-                if events is None:
-                    return
-                self.handle(events)
-            except Exception:
-                log.exception("could not store notifications")
-            finally:
-                self._queue.task_done()
+        """Store the notifications of every event committed so far (tests, shutdown)."""
+        self.engine.drain()
 
     def handle(self, events: list[dict[str, Any]]) -> None:
         with self.runtime.db.read() as session:

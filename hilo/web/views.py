@@ -8,10 +8,7 @@ session's CSRF token in `X-CSRF-Token`.
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -52,7 +49,6 @@ from hilo.web.inbox import (
     unread_ids,
 )
 from hilo.web.models import SORTS, Notification
-from hilo.web.notifier import Notifier
 from hilo.web.rendering import STATIC, js_strings, render
 from hilo.web.workspace import sla_summaries, workspace_strings
 
@@ -768,25 +764,8 @@ def _sign_in_required(request: Request, exc: Exception) -> Response:
 
 
 def install(app: FastAPI) -> None:
-    """Add the agent UI, its REST endpoints, static files and the notifier to the app."""
-    runtime: Runtime = app.state.runtime
-    notifier = Notifier(runtime)
-    app.state.notifier = notifier
-    runtime.on_committed(notifier.listen)
+    """Add the agent UI, its REST endpoints and static files to the app."""
     app.include_router(api.router)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(SignInRequired, _sign_in_required)
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(instance: FastAPI) -> AsyncIterator[Any]:
-        async with inner(instance) as state:
-            notifier.start()
-            try:
-                yield state
-            finally:
-                # Before the runtime closes: what is queued still gets stored.
-                await asyncio.to_thread(notifier.stop)
-
-    app.router.lifespan_context = lifespan

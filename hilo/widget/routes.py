@@ -30,7 +30,7 @@ from hilo.http.deps import client_ip
 from hilo.i18n import N_, gettext, negotiate, normalize_locale
 from hilo.runtime import Runtime
 from hilo.widget import forms
-from hilo.widget.actions import record_receipt, send_email_fallbacks
+from hilo.widget.actions import record_receipt
 from hilo.widget.directory import Directory
 from hilo.widget.history import conversation_scope, file_signature, identity_of
 from hilo.widget.hours import config_fields
@@ -57,7 +57,6 @@ RATE_FILE = 300
 HELLO_TIMEOUT = 15.0
 MAX_FRAME = 20_000
 TYPING_EVERY = 2.0
-FALLBACK_EVERY = 20.0
 
 
 @dataclass(frozen=True)
@@ -543,15 +542,6 @@ def widget_file(token: str, attachment_id: int, signature: str, request: Request
 # -- wiring ------------------------------------------------------------------------------
 
 
-async def _email_fallbacks(runtime: Runtime) -> None:
-    while True:
-        await asyncio.sleep(FALLBACK_EVERY)
-        try:
-            await asyncio.to_thread(send_email_fallbacks, runtime)
-        except Exception:
-            log.exception("widget e-mail fallback pass failed")
-
-
 def install(app: FastAPI) -> None:
     """Mount the widget and the web forms, and run the widget hub with the app."""
     runtime: Runtime = app.state.runtime
@@ -573,7 +563,7 @@ def install(app: FastAPI) -> None:
     @asynccontextmanager
     async def lifespan(instance: Any) -> AsyncIterator[Any]:
         async with inner(instance) as state:
-            tasks = [asyncio.create_task(hub.run()), asyncio.create_task(_email_fallbacks(runtime))]
+            tasks = [asyncio.create_task(hub.run())]
             try:
                 yield state
             finally:

@@ -1,4 +1,4 @@
-"""Rule webhooks off the engine thread (slow and failing endpoints), and the time-based
+"""Rule webhooks as background jobs (slow and failing endpoints), and the time-based
 scans (idle rules, auto-resolve) over conversations that went quiet at the same instant."""
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ def test_a_slow_webhook_does_not_hold_up_routing(desk: Desk) -> None:
             actions=[{"type": "webhook", "url": url, "secret": "a-shared-secret"}],
         )
         first = desk.customer_writes()
+        jobs = threading.Thread(target=desk.webhooks_done, daemon=True)
+        jobs.start()
         assert arrived.wait(10)
         # when: another customer writes while the first webhook hangs
         second = desk.customer_writes()
@@ -63,6 +65,7 @@ def test_a_slow_webhook_does_not_hold_up_routing(desk: Desk) -> None:
         assert desk.events(first, "automation.webhook") == []
         # when: the endpoint answers at last
         release.set()
+        jobs.join(10)
         desk.webhooks_done()
     # then
     assert desk.events(first, "automation.webhook")[0]["delivered"] is True

@@ -23,7 +23,7 @@ from playwright.sync_api import Browser, BrowserContext, expect
 from hilo.agents.actions import create_agent, create_team, create_token
 from hilo.app import create_app
 from hilo.clock import FrozenClock
-from hilo.routing.engine import Engine, engine_of
+from hilo.consumers.engine import Engine
 from tests.e2e.test_agent_ui import (
     PASSWORD,
     Agent,
@@ -68,7 +68,8 @@ def live(
     try:
         with httpx.Client(base_url=settings.base_url, timeout=20) as http:
             api = Api(http, token, agents["ana"].id)  # type: ignore[arg-type]
-            yield Desk(settings.base_url, clock, api, agents, team_id, [], "http://127.0.0.1:9/hook", engine_of(app))
+            engine = app.state.routing_engine
+            yield Desk(settings.base_url, clock, api, agents, team_id, [], "http://127.0.0.1:9/hook", engine)
     finally:
         server.should_exit = True
         thread.join(timeout=10)

@@ -23,6 +23,9 @@ from hilo.settings import Settings
 from tests.routing.desk import Desk
 
 HOUR = 3600
+# What a durable consumer's pass costs whatever it handles: lock and read its position, read the
+# committed events after it, store the new position (hilo.consumers.positions).
+CONSUMER_STATEMENTS = 3
 
 
 @contextmanager
@@ -78,9 +81,10 @@ def test_a_burst_of_customer_messages_costs_the_same_few_statements_whatever_its
         with counting_statements(runtime) as statements:
             desk.settle()
         counts.append(len(statements))
-    # then: the settings once and one question about live timers for the batch, not one per message
+    # then: the settings once and one question about live timers for the batch, not one per message,
+    # beside the consumer's own three (lock its position, read the events, move the position on)
     assert counts[0] == counts[1]
-    assert counts[1] <= 5
+    assert counts[1] <= 5 + CONSUMER_STATEMENTS
 
 
 def test_a_burst_of_new_customers_loads_their_conversations_once(desk: Desk) -> None:
@@ -97,7 +101,7 @@ def test_a_burst_of_new_customers_loads_their_conversations_once(desk: Desk) -> 
         counts.append(len(statements))
     # then: their new conversations are read for routing in one query, not one each
     assert counts[0] == counts[1]
-    assert counts[1] <= 3
+    assert counts[1] <= 3 + CONSUMER_STATEMENTS
 
 
 def test_a_rule_saved_after_quiet_batches_applies_to_the_next_message(desk: Desk) -> None:

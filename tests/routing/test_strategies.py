@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime
-from typing import Any
 
 from hilo.routing.actions import Candidate, choose
-from hilo.routing.engine import Engine
 
 
 def candidate(
@@ -77,48 +75,3 @@ def test_agents_who_gave_it_back_earlier_come_last() -> None:
         pool[0],
         "round_robin",
     )
-
-
-class _Runtime:
-    def __init__(self) -> None:
-        self.listeners: list[Any] = []
-
-    def on_committed(self, listener: Any) -> None:
-        self.listeners.append(listener)
-
-
-def test_engine_hands_events_to_handlers_in_order_with_their_depth() -> None:
-    # given
-    runtime = _Runtime()
-    engine = Engine(runtime)  # type: ignore[arg-type]
-    seen: list[tuple[str, str, int]] = []
-
-    def first(event: dict[str, Any], depth: int) -> None:
-        seen.append(("first", event["type"], depth))
-        if event["type"] == "a":
-            # A handler's own commit comes back one level deeper.
-            runtime.listeners[0]([{"type": "b"}])
-
-    engine.on_event(20, lambda event, depth: seen.append(("second", event["type"], depth)))
-    engine.on_event(10, first)
-    # when: a commit from outside the engine
-    runtime.listeners[0]([{"type": "a"}])
-    handled = engine.drain()
-    # then
-    assert handled == 2
-    assert seen == [("first", "a", 0), ("second", "a", 0), ("first", "b", 1), ("second", "b", 1)]
-
-
-def test_a_failing_handler_does_not_stop_the_others() -> None:
-    runtime = _Runtime()
-    engine = Engine(runtime)  # type: ignore[arg-type]
-    seen: list[str] = []
-
-    def broken(event: dict[str, Any], depth: int) -> None:
-        raise RuntimeError("bug")
-
-    engine.on_event(1, broken)
-    engine.on_event(2, lambda event, depth: seen.append(event["type"]))
-    runtime.listeners[0]([{"type": "x"}])
-    engine.drain()
-    assert seen == ["x"]

@@ -1,7 +1,9 @@
-"""The engine handles a burst of events in one transaction, and a failing handler spoils nothing."""
+"""The engine: a durable consumer of committed events. A burst is handled in one transaction, a failing
+handler spoils nothing, and a restart or a second process neither loses nor repeats a reaction."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,8 +11,9 @@ import pytest
 from sqlalchemy import event, func, select
 
 from hilo.clock import FrozenClock
+from hilo.consumers import positions
+from hilo.consumers.engine import Engine
 from hilo.events.models import Event
-from hilo.routing.engine import Engine
 from hilo.runtime import Runtime
 from hilo.settings import Settings
 
@@ -62,9 +65,10 @@ def test_a_burst_of_events_commits_once(runtime: Runtime) -> None:
     commits = _commits(runtime)
     # when
     engine.drain()
-    # then: every event's work is stored, in order, by one commit for the burst
+    # then: every event's work is stored, in order, by one commit for the burst, and one more
+    # for the pass that handled the ten events that work recorded
     assert _noted(runtime) == list(range(10))
-    assert len(commits) == 1
+    assert len(commits) == 2
     # and the events that work recorded came back one level deeper (automation's loop guard)
     assert depths == [1] * 10
 
@@ -117,7 +121,7 @@ def test_a_worker_runs_the_rules_on_mail_it_ingests(runtime: Runtime) -> None:
     from hilo.channels.actions import create_channel_account
     from hilo.channels.base import IdentityKind, IdentityRef, InboundMessage, WebhookResult
     from hilo.conversations.models import Label, conversation_labels
-    from hilo.features import worker_engine
+    from hilo.features import Background
     from hilo.ingest.queue import IngestQueue
 
     with runtime.transaction() as tx:
@@ -127,8 +131,8 @@ def test_a_worker_runs_the_rules_on_mail_it_ingests(runtime: Runtime) -> None:
             None,
             {"name": "Mail", "event": "message.received", "actions": [{"type": "add_labels", "labels": ["mail"]}]},
         )
-    engine = worker_engine(runtime)
     ingest = IngestQueue(runtime)
+    engine = Background(runtime, ingest).reactions
     ingest.start()
     try:
         # when: the worker's mailbox service hands a fetched mail to its ingest writer
@@ -151,3 +155,123 @@ def test_a_worker_runs_the_rules_on_mail_it_ingests(runtime: Runtime) -> None:
             .where(conversation_labels.c.conversation_id == conversation_id)
         ).scalars()
         assert list(labels) == ["mail"]
+
+
+def test_handlers_run_in_order_with_each_events_depth(runtime: Runtime) -> None:
+    # given: two handlers, the first of which commits an event of its own for "a"
+    engine = Engine(runtime)
+    seen: list[tuple[str, str, int]] = []
+
+    def first(received: dict[str, Any], depth: int) -> None:
+        seen.append(("first", received["type"], depth))
+        if received["type"] == "a":
+            with runtime.transaction() as tx:
+                tx.record("b", realtime={})
+
+    engine.on_event(20, lambda received, depth: seen.append(("second", received["type"], depth)))
+    engine.on_event(10, first)
+    # when: a commit from outside the engine
+    with runtime.transaction() as tx:
+        tx.record("a", realtime={})
+    engine.drain()
+    # then: lowest order first; the handler's own event came back one level deeper
+    assert seen == [("first", "a", 0), ("second", "a", 0), ("first", "b", 1), ("second", "b", 1)]
+
+
+def test_a_failing_handler_does_not_stop_the_others(runtime: Runtime, caplog: pytest.LogCaptureFixture) -> None:
+    # given
+    engine = Engine(runtime)
+    seen: list[str] = []
+
+    def broken(_received: dict[str, Any], _depth: int) -> None:
+        raise RuntimeError("bug")
+
+    engine.on_event(1, broken)
+    engine.on_event(2, lambda received, _depth: seen.append(received["type"]))
+    with runtime.transaction() as tx:
+        tx.record("x", realtime={})
+    # when
+    engine.drain()
+    # then: the other handler ran, the failure is in the log, and the event is not handled again
+    assert seen == ["x"]
+    assert "broken failed on x" in caplog.text
+    assert engine.drain() == 0
+    assert seen == ["x"]
+
+
+def test_a_restarted_engine_resumes_where_it_stopped(runtime: Runtime, settings: Settings, clock: FrozenClock) -> None:
+    # given: an engine that handled one event, then a process that stopped before seeing two more
+    engine = Engine(runtime)
+    engine.on_event(10, _note_handler(runtime, []))
+    _ping(runtime, 1)
+    engine.drain()
+    with runtime.transaction() as tx:
+        for n in (1, 2):
+            tx.record("test.ping", data={"n": n}, realtime={"n": n})
+    # when: a new process (its own runtime) starts the engine of the same name
+    restarted_runtime = Runtime(settings, clock=clock)
+    try:
+        restarted = Engine(restarted_runtime)
+        restarted.on_event(10, _note_handler(restarted_runtime, []))
+        restarted.drain()
+    finally:
+        restarted_runtime.close()
+    # then: it handled what the first had not, and nothing twice
+    assert _noted(runtime) == [0, 1, 2]
+
+
+def test_two_processes_running_one_engine_handle_each_event_once(
+    runtime: Runtime, settings: Settings, clock: FrozenClock
+) -> None:
+    # given: the same engine in two processes, both draining while events arrive
+    other_runtime = Runtime(settings, clock=clock)
+    try:
+        engines = [Engine(runtime), Engine(other_runtime)]
+        for engine, its_runtime in zip(engines, (runtime, other_runtime), strict=True):
+            engine.on_event(10, _note_handler(its_runtime, []))
+        errors: list[BaseException] = []
+
+        def drain_often(engine: Engine) -> None:
+            try:
+                for _ in range(20):
+                    engine.drain()
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=drain_often, args=(engine,)) for engine in engines]
+        for thread in threads:
+            thread.start()
+        for n in range(30):
+            with runtime.transaction() as tx:
+                tx.record("test.ping", data={"n": n}, realtime={"n": n})
+        for thread in threads:
+            thread.join(60)
+        for engine in engines:
+            engine.drain()
+    finally:
+        other_runtime.close()
+    # then: every event's work is stored exactly once
+    assert errors == []
+    assert sorted(_noted(runtime)) == list(range(30))
+
+
+def test_an_event_committed_late_is_still_handled() -> None:
+    # given: a position past event 11 while event 10's transaction had not committed yet
+    place = positions.Place("reactions", 9)
+    seen = [positions.Committed(11, {"type": "x"}, 0)]
+    # when
+    holes_after_11 = _advance(place, seen)
+    late = _advance(place, [positions.Committed(10, {"type": "x"}, 0)])
+    # then: 10 was kept as a hole and, once it appeared, handled and forgotten
+    assert holes_after_11 == {10}
+    assert late == set()
+    assert place.position == 11
+
+
+def _advance(place: positions.Place, handled: list[positions.Committed]) -> set[int]:
+    class _Session:
+        def execute(self, *_args: Any, **_kwargs: Any) -> None:
+            return None
+
+    positions.advance(_Session(), place, handled)  # type: ignore[arg-type]
+    return set(place.holes)
