@@ -311,6 +311,14 @@ def setting_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def json_text(value: Any) -> str:
+    """A value as JSON in plain text, for the autoescaper to escape like any other text.
+
+    Jinja's `tojson` is markup that leaves `"` as is: safe inside `<script type="application/json">`
+    only, never in an attribute."""
+    return orjson.dumps(value).decode()
+
+
 def translator(locale: str) -> Callable[..., str]:
     def translate(msgid: str, **values: object) -> str:
         return gettext(msgid, locale, **values)
@@ -328,7 +336,14 @@ env = Environment(
     undefined=StrictUndefined,
 )
 env.filters.update(
-    iso=iso, initials=initials, hue=hue, rich=rich_text, filesize=filesize, setting_text=setting_text, excerpt=excerpt
+    iso=iso,
+    initials=initials,
+    hue=hue,
+    rich=rich_text,
+    filesize=filesize,
+    setting_text=setting_text,
+    excerpt=excerpt,
+    json_text=json_text,
 )
 env.globals.update(
     static=static_url,

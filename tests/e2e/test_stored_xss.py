@@ -1,0 +1,111 @@
+"""Customer and agent data reaches an administrator's browser as text, never as markup (real Chromium).
+
+An agent may write a contact's attributes and name; an administrator who opens the
+conversation must not run anything they hold, nor let htmx act on their behalf.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from hilo.actions.agents import create_agent, create_token
+from hilo.settings import Settings
+from tests.e2e.widget_support import LiveHilo, live_hilo
+from tests.fakes.server import free_port
+from tests.support import Api
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def live(settings: Settings) -> Iterator[LiveHilo]:
+    port = free_port()
+    with live_hilo(replace(settings, base_url=f"http://127.0.0.1:{port}"), port) as running:
+        yield running
+
+
+def sign_in(browser: Browser, live: LiveHilo) -> Page:
+    """Ana, an administrator, signed in; every request the page makes is kept in `page.requests`."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="en-GB")
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(f"{request.method} {request.url}"))
+    page.requests = requests  # type: ignore[attr-defined]
+    page.goto(f"{live.url}/login")
+    page.fill("input[name=email]", "ana@example.com")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r".*/inbox.*"))
+    return page
+
+
+def agent_client(live: LiveHilo, email: str) -> httpx.Client:
+    with live.app.state.runtime.transaction() as tx:
+        agent = create_agent(tx, email=email, name="Eve", password=PASSWORD, role="agent")
+        _row, token = create_token(tx, agent, "e2e")
+    return httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {token}"}, timeout=20)
+
+
+def test_contact_attributes_set_by_an_agent_render_as_text_for_an_admin(browser: Browser, live: LiveHilo) -> None:
+    # given: a conversation, an automation rule, and an agent who writes hostile attributes on the contact
+    admin = Api(live.api, live.token, 0)  # type: ignore[arg-type]
+    channel = admin.api_channel("Shop")
+    admin.inbound(channel, "carla-1", "Hello, where is my order?", name="Carla Gil")
+    [conversation] = admin.conversations()
+    created = live.api.post(
+        "/api/v1/automation/rules",
+        json={
+            "name": "Refunds",
+            "event": "message.received",
+            "actions": [{"type": "set_priority", "priority": "high"}],
+        },
+    )
+    assert created.status_code == 201, created.text
+    rule_id = created.json()["id"]
+    attributes: dict[str, Any] = {
+        "breakout": {f'" hx-delete=/api/v1/automation/rules/{rule_id} hx-trigger=load x': 1},
+        "single": [f"' hx-delete=/api/v1/automation/rules/{rule_id} hx-trigger=load x='"],
+        "script": "</script><script>window.pwned = 1</script>",
+        "handler": '" onmouseover="window.pwned = 1" autofocus onfocus="window.pwned = 1" x="',
+        "image": "<img src=x onerror=window.pwned=1>",
+        "template": "{{7*7}}",
+    }
+    with agent_client(live, "eve@example.com") as eve:
+        patched = eve.patch(
+            f"/api/v1/contacts/{conversation['contact_id']}",
+            json={"name": "<img src=x onerror=window.pwned=1> {{7*7}}", "custom_attributes": attributes},
+        )
+    assert patched.status_code == 200, patched.text
+
+    # when: the administrator opens the conversation and hovers over the attributes
+    page = sign_in(browser, live)
+    page.goto(f"{live.url}/inbox?c={conversation['id']}")
+    panel = page.locator("#context")
+    expect(panel).to_be_visible()
+    for field in page.locator("#context form.attrs input").all():
+        field.hover()
+    page.wait_for_timeout(500)
+
+    # then: nothing the attributes hold became an attribute, an element or a request
+    assert page.evaluate("window.pwned") is None
+    assert page.locator("[hx-delete], [hx-trigger=load], [onmouseover], [onfocus], img[src=x]").count() == 0
+    assert not [r for r in page.requests if r.startswith("DELETE")]  # type: ignore[attr-defined]
+    assert live.api.get(f"/api/v1/automation/rules/{rule_id}").status_code == 200
+    # and each value is shown as the text it is
+    for key, value in attributes.items():
+        shown = panel.locator(f"input[name='{key}']").input_value()
+        assert (shown if isinstance(value, str) else json.loads(shown)) == value
+    expect(panel.locator("input[name=name]")).to_have_value("<img src=x onerror=window.pwned=1> {{7*7}}")
+    expect(page.locator("#conv-header")).to_contain_text("{{7*7}}")
+    page.context.close()
