@@ -1,7 +1,8 @@
-"""Customer and agent data reaches an administrator's browser as text, never as markup (real Chromium).
+"""The workspace's defences as a browser meets them (real Chromium).
 
 An agent may write a contact's attributes and name; an administrator who opens the
-conversation must not run anything they hold, nor let htmx act on their behalf.
+conversation must not run anything they hold, nor let htmx act on their behalf. A sign-in
+link never sends the agent off the site.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def live(settings: Settings) -> Iterator[LiveHilo]:
         yield running
 
 
-def sign_in(browser: Browser, live: LiveHilo) -> Page:
+def sign_in(browser: Browser, live: LiveHilo, login: str = "/login") -> Page:
     """Ana, an administrator, signed in; every request the page makes is kept in `page.requests`."""
     context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="en-GB")
     page = context.new_page()
@@ -42,7 +43,7 @@ def sign_in(browser: Browser, live: LiveHilo) -> Page:
     requests: list[str] = []
     page.on("request", lambda request: requests.append(f"{request.method} {request.url}"))
     page.requests = requests  # type: ignore[attr-defined]
-    page.goto(f"{live.url}/login")
+    page.goto(f"{live.url}{login}")
     page.fill("input[name=email]", "ana@example.com")
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
@@ -108,4 +109,27 @@ def test_contact_attributes_set_by_an_agent_render_as_text_for_an_admin(browser:
         assert (shown if isinstance(value, str) else json.loads(shown)) == value
     expect(panel.locator("input[name=name]")).to_have_value("<img src=x onerror=window.pwned=1> {{7*7}}")
     expect(page.locator("#conv-header")).to_contain_text("{{7*7}}")
+    page.context.close()
+
+
+@pytest.mark.parametrize(
+    "next_", ["%2F%09%2Fevil.example%2F", "%2F%0A%2Fevil.example%2F", "%2F%5Cevil.example%2F", "%2F%2Fevil.example%2F"]
+)
+def test_signing_in_from_a_link_that_leads_off_site_lands_in_the_inbox(
+    browser: Browser, live: LiveHilo, next_: str
+) -> None:
+    # when: the agent signs in from a crafted link
+    page = sign_in(browser, live, f"/login?next={next_}")
+    # then: the inbox of this site, and no request ever went elsewhere
+    page.wait_for_load_state()
+    assert page.url.startswith(f"{live.url}/inbox")
+    assert [r for r in page.requests if "evil.example" in r.split("?")[0]] == []  # type: ignore[attr-defined]
+    page.context.close()
+
+
+def test_signing_in_from_a_link_to_a_page_of_the_site_goes_there(browser: Browser, live: LiveHilo) -> None:
+    # when
+    page = sign_in(browser, live, "/login?next=%2Finbox%3Fview%3Dall")
+    # then
+    assert page.url == f"{live.url}/inbox?view=all"
     page.context.close()
