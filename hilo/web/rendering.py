@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
 
+from hilo.conversations.files import served_type
 from hilo.i18n import N_, gettext
 
 HERE = Path(__file__).parent
@@ -357,6 +358,7 @@ env.globals.update(
     QUOTED_KINDS=QUOTED_KINDS,
     EVENT_ICONS=EVENT_ICONS,
     event_text=event_text,
+    served_type=served_type,
 )
 
 
