@@ -25,7 +25,7 @@ TEMPLATES = HERE / "templates"
 # Content-Security-Policy of every UI page: no inline script or style, media from Hilo or providers.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob: https:; "
-    "media-src 'self' blob: https:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; "
+    "media-src 'self' blob: https:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; "
     "form-action 'self'; object-src 'none'"
 )
 

@@ -133,3 +133,89 @@ def test_signing_in_from_a_link_to_a_page_of_the_site_goes_there(browser: Browse
     # then
     assert page.url == f"{live.url}/inbox?view=all"
     page.context.close()
+
+
+WATCH_CSP = """
+window.__csp = [];
+document.addEventListener("securitypolicyviolation", function (event) {
+  window.__csp.push(event.violatedDirective + " " + (event.blockedURI || "inline") + " " + (event.sample || ""));
+});
+"""
+PAGES = [
+    "/admin/channels",
+    "/admin/agents",
+    "/admin/teams",
+    "/admin/roles",
+    "/admin/routing",
+    "/admin/business-hours",
+    "/admin/sla",
+    "/admin/rules",
+    "/admin/macros",
+    "/admin/canned-responses",
+    "/account/tokens",
+]
+
+
+def test_the_workspace_runs_under_its_policy_without_a_single_violation(browser: Browser, live: LiveHilo) -> None:
+    # given: a conversation to open, and an administrator whose browser reports every policy violation
+    admin = Api(live.api, live.token, 0)  # type: ignore[arg-type]
+    channel = admin.api_channel("Shop")
+    admin.inbound(channel, "carla-1", "Hello, where is my order? https://shop.example/o/41", name="Carla Gil")
+    [conversation] = admin.conversations()
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="en-GB")
+    context.add_init_script(WATCH_CSP)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text) if message.type in ("error", "warning") else None)
+    seen: list[str] = []
+    policies: dict[str, str] = {}
+    page.on(
+        "response",
+        lambda response: policies.update({response.url: response.headers.get("content-security-policy", "")})
+        if response.request.resource_type == "document"
+        else None,
+    )
+
+    def collect(path: str) -> None:
+        seen.extend(f"{path}: {v}" for v in page.evaluate("window.__csp"))
+
+    # when: signing in, using the inbox (filters, a conversation, its contact panel) and every admin page
+    page.goto(f"{live.url}/login")
+    collect("/login")
+    page.fill("input[name=email]", "ana@example.com")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r".*/inbox.*"))
+    page.goto(f"{live.url}/inbox?view=all")
+    expect(page.locator("#list .row")).to_have_count(1)
+    page.select_option("#list-form select[name=status]", "all")
+    page.wait_for_load_state("networkidle")
+    page.select_option("#list-form select[name=sort]", "created")
+    page.wait_for_load_state("networkidle")
+    page.fill("#q", "order")
+    page.wait_for_load_state("networkidle")
+    page.click(f"#row-{conversation['id']} .row-link")
+    expect(page.locator("#context")).to_be_visible()
+    page.wait_for_load_state("networkidle")
+    collect("/inbox")
+    for path in PAGES:
+        page.goto(f"{live.url}{path}")
+        page.wait_for_load_state("networkidle")
+        collect(path)
+
+    # then: no violation, and every page had the strict policy
+    assert seen == []
+    assert [text for text in console if "Content Security Policy" in text or "Content-Security-Policy" in text] == []
+    assert len(policies) >= len(PAGES) + 2
+    for url, header in policies.items():
+        policy = {part.split()[0]: " ".join(part.split()[1:]) for part in header.split(";") if part.strip()}
+        assert policy.get("script-src") == "'self'", url
+        assert "unsafe-inline" not in header, url
+        assert (policy.get("base-uri"), policy.get("object-src"), policy.get("frame-ancestors")) == (
+            "'none'",
+            "'none'",
+            "'none'",
+        ), url
+        assert policy.get("form-action") == "'self'", url
+    context.close()
