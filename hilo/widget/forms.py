@@ -50,10 +50,12 @@ CSP_SOURCE = re.compile(r"https?://(\*\.)?[a-z0-9.-]+(:\d+)?")
 
 
 def page_policy(settings: WebformSettings) -> str:
-    """The hosted form's policy: it posts (and redirects back) to, and is framed by, Hilo or the allowed sites."""
-    sites = (
-        " ".join(o for o in settings.allowed_origins if CSP_SOURCE.fullmatch(o)) if settings.allowed_origins else "*"
-    )
+    """The hosted form's policy: it posts to Hilo, which sends the visitor back to an allowed site only.
+
+    With no allowed origins the form sends nobody back and any site may embed it."""
+    if not settings.allowed_origins:
+        return f"{PAGE_POLICY}; form-action 'self'; frame-ancestors *"
+    sites = " ".join(o for o in settings.allowed_origins if CSP_SOURCE.fullmatch(o))
     return f"{PAGE_POLICY}; form-action 'self' {sites}; frame-ancestors 'self' {sites}"
 
 
