@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response
 
 from hilo.conversations.access import access_conversation
+from hilo.conversations.files import file_response
 from hilo.conversations.models import Attachment, Message
 from hilo.errors import ActionError, NotFound
 from hilo.http.deps import CurrentAgent, RuntimeDep
@@ -30,11 +31,11 @@ def download(attachment_id: int, principal: CurrentAgent, runtime: RuntimeDep) -
             raise NotFound("attachment_not_found", N_("Attachment not found."))
         access_conversation(session, principal, message.conversation_id)
         if attachment.storage_key:
-            return FileResponse(
+            return file_response(
                 runtime.storage.path(attachment.storage_key),
-                media_type=attachment.content_type or "application/octet-stream",
-                filename=attachment.filename or "attachment",
-                headers={"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"},
+                attachment.content_type,
+                attachment.filename or "attachment",
+                {"Cross-Origin-Resource-Policy": "same-origin"},
             )
         problem = attachment_problem(session, message, attachment)
         if not problem.final:

@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from hilo.agents.access import Principal, require_admin
@@ -16,6 +16,7 @@ from hilo.channels.access import access_channel
 from hilo.channels.base import ChannelAccountView, SendError
 from hilo.channels.registry import TEMPLATE_KINDS
 from hilo.channels.sms import TWILIO_MAX_BODY_CHARACTERS, max_segments, segment_info
+from hilo.conversations.files import file_response
 from hilo.conversations.models import Attachment
 from hilo.errors import ActionError, NotFound
 from hilo.http.deps import CurrentAgent, RuntimeDep
@@ -100,11 +101,11 @@ def public_media(token: str, runtime: RuntimeDep) -> Response:
         attachment = session.get(Attachment, attachment_id)
         if attachment is None or not attachment.storage_key:
             raise NotFound("media_link_invalid", N_("This media link is not valid."))
-        return FileResponse(
+        return file_response(
             runtime.storage.path(attachment.storage_key),
-            media_type=attachment.content_type or "application/octet-stream",
-            filename=attachment.filename or "attachment",
-            headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=300"},
+            attachment.content_type,
+            attachment.filename or "attachment",
+            {"Cache-Control": "private, max-age=300"},
         )
 
 

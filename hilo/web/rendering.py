@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
 
+from hilo.conversations.files import served_type
 from hilo.i18n import N_, gettext
 
 HERE = Path(__file__).parent
@@ -24,7 +25,7 @@ TEMPLATES = HERE / "templates"
 # Content-Security-Policy of every UI page: no inline script or style, media from Hilo or providers.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob: https:; "
-    "media-src 'self' blob: https:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; "
+    "media-src 'self' blob: https:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; "
     "form-action 'self'; object-src 'none'"
 )
 
@@ -311,6 +312,14 @@ def setting_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def json_text(value: Any) -> str:
+    """A value as JSON in plain text, for the autoescaper to escape like any other text.
+
+    Jinja's `tojson` is markup that leaves `"` as is: safe inside `<script type="application/json">`
+    only, never in an attribute."""
+    return orjson.dumps(value).decode()
+
+
 def translator(locale: str) -> Callable[..., str]:
     def translate(msgid: str, **values: object) -> str:
         return gettext(msgid, locale, **values)
@@ -328,7 +337,14 @@ env = Environment(
     undefined=StrictUndefined,
 )
 env.filters.update(
-    iso=iso, initials=initials, hue=hue, rich=rich_text, filesize=filesize, setting_text=setting_text, excerpt=excerpt
+    iso=iso,
+    initials=initials,
+    hue=hue,
+    rich=rich_text,
+    filesize=filesize,
+    setting_text=setting_text,
+    excerpt=excerpt,
+    json_text=json_text,
 )
 env.globals.update(
     static=static_url,
@@ -342,6 +358,7 @@ env.globals.update(
     QUOTED_KINDS=QUOTED_KINDS,
     EVENT_ICONS=EVENT_ICONS,
     event_text=event_text,
+    served_type=served_type,
 )
 
 

@@ -81,9 +81,15 @@ def page_principal(request: Request) -> Principal:
 UiAgent = Annotated[Principal, Depends(page_principal)]
 
 
+# One `/` then a path. Browsers drop tabs and newlines from a URL and read `\\` as `/`, so
+# "/\t/evil.example" or "/\\evil.example" would leave the site: no whitespace, control
+# character or backslash anywhere.
+LOCAL_PATH = re.compile(r"/(?![/\\])[^\s\x00-\x1f\x7f-\x9f\\]*")
+
+
 def local_path(value: str | None) -> str:
     """Only same-site paths are followed after sign-in (no open redirect)."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+    if value and LOCAL_PATH.fullmatch(value):
         return value
     return "/inbox"
 
@@ -130,7 +136,7 @@ def login_page(request: Request, next: str | None = None, lang: str | None = Non
         "login.html",
         locale,
         next=local_path(next),
-        config={"locale": locale, "strings": js_strings(locale)},
+        config={"locale": locale, "strings": js_strings(locale), "next": local_path(next)},
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,20 @@ _templates = Environment(
 RATE_SUBMIT = 5
 RATE_PAGE = 60
 MAX_FILES = 3
-PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'"
+# The hosted page runs no script; its only inline code is its own style sheet (the brand colour).
+PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; object-src 'none'"
+# An allowed origin as a CSP source ("https://shop.example", "https://*.shop.example").
+CSP_SOURCE = re.compile(r"https?://(\*\.)?[a-z0-9.-]+(:\d+)?")
+
+
+def page_policy(settings: WebformSettings) -> str:
+    """The hosted form's policy: it posts to Hilo, which sends the visitor back to an allowed site only.
+
+    With no allowed origins the form sends nobody back and any site may embed it."""
+    if not settings.allowed_origins:
+        return f"{PAGE_POLICY}; form-action 'self'; frame-ancestors *"
+    sites = " ".join(o for o in settings.allowed_origins if CSP_SOURCE.fullmatch(o))
+    return f"{PAGE_POLICY}; form-action 'self' {sites}; frame-ancestors 'self' {sites}"
 
 
 def _locale(request: Request, given: str | None = None) -> str:
@@ -122,7 +136,9 @@ def _render(
         honeypot=HONEYPOT,
         accept=ACCEPT,
     )
-    return HTMLResponse(page, status, headers={"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-store"})
+    return HTMLResponse(
+        page, status, headers={"Content-Security-Policy": page_policy(settings), "Cache-Control": "no-store"}
+    )
 
 
 def _error_page(exc: ActionError, locale: str) -> HTMLResponse:
@@ -131,7 +147,7 @@ def _error_page(exc: ActionError, locale: str) -> HTMLResponse:
         f'<!doctype html><html lang="{locale}"><meta charset="utf-8">'
         f'<title>{message}</title><p role="alert">{message}</p>'
     )
-    return HTMLResponse(page, exc.status, headers={"Content-Security-Policy": PAGE_POLICY})
+    return HTMLResponse(page, exc.status, headers={"Content-Security-Policy": f"{PAGE_POLICY}; form-action 'none'"})
 
 
 @router.get("/forms/{token}")

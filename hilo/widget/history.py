@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 from hilo.agents.models import Agent
 from hilo.channels.base import IdentityKind
 from hilo.contacts.models import Identity
+from hilo.conversations.files import served_type
 from hilo.conversations.models import Conversation, Message
 
 INITIAL_MESSAGES = 100
@@ -57,7 +58,8 @@ def _item(message: Message, author: str | None, token: str, secret_key: str) -> 
         "files": [
             {
                 "name": a.filename or "file",
-                "type": a.content_type or "application/octet-stream",
+                # The type the file is served as: an SVG is offered as a download, not an image.
+                "type": served_type(a.content_type)[0],
                 "size": a.size,
                 "url": f"/widget/{token}/files/{a.id}/{file_signature(secret_key, account_id, a.id)}",
             }

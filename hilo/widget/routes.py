@@ -19,11 +19,12 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
 
 from hilo.channels.base import ChannelAccountView, DeliveryStatus, InboundAttachment
 from hilo.channels.widget import PrechatInvalid, WidgetSettings, localized, origin_allowed
+from hilo.conversations.files import file_response
 from hilo.conversations.models import Attachment, Message
 from hilo.errors import ActionError, NotFound
 from hilo.http.deps import client_ip
@@ -522,18 +523,11 @@ def widget_file(token: str, attachment_id: int, signature: str, request: Request
                 raise NotFound("attachment_not_found", N_("Attachment not found."))
             if not attachment.storage_key:
                 raise NotFound("attachment_not_found", N_("Attachment not found."))
-            content_type = attachment.content_type or "application/octet-stream"
-            return FileResponse(
+            return file_response(
                 runtime.storage.path(attachment.storage_key),
-                media_type=content_type,
-                filename=attachment.filename or "file",
-                content_disposition_type="inline" if content_type.startswith("image/") else "attachment",
-                headers={
-                    "X-Content-Type-Options": "nosniff",
-                    "Content-Security-Policy": "sandbox",
-                    "Cross-Origin-Resource-Policy": "cross-origin",
-                    "Cache-Control": "private, max-age=86400",
-                },
+                attachment.content_type,
+                attachment.filename or "file",
+                {"Cross-Origin-Resource-Policy": "cross-origin", "Cache-Control": "private, max-age=86400"},
             )
     except ActionError as exc:
         return refusal(exc, _locale(request))

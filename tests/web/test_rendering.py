@@ -99,3 +99,21 @@ def test_initials() -> None:
     assert initials("María José García") == "MJ"
     assert initials("  ") == "?"
     assert initials(None) == "?"
+
+
+TEMPLATE_DIRS = [Path(__file__).parents[2] / "hilo" / name / "templates" for name in ("web", "widget")]
+
+
+def test_templates_write_json_as_markup_only_inside_json_script_blocks() -> None:
+    # given: `tojson` leaves `"` unescaped, so an attribute holding it can be broken out of
+    allowed = re.compile(r'<script type="application/json" id="[\w-]+">\{\{ \w+\|tojson \}\}</script>')
+    # when
+    misplaced = [
+        f"{path.name}: {line.strip()}"
+        for directory in TEMPLATE_DIRS
+        for path in directory.rglob("*.html")
+        for line in path.read_text().splitlines()
+        if re.search(r"\|\s*(tojson|safe)\b|Markup", allowed.sub("", line))
+    ]
+    # then
+    assert misplaced == []

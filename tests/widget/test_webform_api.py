@@ -187,3 +187,20 @@ def test_replies_to_a_form_go_by_email(api: Api, app_client: TestClient) -> None
     assert on_form.status_code == 409 and on_form.json()["error"]["code"] == "reply_by_email"
     assert {o["kind"]: o["available"] for o in options} == {"webform": False, "email": True}
     assert by_email.status_code == 201
+
+
+def test_the_hosted_page_runs_no_script_and_only_the_allowed_sites_frame_it(api: Api, app_client: TestClient) -> None:
+    # given: one form for the shop's site, one for any site; an allowed origin that would add a directive
+    shop = webform_channel(api)
+    anywhere = webform_channel(api, allowed_origins="")
+    sneaky = webform_channel(api, allowed_origins=f"{SITE}, https://x.example; script-src *")
+    # when
+    policies = [
+        app_client.get(form_url(channel)).headers["content-security-policy"] for channel in (shop, anywhere, sneaky)
+    ]
+    # then
+    for policy in policies:
+        assert "default-src 'none'" in policy and "script-src" not in policy and "base-uri 'none'" in policy
+    assert f"form-action 'self' {SITE}; frame-ancestors 'self' {SITE}" in policies[0]
+    assert "form-action 'self'; frame-ancestors *" in policies[1]
+    assert f"frame-ancestors 'self' {SITE}" in policies[2] and policies[2].endswith(SITE)

@@ -6,6 +6,13 @@
   const error = document.getElementById("login-error");
   const strings = config.strings || {};
 
+  // The server sends only a path of this site; anything that would leave it goes to the inbox.
+  function destination(next) {
+    if (typeof next !== "string" || !/^\/(?![\/\\])[^\s\\\u0000-\u001f\u007f-\u009f]*$/.test(next)) { return "/inbox"; }
+    const url = new URL(next, window.location.origin);
+    return url.origin === window.location.origin ? url.pathname + url.search + url.hash : "/inbox";
+  }
+
   form.addEventListener("submit", async function (event) {
     event.preventDefault();
     error.hidden = true;
@@ -19,7 +26,7 @@
         body: JSON.stringify({ email: form.email.value, password: form.password.value }),
       });
       if (response.ok) {
-        window.location.assign(form.dataset.next || "/inbox");
+        window.location.assign(destination(config.next));
         return;
       }
       const body = await response.json().catch(function () { return null; });
