@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -20,6 +21,8 @@ from urllib.parse import parse_qsl
 
 import aiosmtplib
 
+from hilo import constant_time
+from hilo.channels import json_body
 from hilo.channels.base import (
     ChannelAccountView,
     DeliveryStatus,
@@ -43,6 +46,7 @@ from hilo.channels.email_parse import (
     parse_message,
     scrub,
 )
+from hilo.channels.forms import multipart_boundary
 from hilo.i18n import N_
 from hilo.messaging.media import EMAIL_MEDIA_TYPES, keep_inline_media_within, media_limits
 
@@ -142,7 +146,7 @@ def _form_fields(request: WebhookRequest) -> tuple[dict[str, Any], list[_FormFil
     body = request.body
     try:
         if media_type == "application/json" or (not media_type and body.lstrip()[:1] == b"{"):
-            payload = json.loads(body)
+            payload = json_body.decode(body, N_("The webhook body could not be read."), exact=True)
             if not isinstance(payload, dict):
                 raise ValueError("JSON body is not an object")
             return payload, []
@@ -181,11 +185,42 @@ def _multipart_fields(content_type: str, body: bytes) -> tuple[dict[str, Any], l
     return fields, files
 
 
+_SIGNATURE_FIELDS = ("timestamp", "token", "signature")
+_PART_NAME = re.compile(rb'(?im)^content-disposition:[^\r\n]*\bname="?(timestamp|token|signature)"?(?=[;\s]|$)')
+
+
+def _signed_fields(request: WebhookRequest) -> dict[str, Any]:
+    """The fields Mailgun's signature covers, found without parsing the rest of a form body.
+
+    The whole body is parsed only once the signature holds, so an unsigned one costs a
+    scan. A JSON body (an event webhook, small) is decoded whole: its signature is nested.
+    """
+    content_type = request.headers.get("content-type", "")
+    media_type = content_type.split(";")[0].strip().lower()
+    body = request.body
+    if media_type == "application/json" or (not media_type and body.lstrip()[:1] == b"{"):
+        return _form_fields(request)[0]
+    fields: dict[str, Any] = {}
+    if media_type == "multipart/form-data":
+        boundary = multipart_boundary(content_type)
+        for part in body.split(b"--" + boundary) if boundary else ():
+            head, separator, content = part.partition(b"\r\n\r\n")
+            found = _PART_NAME.search(head) if separator else None
+            if found:
+                fields[found.group(1).decode()] = content.removesuffix(b"\r\n").decode("utf-8", "replace")
+        return fields
+    prefixes = tuple(f"{name}=".encode() for name in _SIGNATURE_FIELDS)
+    for piece in body.split(b"&"):
+        if piece.startswith(prefixes):
+            fields.update(parse_qsl(piece.decode("utf-8", "replace"), keep_blank_values=True))
+    return fields
+
+
 def _signature_parts(payload: Mapping[str, Any]) -> tuple[str, str, str]:
     signed: Mapping[str, Any] = payload
     if isinstance(payload.get("signature"), dict):
         signed = payload["signature"]  # event webhooks nest the three values
-    values = tuple(signed.get(key) for key in ("timestamp", "token", "signature"))
+    values = tuple(signed.get(key) for key in _SIGNATURE_FIELDS)
     if not all(isinstance(value, str | int) and str(value) for value in values):
         raise WebhookError("signature_missing", N_("The webhook is not signed; it was refused."), 401)
     timestamp, token, signature = (str(value) for value in values)
@@ -413,8 +448,7 @@ class EmailAdapter:
         return _within_media_limits(account, self._parse_mailgun(account, request))
 
     def _parse_mailgun(self, account: ChannelAccountView, request: WebhookRequest) -> WebhookResult:
-        fields, files = _form_fields(request)
-        timestamp, token, signature = _signature_parts(fields)
+        timestamp, token, signature = _signature_parts(_signed_fields(request))
         signing_key = account.secrets.get("mailgun_signing_key")
         if not signing_key:
             raise WebhookError(
@@ -423,7 +457,7 @@ class EmailAdapter:
                 401,
             )
         expected = mailgun_signature(signing_key, timestamp, token)
-        if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode()):
+        if not constant_time.equal(expected, signature.strip().lower()):
             raise WebhookError("signature_invalid", N_("The webhook signature is invalid; it was refused."), 401)
         try:
             age = abs(self._clock() - float(timestamp))
@@ -437,6 +471,7 @@ class EmailAdapter:
                 N_("The webhook is too old and was refused; check the server clock."),
                 401,
             )
+        fields, files = _form_fields(request)
         event = fields.get("event-data")
         if isinstance(event, dict):
             status = _event_status(event)
