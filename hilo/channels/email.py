@@ -272,7 +272,8 @@ def _message_from_forward(fields: Mapping[str, Any], files: list[_FormFile], bod
         html=text_field("body-html"),
         attachments=attachments,
         id_source=body,
-        fallback_sender=text_field("from") or sender,
+        # The envelope sender is an address alone: read when the From header holds none.
+        fallback_sender=sender or text_field("from"),
         stripped_text=text_field("stripped-text"),
         signature=text_field("stripped-signature"),
         extra={"recipient": text_field("recipient"), "envelope_sender": sender},
@@ -476,7 +477,7 @@ class EmailAdapter:
         if isinstance(event, dict):
             status = _event_status(event)
             return WebhookResult(statuses=[status] if status else [])
-        fallback_sender = fields.get("from") or fields.get("sender")
+        fallback_sender = fields.get("sender") or fields.get("from")
         body_mime = fields.get("body-mime")
         if isinstance(body_mime, str) and body_mime:
             return result_from_mime(

@@ -331,3 +331,34 @@ def test_mailgun_form_with_too_many_parts_is_refused_before_parsing(api: Api, ro
     ]
     assert accepted.status_code == 200, accepted.text
     assert len(api.conversations()) == 1
+
+
+@pytest.mark.parametrize(
+    ("header", "stored_from"),
+    [
+        ("Bob <boss> Smith <bob@example.com>", "bob@example.com"),  # the header's own address
+        ('"x" <a> <b@example.com>', "b@example.com"),
+        ("Bob <boss>", "envelope@example.com"),  # no address in the header: the envelope sender
+    ],
+)
+def test_mailgun_from_with_angle_brackets_in_the_name_is_stored(api: Api, header: str, stored_from: str) -> None:
+    # given
+    scheme = SCHEMES["email"]
+    channel = create_channel(api, "email", scheme.settings)
+    mail = urlencode(
+        {
+            "sender": "envelope@example.com",
+            "from": header,
+            "recipient": "support@example.com",
+            "subject": "Pedido",
+            "body-plain": "Hola",
+            "message-headers": json.dumps([["From", header], ["Message-Id", "<odd-from@example.com>"]]),
+        }
+    ).encode()
+    # when
+    response = _post(api, channel, FORM, scheme.sign(channel, mail, scheme.secret))
+    # then
+    assert response.status_code == 200, response.text
+    [conversation] = api.conversations()
+    identities = api.ok(api.get(f"/api/v1/contacts/{conversation['contact_id']}"))["identities"]
+    assert [(i["kind"], i["value"]) for i in identities] == [("email", stored_from)]
