@@ -200,19 +200,38 @@ def _signed_fields(request: WebhookRequest) -> dict[str, Any]:
     body = request.body
     if media_type == "application/json" or (not media_type and body.lstrip()[:1] == b"{"):
         return _form_fields(request)[0]
-    fields: dict[str, Any] = {}
     if media_type == "multipart/form-data":
         boundary = multipart_boundary(content_type)
-        for part in body.split(b"--" + boundary) if boundary else ():
-            head, separator, content = part.partition(b"\r\n\r\n")
-            found = _PART_NAME.search(head) if separator else None
-            if found:
-                fields[found.group(1).decode()] = content.removesuffix(b"\r\n").decode("utf-8", "replace")
-        return fields
+        return _signed_parts(body, b"--" + boundary) if boundary else {}
+    fields: dict[str, Any] = {}
     prefixes = tuple(f"{name}=".encode() for name in _SIGNATURE_FIELDS)
-    for piece in body.split(b"&"):
-        if piece.startswith(prefixes):
-            fields.update(parse_qsl(piece.decode("utf-8", "replace"), keep_blank_values=True))
+    start = 0
+    while start <= len(body):
+        end = body.find(b"&", start)
+        end = len(body) if end == -1 else end
+        if body.startswith(prefixes, start, end):
+            fields.update(parse_qsl(body[start:end].decode("utf-8", "replace"), keep_blank_values=True))
+        start = end + 1
+    return fields
+
+
+def _signed_parts(body: bytes, delimiter: bytes) -> dict[str, Any]:
+    """The signature's fields among a multipart body's parts.
+
+    Walked by offsets, never split: a body of many megabytes is not copied, and the walk
+    lets other threads (the event loop) run between parts.
+    """
+    fields: dict[str, Any] = {}
+    position = body.find(delimiter)
+    while position != -1:
+        start = position + len(delimiter)
+        position = body.find(delimiter, start)
+        end = len(body) if position == -1 else position
+        head_end = body.find(b"\r\n\r\n", start, end)
+        found = _PART_NAME.search(body, start, head_end) if head_end != -1 else None
+        if found:
+            value = body[head_end + 4 : end].removesuffix(b"\r\n")
+            fields[found.group(1).decode()] = value.decode("utf-8", "replace")
     return fields
 
 
