@@ -50,6 +50,9 @@ class Settings:
     log_level: str
     # Inbound e-mail webhooks (Mailgun) carry the attachments in the body.
     max_email_body_bytes: int = 40 * 1024 * 1024
+    # Fields of a urlencoded webhook body, or parts of a multipart one: the parsers are
+    # slow per field, so a body of thousands of tiny fields is refused before parsing.
+    max_form_fields: int = 1000
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -70,6 +73,7 @@ def load_settings() -> Settings:
         max_body_bytes=int(_env("MAX_BODY_BYTES", str(1024 * 1024))),
         max_upload_bytes=int(_env("MAX_UPLOAD_BYTES", str(20 * 1024 * 1024))),
         max_email_body_bytes=int(_env("MAX_EMAIL_BODY_BYTES", str(40 * 1024 * 1024))),
+        max_form_fields=int(_env("MAX_FORM_FIELDS", "1000")),
         run_worker=_env("RUN_WORKER", "1") not in ("0", "false", "no"),
         outbox_max_attempts=int(_env("OUTBOX_MAX_ATTEMPTS", "8")),
         outbox_backoff_base=float(_env("OUTBOX_BACKOFF_BASE", "2")),

@@ -27,11 +27,20 @@ from starlette.datastructures import State
 from starlette.types import Receive, Scope, Send
 
 from hilo.api import errors
-from hilo.channels.base import ChannelAccountView, StatusUpdate, WebhookError, WebhookRequest
+from hilo.channels.base import (
+    ChannelAccountView,
+    ChannelAdapter,
+    StatusUpdate,
+    WebhookError,
+    WebhookRequest,
+    WebhookResult,
+)
+from hilo.channels.forms import form_field_count
 from hilo.channels.models import ChannelAccount
 from hilo.channels.registry import MODULES, get_adapter
 from hilo.errors import ActionError, NotFound
 from hilo.http.deps import client_ip
+from hilo.http.ratelimit import RateLimiter
 from hilo.i18n import N_
 from hilo.outbox.delivery import statuses_by_part
 from hilo.runtime import Runtime
@@ -41,6 +50,9 @@ log = logging.getLogger("hilo.webhooks")
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
 CACHE_SECONDS = 2.0
+# Bodies larger than this are read by the adapter in a worker thread, so that a big (or
+# hostile) one never holds up the event loop and every other request with it.
+INLINE_PARSE_BYTES = 64 * 1024
 JSON = "application/json"
 
 
@@ -117,14 +129,10 @@ async def accept_webhook(app_state: State, kind: str, account_id: int, request: 
     """Check, parse and store one webhook; refuse it by raising ActionError or WebhookError."""
     if kind not in MODULES:
         raise NotFound("channel_not_found", N_("Channel not found."))
-    limiter = app_state.limiter
-    # A client that keeps sending unsigned or malformed requests is slowed down before any
-    # parsing; correctly signed provider traffic never counts against this limit.
-    refusal_key = f"webhook-refused:{client_ip(request)}"
-    if limiter.exceeded(refusal_key, app_state.runtime.settings.webhook_refusal_limit):
-        raise ActionError("rate_limited", N_("Too many requests; wait a moment and try again."), 429)
-    limit = app_state.runtime.settings.webhook_rate_limit
-    if limit and not limiter.hit(f"webhook:{account_id}", limit):
+    settings = app_state.runtime.settings
+    limiter: RateLimiter = app_state.limiter
+    limit = settings.webhook_rate_limit
+    if limit and not await limiter.hit_async(f"webhook:{account_id}", limit):
         raise ActionError("rate_limited", N_("Too many requests; wait a moment and try again."), 429)
     # A cache hit is a dict look-up, answered on the event loop; only a miss needs a thread.
     cached = app_state.channel_cache.cached(account_id)
@@ -138,13 +146,20 @@ async def accept_webhook(app_state: State, kind: str, account_id: int, request: 
         # Refuse loudly rather than drop: the provider keeps the delivery and retries.
         log.warning("webhook for disabled channel account %s", account_id)
         raise ActionError("channel_disabled", N_("This channel is disabled by an administrator."), 503)
-    body = await read_body(request, body_limit(kind, app_state.runtime.settings))
-    hook = webhook_request(request.scope, app_state.runtime.settings.base_url, body)
     adapter = get_adapter(kind)
     try:
-        result = adapter.parse_webhook(account, hook)
-    except WebhookError:
-        limiter.hit(refusal_key, app_state.runtime.settings.webhook_refusal_limit)
+        body = await read_body(request, body_limit(kind, settings))
+        hook = webhook_request(request.scope, settings.base_url, body)
+        if len(body) > INLINE_PARSE_BYTES:
+            result = await asyncio.to_thread(parse, adapter, account, hook, settings.max_form_fields)
+        else:
+            result = parse(adapter, account, hook, settings.max_form_fields)
+    except (WebhookError, ActionError) as exc:
+        # Only refusals count, after the signature was checked: a correctly signed webhook
+        # is served whatever else came from its address (behind a proxy, every provider's).
+        refusal_key = f"webhook-refused:{client_ip(request)}"
+        if not await limiter.hit_async(refusal_key, settings.webhook_refusal_limit):
+            raise ActionError("rate_limited", N_("Too many requests; wait a moment and try again."), 429) from exc
         raise
     if result.statuses and getattr(adapter, "sends_in_parts", False):
         # A status may name a later part of a multi-part send (an attachment sent as its
@@ -161,6 +176,14 @@ async def accept_webhook(app_state: State, kind: str, account_id: int, request: 
     if result.reply_body is not None:
         return Reply(result.reply_body, result.reply_content_type)
     return Reply(orjson.dumps({"ok": True, **stored}), JSON)
+
+
+def parse(adapter: ChannelAdapter, account: ChannelAccountView, hook: WebhookRequest, max_fields: int) -> WebhookResult:
+    """The adapter's reading of a webhook, once its form (if any) is known to be of a sane size."""
+    fields = form_field_count(hook.headers.get("content-type", ""), hook.body)
+    if fields > max_fields:
+        raise WebhookError("too_many_fields", N_("The request has too many form fields."), 413)
+    return adapter.parse_webhook(account, hook)
 
 
 def webhook_request(scope: Scope, base_url: str, body: bytes) -> WebhookRequest:

@@ -9,7 +9,7 @@ import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hilo.channels import signing
+from hilo.channels import json_body, signing
 from hilo.channels.base import (
     ChannelAccountView,
     DeliveryStatus,
@@ -103,10 +103,7 @@ class ApiChannel:
         if not secret:
             raise WebhookError("channel_not_configured", N_("This channel has no signing secret yet."), 409)
         signing.verify(secret, request.body, request.headers.get(signing.HEADER))
-        try:
-            document = orjson.loads(request.body)
-        except orjson.JSONDecodeError as exc:
-            raise WebhookError("payload_malformed", N_("The body is not valid JSON."), 400) from exc
+        document = json_body.decode(request.body, N_("The body is not valid JSON."))
         try:
             if isinstance(document, dict) and "events" in document:
                 events = BatchIn.model_validate(document).events

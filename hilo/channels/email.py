@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import ssl
 import time
 from collections.abc import Callable, Mapping
@@ -20,6 +21,8 @@ from urllib.parse import parse_qsl
 
 import aiosmtplib
 
+from hilo import constant_time
+from hilo.channels import json_body
 from hilo.channels.base import (
     ChannelAccountView,
     DeliveryStatus,
@@ -43,6 +46,7 @@ from hilo.channels.email_parse import (
     parse_message,
     scrub,
 )
+from hilo.channels.forms import multipart_boundary
 from hilo.channels.media import EMAIL_MEDIA_TYPES, keep_inline_media_within, media_limits
 from hilo.i18n import N_
 
@@ -142,7 +146,7 @@ def _form_fields(request: WebhookRequest) -> tuple[dict[str, Any], list[_FormFil
     body = request.body
     try:
         if media_type == "application/json" or (not media_type and body.lstrip()[:1] == b"{"):
-            payload = json.loads(body)
+            payload = json_body.decode(body, N_("The webhook body could not be read."), exact=True)
             if not isinstance(payload, dict):
                 raise ValueError("JSON body is not an object")
             return payload, []
@@ -181,11 +185,61 @@ def _multipart_fields(content_type: str, body: bytes) -> tuple[dict[str, Any], l
     return fields, files
 
 
+_SIGNATURE_FIELDS = ("timestamp", "token", "signature")
+_PART_NAME = re.compile(rb'(?im)^content-disposition:[^\r\n]*\bname="?(timestamp|token|signature)"?(?=[;\s]|$)')
+
+
+def _signed_fields(request: WebhookRequest) -> dict[str, Any]:
+    """The fields Mailgun's signature covers, found without parsing the rest of a form body.
+
+    The whole body is parsed only once the signature holds, so an unsigned one costs a
+    scan. A JSON body (an event webhook, small) is decoded whole: its signature is nested.
+    """
+    content_type = request.headers.get("content-type", "")
+    media_type = content_type.split(";")[0].strip().lower()
+    body = request.body
+    if media_type == "application/json" or (not media_type and body.lstrip()[:1] == b"{"):
+        return _form_fields(request)[0]
+    if media_type == "multipart/form-data":
+        boundary = multipart_boundary(content_type)
+        return _signed_parts(body, b"--" + boundary) if boundary else {}
+    fields: dict[str, Any] = {}
+    prefixes = tuple(f"{name}=".encode() for name in _SIGNATURE_FIELDS)
+    start = 0
+    while start <= len(body):
+        end = body.find(b"&", start)
+        end = len(body) if end == -1 else end
+        if body.startswith(prefixes, start, end):
+            fields.update(parse_qsl(body[start:end].decode("utf-8", "replace"), keep_blank_values=True))
+        start = end + 1
+    return fields
+
+
+def _signed_parts(body: bytes, delimiter: bytes) -> dict[str, Any]:
+    """The signature's fields among a multipart body's parts.
+
+    Walked by offsets, never split: a body of many megabytes is not copied, and the walk
+    lets other threads (the event loop) run between parts.
+    """
+    fields: dict[str, Any] = {}
+    position = body.find(delimiter)
+    while position != -1:
+        start = position + len(delimiter)
+        position = body.find(delimiter, start)
+        end = len(body) if position == -1 else position
+        head_end = body.find(b"\r\n\r\n", start, end)
+        found = _PART_NAME.search(body, start, head_end) if head_end != -1 else None
+        if found:
+            value = body[head_end + 4 : end].removesuffix(b"\r\n")
+            fields[found.group(1).decode()] = value.decode("utf-8", "replace")
+    return fields
+
+
 def _signature_parts(payload: Mapping[str, Any]) -> tuple[str, str, str]:
     signed: Mapping[str, Any] = payload
     if isinstance(payload.get("signature"), dict):
         signed = payload["signature"]  # event webhooks nest the three values
-    values = tuple(signed.get(key) for key in ("timestamp", "token", "signature"))
+    values = tuple(signed.get(key) for key in _SIGNATURE_FIELDS)
     if not all(isinstance(value, str | int) and str(value) for value in values):
         raise WebhookError("signature_missing", N_("The webhook is not signed; it was refused."), 401)
     timestamp, token, signature = (str(value) for value in values)
@@ -237,7 +291,8 @@ def _message_from_forward(fields: Mapping[str, Any], files: list[_FormFile], bod
         html=text_field("body-html"),
         attachments=attachments,
         id_source=body,
-        fallback_sender=text_field("from") or sender,
+        # The envelope sender is an address alone: read when the From header holds none.
+        fallback_sender=sender or text_field("from"),
         stripped_text=text_field("stripped-text"),
         signature=text_field("stripped-signature"),
         extra={"recipient": text_field("recipient"), "envelope_sender": sender},
@@ -413,8 +468,7 @@ class EmailAdapter:
         return _within_media_limits(account, self._parse_mailgun(account, request))
 
     def _parse_mailgun(self, account: ChannelAccountView, request: WebhookRequest) -> WebhookResult:
-        fields, files = _form_fields(request)
-        timestamp, token, signature = _signature_parts(fields)
+        timestamp, token, signature = _signature_parts(_signed_fields(request))
         signing_key = account.secrets.get("mailgun_signing_key")
         if not signing_key:
             raise WebhookError(
@@ -423,7 +477,7 @@ class EmailAdapter:
                 401,
             )
         expected = mailgun_signature(signing_key, timestamp, token)
-        if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode()):
+        if not constant_time.equal(expected, signature.strip().lower()):
             raise WebhookError("signature_invalid", N_("The webhook signature is invalid; it was refused."), 401)
         try:
             age = abs(self._clock() - float(timestamp))
@@ -437,11 +491,12 @@ class EmailAdapter:
                 N_("The webhook is too old and was refused; check the server clock."),
                 401,
             )
+        fields, files = _form_fields(request)
         event = fields.get("event-data")
         if isinstance(event, dict):
             status = _event_status(event)
             return WebhookResult(statuses=[status] if status else [])
-        fallback_sender = fields.get("from") or fields.get("sender")
+        fallback_sender = fields.get("sender") or fields.get("from")
         body_mime = fields.get("body-mime")
         if isinstance(body_mime, str) and body_mime:
             return result_from_mime(

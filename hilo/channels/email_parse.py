@@ -134,18 +134,16 @@ class Headers:
         found: list[tuple[str, str]] = []
         for value in self.raw_all(name):
             unfolded = "".join(value.splitlines())
-            pairs: list[tuple[str, str]]
             try:
                 header = policy.default.header_factory(name, unfolded)
                 if not isinstance(header, AddressHeader):
                     raise TypeError(name)
-                pairs = [(a.display_name, a.addr_spec) for a in header.addresses]
-            except Exception:  # fall back to the lenient legacy parser
-                pairs = getaddresses([unfolded])
-            for display, address in pairs:
-                address = scrub(address).strip().lower()
-                if "@" in address and not any(ch.isspace() for ch in address):
-                    found.append((scrub(display).strip(), address))
+                pairs = _usable([(a.display_name, a.addr_spec) for a in header.addresses])
+            except Exception:  # the strict parser can raise on hostile input
+                pairs = []
+            # The strict parser stops at an unquoted "<...>" in a display name
+            # ("Bob <boss> Smith <bob@example.com>"); the lenient legacy one finds the address.
+            found.extend(pairs or _usable(getaddresses([unfolded])))
         return found
 
     def message_ids(self, name: str) -> list[str]:
@@ -540,6 +538,16 @@ def reply_ids(headers: Headers) -> list[str]:
     """In-Reply-To, then References newest first, without repeats."""
     ordered = headers.message_ids("In-Reply-To") + list(reversed(headers.message_ids("References")))
     return list(dict.fromkeys(ordered))
+
+
+def _usable(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The (display name, lower-cased address) pairs that hold an address one can write to."""
+    usable: list[tuple[str, str]] = []
+    for display, address in pairs:
+        address = scrub(address).strip().lower()
+        if "@" in address and not any(ch.isspace() for ch in address):
+            usable.append((scrub(display).strip(), address))
+    return usable
 
 
 @dataclass

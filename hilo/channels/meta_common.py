@@ -10,7 +10,6 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import hmac
-import json
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -18,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from hilo import constant_time
+from hilo.channels import json_body
 from hilo.channels.base import (
     ChannelAccountView,
     Refusal,
@@ -132,7 +133,7 @@ def verify_signature(app_secret: str | None, request: WebhookRequest) -> None:
         raise WebhookError("signature_missing", MSG_SIGNATURE_MISSING, 401)
     algorithm, _, received = header.partition("=")
     expected = hmac.new(app_secret.encode(), request.body, hashlib.sha256).hexdigest()
-    if algorithm.lower() != "sha256" or not hmac.compare_digest(received.strip().lower().encode(), expected.encode()):
+    if algorithm.lower() != "sha256" or not constant_time.equal(expected, received.strip().lower()):
         raise WebhookError("signature_invalid", MSG_SIGNATURE_INVALID, 401)
 
 
@@ -144,7 +145,7 @@ def answer_handshake(account: ChannelAccountView, request: WebhookRequest) -> We
     if mode != "subscribe" or not challenge:
         raise WebhookError("payload_malformed", MSG_PAYLOAD_MALFORMED, 400)
     expected = account.secrets.get("verify_token", "")
-    if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+    if not expected or not constant_time.equal(expected, token):
         raise WebhookError("verify_token_invalid", MSG_VERIFY_TOKEN_INVALID, 403)
     return WebhookResult(reply_body=challenge.encode(), reply_content_type="text/plain")
 
@@ -155,10 +156,7 @@ def read_signed_entries(
     """Verify the signature, decode a webhook whose `object` is `expected_object` and
     return its `entry` list."""
     verify_signature(account.secrets.get("app_secret"), request)
-    try:
-        payload = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise WebhookError("payload_malformed", MSG_PAYLOAD_MALFORMED, 400) from exc
+    payload = json_body.decode(request.body, MSG_PAYLOAD_MALFORMED, exact=True)
     if not isinstance(payload, dict) or payload.get("object") != expected_object:
         raise WebhookError("payload_malformed", MSG_PAYLOAD_MALFORMED, 400)
     entries = payload.get("entry", [])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -11,6 +10,8 @@ from typing import Any, ClassVar
 
 import httpx
 
+from hilo import constant_time
+from hilo.channels import json_body
 from hilo.channels.base import (
     ChannelAccountView,
     IdentityKind,
@@ -413,16 +414,13 @@ class TelegramAdapter:
                 N_("The request has no X-Telegram-Bot-Api-Secret-Token header."),
                 401,
             )
-        if not hmac.compare_digest(given.encode(), expected.encode()):
+        if not constant_time.equal(expected, given):
             raise WebhookError(
                 "signature_invalid",
                 N_("The X-Telegram-Bot-Api-Secret-Token header does not match this channel."),
                 401,
             )
-        try:
-            update = json.loads(request.body)
-        except ValueError as exc:
-            raise WebhookError("payload_malformed", REASON_MALFORMED, 400) from exc
+        update = json_body.decode(request.body, REASON_MALFORMED, exact=True)
         if not isinstance(update, dict):
             raise WebhookError("payload_malformed", REASON_MALFORMED, 400)
         try:

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
+from hilo import constant_time
 from hilo.channels.base import (
     ChannelAccountView,
     DeliveryStatus,
@@ -136,6 +137,15 @@ def compute_signature(auth_token: str, url: str, params: Iterable[tuple[str, str
     return base64.b64encode(digest).decode("ascii")
 
 
+def _is_url(url: str) -> bool:
+    """False for what a forged X-Forwarded-Host makes of a URL (a port that is no number, a stray "[")."""
+    try:
+        urlsplit(url).port  # noqa: B018 - reading the port is the check
+    except ValueError:
+        return False
+    return True
+
+
 def _without_port(url: str) -> str:
     parts = urlsplit(url)
     if parts.port is None:
@@ -163,7 +173,9 @@ def candidate_urls(url: str, headers: Mapping[str, str]) -> list[str]:
     host = headers.get("x-forwarded-host", "").split(",")[0].strip()
     if proto or host:
         parts = urlsplit(url)
-        urls.append(urlunsplit(parts._replace(scheme=proto or parts.scheme, netloc=host or parts.netloc)))
+        forwarded = urlunsplit(parts._replace(scheme=proto or parts.scheme, netloc=host or parts.netloc))
+        if _is_url(forwarded):
+            urls.append(forwarded)
     candidates: list[str] = []
     for base in urls:
         for variant in (base, _without_port(base), _with_port(base)):
@@ -188,11 +200,11 @@ def is_valid_signature(
     """
     body_hashes = parse_qs(urlsplit(url).query).get("bodySHA256")
     if body_hashes:
-        if not hmac.compare_digest(hashlib.sha256(body).hexdigest(), body_hashes[0]):
+        if not constant_time.equal(hashlib.sha256(body).hexdigest(), body_hashes[0]):
             return False
         params = ()
     return any(
-        hmac.compare_digest(compute_signature(auth_token, candidate, params), signature)
+        constant_time.equal(compute_signature(auth_token, candidate, params), signature)
         for candidate in candidate_urls(url, headers or {})
     )
 

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 import orjson
 
+from hilo import constant_time
 from hilo.channels.base import (
     ChannelAccountView,
     IdentityKind,
@@ -73,7 +74,7 @@ def verify_user(secret: str, user_id: str, given_hash: str) -> bool:
         return False
     if any(ord(ch) < 32 for ch in user_id):
         return False
-    return hmac.compare_digest(user_hash(secret, user_id), given_hash.strip().lower())
+    return constant_time.equal(user_hash(secret, user_id), given_hash.strip().lower())
 
 
 def visitor_identity(account_id: int, visitor_id: str) -> str:

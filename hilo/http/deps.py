@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import secrets
 import time
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from fastapi import Depends, Request
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
 
+from hilo import constant_time
 from hilo.agents.access import Principal
 from hilo.agents.models import Agent, ApiToken
 from hilo.agents.passwords import token_hash
@@ -117,7 +117,7 @@ def current_principal(request: Request, runtime: RuntimeDep) -> Principal:
     if not principal.via_token and request.method not in SAFE_METHODS:
         expected = request.session.get("csrf", "")
         given = request.headers.get(CSRF_HEADER, "")
-        if not expected or not hmac.compare_digest(str(expected), given):
+        if not expected or not constant_time.equal(str(expected), given):
             raise ActionError("csrf_failed", N_("Your session form expired; reload the page and try again."), 403)
     request.state.principal = principal
     return principal

@@ -8,7 +8,6 @@ import contextlib
 import functools
 import gzip
 import hashlib
-import hmac
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -22,6 +21,7 @@ from fastapi import APIRouter, FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
 
+from hilo import constant_time
 from hilo.channels.base import ChannelAccountView, DeliveryStatus, InboundAttachment
 from hilo.channels.widget import PrechatInvalid, WidgetSettings, localized, origin_allowed
 from hilo.conversations.files import file_response
@@ -514,7 +514,7 @@ def widget_file(token: str, attachment_id: int, signature: str, request: Request
         _limit(request, f"widget:file:{client_ip(request)}", RATE_FILE)
         account = _account(request, token)
         expected = file_signature(runtime.settings.secret_key, account.id, attachment_id)
-        if not hmac.compare_digest(expected, signature):
+        if not constant_time.equal(expected, signature):
             raise NotFound("attachment_not_found", N_("Attachment not found."))
         with runtime.db.read() as session:
             attachment = session.get(Attachment, attachment_id)

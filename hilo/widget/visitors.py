@@ -16,6 +16,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
+from hilo import constant_time
 from hilo.channels.base import ChannelAccountView
 from hilo.channels.widget import MAX_USER_ID, user_identity, verify_user, visitor_identity
 from hilo.errors import ActionError
@@ -67,7 +68,7 @@ def read_token(secret_key: str, account_id: int, token: str | None) -> str | Non
     if match is None:
         return None
     visitor_id, signature = match.groups()
-    if not hmac.compare_digest(_signature(secret_key, account_id, visitor_id), signature):
+    if not constant_time.equal(_signature(secret_key, account_id, visitor_id), signature):
         return None
     return visitor_id
 

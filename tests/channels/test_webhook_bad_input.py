@@ -204,3 +204,161 @@ def test_bad_webhooks_are_refused_and_store_nothing(api: Api, kind: str) -> None
     accepted = _post(api, channel, scheme.content_type, scheme.sign(channel, valid, scheme.secret))
     assert accepted.status_code == 200, accepted.text
     assert len(api.conversations()) == 1
+
+
+# Both ways in: the plain ASGI fast path, and the FastAPI route that answers ids written
+# otherwise ("+7" is 7 to the route, and not plain digits to the fast path).
+ROUTES = {"fast path": "", "app route": "+"}
+
+
+def _url(channel: dict[str, Any], route: str) -> str:
+    return f"/webhooks/{channel['kind']}/{ROUTES[route]}{channel['id']}"
+
+
+def _signed_twilio(channel: dict[str, Any], route: str, body: bytes, secret: str) -> dict[str, str]:
+    pairs = parse_qsl(body.decode(), keep_blank_values=True)
+    return {"x-twilio-signature": twilio_signature(secret, f"http://testserver{_url(channel, route)}", pairs)}
+
+
+def _nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+DEEP_BODIES = {
+    "whatsapp": lambda inner: b'{"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": '
+    + inner
+    + b"}]}",
+    "messenger": lambda inner: b'{"object": "page", "entry": [{"id": "1", "messaging": ' + inner + b"}]}",
+    "instagram": lambda inner: b'{"object": "instagram", "entry": [{"id": "1", "messaging": ' + inner + b"}]}",
+    "telegram": lambda inner: b'{"update_id": 1, "message": {"message_id": 1, "text": ' + inner + b"}}",
+}
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES))
+@pytest.mark.parametrize("depth", [200, 5000])
+@pytest.mark.parametrize("kind", sorted(DEEP_BODIES))
+def test_signed_but_deeply_nested_json_is_refused(api: Api, kind: str, depth: int, route: str) -> None:
+    # given
+    scheme = SCHEMES[kind]
+    channel = create_channel(api, kind, scheme.settings)
+    body, headers = scheme.sign(channel, DEEP_BODIES[kind](_nested(depth)), scheme.secret)
+    # when
+    response = api.client.post(_url(channel, route), content=body, headers={"content-type": JSON, **headers})
+    # then
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "payload_too_deep")
+    assert response.json()["error"]["message"]
+    assert api.conversations() == []
+
+
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES))
+@pytest.mark.parametrize("kind", ["sms", "twilio_whatsapp"])
+def test_twilio_hostile_headers_get_a_precise_refusal(api: Api, kind: str, route: str) -> None:
+    # given
+    scheme = SCHEMES[kind]
+    channel = create_channel(api, kind, scheme.settings)
+    body = scheme.valid()
+    url = _url(channel, route)
+    good = _signed_twilio(channel, route, body, scheme.secret)
+    # when
+    non_ascii = api.client.post(
+        url, content=body, headers={"content-type": FORM, "x-twilio-signature": "é".encode() * 20}
+    )
+    forged_host = api.client.post(
+        url,
+        content=body,
+        headers={"content-type": FORM, "x-forwarded-host": "evil:abc", **_signed_twilio(channel, route, body, "x")},
+    )
+    bracket_host = api.client.post(
+        url, content=body, headers={"content-type": FORM, "x-forwarded-host": "[evil", **good}
+    )
+    signed_with_forged_host = api.client.post(
+        url, content=body, headers={"content-type": FORM, "x-forwarded-host": "evil:abc", **good}
+    )
+    # then
+    got = [(r.status_code, r.json()["error"]["code"]) for r in (non_ascii, forged_host)]
+    assert got == [(401, "signature_invalid"), (401, "signature_invalid")]
+    assert bracket_host.status_code == 200, bracket_host.text
+    assert signed_with_forged_host.status_code == 200, signed_with_forged_host.text
+    assert len(api.conversations()) == 1
+
+
+def _multipart(fields: list[tuple[str, bytes]], boundary: str = "hilo-test-boundary") -> tuple[bytes, str]:
+    parts = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode() + value + b"\r\n"
+        for name, value in fields
+    )
+    return parts + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def _mailgun_fields(secret: str) -> list[tuple[str, bytes]]:
+    timestamp, token = str(int(time.time())), secrets.token_hex(25)
+    return [
+        ("timestamp", timestamp.encode()),
+        ("token", token.encode()),
+        ("signature", mailgun_signature(secret, timestamp, token).encode()),
+    ]
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES))
+def test_mailgun_form_with_too_many_parts_is_refused_before_parsing(api: Api, route: str) -> None:
+    # given: the tests' settings take 1000 form fields (HILO_MAX_FORM_FIELDS)
+    scheme = SCHEMES["email"]
+    channel = create_channel(api, "email", scheme.settings)
+    mail = [(name, value.encode()) for name, value in parse_qsl(MAIL.decode())]
+    many_parts, multipart_type = _multipart(
+        [*_mailgun_fields(MAILGUN_KEY), *mail, *[(f"x{i}", b"") for i in range(1000)]]
+    )
+    many_fields = MAIL + b"&" + urlencode(_mailgun_fields(MAILGUN_KEY)).encode() + b"&x=" * 1000
+    unsigned, _type = _multipart([*mail, *[(f"x{i}", b"") for i in range(900)]])
+    signed, _type = _multipart([*_mailgun_fields(MAILGUN_KEY), *mail])
+    url = _url(channel, route)
+    # when
+    answers = [
+        api.client.post(url, content=many_parts, headers={"content-type": multipart_type}),
+        api.client.post(url, content=many_fields, headers={"content-type": FORM}),
+        api.client.post(url, content=unsigned, headers={"content-type": multipart_type}),
+    ]
+    accepted = api.client.post(url, content=signed, headers={"content-type": multipart_type})
+    # then
+    assert [(r.status_code, r.json()["error"]["code"]) for r in answers] == [
+        (413, "too_many_fields"),
+        (413, "too_many_fields"),
+        (401, "signature_missing"),
+    ]
+    assert accepted.status_code == 200, accepted.text
+    assert len(api.conversations()) == 1
+
+
+@pytest.mark.parametrize(
+    ("header", "stored_from"),
+    [
+        ("Bob <boss> Smith <bob@example.com>", "bob@example.com"),  # the header's own address
+        ('"x" <a> <b@example.com>', "b@example.com"),
+        ("Bob <boss>", "envelope@example.com"),  # no address in the header: the envelope sender
+    ],
+)
+def test_mailgun_from_with_angle_brackets_in_the_name_is_stored(api: Api, header: str, stored_from: str) -> None:
+    # given
+    scheme = SCHEMES["email"]
+    channel = create_channel(api, "email", scheme.settings)
+    mail = urlencode(
+        {
+            "sender": "envelope@example.com",
+            "from": header,
+            "recipient": "support@example.com",
+            "subject": "Pedido",
+            "body-plain": "Hola",
+            "message-headers": json.dumps([["From", header], ["Message-Id", "<odd-from@example.com>"]]),
+        }
+    ).encode()
+    # when
+    response = _post(api, channel, FORM, scheme.sign(channel, mail, scheme.secret))
+    # then
+    assert response.status_code == 200, response.text
+    [conversation] = api.conversations()
+    identities = api.ok(api.get(f"/api/v1/contacts/{conversation['contact_id']}"))["identities"]
+    assert [(i["kind"], i["value"]) for i in identities] == [("email", stored_from)]

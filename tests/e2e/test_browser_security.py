@@ -17,7 +17,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from hilo.actions.agents import create_agent, create_token
+from hilo.agents.actions import create_agent, create_token
 from hilo.settings import Settings
 from tests.e2e.widget_support import LiveHilo, live_hilo
 from tests.fakes.server import free_port
