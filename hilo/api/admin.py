@@ -169,6 +169,16 @@ def update_agent(agent_id: int, body: AgentPatch, principal: CurrentAgent, runti
         return agent_payload(agent)
 
 
+@router.delete("/agents/{agent_id}/sessions", tags=["agents"])
+def revoke_agent_sessions(agent_id: int, principal: CurrentAgent, runtime: RuntimeDep) -> dict[str, int]:
+    """Sign an agent out everywhere: every browser session of theirs ends at once."""
+    require_admin(principal)
+    with runtime.transaction(principal.id) as tx:
+        if tx.session.get(Agent, agent_id) is None:
+            raise NotFound("agent_not_found", N_("Agent not found."))
+        return {"revoked": agent_actions.revoke_sessions(tx, agent_id, reason="revoked_by_admin")}
+
+
 def team_payload(team: Team) -> dict[str, Any]:
     return {
         "id": team.id,

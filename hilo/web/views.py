@@ -31,7 +31,7 @@ from hilo.api.conversations import (
     send_reply_with_files,
     serialize_conversations,
 )
-from hilo.api.deps import RuntimeDep, load_principal, new_csrf
+from hilo.api.deps import RuntimeDep, load_principal, new_csrf, session_token
 from hilo.channels.addresses import channel_urls
 from hilo.channels.models import ChannelAccount
 from hilo.channels.registry import MODULES, get_adapter
@@ -78,7 +78,7 @@ class SignInRequired(Exception):
 def page_principal(request: Request) -> Principal:
     """The agent signed in with the session cookie (the UI never uses tokens)."""
     runtime: Runtime = request.app.state.runtime
-    principal = load_principal(runtime, {}, request.session.get("agent_id"))
+    principal = load_principal(runtime, {}, session_token(request))
     if principal is None:
         raise SignInRequired
     # The API's error handler answers in this agent's language.
@@ -122,14 +122,14 @@ def base_context(request: Request, principal: Principal, **extra: Any) -> dict[s
 
 @router.get("/")
 def home(request: Request) -> RedirectResponse:
-    signed_in = request.session.get("agent_id") is not None
+    signed_in = session_token(request) is not None
     return RedirectResponse("/inbox" if signed_in else "/login", status_code=303)
 
 
 @router.get("/login")
 def login_page(request: Request, next: str | None = None, lang: str | None = None) -> Response:
     runtime: Runtime = request.app.state.runtime
-    if load_principal(runtime, {}, request.session.get("agent_id")) is not None:
+    if load_principal(runtime, {}, session_token(request)) is not None:
         return RedirectResponse(local_path(next), status_code=303)
     if lang:
         request.session["lang"] = normalize_locale(lang)
