@@ -13,6 +13,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from hilo.actions.errors import ActionError, NotFound
 from hilo.agents.access import Principal
+from hilo.agents.audit import AUDIT_KINDS, audit_events
 from hilo.agents.models import ApiToken, Team
 from hilo.api.contacts import list_contacts
 from hilo.api.conversations import (
@@ -768,6 +770,43 @@ def admin_agents(request: Request, principal: UiAgent, runtime: RuntimeDep) -> R
 @router.get("/admin/teams")
 def admin_teams(request: Request, principal: UiAgent, runtime: RuntimeDep) -> Response:
     return admin_page(request, principal, runtime, "admin/teams.html", page="teams")
+
+
+@router.get("/admin/audit")
+def admin_audit(
+    request: Request,
+    principal: UiAgent,
+    runtime: RuntimeDep,
+    kind: str = "",
+    agent_id: str = "",
+    since: str = "",
+    cursor: str | None = None,
+) -> Response:
+    """The audit log, filtered by kind, agent and date, newest first."""
+    if principal.role != "admin":
+        return admin_page(request, principal, runtime, "admin/audit.html")
+    chosen_agent = int(agent_id) if agent_id.isdigit() else None
+    try:
+        since_at = datetime.fromisoformat(since).replace(tzinfo=UTC) if since else None
+    except ValueError:
+        since_at = None
+    with runtime.db.read() as session:
+        page = audit_events(
+            session, kind=kind if kind in AUDIT_KINDS else None, agent_id=chosen_agent, since=since_at, cursor=cursor
+        )
+    filters = {"kind": kind, "agent_id": agent_id, "since": since}
+    older = "/admin/audit?" + urlencode({**filters, "cursor": page.next_cursor}) if page.next_cursor else None
+    return admin_page(
+        request,
+        principal,
+        runtime,
+        "admin/audit.html",
+        page="audit",
+        events=page.items,
+        kinds=AUDIT_KINDS,
+        filters=filters,
+        older=older,
+    )
 
 
 @router.get("/admin/roles")
