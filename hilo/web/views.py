@@ -27,6 +27,7 @@ from hilo.actions.errors import ActionError, NotFound
 from hilo.agents.access import Principal
 from hilo.agents.audit import AUDIT_KINDS, audit_events
 from hilo.agents.models import ApiToken, Team
+from hilo.api.auth import active_sessions
 from hilo.api.contacts import list_contacts
 from hilo.api.conversations import (
     list_conversations,
@@ -662,6 +663,18 @@ def account_tokens(request: Request, principal: UiAgent, runtime: RuntimeDep) ->
         )
     return render(
         "account_tokens.html", principal.locale, **base_context(request, principal), tokens=tokens, section="account"
+    )
+
+
+@router.get("/account/sessions")
+def account_sessions(request: Request, principal: UiAgent, runtime: RuntimeDep) -> Response:
+    """Where the agent is signed in: each browser session, with a button to sign it out."""
+    return render(
+        "account_sessions.html",
+        principal.locale,
+        **base_context(request, principal),
+        sessions=active_sessions(runtime, principal.id),
+        section="account",
     )
 
 

@@ -43,3 +43,22 @@ def test_deactivate_an_agent_and_find_it_in_the_audit_log(
     expect(rows.first).to_contain_text("Ana Admin")
     expect(rows.first).to_contain_text("Bruno Díaz")
     assert admin.errors == []  # type: ignore[attr-defined]
+
+
+def test_sign_out_another_browser_from_the_sessions_page(
+    browser: Browser, contexts: list[BrowserContext], live: Live
+) -> None:
+    # given: Ana is signed in on two browsers
+    other = page_for(browser, contexts, live, "ana")
+    page = page_for(browser, contexts, live, "ana")
+    # when: she signs every other browser out from her account page
+    page.goto(f"{live.url}/account/sessions")
+    rows = page.locator("#sessions tbody tr")
+    expect(page.locator("#sessions .pill")).to_have_text("This browser")
+    for remaining in range(rows.count() - 1, 0, -1):
+        page.locator("[data-action=session-revoke]").first.click()
+        expect(rows).to_have_count(remaining)
+    # then: only this browser is left, and the other one is sent to sign in
+    other.goto(f"{live.url}/inbox")
+    other.wait_for_url(re.compile(r".*/login.*"))
+    assert page.errors == []  # type: ignore[attr-defined]

@@ -1574,6 +1574,12 @@
         window.location.reload();
       } catch (error) { fail(error); }
     },
+    "session-revoke": async function (el) {
+      try {
+        await api("DELETE", "/api/v1/auth/sessions/" + el.dataset.session);
+        window.location.reload();
+      } catch (error) { fail(error); }
+    },
     "channel-enabled": async function (el) {
       try {
         await api("PATCH", "/api/v1/channels/" + el.dataset.channel, { enabled: el.dataset.enabled === "true" });
