@@ -137,3 +137,21 @@ def test_the_websocket_refuses_a_revoked_session_and_closes_a_live_one(api: Api,
     with pytest.raises(WebSocketDisconnect) as refused, copy.websocket_connect("/api/v1/ws") as again:
         again.receive_json()
     assert refused.value.code == 4401
+
+
+def test_last_seen_is_written_at_most_once_a_minute(api: Api, app_client: TestClient, clock: Any) -> None:
+    # given: a session signed in at 09:00
+    sign_in(app_client)
+    runtime = app_client.app.state.runtime  # type: ignore[attr-defined]
+
+    def last_seen() -> str:
+        runtime.forget_principals()  # as if the few seconds a sign-in is remembered had passed
+        sessions: list[dict[str, Any]] = app_client.get("/api/v1/auth/sessions").json()
+        return str(sessions[0]["last_seen_at"])
+
+    # when / then
+    first = last_seen()
+    clock.advance(seconds=30)
+    assert last_seen() == first
+    clock.advance(seconds=60)
+    assert last_seen() > first
