@@ -19,3 +19,11 @@ class ActionError(Exception):
 class NotFound(ActionError):
     def __init__(self, code: str, reason: str) -> None:
         super().__init__(code, reason, status=404)
+
+
+class TooManyAttempts(ActionError):
+    """Refused for now: the client should retry after `retry_after` seconds (sent as Retry-After)."""
+
+    def __init__(self, reason: str, retry_after: int) -> None:
+        super().__init__("rate_limited", reason, status=429, seconds=retry_after)
+        self.headers = {"Retry-After": str(retry_after)}

@@ -1,6 +1,6 @@
 """Import every model so the metadata is complete (migrations, tests)."""
 
-from hilo.agents.models import Agent, ApiToken, Team, team_members
+from hilo.agents.models import Agent, AgentSession, ApiToken, Team, team_members
 from hilo.automation.models import AutomationRule, CannedResponse, Macro, ScheduledMessage  # noqa: F401
 from hilo.channels.models import ChannelAccount
 from hilo.consumers.models import ConsumerPosition  # noqa: F401
@@ -18,6 +18,7 @@ from hilo.web.models import ConversationRead, Notification, SavedView  # noqa: F
 
 __all__ = [
     "Agent",
+    "AgentSession",
     "ApiToken",
     "Attachment",
     "Base",

@@ -19,6 +19,8 @@ class Principal:
     locale: str
     team_ids: frozenset[int]
     via_token: bool = False
+    # The sign-in session (hash of the cookie's token) when signed in with the cookie.
+    session_id: str | None = None
 
     @property
     def sees_everything(self) -> bool:

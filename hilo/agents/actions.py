@@ -1,17 +1,22 @@
-"""Agent, team and API-token actions."""
+"""Agent, team, API-token and sign-in session actions."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import secrets
+from typing import Literal
 
-from hilo.agents.models import ROLES, Agent, ApiToken, Team
-from hilo.agents.passwords import hash_password, new_token
+from sqlalchemy import select, update
+
+from hilo.agents.models import ROLES, Agent, AgentSession, ApiToken, Team
+from hilo.agents.passwords import hash_password, new_token, token_hash, verify_password
 from hilo.errors import ActionError
 from hilo.i18n import LOCALES, N_
 from hilo.normalize import InvalidIdentity, normalize_email
 from hilo.runtime import Tx
 
 MIN_PASSWORD = 10
+USER_AGENT_LENGTH = 255
+OnDeactivate = Literal["keep", "unassign"]
 
 
 def _check_password(password: str) -> None:
@@ -56,7 +61,13 @@ def update_agent(
     locale: str | None = None,
     active: bool | None = None,
     password: str | None = None,
+    conversations: OnDeactivate = "keep",
 ) -> Agent:
+    """Change an agent's profile, role, password or activity.
+
+    A new password ends every sign-in session of the agent (the caller's own session is
+    kept by `change_own_password`); deactivation is `deactivate_agent`.
+    """
     changes: dict[str, object] = {}
     if name is not None and name.strip() and name != agent.name:
         agent.name = name.strip()
@@ -64,6 +75,7 @@ def update_agent(
     if role is not None and role != agent.role:
         if role not in ROLES:
             raise ActionError("role_invalid", N_("Unknown role."), 422)
+        tx.record("agent.role_changed", data={"agent_id": agent.id, "role": [agent.role, role]})
         agent.role = role
         changes["role"] = role
     if locale is not None and locale != agent.locale:
@@ -72,11 +84,15 @@ def update_agent(
         agent.locale = locale
         changes["locale"] = locale
     if active is not None and active != agent.active:
-        agent.active = active
+        if active:
+            agent.active = True
+            tx.record("agent.reactivated", data={"agent_id": agent.id})
+        else:
+            deactivate_agent(tx, agent, conversations=conversations)
         changes["active"] = active
     if password is not None:
-        _check_password(password)
-        agent.password_hash = hash_password(password)
+        _set_password(tx, agent, password)
+        revoke_sessions(tx, agent.id, reason="password_changed")
         changes["password"] = "changed"  # noqa: S105 (the event says that, never the value)
     if changes:
         agent.updated_at = tx.now
@@ -84,6 +100,105 @@ def update_agent(
         tx.record("agent.updated", data={"agent_id": agent.id, "changes": changes})
         tx.deferred.append(tx.runtime.forget_principals)
     return agent
+
+
+def _set_password(tx: Tx, agent: Agent, password: str) -> None:
+    _check_password(password)
+    agent.password_hash = hash_password(password)
+    tx.record("agent.password_changed", data={"agent_id": agent.id})
+
+
+def change_own_password(tx: Tx, agent: Agent, current: str, new: str, keep_session_id: str | None) -> None:
+    """Change the signed-in agent's password; every other session of theirs ends.
+
+    The current password is asked for so that a borrowed, still signed-in browser cannot
+    take the account over.
+    """
+    if not verify_password(agent.password_hash, current):
+        raise ActionError("password_wrong", N_("Your current password is not right."), 403)
+    _set_password(tx, agent, new)
+    agent.updated_at = tx.now
+    revoke_sessions(tx, agent.id, reason="password_changed", keep=keep_session_id)
+    tx.deferred.append(tx.runtime.forget_principals)
+
+
+def deactivate_agent(tx: Tx, agent: Agent, *, conversations: OnDeactivate = "keep") -> None:
+    """Deactivate an agent: their sessions and API tokens end; their history stays.
+
+    `conversations` is the admin's choice for their unresolved conversations, recorded here
+    and carried out by the caller with `hilo.conversations.actions.unassign_all` ("unassign":
+    back to the team queue) or not at all ("keep": a supervisor reassigns them).
+    """
+    if conversations not in ("keep", "unassign"):
+        raise ActionError("payload_invalid", N_("Some fields are missing or not valid."), 422)
+    agent.active = False
+    agent.updated_at = tx.now
+    revoke_sessions(tx, agent.id, reason="deactivated")
+    tokens = tx.session.execute(
+        update(ApiToken)
+        .where(ApiToken.agent_id == agent.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=tx.now)
+        .returning(ApiToken.id)
+    ).scalars()
+    token_ids = sorted(tokens)
+    tx.record(
+        "agent.deactivated",
+        data={"agent_id": agent.id, "conversations": conversations, "tokens": token_ids},
+    )
+    tx.deferred.append(tx.runtime.forget_principals)
+
+
+def start_session(tx: Tx, agent: Agent, *, user_agent: str, ip: str) -> tuple[AgentSession, str]:
+    """Open a sign-in session; returns the row and the token for the cookie (shown only here)."""
+    token = secrets.token_urlsafe(32)
+    row = AgentSession(
+        id=token_hash(token),
+        agent_id=agent.id,
+        created_at=tx.now,
+        last_seen_at=tx.now,
+        user_agent=user_agent[:USER_AGENT_LENGTH],
+        ip=ip[:64],
+    )
+    tx.session.add(row)
+    tx.session.flush()
+    tx.record("auth.signed_in", data={"agent_id": agent.id, "ip": row.ip, "user_agent": row.user_agent})
+    return row, token
+
+
+def end_session(tx: Tx, agent_id: int, session_id: str, *, signing_out: bool = False) -> AgentSession:
+    """Revoke one of an agent's sessions, or sign out of it: its cookie stops working at once."""
+    row = tx.session.get(AgentSession, session_id)
+    if row is None or row.agent_id != agent_id or row.revoked_at is not None:
+        raise ActionError("session_not_found", N_("No such session."), 404)
+    row.revoked_at = tx.now
+    if signing_out:
+        _sessions_revoked(tx, agent_id, [row.id], "signed_out", kind="auth.signed_out")
+    else:
+        _sessions_revoked(tx, agent_id, [row.id], "revoked")
+    return row
+
+
+def revoke_sessions(tx: Tx, agent_id: int, *, reason: str, keep: str | None = None) -> int:
+    """Revoke every live session of an agent, but `keep`; returns how many ended."""
+    query = update(AgentSession).where(AgentSession.agent_id == agent_id, AgentSession.revoked_at.is_(None))
+    if keep is not None:
+        query = query.where(AgentSession.id != keep)
+    ids = sorted(tx.session.execute(query.values(revoked_at=tx.now).returning(AgentSession.id)).scalars())
+    if ids:
+        _sessions_revoked(tx, agent_id, ids, reason)
+    return len(ids)
+
+
+def _sessions_revoked(
+    tx: Tx, agent_id: int, session_ids: list[str], reason: str, kind: str = "auth.session_revoked"
+) -> None:
+    # The websocket hub closes the sockets these sessions opened (hilo.realtime.hub).
+    tx.record(
+        kind,
+        data={"agent_id": agent_id, "sessions": len(session_ids), "reason": reason},
+        realtime={"only_agent_ids": [agent_id], "revoked_session_ids": session_ids},
+    )
+    tx.deferred.append(tx.runtime.forget_principals)
 
 
 def create_token(tx: Tx, agent: Agent, name: str) -> tuple[ApiToken, str]:

@@ -60,3 +60,24 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     agent: Mapped[Agent] = relationship()
+
+
+class AgentSession(Base):
+    """A browser sign-in: the cookie carries a random token, the server keeps its hash.
+
+    Looked up by primary key on every request the cookie authenticates, so a session that
+    is revoked (signed out, password changed, agent deactivated, revoked by an admin) stops
+    working at once.
+    """
+
+    __tablename__ = "agent_sessions"
+
+    # SHA-256 of the token in the cookie.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Refreshed at most once a minute (hilo.api.deps).
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    user_agent: Mapped[str] = mapped_column(String(255), default="")
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from hilo.agents import actions as agent_actions
 from hilo.agents.access import Principal, require_admin
+from hilo.agents.audit import AUDIT_PAGE, audit_events
 from hilo.agents.models import Agent, Team
 from hilo.channels import actions as channel_actions
 from hilo.channels.access import access_channel
 from hilo.channels.addresses import channel_urls
 from hilo.channels.models import ChannelAccount
+from hilo.conversations import actions as conversation_actions
 from hilo.errors import NotFound
+from hilo.events.models import Event
 from hilo.http.deps import CurrentAgent, RuntimeDep
 from hilo.http.schemas import ERRORS
 from hilo.i18n import N_
@@ -50,6 +54,8 @@ class AgentPatch(BaseModel):
     locale: Literal["en", "es"] | None = None
     active: bool | None = None
     password: str | None = Field(default=None, max_length=1024)
+    # On deactivation: leave the agent's open conversations assigned, or unassign them.
+    conversations: Literal["keep", "unassign"] = "keep"
 
 
 class TeamIn(BaseModel):
@@ -157,10 +163,30 @@ def update_agent(agent_id: int, body: AgentPatch, principal: CurrentAgent, runti
         agent = tx.session.get(Agent, agent_id)
         if agent is None:
             raise NotFound("agent_not_found", N_("Agent not found."))
+        deactivating = body.active is False and agent.active
         agent_actions.update_agent(
-            tx, agent, name=body.name, role=body.role, locale=body.locale, active=body.active, password=body.password
+            tx,
+            agent,
+            name=body.name,
+            role=body.role,
+            locale=body.locale,
+            active=body.active,
+            password=body.password,
+            conversations=body.conversations,
         )
+        if deactivating and body.conversations == "unassign":
+            conversation_actions.unassign_all(tx, agent.id)
         return agent_payload(agent)
+
+
+@router.delete("/agents/{agent_id}/sessions", tags=["agents"])
+def revoke_agent_sessions(agent_id: int, principal: CurrentAgent, runtime: RuntimeDep) -> dict[str, int]:
+    """Sign an agent out everywhere: every browser session of theirs ends at once."""
+    require_admin(principal)
+    with runtime.transaction(principal.id) as tx:
+        if tx.session.get(Agent, agent_id) is None:
+            raise NotFound("agent_not_found", N_("Agent not found."))
+        return {"revoked": agent_actions.revoke_sessions(tx, agent_id, reason="revoked_by_admin")}
 
 
 def team_payload(team: Team) -> dict[str, Any]:
@@ -196,3 +222,33 @@ def set_members(team_id: int, body: TeamPatch, principal: CurrentAgent, runtime:
             raise NotFound("team_not_found", N_("Team not found."))
         agent_actions.set_team_members(tx, team, body.member_ids)
         return team_payload(team)
+
+
+def audit_payload(event: Event) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "kind": event.kind,
+        "actor_agent_id": event.actor_agent_id,
+        "data": event.data,
+        "created_at": event.created_at,
+    }
+
+
+@router.get("/admin/audit", tags=["administration"])
+def list_audit(
+    principal: CurrentAgent,
+    runtime: RuntimeDep,
+    kind: str | None = None,
+    agent_id: int | None = None,
+    since: datetime | None = None,
+    cursor: str | None = None,
+    limit: int = Query(default=AUDIT_PAGE, ge=1, le=200),
+) -> dict[str, Any]:
+    """Security events (sign-ins, passwords, roles, deactivations, tokens, sessions, channel secrets), newest first.
+
+    `agent_id` matches events by or about that agent; page with `next_cursor`.
+    """
+    require_admin(principal)
+    with runtime.db.read() as session:
+        page = audit_events(session, kind=kind, agent_id=agent_id, since=since, cursor=cursor, limit=limit)
+        return {"items": [audit_payload(e) for e in page.items], "next_cursor": page.next_cursor}

@@ -1,22 +1,46 @@
-"""Sign-in, sign-out and the current agent; personal API tokens."""
+"""Sign-in, sign-out and the current agent; sign-in sessions and personal API tokens.
+
+Sign-in throttling: each address gets `HILO_LOGIN_RATE_LIMIT` x 3 attempts a minute and
+x 10 failures an hour. Failures on an account slow down further guesses (after as many
+free failures as the limit, each next guess waits twice as long, up to 15 minutes), but
+only from browsers and addresses that have never signed in to that account: whoever
+guesses wrong from elsewhere cannot keep the account's owner out.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
+from itsdangerous import BadSignature, TimestampSigner
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from hilo.agents.actions import create_token, revoke_token, update_agent
-from hilo.agents.models import Agent, ApiToken
+from hilo.agents.actions import (
+    change_own_password,
+    create_token,
+    end_session,
+    revoke_token,
+    start_session,
+    update_agent,
+)
+from hilo.agents.models import Agent, AgentSession, ApiToken
 from hilo.agents.passwords import verify_password
-from hilo.errors import ActionError
-from hilo.http.deps import CurrentAgent, RuntimeDep, client_ip, new_csrf
+from hilo.errors import ActionError, TooManyAttempts
+from hilo.http.deps import SESSION_KEY, CurrentAgent, RuntimeDep, active_sessions, client_ip, new_csrf
 from hilo.http.schemas import ERRORS
 from hilo.i18n import N_
+from hilo.runtime import Runtime
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"], responses=ERRORS)
+
+ACCOUNT_BACKOFF_MAX = 15 * 60
+ACCOUNT_FAILURES_FORGOTTEN = 3600
+# The browser remembers which accounts signed in from it, signed so that it cannot be forged.
+DEVICE_COOKIE = "hilo_device"
+DEVICE_MAX_AGE = 365 * 24 * 3600
+DEVICE_ACCOUNTS = 10
+TOO_MANY = N_("Too many sign-in attempts; wait {seconds} seconds and try again.")
 
 
 class LoginIn(BaseModel):
@@ -28,6 +52,7 @@ class MeIn(BaseModel):
     name: str | None = Field(default=None, max_length=255)
     locale: str | None = Field(default=None, max_length=8)
     password: str | None = Field(default=None, max_length=1024)
+    current_password: str | None = Field(default=None, max_length=1024)
 
 
 class TokenIn(BaseModel):
@@ -46,31 +71,93 @@ def me_payload(agent: Any, csrf: str | None) -> dict[str, Any]:
     }
 
 
+def _device_signer(runtime: Runtime) -> TimestampSigner:
+    return TimestampSigner(runtime.settings.secret_key, salt="hilo-device")
+
+
+def device_accounts(request: Request, runtime: Runtime) -> list[int]:
+    """The agents who signed in from this browser before (newest last)."""
+    raw = request.cookies.get(DEVICE_COOKIE)
+    if not raw:
+        return []
+    try:
+        value = _device_signer(runtime).unsign(raw, max_age=DEVICE_MAX_AGE).decode()
+    except BadSignature:
+        return []
+    return [int(part) for part in value.split(".") if part.isdigit()]
+
+
+def remember_device(request: Request, response: Response, runtime: Runtime, agent_id: int) -> None:
+    known = [a for a in device_accounts(request, runtime) if a != agent_id][-(DEVICE_ACCOUNTS - 1) :] + [agent_id]
+    value = _device_signer(runtime).sign(".".join(map(str, known))).decode()
+    response.set_cookie(
+        DEVICE_COOKIE,
+        value,
+        max_age=DEVICE_MAX_AGE,
+        httponly=True,
+        samesite="lax",
+        secure=runtime.settings.secure_cookies,
+    )
+
+
+def known_client(session: Any, agent: Agent, ip: str, device: list[int]) -> bool:
+    """True when this browser or this address has signed in to the account before."""
+    if agent.id in device:
+        return True
+    seen = select(AgentSession.id).where(AgentSession.agent_id == agent.id, AgentSession.ip == ip).limit(1)
+    return session.execute(seen).first() is not None
+
+
 @router.post("/login")
-def login(body: LoginIn, request: Request, runtime: RuntimeDep) -> dict[str, Any]:
-    """Sign in with e-mail and password; sets the session cookie and returns a CSRF token."""
+def login(body: LoginIn, request: Request, response: Response, runtime: RuntimeDep) -> dict[str, Any]:
+    """Sign in with e-mail and password; sets the session cookie and returns a CSRF token.
+
+    Too many attempts answer 429 with Retry-After (see the module's docstring).
+    """
     limiter = request.app.state.limiter
     email = body.email.strip().lower()
+    ip = client_ip(request)
     limit = runtime.settings.login_rate_limit
-    if not limiter.hit(f"login-ip:{client_ip(request)}", limit * 3) or not limiter.hit(f"login:{email}", limit):
-        raise ActionError("rate_limited", N_("Too many sign-in attempts; wait a minute and try again."), 429)
+    if not limiter.hit(f"login-ip:{ip}", limit * 3):
+        raise TooManyAttempts(TOO_MANY, limiter.retry_after())
+    if limiter.exceeded(f"login-fail-ip:{ip}", limit * 10, 3600):
+        raise TooManyAttempts(TOO_MANY, limiter.retry_after(3600))
+    account_key = f"login:{email}"
     with runtime.db.read() as session:
         agent = session.execute(select(Agent).where(Agent.email == email)).scalar_one_or_none()
+        if agent is None or not known_client(session, agent, ip, device_accounts(request, runtime)):
+            wait = limiter.backoff_wait(account_key, limit, ACCOUNT_BACKOFF_MAX)
+            if wait > 0:
+                raise TooManyAttempts(TOO_MANY, wait)
         valid = verify_password(agent.password_hash if agent else None, body.password)
-        if agent is None or not valid or not agent.active:
-            raise ActionError("login_failed", N_("Wrong e-mail address or password."), 401)
-        request.session.clear()
-        request.session["agent_id"] = agent.id
-        csrf = new_csrf(request)
-        team_ids = [t.id for t in agent.teams]
-        payload = me_payload(agent, csrf)
-        payload["team_ids"] = team_ids
-    limiter.reset(f"login:{email}")
+        agent_id = agent.id if agent is not None and valid and agent.active else None
+        target_id = agent.id if agent is not None else None
+    if agent_id is None:
+        limiter.backoff_fail(account_key, ACCOUNT_FAILURES_FORGOTTEN)
+        limiter.hit(f"login-fail-ip:{ip}", limit * 10, 3600)
+        with runtime.transaction() as tx:
+            tx.record("auth.sign_in_failed", data={"agent_id": target_id, "email": email[:320], "ip": ip})
+        raise ActionError("login_failed", N_("Wrong e-mail address or password."), 401)
+    with runtime.transaction(agent_id) as tx:
+        signed_in = tx.session.get(Agent, agent_id)
+        assert signed_in is not None
+        _row, token = start_session(tx, signed_in, user_agent=request.headers.get("user-agent", ""), ip=ip)
+        payload = me_payload(signed_in, None)
+        payload["team_ids"] = [t.id for t in signed_in.teams]
+    request.session.clear()
+    request.session[SESSION_KEY] = token
+    payload["csrf_token"] = new_csrf(request)
+    limiter.backoff_clear(account_key)
+    remember_device(request, response, runtime, agent_id)
     return payload
 
 
 @router.post("/logout")
-def logout(request: Request, principal: CurrentAgent) -> dict[str, bool]:
+def logout(request: Request, principal: CurrentAgent, runtime: RuntimeDep) -> dict[str, bool]:
+    """Sign out: this session ends on the server too, so a copy of its cookie no longer works."""
+    if principal.session_id is not None:
+        with runtime.transaction(principal.id) as tx:
+            end_session(tx, principal.id, principal.session_id, signing_out=True)
     request.session.clear()
     return {"ok": True}
 
@@ -83,11 +170,44 @@ def me(request: Request, principal: CurrentAgent) -> dict[str, Any]:
 
 @router.patch("/me")
 def update_me(body: MeIn, principal: CurrentAgent, runtime: RuntimeDep) -> dict[str, Any]:
+    """Change your name or language; a new password needs the current one and a browser session."""
+    if body.password is not None and principal.via_token:
+        raise ActionError(
+            "password_needs_session", N_("Change your password from a signed-in browser, not with an API token."), 403
+        )
     with runtime.transaction(principal.id) as tx:
         agent = tx.session.get(Agent, principal.id)
         assert agent is not None
-        update_agent(tx, agent, name=body.name, locale=body.locale, password=body.password)
+        if body.password is not None:
+            change_own_password(tx, agent, body.current_password or "", body.password, principal.session_id)
+        update_agent(tx, agent, name=body.name, locale=body.locale)
         return me_payload(agent, None) | {"team_ids": sorted(principal.team_ids)}
+
+
+def session_payload(row: AgentSession, current: str | None) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "created_at": row.created_at,
+        "last_seen_at": row.last_seen_at,
+        "user_agent": row.user_agent,
+        "ip": row.ip,
+        "current": row.id == current,
+    }
+
+
+@router.get("/sessions")
+def list_sessions(principal: CurrentAgent, runtime: RuntimeDep) -> list[dict[str, Any]]:
+    """Where you are signed in; `current` marks the session making this request."""
+    return [session_payload(row, principal.session_id) for row in active_sessions(runtime, principal.id)]
+
+
+@router.delete("/sessions/{session_id}", status_code=204)
+def delete_session(session_id: str, request: Request, principal: CurrentAgent, runtime: RuntimeDep) -> None:
+    """Sign one of your sessions out; it stops working at once."""
+    with runtime.transaction(principal.id) as tx:
+        end_session(tx, principal.id, session_id)
+    if session_id == principal.session_id:
+        request.session.clear()
 
 
 @router.get("/tokens")

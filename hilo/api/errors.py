@@ -55,7 +55,8 @@ def log_webhook_refused(request: Request, exc: WebhookError) -> None:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ActionError)
     async def _action(request: Request, exc: ActionError) -> JSONResponse:
-        return error_response(request, exc.status, exc.code, exc.reason, **exc.values)
+        headers = getattr(exc, "headers", None)
+        return error_response(request, exc.status, exc.code, exc.reason, headers=headers, **exc.values)
 
     @app.exception_handler(WebhookError)
     async def _webhook(request: Request, exc: WebhookError) -> JSONResponse:

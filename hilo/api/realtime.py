@@ -8,7 +8,7 @@ from urllib.parse import urlparse
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from hilo.http.deps import load_principal
+from hilo.http.deps import load_principal, session_token
 from hilo.http.hub import Connection
 
 router = APIRouter()
@@ -27,11 +27,11 @@ async def agent_socket(websocket: WebSocket) -> None:
     runtime = websocket.app.state.runtime
     token = websocket.query_params.get("token")
     headers = {"authorization": f"Bearer {token}"} if token else {}
-    cookie_agent = websocket.session.get("agent_id") if "session" in websocket.scope else None
+    cookie_token = session_token(websocket)
     if not token and not _same_origin(websocket, runtime.settings.base_url):
         await websocket.close(code=4403)
         return
-    principal = await asyncio.to_thread(load_principal, runtime, headers, None if token else cookie_agent)
+    principal = await asyncio.to_thread(load_principal, runtime, headers, None if token else cookie_token)
     if principal is None:
         await websocket.close(code=4401)
         return

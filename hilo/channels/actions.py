@@ -94,6 +94,12 @@ def configure_channel_account(
         account.config = {k: v for k, v in {**(account.config or {}), **config}.items() if v not in (None, "")}
         account.secrets = {k: v for k, v in {**(account.secrets or {}), **secret_values}.items() if v}
         changed.extend(sorted(values))
+        if secret_values:
+            # For the audit log: which secrets, never their values.
+            tx.record(
+                "channel.secret_changed",
+                data={"channel_account_id": account.id, "secrets": sorted(secret_values)},
+            )
     if enabled is not None and enabled != account.enabled:
         account.enabled = enabled
         changed.append("enabled")

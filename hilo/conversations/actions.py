@@ -319,3 +319,15 @@ def wake_snoozed(tx: Tx, limit: int = 200) -> int:
             tx, conversation, "conversation.status_changed", {"from": "snoozed", "to": "open", "reason": "snooze_ended"}
         )
     return len(due)
+
+
+def unassign_all(tx: Tx, agent_id: int) -> int:
+    """Hand an agent's unresolved conversations back to their teams' queues; returns how many."""
+    rows = tx.session.execute(
+        select(Conversation).where(Conversation.assignee_id == agent_id, Conversation.status != "resolved")
+    ).scalars()
+    unassigned = 0
+    for conversation in rows:
+        assign(tx, conversation, agent_id=None)
+        unassigned += 1
+    return unassigned

@@ -18,6 +18,8 @@ from hilo.conversations.access import can_see
 log = logging.getLogger(__name__)
 
 QUEUE_LIMIT = 1000
+# Queued instead of an event: the sender closes the socket (its session was revoked).
+CLOSE = ""
 
 
 @dataclass(eq=False)
@@ -43,6 +45,8 @@ class Hub:
 
     def deliver(self, event: dict[str, Any]) -> None:
         """Called on the event loop for every event from the bus."""
+        if event.get("revoked_session_ids"):
+            self.close_sessions(set(event["revoked_session_ids"]))
         for tap in self.taps:
             try:
                 tap(event)
@@ -63,6 +67,17 @@ class Hub:
                 with contextlib.suppress(Exception):
                     asyncio.get_running_loop().create_task(connection.websocket.close(code=1013))
 
+    def close_sessions(self, session_ids: set[str]) -> None:
+        """Close the sockets opened by sessions that were just revoked (4401: sign in again)."""
+        for connection in list(self.connections):
+            if connection.principal.session_id in session_ids:
+                self.connections.discard(connection)
+                try:
+                    connection.queue.put_nowait(CLOSE)
+                except asyncio.QueueFull:
+                    with contextlib.suppress(Exception):
+                        asyncio.get_running_loop().create_task(connection.websocket.close(code=4401))
+
     @staticmethod
     def allowed(principal: Principal, event: dict[str, Any]) -> bool:
         only = event.get("only_agent_ids")
@@ -77,6 +92,9 @@ class Hub:
         try:
             while True:
                 text = await connection.queue.get()
+                if text == CLOSE:
+                    await connection.websocket.close(code=4401)
+                    return
                 await connection.websocket.send_text(text)
         finally:
             self.connections.discard(connection)

@@ -1,11 +1,13 @@
-"""Fixed-window rate limits, in memory or shared through Redis across processes."""
+"""Fixed-window rate limits and failure backoff, in memory or shared through Redis across processes."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from collections.abc import Callable
+from typing import cast
 
 import redis
 
@@ -16,6 +18,8 @@ class RateLimiter:
         self._now = now
         self._redis = redis.Redis.from_url(redis_url) if redis_url else None
         self._counts: dict[str, tuple[int, int]] = {}
+        # Per key (`backoff_*`): failures, the time of the last one, when they are forgotten.
+        self._backoff: dict[str, tuple[int, float, float]] = {}
         self._lock = threading.Lock()
 
     def hit(self, key: str, limit: int, window_seconds: int = 60) -> bool:
@@ -43,6 +47,54 @@ class RateLimiter:
         if self._redis is None or limit <= 0:
             return self.hit(key, limit, window_seconds)
         return await asyncio.to_thread(self.hit, key, limit, window_seconds)
+
+    def retry_after(self, window_seconds: int = 60) -> int:
+        """Seconds until the current window ends (for a Retry-After header)."""
+        return max(1, math.ceil(window_seconds - self._now() % window_seconds))
+
+    def backoff_wait(self, key: str, free: int, max_seconds: int) -> int:
+        """Seconds `key` must still wait after its failures: none for the first `free`, then doubling."""
+        with self._lock:
+            failures, last = self._failures(key)
+        if failures < max(free, 1):
+            return 0
+        delay = min(2 ** (failures - free), max_seconds)
+        return max(0, math.ceil(last + delay - self._now()))
+
+    def backoff_fail(self, key: str, forget_seconds: int) -> None:
+        """Count one failure on `key`; the count is forgotten `forget_seconds` after the last one."""
+        now = self._now()
+        if self._redis is not None:
+            name = f"hilo:bo:{key}"
+            pipe = self._redis.pipeline()
+            pipe.hincrby(name, "n", 1)
+            pipe.hset(name, "at", repr(now))
+            pipe.expire(name, forget_seconds)
+            pipe.execute()
+            return
+        with self._lock:
+            failures, _last = self._failures(key)
+            self._backoff[key] = (failures + 1, now, now + forget_seconds)
+            if len(self._backoff) > 100_000:
+                self._backoff = {k: v for k, v in self._backoff.items() if v[2] > now}
+
+    def backoff_clear(self, key: str) -> None:
+        if self._redis is not None:
+            self._redis.delete(f"hilo:bo:{key}")
+        with self._lock:
+            self._backoff.pop(key, None)
+
+    def _failures(self, key: str) -> tuple[int, float]:
+        """Failures on `key` and the time of the last one (in memory: call with the lock held)."""
+        if self._redis is not None:
+            stored, at = cast(list[bytes | None], self._redis.hmget(f"hilo:bo:{key}", ["n", "at"]))
+            if stored is None or at is None:
+                return 0, 0.0
+            return int(stored), float(at)
+        failures, last, forget_at = self._backoff.get(key, (0, 0.0, 0.0))
+        if forget_at <= self._now():
+            return 0, 0.0
+        return failures, last
 
     def reset(self, key: str, window_seconds: int = 60) -> None:
         window = int(self._now() // window_seconds)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -20,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from hilo.agents.access import Principal
+from hilo.agents.audit import AUDIT_KINDS, audit_events
 from hilo.agents.models import ApiToken, Team
 from hilo.channels.addresses import channel_urls
 from hilo.channels.models import ChannelAccount
@@ -32,7 +34,7 @@ from hilo.conversations.models import Conversation, Message
 from hilo.conversations.queries import Filters
 from hilo.conversations.search import contact_page
 from hilo.errors import ActionError, NotFound
-from hilo.http.deps import RuntimeDep, load_principal, new_csrf
+from hilo.http.deps import RuntimeDep, active_sessions, load_principal, new_csrf, session_token
 from hilo.http.schemas import ContactOut, conversation_list, serialize_conversations
 from hilo.i18n import N_, negotiate, normalize_locale
 from hilo.runtime import Runtime
@@ -70,7 +72,7 @@ class SignInRequired(Exception):
 def page_principal(request: Request) -> Principal:
     """The agent signed in with the session cookie (the UI never uses tokens)."""
     runtime: Runtime = request.app.state.runtime
-    principal = load_principal(runtime, {}, request.session.get("agent_id"))
+    principal = load_principal(runtime, {}, session_token(request))
     if principal is None:
         raise SignInRequired
     # The API's error handler answers in this agent's language.
@@ -120,14 +122,14 @@ def base_context(request: Request, principal: Principal, **extra: Any) -> dict[s
 
 @router.get("/")
 def home(request: Request) -> RedirectResponse:
-    signed_in = request.session.get("agent_id") is not None
+    signed_in = session_token(request) is not None
     return RedirectResponse("/inbox" if signed_in else "/login", status_code=303)
 
 
 @router.get("/login")
 def login_page(request: Request, next: str | None = None, lang: str | None = None) -> Response:
     runtime: Runtime = request.app.state.runtime
-    if load_principal(runtime, {}, request.session.get("agent_id")) is not None:
+    if load_principal(runtime, {}, session_token(request)) is not None:
         return RedirectResponse(local_path(next), status_code=303)
     if lang:
         request.session["lang"] = normalize_locale(lang)
@@ -646,6 +648,18 @@ def account_tokens(request: Request, principal: UiAgent, runtime: RuntimeDep) ->
     )
 
 
+@router.get("/account/sessions")
+def account_sessions(request: Request, principal: UiAgent, runtime: RuntimeDep) -> Response:
+    """Where the agent is signed in: each browser session, with a button to sign it out."""
+    return render(
+        "account_sessions.html",
+        principal.locale,
+        **base_context(request, principal),
+        sessions=active_sessions(runtime, principal.id),
+        section="account",
+    )
+
+
 # -- administration ------------------------------------------------------------------------
 
 
@@ -751,6 +765,43 @@ def admin_agents(request: Request, principal: UiAgent, runtime: RuntimeDep) -> R
 @router.get("/admin/teams")
 def admin_teams(request: Request, principal: UiAgent, runtime: RuntimeDep) -> Response:
     return admin_page(request, principal, runtime, "admin/teams.html", page="teams")
+
+
+@router.get("/admin/audit")
+def admin_audit(
+    request: Request,
+    principal: UiAgent,
+    runtime: RuntimeDep,
+    kind: str = "",
+    agent_id: str = "",
+    since: str = "",
+    cursor: str | None = None,
+) -> Response:
+    """The audit log, filtered by kind, agent and date, newest first."""
+    if principal.role != "admin":
+        return admin_page(request, principal, runtime, "admin/audit.html")
+    chosen_agent = int(agent_id) if agent_id.isdigit() else None
+    try:
+        since_at = datetime.fromisoformat(since).replace(tzinfo=UTC) if since else None
+    except ValueError:
+        since_at = None
+    with runtime.db.read() as session:
+        page = audit_events(
+            session, kind=kind if kind in AUDIT_KINDS else None, agent_id=chosen_agent, since=since_at, cursor=cursor
+        )
+    filters = {"kind": kind, "agent_id": agent_id, "since": since}
+    older = "/admin/audit?" + urlencode({**filters, "cursor": page.next_cursor}) if page.next_cursor else None
+    return admin_page(
+        request,
+        principal,
+        runtime,
+        "admin/audit.html",
+        page="audit",
+        events=page.items,
+        kinds=AUDIT_KINDS,
+        filters=filters,
+        older=older,
+    )
 
 
 @router.get("/admin/roles")

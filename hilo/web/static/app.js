@@ -1574,6 +1574,12 @@
         window.location.reload();
       } catch (error) { fail(error); }
     },
+    "session-revoke": async function (el) {
+      try {
+        await api("DELETE", "/api/v1/auth/sessions/" + el.dataset.session);
+        window.location.reload();
+      } catch (error) { fail(error); }
+    },
     "channel-enabled": async function (el) {
       try {
         await api("PATCH", "/api/v1/channels/" + el.dataset.channel, { enabled: el.dataset.enabled === "true" });
@@ -1593,7 +1599,14 @@
       return;
     }
     if (target.dataset.agentToggle) {
-      api("PATCH", "/api/v1/agents/" + target.dataset.agentToggle, { active: target.dataset.active === "true" })
+      if (target.dataset.active === "false") {
+        // Deactivating asks what happens to the agent's conversations first.
+        const form = $("form[data-form=agent-deactivate]");
+        form.dataset.agent = target.dataset.agentToggle;
+        openDialog("agent-deactivate");
+        return;
+      }
+      api("PATCH", "/api/v1/agents/" + target.dataset.agentToggle, { active: true })
         .then(function () { window.location.reload(); }, fail);
       return;
     }
@@ -1738,6 +1751,14 @@
       try {
         await api("POST", "/api/v1/agents", {
           name: form.name.value, email: form.email.value, password: form.password.value, role: form.role.value, locale: form.locale.value,
+        });
+        window.location.reload();
+      } catch (error) { formError(form, error); }
+    },
+    "agent-deactivate": async function (form) {
+      try {
+        await api("PATCH", "/api/v1/agents/" + form.dataset.agent, {
+          active: false, conversations: form.querySelector("input[name=conversations]:checked").value,
         });
         window.location.reload();
       } catch (error) { formError(form, error); }
