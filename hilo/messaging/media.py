@@ -16,11 +16,10 @@ import logging
 import mimetypes
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import or_, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hilo.channels.base import ChannelAccountView, SendError
@@ -34,13 +33,13 @@ from hilo.channels.media import (
 from hilo.channels.models import ChannelAccount
 from hilo.conversations.models import Attachment, Message
 from hilo.i18n import N_
+from hilo.jobs import claim_due
 from hilo.messaging.actions import record_media_failure, record_media_stored
 from hilo.messaging.models import MediaFetchJob
 from hilo.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(seconds=120)
 FETCH_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 REASON_UNREACHABLE = N_("Hilo could not download the customer's file from the provider. It will try again.")
 REASON_REFUSED = N_("The provider refused to hand over the customer's file; it may have expired.")
@@ -218,25 +217,13 @@ class MediaFetcher:
         self.batch = batch
 
     def claim(self) -> list[Claimed]:
-        now = self.runtime.clock.now()
         with self.runtime.transaction() as tx:
-            due = (
-                select(MediaFetchJob.id)
-                .where(
-                    MediaFetchJob.state == "pending",
-                    MediaFetchJob.run_at <= now,
-                    or_(MediaFetchJob.locked_until.is_(None), MediaFetchJob.locked_until < now),
-                )
-                .order_by(MediaFetchJob.run_at, MediaFetchJob.id)
-                .limit(self.batch)
-                .with_for_update(skip_locked=True)
+            rows = claim_due(
+                tx,
+                MediaFetchJob,
+                (MediaFetchJob.id, MediaFetchJob.attachment_id, MediaFetchJob.channel_account_id),
+                limit=self.batch,
             )
-            rows = tx.session.execute(
-                update(MediaFetchJob)
-                .where(MediaFetchJob.id.in_(due.scalar_subquery()))
-                .values(locked_until=now + LEASE, attempts=MediaFetchJob.attempts + 1, updated_at=now)
-                .returning(MediaFetchJob.id, MediaFetchJob.attachment_id, MediaFetchJob.channel_account_id)
-            ).all()
             if not rows:
                 return []
             attachments = {

@@ -1,9 +1,12 @@
 """Outbox dispatcher: claims due jobs, calls the channel adapter, records the outcome.
 
-Any number of dispatchers may run against PostgreSQL: a claim takes rows with
-`FOR UPDATE SKIP LOCKED` and holds them with a lease (`locked_until`), so a worker that
-dies mid-send leaves its jobs to be claimed again once the lease runs out. The job's
-idempotency key goes with every attempt, so the receiver can recognise a repeat.
+Any number of dispatchers may run against PostgreSQL: a claim (`hilo.jobs.claim_due`) takes
+rows with `FOR UPDATE SKIP LOCKED` and holds them with a lease (`locked_until`), so a worker
+that dies mid-send leaves its jobs to be claimed again once the lease runs out. The lease is
+at least four times the send timeout, so a send that returns has its outcome recorded long
+before anyone else may claim the job: a repeat happens only when a worker dies between the
+provider's answer and that record. The job's idempotency key goes with every attempt, so the
+receiver can recognise such a repeat (see docs/api.md).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select
 
 from hilo.channels.base import (
     IdentityKind,
@@ -31,6 +34,7 @@ from hilo.contacts.models import Identity
 from hilo.conversations.actions import wake_snoozed
 from hilo.conversations.models import Attachment, Conversation, Message
 from hilo.i18n import N_
+from hilo.jobs import LEASE, claim_due
 from hilo.messaging.links import media_link
 from hilo.messaging.media import MediaFetcher
 from hilo.outbox.delivery import record_failure, record_part_sent, record_sent, sent_parts
@@ -40,8 +44,6 @@ from hilo.runtime import Runtime
 log = logging.getLogger(__name__)
 # How soon a reply held by a disabled channel is looked at again.
 DISABLED_RETRY_SECONDS = 60
-
-LEASE = timedelta(seconds=120)
 
 
 @dataclass
@@ -58,6 +60,7 @@ class OutboxDispatcher:
         self.batch = batch
         self.idle_seconds = idle_seconds
         self.media = MediaFetcher(runtime)
+        self.lease = max(LEASE, timedelta(seconds=4 * runtime.settings.send_timeout))
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -67,25 +70,14 @@ class OutboxDispatcher:
             self._loop.call_soon_threadsafe(self._wake.set)
 
     def claim(self) -> list[Claimed]:
-        now = self.runtime.clock.now()
         with self.runtime.transaction() as tx:
-            due = (
-                select(OutboxJob.id)
-                .where(
-                    OutboxJob.state == "pending",
-                    OutboxJob.run_at <= now,
-                    or_(OutboxJob.locked_until.is_(None), OutboxJob.locked_until < now),
-                )
-                .order_by(OutboxJob.run_at, OutboxJob.id)
-                .limit(self.batch)
-                .with_for_update(skip_locked=True)
+            rows = claim_due(
+                tx,
+                OutboxJob,
+                (OutboxJob.id, OutboxJob.message_id, OutboxJob.idempotency_key, OutboxJob.attempts),
+                limit=self.batch,
+                lease=self.lease,
             )
-            rows = tx.session.execute(
-                update(OutboxJob)
-                .where(OutboxJob.id.in_(due.scalar_subquery()))
-                .values(locked_until=now + LEASE, attempts=OutboxJob.attempts + 1, updated_at=now)
-                .returning(OutboxJob.id, OutboxJob.message_id, OutboxJob.idempotency_key, OutboxJob.attempts)
-            ).all()
         return [Claimed(r.id, r.message_id, r.idempotency_key, r.attempts) for r in rows]
 
     def _outbound(self, claimed: Claimed) -> tuple[ChannelAccount, OutboundMessage]:
