@@ -11,6 +11,7 @@ from sqlalchemy.orm import selectinload
 
 from hilo.actions import contacts as contact_actions
 from hilo.api.conversations import Timeline, messages_out
+from hilo.api.cursors import id_cursor
 from hilo.api.deps import CurrentAgent, RuntimeDep
 from hilo.api.schemas import ERRORS, ContactOut, IdentityOut
 from hilo.channels.base import IdentityKind, IdentityRef
@@ -82,7 +83,7 @@ def list_contacts(
         clauses.append(Contact.id.in_(select(Identity.contact_id).where(Identity.value.startswith(term.lower()))))
         query = query.where(or_(*clauses))
     if cursor:
-        query = query.where(Contact.id < int(cursor))
+        query = query.where(Contact.id < id_cursor(cursor))
     query = query.order_by(Contact.id.desc()).limit(limit + 1)
     with runtime.db.read() as session:
         rows = list(session.execute(query).scalars().all())

@@ -16,7 +16,9 @@ from hilo.actions import conversations as conv_actions
 from hilo.actions import reply as reply_actions
 from hilo.actions.errors import ActionError, NotFound
 from hilo.agents.access import Principal
+from hilo.api.cursors import invalid_cursor
 from hilo.api.deps import CurrentAgent, RuntimeDep
+from hilo.api.inputs import fits_int64
 from hilo.api.schemas import ERRORS, ConversationOut, MessageOut
 from hilo.contacts.models import Contact
 from hilo.conversations.access import access_conversation, visible_clause
@@ -85,18 +87,21 @@ def _decode_activity(cursor: str) -> tuple[datetime, int]:
     """(last_message_at, id) of the last row of the previous page."""
     try:
         at, ident = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(at), int(ident)
+        when, row = datetime.fromisoformat(at), int(ident)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ActionError("cursor_invalid", N_("The page cursor is not valid."), 422) from exc
+        raise invalid_cursor() from exc
+    if not fits_int64(row):
+        raise invalid_cursor()
+    return when, row
 
 
 def _decode_offset(cursor: str) -> int:
     try:
         offset = int(base64.urlsafe_b64decode(cursor.encode()).decode())
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ActionError("cursor_invalid", N_("The page cursor is not valid."), 422) from exc
-    if offset < 0:
-        raise ActionError("cursor_invalid", N_("The page cursor is not valid."), 422)
+        raise invalid_cursor() from exc
+    if offset < 0 or not fits_int64(offset):
+        raise invalid_cursor()
     return offset
 
 

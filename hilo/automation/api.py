@@ -52,7 +52,7 @@ class RuleIn(BaseModel):
     event: RuleEvent
     conditions: dict[str, Any] = Field(default_factory=dict)
     actions: list[dict[str, Any]] = Field(min_length=1, max_length=20)
-    position: int = 0
+    position: int = Field(default=0, ge=-(2**31), le=2**31 - 1)  # a 32-bit column
     active: bool = True
     stop_processing: bool = False
     idle_hours: float | None = Field(default=None, gt=0, le=24 * 365)
