@@ -13,6 +13,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
+from hilo import outbound
 from hilo.clock import Clock
 from hilo.db import bulk
 from hilo.db.engine import Database
@@ -202,6 +203,8 @@ class Runtime:
         self.clock = clock or Clock()
         self.bus = bus or make_bus(settings.redis_url)
         self.storage = LocalStorage(settings.data_dir / "media")
+        # Channel adapters get no runtime, so the outbound address policy is process-wide.
+        outbound.allow(outbound.parse_networks(settings.outbound_allow_networks))
         self._worker_wakeups: list[Callable[[], None]] = []
         self._committed_listeners: list[Callable[[list[dict[str, Any]]], None]] = []
         self._lock = threading.Lock()

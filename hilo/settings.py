@@ -50,6 +50,9 @@ class Settings:
     log_level: str
     # Inbound e-mail webhooks (Mailgun) carry the attachments in the body.
     max_email_body_bytes: int = 40 * 1024 * 1024
+    # Non-public networks that media downloads, rule webhooks and API channels may reach
+    # (HILO_OUTBOUND_ALLOW_NETWORKS, comma-separated CIDRs; see hilo.outbound).
+    outbound_allow_networks: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -80,4 +83,5 @@ def load_settings() -> Settings:
         webhook_refusal_limit=int(_env("WEBHOOK_REFUSAL_LIMIT", "120")),
         secure_cookies=_env("SECURE_COOKIES", "0") in ("1", "true", "yes"),
         log_level=_env("LOG_LEVEL", "INFO"),
+        outbound_allow_networks=_env("OUTBOUND_ALLOW_NETWORKS", ""),
     )

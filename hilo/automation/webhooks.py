@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import orjson
 
+from hilo import outbound
 from hilo.automation.steps import PendingWebhook
 from hilo.channels import signing
 from hilo.runtime import Runtime
@@ -59,7 +60,7 @@ class WebhookSender:
         self._in_flight = 0
         self._threads: list[threading.Thread] = []
         self._seq = itertools.count()
-        self._client = httpx.Client(timeout=TIMEOUT_SECONDS)
+        self._client = httpx.Client(timeout=TIMEOUT_SECONDS, transport=outbound.Transport())
 
     def submit(self, hooks: list[PendingWebhook]) -> None:
         """Queue webhooks for delivery (call after the commit that caused them)."""
@@ -134,6 +135,14 @@ class WebhookSender:
         outcome: dict[str, Any] = {"url": hook.url, "attempts": delivery.attempts}
         try:
             response = self._client.post(hook.url, content=body, headers=headers)
+        except outbound.AddressRefused:
+            return {
+                **outcome,
+                "delivered": False,
+                "error": outbound.CODE_REFUSED,
+                "reason": outbound.REASON_REFUSED,
+                "retryable": False,
+            }
         except httpx.HTTPError as exc:
             return {**outcome, "delivered": False, "error": type(exc).__name__, "retryable": True}
         status = response.status_code
