@@ -160,7 +160,9 @@ def access_rule(session: Session, rule_id: int) -> AutomationRule:
 
 
 def _rule_out(rule: AutomationRule) -> RuleOut:
-    return RuleOut.model_validate(rule, from_attributes=True)
+    out = RuleOut.model_validate(rule, from_attributes=True)
+    out.actions = automation.redacted(out.actions)
+    return out
 
 
 @router.get("/automation/rules", response_model=list[RuleOut])
