@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from hilo import outbound
 from hilo.clock import Clock
-from hilo.db import bulk
+from hilo.db import bulk, encryption
 from hilo.db.engine import Database
 from hilo.events.models import Event
 from hilo.realtime.bus import Bus, make_bus
@@ -199,6 +199,8 @@ class Tx:
 class Runtime:
     def __init__(self, settings: Settings, *, clock: Clock | None = None, bus: Bus | None = None):
         self.settings = settings
+        # Secret columns decrypt with the keys of the latest runtime: one per process outside tests.
+        encryption.use_keys(settings.encryption_keys)
         self.db = Database(settings.database_url)
         self.clock = clock or Clock()
         self.bus = bus or make_bus(settings.redis_url)

@@ -7,6 +7,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hilo.db import encryption
+
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"HILO_{name}", default)
@@ -53,11 +55,19 @@ class Settings:
     # Non-public networks that media downloads, rule webhooks and API channels may reach
     # (HILO_OUTBOUND_ALLOW_NETWORKS, comma-separated CIDRs; see hilo.outbound).
     outbound_allow_networks: str = ""
+    # Fernet keys for secrets at rest (HILO_SECRET_KEYS, comma-separated, the first encrypts);
+    # empty: a key derived from secret_key (see hilo.db.encryption).
+    secret_keys: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def encryption_keys(self) -> list[str]:
+        """The keys for secrets at rest, the one that encrypts first."""
+        return encryption.resolve_keys(self.secret_keys, self.secret_key)
 
 
 def load_settings() -> Settings:
@@ -84,4 +94,5 @@ def load_settings() -> Settings:
         secure_cookies=_env("SECURE_COOKIES", "0") in ("1", "true", "yes"),
         log_level=_env("LOG_LEVEL", "INFO"),
         outbound_allow_networks=_env("OUTBOUND_ALLOW_NETWORKS", ""),
+        secret_keys=_env("SECRET_KEYS", ""),
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hilo.i18n import N_
+
 
 class ActionError(Exception):
     """A refused action: a stable `code`, a catalog msgid `reason`, and an HTTP status."""
@@ -19,3 +21,15 @@ class ActionError(Exception):
 class NotFound(ActionError):
     def __init__(self, code: str, reason: str) -> None:
         super().__init__(code, reason, status=404)
+
+
+def secrets_unreadable() -> ActionError:
+    """Stored secrets that none of the configured keys decrypts (hilo.db.encryption)."""
+    return ActionError(
+        "secrets_unreadable",
+        N_(
+            "Stored secrets cannot be decrypted with the configured keys. "
+            "Add the key they were encrypted with to HILO_SECRET_KEYS."
+        ),
+        500,
+    )

@@ -10,8 +10,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from hilo.actions.errors import ActionError
+from hilo.actions.errors import ActionError, secrets_unreadable
 from hilo.channels.base import WebhookError
+from hilo.db.encryption import SecretsUnreadable
 from hilo.i18n import N_, gettext, negotiate
 
 log = logging.getLogger("hilo.api")
@@ -56,6 +57,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ActionError)
     async def _action(request: Request, exc: ActionError) -> JSONResponse:
         return error_response(request, exc.status, exc.code, exc.reason, **exc.values)
+
+    @app.exception_handler(SecretsUnreadable)
+    async def _secrets(request: Request, exc: SecretsUnreadable) -> JSONResponse:
+        log.error("%s %s: %s", request.method, request.url.path, exc)
+        error = secrets_unreadable()
+        return error_response(request, error.status, error.code, error.reason)
 
     @app.exception_handler(WebhookError)
     async def _webhook(request: Request, exc: WebhookError) -> JSONResponse:
