@@ -27,12 +27,13 @@ from starlette.datastructures import State
 from starlette.types import Receive, Scope, Send
 
 from hilo.actions.delivery import statuses_by_part
-from hilo.actions.errors import ActionError, NotFound
+from hilo.actions.errors import ActionError, NotFound, secrets_unreadable
 from hilo.api import errors
 from hilo.api.deps import client_ip
 from hilo.channels.base import ChannelAccountView, StatusUpdate, WebhookError, WebhookRequest
 from hilo.channels.models import ChannelAccount
 from hilo.channels.registry import MODULES, get_adapter
+from hilo.db.encryption import SecretsUnreadable
 from hilo.i18n import N_
 from hilo.runtime import Runtime
 from hilo.settings import Settings
@@ -221,6 +222,11 @@ async def _answer(app_state: State, kind: str, account_id: int, request: Request
         return exc.status, JSON, orjson.dumps(errors.error_content(request, exc.code, exc.message))
     except ActionError as exc:
         return exc.status, JSON, orjson.dumps(errors.error_content(request, exc.code, exc.reason, **exc.values))
+    except SecretsUnreadable as exc:
+        # A 500 the provider retries: the webhook is taken once the right key is back.
+        log.error("webhook %s: %s", request.url.path, exc)
+        error = secrets_unreadable()
+        return error.status, JSON, orjson.dumps(errors.error_content(request, error.code, error.reason))
     return 200, reply.media_type, reply.body
 
 
