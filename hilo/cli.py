@@ -94,15 +94,21 @@ def worker() -> None:
 @click.option("--downgrade", "down", default=None, help="revision to go back to ('base' for empty)")
 def migrate(down: str | None) -> None:
     """Bring the database schema up to date (or back, with --downgrade)."""
+    from hilo.db.encryption import KeyConfigurationError, SecretsUnreadable
     from hilo.db.migrate import downgrade, upgrade
 
     url = load_settings().database_url
-    if down:
-        downgrade(url, down)
-        click.echo(f"database downgraded to {down}")
-    else:
-        upgrade(url)
-        click.echo("database is up to date")
+    try:
+        if down:
+            downgrade(url, down)
+            click.echo(f"database downgraded to {down}")
+        else:
+            upgrade(url)
+            click.echo("database is up to date")
+    except (KeyConfigurationError, SecretsUnreadable) as exc:
+        # Raised by the migration that encrypts stored secrets (and decrypts them going back).
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
 
 
 @main.command()

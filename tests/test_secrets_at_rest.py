@@ -174,3 +174,14 @@ def test_with_no_keys_configured_the_key_derived_from_the_app_secret_is_used(des
     # then: what the derived key encrypted is still read
     assert channel["secret"].encode() not in desk.raw_token(CHANNEL_SECRETS)
     assert webhook.status_code == 200, webhook.text
+
+
+def test_going_back_before_encryption_with_a_wrong_key_is_a_clear_error(desk: Desk) -> None:
+    # given
+    with desk.open(Fernet.generate_key().decode()) as api:
+        api.api_channel()
+    # when
+    result = desk.hilo(Fernet.generate_key().decode(), "migrate", "--downgrade", "0016_agent_open_counts")
+    # then
+    assert result.returncode == 2
+    assert "stored secrets cannot be decrypted" in result.stderr and "Traceback" not in result.stderr
