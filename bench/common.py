@@ -137,6 +137,7 @@ def hilo_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
         HILO_DATA_DIR=str(data_dir),
         HILO_SECRET_KEY="bench-secret-key",
         HILO_LOG_LEVEL="WARNING",
+        HILO_OUTBOUND_ALLOW_NETWORKS="127.0.0.0/8",
         HILO_REDIS_URL="",
     )
     env.update(extra)

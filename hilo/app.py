@@ -11,13 +11,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from hilo import __version__
-from hilo.api import admin, attachments, auth, contacts, conversations, errors, realtime, webhooks
+from hilo.api import admin, attachments, auth, contacts, conversations, errors, inputs, realtime, webhooks
 from hilo.clock import Clock
 from hilo.features import FEATURES, Background
 from hilo.http.hub import Hub
@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         redoc_url=None,
         openapi_url="/api/openapi.json",
         lifespan=lifespan,
+        dependencies=[Depends(inputs.check_request_input)],
     )
     app.state.runtime = runtime
     app.state.hub = Hub()
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         max_age=14 * 24 * 3600,
     )
     errors.install(app)
+    inputs.install(app)
     for module in (auth, conversations, contacts, admin, attachments, webhooks, realtime):
         app.include_router(module.router)
     for feature in FEATURES:

@@ -1,4 +1,4 @@
-"""The `hilo` command line: serve, worker, migrate, demo, agents, tokens, channels."""
+"""The `hilo` command line: serve, worker, migrate, demo, agents, tokens, channels, secrets."""
 
 from __future__ import annotations
 
@@ -88,15 +88,21 @@ def worker() -> None:
 @click.option("--downgrade", "down", default=None, help="revision to go back to ('base' for empty)")
 def migrate(down: str | None) -> None:
     """Bring the database schema up to date (or back, with --downgrade)."""
+    from hilo.db.encryption import KeyConfigurationError, SecretsUnreadable
     from hilo.db.migrate import downgrade, upgrade
 
     url = load_settings().database_url
-    if down:
-        downgrade(url, down)
-        click.echo(f"database downgraded to {down}")
-    else:
-        upgrade(url)
-        click.echo("database is up to date")
+    try:
+        if down:
+            downgrade(url, down)
+            click.echo(f"database downgraded to {down}")
+        else:
+            upgrade(url)
+            click.echo("database is up to date")
+    except (KeyConfigurationError, SecretsUnreadable) as exc:
+        # Raised by the migration that encrypts stored secrets (and decrypts them going back).
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
 
 
 @main.command()
@@ -225,16 +231,47 @@ def channels_list(as_json: bool) -> None:
             click.echo(f"{row['id']:>4}  {row['kind']:<16} {row['name']:<30} {state:<9} {where}")
 
 
+@main.group()
+def secrets() -> None:
+    """Manage the keys that encrypt stored secrets (HILO_SECRET_KEYS)."""
+
+
+@secrets.command("generate-key")
+def secrets_generate_key() -> None:
+    """Print a new key to put first in HILO_SECRET_KEYS."""
+    from hilo.db.encryption import generate_key
+
+    click.echo(generate_key())
+
+
+@secrets.command("rotate")
+def secrets_rotate() -> None:
+    """Re-encrypt every stored secret with the first key of HILO_SECRET_KEYS."""
+    from hilo.keys import rotate_secrets
+
+    with _runtime_tx() as tx:
+        counts = rotate_secrets(tx)
+    click.echo(
+        f"re-encrypted the secrets of {counts['channel_accounts']} channel accounts"
+        f" and {counts['automation_rules']} rules with the first key"
+    )
+
+
 class _runtime_tx:
     """A one-off action transaction for CLI commands, with actions' errors made readable."""
 
     def __enter__(self) -> Any:
+        from hilo.db.encryption import KeyConfigurationError, SecretsUnreadable
         from hilo.db.migrate import upgrade
         from hilo.runtime import Runtime
 
         settings = load_settings()
-        upgrade(settings.database_url)
-        self.runtime = Runtime(settings)
+        try:
+            upgrade(settings.database_url)
+            self.runtime = Runtime(settings)
+        except (KeyConfigurationError, SecretsUnreadable) as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
         self.context = self.runtime.transaction()
         return self.context.__enter__()
 

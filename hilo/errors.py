@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hilo.i18n import N_
+
 
 class ActionError(Exception):
     """A refused action: a stable `code`, a catalog msgid `reason`, and an HTTP status."""
@@ -27,3 +29,15 @@ class TooManyAttempts(ActionError):
     def __init__(self, reason: str, retry_after: int) -> None:
         super().__init__("rate_limited", reason, status=429, seconds=retry_after)
         self.headers = {"Retry-After": str(retry_after)}
+
+
+def secrets_unreadable() -> ActionError:
+    """Stored secrets that none of the configured keys decrypts (hilo.db.encryption)."""
+    return ActionError(
+        "secrets_unreadable",
+        N_(
+            "Stored secrets cannot be decrypted with the configured keys. "
+            "Add the key they were encrypted with to HILO_SECRET_KEYS."
+        ),
+        500,
+    )

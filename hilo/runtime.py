@@ -13,8 +13,9 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
+from hilo import outbound
 from hilo.clock import Clock
-from hilo.db import bulk
+from hilo.db import bulk, encryption
 from hilo.db.engine import Database
 from hilo.events.models import Event
 from hilo.realtime.bus import Bus, make_bus
@@ -202,10 +203,14 @@ class Tx:
 class Runtime:
     def __init__(self, settings: Settings, *, clock: Clock | None = None, bus: Bus | None = None):
         self.settings = settings
+        # Secret columns decrypt with the keys of the latest runtime: one per process outside tests.
+        encryption.use_keys(encryption.resolve_keys(settings.secret_keys, settings.secret_key))
         self.db = Database(settings.database_url)
         self.clock = clock or Clock()
         self.bus = bus or make_bus(settings.redis_url)
         self.storage = LocalStorage(settings.data_dir / "media")
+        # Channel adapters get no runtime, so the outbound address policy is process-wide.
+        outbound.allow(outbound.parse_networks(settings.outbound_allow_networks))
         self._worker_wakeups: list[Callable[[], None]] = []
         self._committed_listeners: list[Callable[[list[dict[str, Any]]], None]] = []
         self._lock = threading.Lock()

@@ -53,6 +53,12 @@ class Settings:
     # Fields of a urlencoded webhook body, or parts of a multipart one: the parsers are
     # slow per field, so a body of thousands of tiny fields is refused before parsing.
     max_form_fields: int = 1000
+    # Non-public networks that media downloads, rule webhooks and API channels may reach
+    # (HILO_OUTBOUND_ALLOW_NETWORKS, comma-separated CIDRs; see hilo.outbound).
+    outbound_allow_networks: str = ""
+    # Fernet keys for secrets at rest (HILO_SECRET_KEYS, comma-separated, the first encrypts);
+    # empty: a key derived from secret_key (see hilo.db.encryption).
+    secret_keys: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -84,4 +90,6 @@ def load_settings() -> Settings:
         webhook_refusal_limit=int(_env("WEBHOOK_REFUSAL_LIMIT", "120")),
         secure_cookies=_env("SECURE_COOKIES", "0") in ("1", "true", "yes"),
         log_level=_env("LOG_LEVEL", "INFO"),
+        outbound_allow_networks=_env("OUTBOUND_ALLOW_NETWORKS", ""),
+        secret_keys=_env("SECRET_KEYS", ""),
     )

@@ -134,6 +134,8 @@ def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
         webhook_refusal_limit=20,
         secure_cookies=False,
         log_level="WARNING",
+        # The fake providers listen on 127.0.0.1; production refuses loopback by default.
+        outbound_allow_networks="127.0.0.0/8,::1/128",
     )
     return replace(settings, **overrides)
 

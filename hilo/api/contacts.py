@@ -17,6 +17,7 @@ from hilo.conversations import merging
 from hilo.conversations.access import visible_clause
 from hilo.conversations.models import Conversation, Message
 from hilo.conversations.search import contact_page
+from hilo.cursors import id_cursor
 from hilo.http.deps import CurrentAgent, RuntimeDep
 from hilo.http.schemas import ERRORS, ContactOut, IdentityOut
 
@@ -58,7 +59,8 @@ def list_contacts(
 ) -> ContactList:
     """List contacts, newest first; `q` searches names, e-mail addresses and phone numbers."""
     with runtime.db.read() as session:
-        rows, next_cursor = contact_page(session, q, region=runtime.settings.default_region, limit=limit, cursor=cursor)
+        after = id_cursor(cursor) if cursor else None
+        rows, next_cursor = contact_page(session, q, region=runtime.settings.default_region, limit=limit, after=after)
         return ContactList(items=[ContactOut.model_validate(c) for c in rows], next_cursor=next_cursor)
 
 

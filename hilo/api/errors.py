@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from hilo.channels.base import WebhookError
-from hilo.errors import ActionError
+from hilo.db.encryption import SecretsUnreadable
+from hilo.errors import ActionError, secrets_unreadable
 from hilo.i18n import N_, gettext, negotiate
 
 log = logging.getLogger("hilo.api")
@@ -57,6 +58,12 @@ def install(app: FastAPI) -> None:
     async def _action(request: Request, exc: ActionError) -> JSONResponse:
         headers = getattr(exc, "headers", None)
         return error_response(request, exc.status, exc.code, exc.reason, headers=headers, **exc.values)
+
+    @app.exception_handler(SecretsUnreadable)
+    async def _secrets(request: Request, exc: SecretsUnreadable) -> JSONResponse:
+        log.error("%s %s: %s", request.method, request.url.path, exc)
+        error = secrets_unreadable()
+        return error_response(request, error.status, error.code, error.reason)
 
     @app.exception_handler(WebhookError)
     async def _webhook(request: Request, exc: WebhookError) -> JSONResponse:

@@ -38,7 +38,8 @@ from hilo.channels.base import (
 from hilo.channels.forms import form_field_count
 from hilo.channels.models import ChannelAccount
 from hilo.channels.registry import MODULES, get_adapter
-from hilo.errors import ActionError, NotFound
+from hilo.db.encryption import SecretsUnreadable
+from hilo.errors import ActionError, NotFound, secrets_unreadable
 from hilo.http.deps import client_ip
 from hilo.http.ratelimit import RateLimiter
 from hilo.i18n import N_
@@ -242,6 +243,11 @@ async def _answer(app_state: State, kind: str, account_id: int, request: Request
         return exc.status, JSON, orjson.dumps(errors.error_content(request, exc.code, exc.message))
     except ActionError as exc:
         return exc.status, JSON, orjson.dumps(errors.error_content(request, exc.code, exc.reason, **exc.values))
+    except SecretsUnreadable as exc:
+        # A 500 the provider retries: the webhook is taken once the right key is back.
+        log.error("webhook %s: %s", request.url.path, exc)
+        error = secrets_unreadable()
+        return error.status, JSON, orjson.dumps(errors.error_content(request, error.code, error.reason))
     return 200, reply.media_type, reply.body
 
 

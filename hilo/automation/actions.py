@@ -42,6 +42,36 @@ MAX_SCHEDULE_AHEAD = timedelta(days=365)
 # Rules -------------------------------------------------------------------------------
 
 
+def kept_secrets(rule: AutomationRule | None, actions: Any) -> Any:
+    """Give a webhook step sent without its secret the secret the rule has for that URL.
+
+    Secrets are never shown back (see `redacted`), so an edit that does not replace one keeps it.
+    """
+    if not isinstance(actions, list):
+        return actions
+    known = {
+        a.get("url"): a.get("secret") for a in (rule.actions if rule else None) or [] if a.get("type") == "webhook"
+    }
+    out = []
+    for action in actions:
+        if isinstance(action, dict) and action.get("type") == "webhook":
+            action = {k: v for k, v in action.items() if k != "secret_set"}
+            if not action.get("secret") and known.get(action.get("url")):
+                action["secret"] = known[action.get("url")]
+        out.append(action)
+    return out
+
+
+def redacted(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rule's steps as shown to people: a webhook's secret only as "set"."""
+    return [
+        {**{k: v for k, v in a.items() if k != "secret"}, "secret_set": bool(a.get("secret"))}
+        if a.get("type") == "webhook"
+        else a
+        for a in actions
+    ]
+
+
 def save_rule(tx: Tx, rule: AutomationRule | None, fields: dict[str, Any]) -> AutomationRule:
     tx.forget_settings()
     event = fields["event"]
@@ -56,7 +86,7 @@ def save_rule(tx: Tx, rule: AutomationRule | None, fields: dict[str, Any]) -> Au
         raise ActionError(
             "conditions_invalid", N_("The conditions are not valid: {problem}"), 422, problem=str(exc)
         ) from exc
-    actions = steps.dump(steps.parse(fields.get("actions")))
+    actions = steps.dump(steps.parse(kept_secrets(rule, fields.get("actions"))))
     if rule is None:
         rule = AutomationRule(created_by=tx.actor_agent_id, created_at=tx.now)
         tx.session.add(rule)

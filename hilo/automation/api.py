@@ -49,7 +49,7 @@ class RuleIn(BaseModel):
     event: RuleEvent
     conditions: dict[str, Any] = Field(default_factory=dict)
     actions: list[dict[str, Any]] = Field(min_length=1, max_length=20)
-    position: int = 0
+    position: int = Field(default=0, ge=-(2**31), le=2**31 - 1)  # a 32-bit column
     active: bool = True
     stop_processing: bool = False
     idle_hours: float | None = Field(default=None, gt=0, le=24 * 365)
@@ -157,7 +157,9 @@ def access_rule(session: Session, rule_id: int) -> AutomationRule:
 
 
 def _rule_out(rule: AutomationRule) -> RuleOut:
-    return RuleOut.model_validate(rule, from_attributes=True)
+    out = RuleOut.model_validate(rule, from_attributes=True)
+    out.actions = automation.redacted(out.actions)
+    return out
 
 
 @router.get("/automation/rules", response_model=list[RuleOut])

@@ -10,6 +10,7 @@ from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hilo.db.base import Base, BigId, Json, UTCDateTime, utcnow
+from hilo.db.encryption import EncryptedJson
 
 RULE_EVENTS = (
     "conversation.created",
@@ -35,7 +36,8 @@ class AutomationRule(Base):
     # {"all": [{"field": ..., "op": ..., "value": ...}], "any": [...]}
     conditions: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
     # [{"type": "assign_team", "team_id": 3}, {"type": "reply", "body": {...}}, ...]
-    actions: Mapped[list[dict[str, Any]]] = mapped_column(Json, default=list)
+    # Encrypted at rest: a webhook step holds its signing secret.
+    actions: Mapped[list[dict[str, Any]]] = mapped_column(EncryptedJson, default=list)
     position: Mapped[int] = mapped_column(Integer, default=0)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # Later rules for the same event are skipped once this one has run.

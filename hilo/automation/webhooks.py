@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import orjson
 
+from hilo import outbound
 from hilo.automation.models import AutomationRule
 from hilo.automation.steps import PendingWebhook, Webhook, stored
 from hilo.channels import signing
@@ -80,8 +81,10 @@ async def deliver(runtime: Runtime, job: Claimed) -> Outcome:
     }
     retryable = False
     try:
-        async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS) as client:
+        async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, transport=outbound.AsyncTransport()) as client:
             response = await client.post(url, content=body, headers=headers)
+    except outbound.AddressRefused:
+        outcome |= {"delivered": False, "error": outbound.CODE_REFUSED, "reason": outbound.REASON_REFUSED}
     except httpx.HTTPError as exc:
         outcome |= {"delivered": False, "error": type(exc).__name__}
         retryable = True

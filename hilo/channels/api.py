@@ -9,6 +9,7 @@ import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hilo import outbound
 from hilo.channels import json_body, signing
 from hilo.channels.base import (
     ChannelAccountView,
@@ -185,8 +186,10 @@ class ApiChannel:
             "x-hilo-signature": signing.sign(secret, body),
         }
         try:
-            async with httpx.AsyncClient(timeout=15) as client:
+            async with httpx.AsyncClient(timeout=15, transport=outbound.AsyncTransport()) as client:
                 response = await client.post(url, content=body, headers=headers)
+        except outbound.AddressRefused as exc:
+            raise SendError(outbound.CODE_REFUSED, outbound.REASON_REFUSED, retryable=False) from exc
         except httpx.HTTPError as exc:
             raise SendError("network_error", N_("The receiving server could not be reached."), retryable=True) from exc
         if response.status_code == 429 or response.status_code >= 500:

@@ -152,7 +152,8 @@ class ChannelAccountView:
     kind: str
     name: str
     config: Mapping[str, Any]
-    secrets: Mapping[str, str]
+    # Kept out of repr() so a logged view shows no secret.
+    secrets: Mapping[str, str] = field(repr=False)
 
 
 # Records one sent part: (part number, provider message id).

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from hilo.channels.base import ChannelAccountView
 from hilo.db.base import Base, BigId, Json, UTCDateTime, utcnow
+from hilo.db.encryption import EncryptedJson
 
 
 class ChannelAccount(Base):
@@ -20,8 +21,8 @@ class ChannelAccount(Base):
     name: Mapped[str] = mapped_column(String(255))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     config: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
-    # Never returned by the API nor logged; only their names are shown.
-    secrets: Mapped[dict[str, str]] = mapped_column(Json, default=dict)
+    # Encrypted at rest; never returned by the API nor logged, only their names are shown.
+    secrets: Mapped[dict[str, str]] = mapped_column(EncryptedJson, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -3,14 +3,13 @@ features that list conversations (routing's queue, automation's dry runs)."""
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, or_, select
 from sqlalchemy.orm import Session
 
+from hilo import cursors
 from hilo.agents.access import Principal
 from hilo.contacts.models import Contact
 from hilo.conversations.access import visible_clause
@@ -39,29 +38,6 @@ class Filters:
 class Page:
     rows: list[Conversation]
     next_cursor: str | None
-
-
-def _encode(*parts: object) -> str:
-    return base64.urlsafe_b64encode("|".join(str(p) for p in parts).encode()).decode()
-
-
-def _decode_activity(cursor: str) -> tuple[datetime, int]:
-    """(last_message_at, id) of the last row of the previous page."""
-    try:
-        at, ident = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(at), int(ident)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ActionError("cursor_invalid", N_("The page cursor is not valid."), 422) from exc
-
-
-def _decode_offset(cursor: str) -> int:
-    try:
-        offset = int(base64.urlsafe_b64decode(cursor.encode()).decode())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ActionError("cursor_invalid", N_("The page cursor is not valid."), 422) from exc
-    if offset < 0:
-        raise ActionError("cursor_invalid", N_("The page cursor is not valid."), 422)
-    return offset
 
 
 def list_query(principal: Principal, filters: Filters) -> Any:
@@ -126,7 +102,7 @@ def conversation_page(
     if sort == "last_activity":
         query = query.order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
         if cursor:
-            when, ident = _decode_activity(cursor)
+            when, ident = cursors.time_and_id(cursor)
             query = query.where(
                 or_(
                     Conversation.last_message_at < when,
@@ -149,7 +125,7 @@ def conversation_page(
                 Conversation.last_message_at.desc(),
                 Conversation.id.desc(),
             )
-        offset = _decode_offset(cursor) if cursor else 0
+        offset = cursors.offset(cursor) if cursor else 0
     if q and q.strip():
         rows = find_conversations(session, query, q.strip(), region, offset=offset, limit=limit + 1)
     else:
@@ -160,7 +136,9 @@ def conversation_page(
     if more and rows:
         last = rows[-1]
         next_cursor = (
-            _encode(last.last_message_at.isoformat(), last.id) if sort == "last_activity" else _encode(offset + limit)
+            cursors.encode(last.last_message_at.isoformat(), last.id)
+            if sort == "last_activity"
+            else cursors.encode(offset + limit)
         )
     return Page(rows=rows, next_cursor=next_cursor)
 

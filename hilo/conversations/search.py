@@ -161,10 +161,10 @@ def search_clause(dialect: str, query: str, region: str) -> ColumnElement[bool]:
 
 
 def contact_page(
-    session: Session, q: str | None, *, region: str, limit: int, cursor: str | None
+    session: Session, q: str | None, *, region: str, limit: int, after: int | None
 ) -> tuple[list[Contact], str | None]:
-    """Contacts newest first; `q` searches names, e-mail addresses and phone numbers. Returns the page and the
-    cursor of the next one."""
+    """Contacts newest first, older than contact `after` if given; `q` searches names, e-mail addresses and
+    phone numbers. Returns the page and the cursor of the next one."""
     query = select(Contact).options(selectinload(Contact.identities)).where(Contact.merged_into_id.is_(None))
     if q and q.strip():
         term = q.strip()
@@ -185,8 +185,8 @@ def contact_page(
                 )
         clauses.append(Contact.id.in_(select(Identity.contact_id).where(Identity.value.startswith(term.lower()))))
         query = query.where(or_(*clauses))
-    if cursor:
-        query = query.where(Contact.id < int(cursor))
+    if after is not None:
+        query = query.where(Contact.id < after)
     query = query.order_by(Contact.id.desc()).limit(limit + 1)
     rows = list(session.execute(query).scalars().all())
     more = len(rows) > limit

@@ -34,9 +34,11 @@ def _sqlite_begin(conn: Any) -> None:
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+    """Make the engine; a failing statement's error (and its log line) never shows the bound
+    values, which can be password hashes, channel secrets or customers' messages."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN; emit it ourselves (SQLAlchemy's
         # documented recipe). Writers take the write lock up front (IMMEDIATE), so a
@@ -48,7 +50,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             dbapi_connection.isolation_level = None
 
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
+    return create_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True, hide_parameters=True)
 
 
 class Database:

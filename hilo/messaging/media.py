@@ -22,6 +22,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hilo import outbound
 from hilo.channels.base import ChannelAccountView, SendError
 from hilo.channels.media import (
     MEDIA_REFUSED,
@@ -62,7 +63,9 @@ async def download(url: str, max_bytes: int, auth: tuple[str, str] | None = None
         # Twilio answers with a redirect to its media store; httpx drops the credentials
         # when a redirect leaves the original host.
         async with (
-            httpx.AsyncClient(timeout=FETCH_TIMEOUT, follow_redirects=True) as client,
+            httpx.AsyncClient(
+                timeout=FETCH_TIMEOUT, follow_redirects=True, transport=outbound.AsyncTransport()
+            ) as client,
             client.stream("GET", url, auth=auth) as response,
         ):
             if response.status_code == 429 or response.status_code >= 500:
@@ -86,6 +89,8 @@ async def download(url: str, max_bytes: int, auth: tuple[str, str] | None = None
                     raise SendError("media_too_large", REASON_TOO_LARGE, retryable=False)
                 chunks.append(chunk)
             return Fetched(b"".join(chunks), response.headers.get("content-type"))
+    except outbound.AddressRefused as exc:
+        raise SendError(outbound.CODE_REFUSED, outbound.REASON_REFUSED, retryable=False) from exc
     except httpx.HTTPError as exc:
         raise SendError("media_unreachable", REASON_UNREACHABLE, retryable=True) from exc
 

@@ -122,12 +122,13 @@ class SlaConditions(BaseModel):
 
 class SlaPolicyIn(BaseModel):
     name: str = Field(min_length=1, max_length=255)
-    position: int = 0
+    # These columns are 32-bit integers.
+    position: int = Field(default=0, ge=-(2**31), le=2**31 - 1)
     active: bool = True
     conditions: SlaConditions = Field(default_factory=SlaConditions)
-    first_response_seconds: int | None = Field(default=None, ge=1)
-    next_response_seconds: int | None = Field(default=None, ge=1)
-    resolution_seconds: int | None = Field(default=None, ge=1)
+    first_response_seconds: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    next_response_seconds: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    resolution_seconds: int | None = Field(default=None, ge=1, le=2**31 - 1)
     business_hours_id: int | None = None
     warning_share: float = Field(default=0.8, gt=0, le=1)
 

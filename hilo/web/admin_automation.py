@@ -183,6 +183,7 @@ JS_STRINGS = (
     N_("Enter a number."),
     N_("Enter a whole number of 0 or more."),
     N_("Fill this in."),
+    N_("Set; leave empty to keep it"),
     N_("Write the text in English, Spanish or both."),
     N_("Choose a canned response."),
     N_("Add at least one action."),

@@ -21,6 +21,7 @@ from hilo.consumers.engine import Engine
 from hilo.contacts.models import Contact
 from hilo.conversations.access import can_see
 from hilo.conversations.models import Conversation, Message
+from hilo.cursors import INT64_MAX
 from hilo.http.deps import principal_of
 from hilo.runtime import Runtime
 from hilo.web.actions import notify
@@ -60,13 +61,14 @@ def wanted(session: Any, event: dict[str, Any]) -> list[Wanted]:
     kind = event.get("type")
     actor = event.get("actor_agent_id")
     if kind == "message.created" and event.get("direction") == "note":
-        mentioned = {int(a) for a in event.get("mentions") or [] if isinstance(a, int)}
+        # Ids no agent can have are dropped here: one would fail the look-up of the whole batch.
+        mentioned = {a for a in event.get("mentions") or [] if isinstance(a, int) and 0 < a <= INT64_MAX}
         return [Wanted(a, "mention", event) for a in sorted(mentioned) if a != actor]
     if kind == "message.created" and event.get("direction") == "inbound" and event.get("assignee_id"):
         return [Wanted(int(event["assignee_id"]), "reply", event)]
     if kind in ADDRESSED:
         data = {"sla_kind": event["sla_kind"], "due_at": event.get("due_at")} if event.get("sla_kind") else {}
-        recipients = sorted({int(a) for a in event.get("only_agent_ids") or [] if isinstance(a, int)})
+        recipients = sorted({a for a in event.get("only_agent_ids") or [] if isinstance(a, int) and 0 < a <= INT64_MAX})
         return [Wanted(a, ADDRESSED[kind], event, data) for a in recipients]
     if kind == "conversation.assigned":
         agent_id = _assigned_to(session, event)

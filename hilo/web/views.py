@@ -606,7 +606,7 @@ def pick_contact(principal: UiAgent, runtime: RuntimeDep, exclude: int, q: str =
     if q.strip():
         with runtime.db.read() as session:
             found, _ = contact_page(
-                session, q.strip()[:200], region=runtime.settings.default_region, limit=PICKER_LIMIT + 1, cursor=None
+                session, q.strip()[:200], region=runtime.settings.default_region, limit=PICKER_LIMIT + 1, after=None
             )
             items = [ContactOut.model_validate(c) for c in found if c.id != exclude][:PICKER_LIMIT]
     return render("pick_contacts.html", principal.locale, items=items, q=q)

@@ -411,3 +411,30 @@ def test_rules_are_checked_when_saved_and_only_supervisors_manage_them(desk: Des
     assert bad_action.json()["error"]["code"] == "actions_invalid"
     assert bad_pattern.json()["error"]["code"] == "conditions_invalid"
     assert no_idle_hours.json()["error"]["code"] == "idle_hours_required"
+
+
+def test_webhook_secret_is_never_shown_and_kept_when_an_edit_leaves_it_out(desk: Desk) -> None:
+    # given: a rule whose webhook has a secret
+    with hook_receiver("a-shared-secret") as (url, received):
+        created = rule(
+            desk,
+            name="Tell the CRM",
+            event="conversation.created",
+            actions=[{"type": "webhook", "url": url, "secret": "a-shared-secret"}],
+        )
+        # when: it is read back, and edited without sending the secret again
+        listed = desk.api.ok(desk.api.get("/api/v1/automation/rules"))
+        shown = desk.api.ok(desk.api.get(f"/api/v1/automation/rules/{created['id']}"))
+        edited = desk.api.ok(
+            desk.api.put(
+                f"/api/v1/automation/rules/{created['id']}",
+                {**created, "name": "Tell the CRM now", "actions": shown["actions"]},
+            )
+        )
+        conversation = desk.customer_writes()
+        desk.webhooks_done()
+    # then: no answer holds the secret, and the webhook is still signed with it
+    for answer in (created, listed, shown, edited):
+        assert "a-shared-secret" not in str(answer)
+    assert shown["actions"] == [{"type": "webhook", "url": url, "secret_set": True}]
+    assert [r["conversation_id"] for r in received] == [conversation]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
@@ -88,3 +92,54 @@ def test_mexican_mobile_identities_take_their_current_form(empty_database: str) 
         values = dict(conn.execute(text("SELECT contact_id, value FROM identities")).all())
     engine.dispose()
     assert values == {1: "+525512345678", 2: "+5218112345678", 3: "+528112345678", 4: "+34600111222"}
+
+
+def test_stored_secrets_are_encrypted_and_decrypted_again_on_downgrade(
+    empty_database: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # given: a channel's secrets and a rule's webhook step stored in plain text
+    from cryptography.fernet import Fernet
+
+    key = Fernet.generate_key().decode()
+    monkeypatch.setenv("HILO_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("HILO_SECRET_KEY", "migration-secret-key")
+    monkeypatch.setenv("HILO_SECRET_KEYS", key)
+    upgrade(empty_database, "0016_agent_open_counts")
+    engine = create_engine(normalize_url(empty_database))
+    now = "2026-03-02 09:00:00+00:00"
+    secrets = {"secret": "plain-channel-secret"}
+    actions = [{"type": "webhook", "url": "https://crm.example.com/hook", "secret": "plain-rule-secret"}]
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO channel_accounts (id, kind, name, enabled, config, secrets, created_at, updated_at)"
+                " VALUES (1, 'api', 'Shop', true, '{}', :secrets, :at, :at)"
+            ),
+            {"secrets": json.dumps(secrets), "at": now},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO automation_rules (id, name, event, conditions, actions, position, active,"
+                " stop_processing, created_at, updated_at)"
+                " VALUES (1, 'CRM', 'sla.breached', '{}', :actions, 0, true, false, :at, :at)"
+            ),
+            {"actions": json.dumps(actions), "at": now},
+        )
+
+    def stored() -> list[Any]:
+        with engine.connect() as conn:
+            rows = [
+                conn.execute(text("SELECT CAST(secrets AS TEXT) FROM channel_accounts")).scalar_one(),
+                conn.execute(text("SELECT CAST(actions AS TEXT) FROM automation_rules")).scalar_one(),
+            ]
+        return [json.loads(row) for row in rows]
+
+    # when
+    upgrade(empty_database)
+    encrypted = stored()
+    downgrade(empty_database, "0016_agent_open_counts")
+    decrypted = stored()
+    engine.dispose()
+    # then
+    assert [json.loads(Fernet(key).decrypt(token.encode())) for token in encrypted] == [secrets, actions]
+    assert decrypted == [secrets, actions]

@@ -229,6 +229,7 @@ def test_kill9_mid_stream_loses_and_doubles_nothing(scratch_postgres: str, tmp_p
         "HILO_SECRET_KEY": "fault-test",
         "HILO_REDIS_URL": "",
         "HILO_LOG_LEVEL": "WARNING",
+        "HILO_OUTBOUND_ALLOW_NETWORKS": "127.0.0.0/8",
     }
     hilo = Hilo(env=env, port=free_port(), log=tmp_path / "server.log")
     with receiver() as receiving:

@@ -168,3 +168,26 @@ def test_the_api_gives_each_kind_of_channel_the_address_it_is_reached_at(api: Ap
     assert listed[form["id"]]["form_url"].endswith(f"/forms/{form['config']['public_token']}")
     assert listed[bot["id"]]["webhook_url"].endswith(f"/webhooks/telegram/{bot['id']}")
     assert api.client.get(urlsplit(listed[widget["id"]]["script_url"]).path).status_code == 200
+
+
+def test_the_channels_page_shows_whether_a_secret_is_set_never_its_value_and_a_replaced_one_takes_over(
+    api: Api, app_client: TestClient
+) -> None:
+    # given: a channel with its generated signing secret, and a widget without an identity secret
+    partner = api.api_channel("Partner")
+    chat = widget(api)
+    sign_in(app_client)
+    # when: the page is shown, then the secret replaced from it
+    before = app_client.get("/admin/channels").text
+    replaced = api.patch(f"/api/v1/channels/{partner['id']}", {"settings": {"secret": "a-replaced-secret-123"}})
+    after = app_client.get("/admin/channels").text
+    payload = {"id": "m-1", "contact": {"external_id": "c-1"}, "text": "Hola"}
+    with_old = api.webhook(partner, payload)
+    with_new = api.webhook(partner, payload, secret="a-replaced-secret-123")
+    # then
+    assert "set; type to replace" in card(before, partner["id"]) and "not set" in card(before, chat["id"])
+    assert partner["secret"] not in before
+    assert replaced.status_code == 200 and "a-replaced-secret-123" not in replaced.text
+    assert "a-replaced-secret-123" not in after
+    assert with_old.status_code == 401
+    assert with_new.status_code == 200, with_new.text

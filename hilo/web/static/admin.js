@@ -635,7 +635,7 @@
     snooze: ["hours"],
     resolve: [],
     require_skills: ["skills"],
-    webhook: ["url", "secret"],
+    webhook: ["url", "secret", "secret_set"],
   };
 
   // Whether the structured editor can show these actions without losing anything.
@@ -690,7 +690,8 @@
     if (a.skills) { $("[name=skills]", row).value = a.skills.join(", "); }
     if (a.hours !== undefined) { $("[name=hours]", row).value = String(a.hours); }
     if (a.url) { $("[name=url]", row).value = a.url; }
-    if (a.secret) { $("[name=secret]", row).value = a.secret; }
+    // A saved secret is never shown: left empty, the rule keeps it.
+    if (a.secret_set) { $("[name=secret]", row).placeholder = t("Set; leave empty to keep it"); row.dataset.secretSet = "1"; }
     if (a.type === "add_note") { $("[name=note]", row).value = a.body || ""; }
     if (a.type === "reply") {
       if (a.canned_response_id !== undefined) {
@@ -739,7 +740,8 @@
       } else if (type === "webhook") {
         out.url = get("url");
         out.secret = get("secret");
-        if (!out.url || !out.secret) { throw invalid(where, t("Fill this in.")); }
+        if (!out.secret && row.dataset.secretSet) { delete out.secret; }
+        if (!out.url || (!out.secret && !row.dataset.secretSet)) { throw invalid(where, t("Fill this in.")); }
       } else if (type === "reply") {
         if (get("reply_mode") === "canned") {
           if (!get("canned_response_id")) { throw invalid(where, t("Choose a canned response.")); }

@@ -8,7 +8,7 @@ holds each consumer's place in the events table; `jobs` holds work with effects 
 database (rule webhooks) until it is done.
 
 Revision ID: 0019_event_consumers
-Revises: 0017_agent_sessions
+Revises: 0018_encrypted_secrets
 """
 
 from collections.abc import Sequence
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0019_event_consumers"
-down_revision: str | Sequence[str] | None = "0017_agent_sessions"
+down_revision: str | Sequence[str] | None = "0018_encrypted_secrets"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
