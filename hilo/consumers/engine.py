@@ -303,8 +303,10 @@ class Engine:
                     if self.drain():
                         last_pass = time.monotonic()
                 else:
-                    while self._calls:
-                        self._run_call(self._calls.popleft())
+                    # Under the work lock, so that a `drain()` waiting on it sees what the calls committed.
+                    with self._work_lock:
+                        while self._calls:
+                            self._run_call(self._calls.popleft())
                 if time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + TICK_SECONDS
                     with self._work_lock:

@@ -42,6 +42,18 @@ class RateLimiter:
                 self._counts = {k: v for k, v in self._counts.items() if v[0] == window}
             return count <= limit
 
+    def exceeded(self, key: str, limit: int, window_seconds: int = 60) -> bool:
+        """True when `key` already has more than `limit` hits in this window (counts nothing)."""
+        if limit <= 0:
+            return False
+        window = int(self._now() // window_seconds)
+        if self._redis is not None:
+            value = self._redis.get(f"hilo:rl:{key}:{window}")
+            return value is not None and int(cast(bytes, value)) > limit
+        with self._lock:
+            seen_window, count = self._counts.get(key, (window, 0))
+            return seen_window == window and count > limit
+
     async def hit_async(self, key: str, limit: int, window_seconds: int = 60) -> bool:
         """`hit` for code on the event loop: the Redis round trip waits in a worker thread."""
         if self._redis is None or limit <= 0:

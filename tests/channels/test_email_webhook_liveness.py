@@ -23,7 +23,7 @@ from hilo.runtime import Runtime
 from tests.conftest import make_settings
 from tests.fakes.server import free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 HEALTH_BOUND = 0.1  # seconds a health probe may take while the hostile bodies arrive
 
@@ -43,7 +43,7 @@ def server(database_url: str, tmp_path: Path) -> Iterator[tuple[str, int]]:
         **os.environ,
         "HILO_DATABASE_URL": database_url,
         "HILO_DATA_DIR": str(tmp_path),
-        "HILO_SECRET_KEY": "liveness-test",
+        "HILO_SECRET_KEY": "test-secret-key",  # the key make_settings encrypted the channel with
         "HILO_RUN_WORKER": "0",
         "HILO_LOG_LEVEL": "ERROR",
     }

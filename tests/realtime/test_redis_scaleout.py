@@ -56,7 +56,8 @@ def cluster(tmp_path: Path) -> Iterator[dict[str, object]]:
         "HILO_DATABASE_URL": url,
         "HILO_REDIS_URL": REDIS_URL,
         "HILO_DATA_DIR": str(tmp_path),
-        "HILO_SECRET_KEY": "scale-out-test",
+        # The key the channel secret below was encrypted with (make_settings), as in production.
+        "HILO_SECRET_KEY": "test-secret-key",
         "HILO_RUN_WORKER": "0",
         "HILO_LOG_LEVEL": "WARNING",
     }
