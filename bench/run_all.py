@@ -153,6 +153,35 @@ def _ingest(result: dict[str, Any]) -> str:
                 rows,
             )
         )
+        lag = db.get("reaction_lag")
+        if lag:
+            parts.append(
+                f"Reaction lag on {db['database']}: with routing set up (a team, a rule that puts every new "
+                "conversation in it), from a new conversation's first message reaching the agent's websocket to "
+                "its assignment by the engine reaching it: the time the engine, a durable consumer of the "
+                "committed events, takes to react.\n\n"
+                + table(
+                    [
+                        "offered msg/s",
+                        "accepted msg/s",
+                        "new conversations",
+                        "not assigned",
+                        "lag p50 ms",
+                        "lag p99 ms",
+                    ],
+                    [
+                        [
+                            step["offered_per_s"],
+                            step["accepted_per_s"],
+                            step["new_conversations"],
+                            step["not_assigned"],
+                            step["commit_to_assignment"]["p50_ms"],
+                            step["commit_to_assignment"]["p99_ms"],
+                        ]
+                        for step in lag
+                    ],
+                )
+            )
     return "\n\n".join(parts)
 
 
