@@ -85,7 +85,7 @@ class ConversationRouting(Base):
     required_skills: Mapped[list[str]] = mapped_column(Json, default=list)
     # Agents who gave the conversation back (unassigned themselves), and when:
     # [{"agent_id": 3, "at": "<ISO time>"}]. Routing does not offer it to them again for
-    # GIVE_BACK_HOLD, then only when nobody else can take it (hilo.routing.actions).
+    # GIVE_BACK_HOLD, then only when nobody else can take it (hilo.routing.strategies).
     excluded_agent_ids: Mapped[list[Any]] = mapped_column(Json, default=list)
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     team_id: Mapped[int | None] = mapped_column(BigId)

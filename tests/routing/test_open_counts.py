@@ -6,8 +6,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from hilo.conversations.models import Conversation
-from hilo.routing.actions import loads
 from hilo.routing.models import RoutingAgent
+from hilo.routing.strategies import loads
 from tests.routing.desk import Desk
 
 

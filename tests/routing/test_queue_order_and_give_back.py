@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from hilo.routing import actions
+from hilo.routing import actions, strategies
 from tests.routing.desk import Desk
 from tests.support import Api
 
@@ -91,7 +91,8 @@ def test_a_new_conversation_does_not_jump_a_queued_one_the_free_agent_can_take(
 ) -> None:
     # given: a short hold (so agents stay online without a routing pass running meanwhile);
     # Ana and Ben take one chat each and both carry one; Ben gives his back
-    monkeypatch.setattr(actions, "GIVE_BACK_HOLD", timedelta(seconds=30))
+    for module in (actions, strategies):
+        monkeypatch.setattr(module, "GIVE_BACK_HOLD", timedelta(seconds=30))
     ana, ben = desk.agent("Ana"), desk.agent("Ben")
     for agent in (ana, ben):
         desk.api.ok(desk.api.put(f"/api/v1/routing/agents/{agent.agent_id}", {"capacity": {"chat": 1}}))

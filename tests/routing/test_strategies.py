@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime
 
-from hilo.routing.actions import Candidate, choose
+from hilo.routing.strategies import Candidate, choose
 
 
 def candidate(
