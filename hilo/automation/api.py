@@ -3,147 +3,43 @@ and settings; `install(app)` puts the rule engine on the shared background engin
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, FastAPI, Query
-from pydantic import BaseModel, Field
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from hilo.agents.access import Principal
 from hilo.automation import actions as automation
-from hilo.automation.models import (
-    AutomationRule,
-    AutomationRun,
-    AutomationSettings,
-    CannedResponse,
-    Macro,
-    ScheduledMessage,
+from hilo.automation import queries
+from hilo.automation.models import AutomationRule, CannedResponse, Macro, ScheduledMessage
+from hilo.automation.schemas import (
+    CannedIn,
+    CannedOut,
+    DryRunIn,
+    DryRunOut,
+    MacroIn,
+    MacroOut,
+    MacroRunIn,
+    MacroRunOut,
+    RuleEvent,
+    RuleIn,
+    RuleOut,
+    RunOut,
+    ScheduledIn,
+    ScheduledOut,
+    SettingsIn,
+    SettingsOut,
 )
 from hilo.conversations.access import access_conversation
 from hilo.errors import ActionError, NotFound
 from hilo.http.deps import CurrentAgent, RuntimeDep
-from hilo.http.schemas import ERRORS, ConversationOut, serialize_conversations
+from hilo.http.schemas import ERRORS, serialize_conversations
 from hilo.i18n import N_
 from hilo.routing.access import require_supervisor
 from hilo.runtime import Runtime, Tx
 
 router = APIRouter(prefix="/api/v1", tags=["automation"], responses=ERRORS)
-
-RuleEvent = Literal[
-    "conversation.created",
-    "message.received",
-    "conversation.status_changed",
-    "conversation.assigned",
-    "conversation.reopened",
-    "sla.warning",
-    "sla.breached",
-    "conversation.idle",
-]
-Locale = Literal["en", "es"]
-
-
-class RuleIn(BaseModel):
-    name: str = Field(min_length=1, max_length=255)
-    event: RuleEvent
-    conditions: dict[str, Any] = Field(default_factory=dict)
-    actions: list[dict[str, Any]] = Field(min_length=1, max_length=20)
-    position: int = Field(default=0, ge=-(2**31), le=2**31 - 1)  # a 32-bit column
-    active: bool = True
-    stop_processing: bool = False
-    idle_hours: float | None = Field(default=None, gt=0, le=24 * 365)
-
-
-class RuleOut(RuleIn):
-    id: int
-    created_by: int | None
-    created_at: datetime
-    updated_at: datetime
-
-
-class DryRunIn(BaseModel):
-    event: RuleEvent
-    conditions: dict[str, Any] = Field(default_factory=dict)
-    actions: list[dict[str, Any]] = Field(min_length=1, max_length=20)
-    idle_hours: float | None = Field(default=None, gt=0)
-
-
-class DryRunOut(BaseModel):
-    scanned: int
-    matched: list[dict[str, Any]]
-
-
-class RunOut(BaseModel):
-    id: int
-    rule_id: int | None
-    conversation_id: int
-    event: str
-    depth: int
-    outcome: str
-    detail: dict[str, Any]
-    created_at: datetime
-
-
-class MacroIn(BaseModel):
-    name: str = Field(min_length=1, max_length=255)
-    actions: list[dict[str, Any]] = Field(min_length=1, max_length=20)
-    shared: bool = False
-
-
-class MacroOut(MacroIn):
-    id: int
-    owner_agent_id: int
-
-
-class MacroRunIn(BaseModel):
-    conversation_id: int
-
-
-class MacroRunOut(BaseModel):
-    conversation: ConversationOut
-    actions: list[dict[str, Any]]
-
-
-class CannedIn(BaseModel):
-    shortcut: str = Field(min_length=1, max_length=65)
-    title: str = Field(min_length=1, max_length=255)
-    body: str = Field(min_length=1, max_length=8000)
-    translations: dict[Locale, Annotated[str, Field(min_length=1, max_length=8000)]] = Field(default_factory=dict)
-
-
-class CannedOut(CannedIn):
-    id: int
-    rendered: str | None = None
-
-
-class ScheduledIn(BaseModel):
-    conversation_id: int
-    body: str = Field(min_length=1, max_length=65536)
-    send_at: datetime
-    channel_account_id: int | None = None
-
-
-class ScheduledOut(BaseModel):
-    id: int
-    conversation_id: int
-    created_by: int
-    body: str
-    channel_account_id: int | None
-    send_at: datetime
-    state: str
-    message_id: int | None
-    failure_code: str | None
-    created_at: datetime
-
-
-class SettingsIn(BaseModel):
-    auto_resolve_after_hours: float | None = Field(default=None, gt=0, le=24 * 365)
-    auto_resolve_message: dict[Locale, Annotated[str, Field(min_length=1, max_length=4000)]] | None = None
-
-
-class SettingsOut(SettingsIn):
-    pass
 
 
 # Rules -------------------------------------------------------------------------------
@@ -156,42 +52,32 @@ def access_rule(session: Session, rule_id: int) -> AutomationRule:
     return rule
 
 
-def _rule_out(rule: AutomationRule) -> RuleOut:
-    out = RuleOut.model_validate(rule, from_attributes=True)
-    out.actions = automation.redacted(out.actions)
-    return out
-
-
 @router.get("/automation/rules", response_model=list[RuleOut])
 def list_rules(principal: CurrentAgent, runtime: RuntimeDep, event: RuleEvent | None = None) -> list[RuleOut]:
     """Rules in the order they run for each event."""
-    require_supervisor(principal)
-    query = select(AutomationRule).order_by(AutomationRule.event, AutomationRule.position, AutomationRule.id)
-    if event is not None:
-        query = query.where(AutomationRule.event == event)
     with runtime.db.read() as session:
-        return [_rule_out(r) for r in session.execute(query).scalars()]
+        return queries.list_rules(session, principal, event)
 
 
 @router.post("/automation/rules", response_model=RuleOut, status_code=201)
 def create_rule(body: RuleIn, principal: CurrentAgent, runtime: RuntimeDep) -> RuleOut:
     require_supervisor(principal)
     with runtime.transaction(principal.id) as tx:
-        return _rule_out(automation.save_rule(tx, None, body.model_dump()))
+        return queries.rule_out(automation.save_rule(tx, None, body.model_dump()))
 
 
 @router.get("/automation/rules/{rule_id}", response_model=RuleOut)
 def get_rule(rule_id: int, principal: CurrentAgent, runtime: RuntimeDep) -> RuleOut:
     require_supervisor(principal)
     with runtime.db.read() as session:
-        return _rule_out(access_rule(session, rule_id))
+        return queries.rule_out(access_rule(session, rule_id))
 
 
 @router.put("/automation/rules/{rule_id}", response_model=RuleOut)
 def update_rule(rule_id: int, body: RuleIn, principal: CurrentAgent, runtime: RuntimeDep) -> RuleOut:
     require_supervisor(principal)
     with runtime.transaction(principal.id) as tx:
-        return _rule_out(automation.save_rule(tx, access_rule(tx.session, rule_id), body.model_dump()))
+        return queries.rule_out(automation.save_rule(tx, access_rule(tx.session, rule_id), body.model_dump()))
 
 
 @router.delete("/automation/rules/{rule_id}", status_code=204)
@@ -258,25 +144,14 @@ def list_runs(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[RunOut]:
     """What rules did (and where loop protection stopped them), newest first."""
-    require_supervisor(principal)
-    query = select(AutomationRun).order_by(AutomationRun.id.desc()).limit(limit)
-    if rule_id is not None:
-        query = query.where(AutomationRun.rule_id == rule_id)
-    if conversation_id is not None:
-        query = query.where(AutomationRun.conversation_id == conversation_id)
     with runtime.db.read() as session:
-        return [RunOut.model_validate(r, from_attributes=True) for r in session.execute(query).scalars()]
+        return queries.list_runs(session, principal, rule_id=rule_id, conversation_id=conversation_id, limit=limit)
 
 
 @router.get("/automation/settings", response_model=SettingsOut)
 def get_settings(principal: CurrentAgent, runtime: RuntimeDep) -> SettingsOut:
-    require_supervisor(principal)
     with runtime.db.read() as session:
-        row = session.get(AutomationSettings, 1)
-        return SettingsOut(
-            auto_resolve_after_hours=row.auto_resolve_after_hours if row else None,
-            auto_resolve_message=row.auto_resolve_message if row else None,  # type: ignore[arg-type]
-        )
+        return queries.get_settings(session, principal)
 
 
 @router.put("/automation/settings", response_model=SettingsOut)
@@ -311,33 +186,24 @@ def access_macro(session: Session, principal: Principal, macro_id: int, *, chang
     return macro
 
 
-def _macro_out(macro: Macro) -> MacroOut:
-    return MacroOut.model_validate(macro, from_attributes=True)
-
-
 @router.get("/macros", response_model=list[MacroOut])
 def list_macros(principal: CurrentAgent, runtime: RuntimeDep) -> list[MacroOut]:
     """Shared macros and your own."""
     with runtime.db.read() as session:
-        rows = session.execute(
-            select(Macro)
-            .where(or_(Macro.shared.is_(True), Macro.owner_agent_id == principal.id))
-            .order_by(Macro.name, Macro.id)
-        ).scalars()
-        return [_macro_out(m) for m in rows]
+        return queries.list_macros(session, principal)
 
 
 @router.post("/macros", response_model=MacroOut, status_code=201)
 def create_macro(body: MacroIn, principal: CurrentAgent, runtime: RuntimeDep) -> MacroOut:
     with runtime.transaction(principal.id) as tx:
-        return _macro_out(automation.save_macro(tx, None, principal, body.model_dump()))
+        return queries.macro_out(automation.save_macro(tx, None, principal, body.model_dump()))
 
 
 @router.put("/macros/{macro_id}", response_model=MacroOut)
 def update_macro(macro_id: int, body: MacroIn, principal: CurrentAgent, runtime: RuntimeDep) -> MacroOut:
     with runtime.transaction(principal.id) as tx:
         macro = access_macro(tx.session, principal, macro_id, change=True)
-        return _macro_out(automation.save_macro(tx, macro, principal, body.model_dump()))
+        return queries.macro_out(automation.save_macro(tx, macro, principal, body.model_dump()))
 
 
 @router.delete("/macros/{macro_id}", status_code=204)

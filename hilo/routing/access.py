@@ -7,6 +7,11 @@ from hilo.errors import ActionError
 from hilo.i18n import N_
 
 
+def is_supervisor(principal: Principal) -> bool:
+    """Whether the caller may read and change these settings (the API's check and the pages' gate)."""
+    return principal.role in ("admin", "supervisor")
+
+
 def require_supervisor(principal: Principal) -> None:
-    if principal.role not in ("admin", "supervisor"):
+    if not is_supervisor(principal):
         raise ActionError("forbidden", N_("Only administrators and supervisors can do this."), 403)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, FastAPI, Query
-from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hilo.agents.models import Agent, Team
@@ -19,18 +18,33 @@ from hilo.events.models import Event
 from hilo.hours import calendars
 from hilo.hours.models import BusinessHours
 from hilo.http.deps import CurrentAgent, RuntimeDep
-from hilo.http.schemas import ERRORS, ConversationOut, serialize_conversations
+from hilo.http.schemas import ERRORS, serialize_conversations
 from hilo.i18n import N_
-from hilo.routing import actions, presence, sla
+from hilo.routing import actions, presence, queries, sla
 from hilo.routing.access import require_supervisor
-from hilo.routing.capacity import CHANNEL_CLASSES, capacity_for
 from hilo.routing.handlers import RoutingHandlers
-from hilo.routing.models import (
-    ConversationRouting,
-    RoutingAgent,
-    RoutingTeam,
-    SlaPolicy,
-    SlaTimer,
+from hilo.routing.models import ConversationRouting, RoutingAgent, SlaPolicy, SlaTimer
+from hilo.routing.schemas import (
+    AgentRoutingIn,
+    AgentRoutingOut,
+    BusinessHoursIn,
+    BusinessHoursOut,
+    ConversationRoutingOut,
+    ConversationSlaOut,
+    DeadlineOut,
+    ElapsedOut,
+    EventOut,
+    PresenceIn,
+    PresenceOut,
+    QueueItemOut,
+    SlaConversationList,
+    SlaConversationOut,
+    SlaPolicyIn,
+    SlaPolicyOut,
+    SlaSummary,
+    TeamRoutingIn,
+    TeamRoutingOut,
+    TimerOut,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["routing"], responses=ERRORS)
@@ -38,213 +52,15 @@ router = APIRouter(prefix="/api/v1", tags=["routing"], responses=ERRORS)
 SLA_EVENTS = ("sla.applied", "sla.warning", "sla.breached", "sla.met")
 EVENTS_SHOWN = 100
 
-Strategy = Literal["round_robin", "least_loaded", "skills"]
-Locale = Literal["en", "es"]
-ChannelClass = Literal["call", "chat", "email"]
-Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-
-
-class TeamRoutingIn(BaseModel):
-    strategy: Strategy = "round_robin"
-    auto_assign: bool = True
-    reassign_when_offline: bool = False
-    business_hours_id: int | None = None
-
-
-class TeamRoutingOut(BaseModel):
-    team_id: int
-    name: str
-    configured: bool
-    strategy: str
-    auto_assign: bool
-    reassign_when_offline: bool
-    business_hours_id: int | None
-    queued: int
-
-
-class AgentRoutingIn(BaseModel):
-    skills: list[Annotated[str, Field(max_length=64)]] | None = Field(default=None, max_length=50)
-    capacity: dict[ChannelClass, Annotated[int, Field(ge=0, le=1000)]] | None = None
-
-
-class AgentRoutingOut(BaseModel):
-    agent_id: int
-    name: str
-    skills: list[str]
-    capacity: dict[str, int]
-    availability: str
-    presence: str
-    load: dict[str, int]
-
-
-class PresenceIn(BaseModel):
-    availability: Literal["available", "away"]
-
-
-class PresenceOut(BaseModel):
-    agent_id: int
-    name: str
-    availability: str
-    presence: str
-
-
-class BusinessHoursIn(BaseModel):
-    name: str = Field(min_length=1, max_length=255)
-    timezone: str = Field(max_length=64)
-    periods: dict[Weekday, list[tuple[str, str]]]
-    holiday_country: str | None = Field(default=None, max_length=8)
-    holiday_subdivision: str | None = Field(default=None, max_length=16)
-    closed_dates: list[date] = Field(default_factory=list, max_length=1000)
-    out_of_office_message: dict[Locale, Annotated[str, Field(max_length=4000)]] | None = None
-    is_default: bool = False
-
-
-class BusinessHoursOut(BaseModel):
-    id: int
-    name: str
-    timezone: str
-    periods: dict[str, list[list[str]]]
-    holiday_country: str | None
-    holiday_subdivision: str | None
-    closed_dates: list[str]
-    out_of_office_message: dict[str, str] | None
-    is_default: bool
-    open_now: bool
-    next_open: datetime
-
-
-class SlaConditions(BaseModel):
-    priorities: list[Literal["none", "low", "medium", "high", "urgent"]] = Field(default_factory=list)
-    channel_kinds: list[Annotated[str, Field(max_length=32)]] = Field(default_factory=list)
-    team_ids: list[int] = Field(default_factory=list)
-    contact_attributes: dict[str, Any] = Field(default_factory=dict)
-
-
-class SlaPolicyIn(BaseModel):
-    name: str = Field(min_length=1, max_length=255)
-    # These columns are 32-bit integers.
-    position: int = Field(default=0, ge=-(2**31), le=2**31 - 1)
-    active: bool = True
-    conditions: SlaConditions = Field(default_factory=SlaConditions)
-    first_response_seconds: int | None = Field(default=None, ge=1, le=2**31 - 1)
-    next_response_seconds: int | None = Field(default=None, ge=1, le=2**31 - 1)
-    resolution_seconds: int | None = Field(default=None, ge=1, le=2**31 - 1)
-    business_hours_id: int | None = None
-    warning_share: float = Field(default=0.8, gt=0, le=1)
-
-
-class SlaPolicyOut(SlaPolicyIn):
-    id: int
-
-
-class TimerOut(BaseModel):
-    kind: str
-    state: str
-    target_seconds: int
-    consumed_seconds: float
-    started_at: datetime
-    due_at: datetime | None
-    warn_at: datetime | None
-    warned_at: datetime | None
-    breached_at: datetime | None
-    stopped_at: datetime | None
-    business_hours_id: int | None
-
-
-class EventOut(BaseModel):
-    id: int
-    kind: str
-    data: dict[str, Any]
-    created_at: datetime
-
-
-class ConversationSlaOut(BaseModel):
-    conversation_id: int
-    policy_id: int | None
-    status: str | None
-    due_at: datetime | None
-    due_kind: str | None
-    timers: list[TimerOut]
-    events: list[EventOut]
-
-
-class ConversationRoutingOut(BaseModel):
-    conversation_id: int
-    required_skills: list[str]
-    queued: bool
-    queue_reason: str | None
-    decisions: list[EventOut]
-
-
-class SlaSummary(BaseModel):
-    status: str | None
-    due_at: datetime | None
-    due_kind: str | None
-
-
-class SlaConversationOut(ConversationOut):
-    sla: SlaSummary
-
-
-class SlaConversationList(BaseModel):
-    items: list[SlaConversationOut]
-    next_cursor: str | None
-
-
-class QueueItemOut(BaseModel):
-    position: int
-    conversation_id: int
-    team_id: int | None
-    priority_rank: int
-    sla_due_at: datetime | None
-    waiting_since: datetime | None
-    queued_at: datetime | None
-    channel_class: str
-    required_skills: list[str]
-    reason: str | None
-
-
-class DeadlineOut(BaseModel):
-    start: datetime
-    seconds: float
-    due: datetime
-
-
-class ElapsedOut(BaseModel):
-    start: datetime
-    end: datetime
-    seconds: float
-
 
 # Teams and agents --------------------------------------------------------------------
-
-
-def _team_out(session: Session, team: Team, row: RoutingTeam | None) -> TeamRoutingOut:
-    queued = session.execute(
-        select(func.count())
-        .select_from(ConversationRouting)
-        .where(ConversationRouting.team_id == team.id, ConversationRouting.queued_at.is_not(None))
-    ).scalar_one()
-    return TeamRoutingOut(
-        team_id=team.id,
-        name=team.name,
-        configured=row is not None,
-        strategy=row.strategy if row else "round_robin",
-        auto_assign=row.auto_assign if row else False,
-        reassign_when_offline=row.reassign_when_offline if row else False,
-        business_hours_id=row.business_hours_id if row else None,
-        queued=queued,
-    )
 
 
 @router.get("/routing/teams", response_model=list[TeamRoutingOut])
 def list_team_routing(principal: CurrentAgent, runtime: RuntimeDep) -> list[TeamRoutingOut]:
     """Every team with how it hands out conversations (unconfigured teams do not auto-assign)."""
-    require_supervisor(principal)
     with runtime.db.read() as session:
-        rows = {r.team_id: r for r in session.execute(select(RoutingTeam)).scalars()}
-        teams = session.execute(select(Team).order_by(Team.name)).scalars().all()
-        return [_team_out(session, team, rows.get(team.id)) for team in teams]
+        return queries.list_team_routing(session, principal)
 
 
 @router.put("/routing/teams/{team_id}", response_model=TeamRoutingOut)
@@ -264,50 +80,14 @@ def save_team_routing(
         )
         team = tx.session.get(Team, team_id)
         assert team is not None
-        return _team_out(tx.session, team, row)
-
-
-def _agents_out(session: Session, agents: list[Agent], now: datetime) -> list[AgentRoutingOut]:
-    ids = [a.id for a in agents]
-    rows = {
-        r.agent_id: r for r in session.execute(select(RoutingAgent).where(RoutingAgent.agent_id.in_(ids))).scalars()
-    }
-    carried = _loads(session, ids)
-    out = []
-    for agent in agents:
-        row = rows.get(agent.id)
-        configured = dict(row.capacity) if row else {}
-        out.append(
-            AgentRoutingOut(
-                agent_id=agent.id,
-                name=agent.name,
-                skills=list(row.skills) if row else [],
-                capacity={k: capacity_for(configured, k) for k in CHANNEL_CLASSES},
-                availability=row.availability if row else "available",
-                presence=_presence(row, now),
-                load={k: carried.get(agent.id, {}).get(k, 0) for k in CHANNEL_CLASSES},
-            )
-        )
-    return out
-
-
-def _loads(session: Session, ids: list[int]) -> dict[int, dict[str, int]]:
-    return {agent_id: dict(load) for agent_id, load in actions.loads(session, ids).items()}
-
-
-def _presence(row: RoutingAgent | None, now: datetime) -> str:
-    if row is None or row.online_until is None or row.online_until <= now:
-        return "offline"
-    return "online" if row.availability == "available" else "away"
+        return queries.team_out(tx.session, team, row)
 
 
 @router.get("/routing/agents", response_model=list[AgentRoutingOut])
 def list_agent_routing(principal: CurrentAgent, runtime: RuntimeDep) -> list[AgentRoutingOut]:
     """Every active agent's skills, capacity, presence and current load."""
-    require_supervisor(principal)
     with runtime.db.read() as session:
-        agents = list(session.execute(select(Agent).where(Agent.active.is_(True)).order_by(Agent.name)).scalars())
-        return _agents_out(session, agents, runtime.clock.now())
+        return queries.list_agent_routing(session, principal, runtime.clock.now())
 
 
 @router.put("/routing/agents/{agent_id}", response_model=AgentRoutingOut)
@@ -325,7 +105,7 @@ def save_agent_routing(
         )
         agent = tx.session.get(Agent, agent_id)
         assert agent is not None
-        return _agents_out(tx.session, [agent], tx.now)[0]
+        return queries.agents_out(tx.session, [agent], tx.now)[0]
 
 
 @router.get("/routing/queue", response_model=list[QueueItemOut])
@@ -336,42 +116,8 @@ def queue(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[QueueItemOut]:
     """Conversations waiting for an agent, in the order they will be assigned."""
-    require_supervisor(principal)
-    query = (
-        select(ConversationRouting)
-        .where(ConversationRouting.queued_at.is_not(None))
-        .order_by(
-            ConversationRouting.team_id,
-            ConversationRouting.priority_rank,
-            ConversationRouting.sla_due_at.asc().nulls_last(),
-            ConversationRouting.waiting_since,
-            ConversationRouting.conversation_id,
-        )
-        .limit(limit)
-    )
-    if team_id is not None:
-        query = query.where(ConversationRouting.team_id == team_id)
     with runtime.db.read() as session:
-        rows = session.execute(query).scalars().all()
-        positions: dict[int | None, int] = {}
-        out = []
-        for row in rows:
-            positions[row.team_id] = positions.get(row.team_id, 0) + 1
-            out.append(
-                QueueItemOut(
-                    position=positions[row.team_id],
-                    conversation_id=row.conversation_id,
-                    team_id=row.team_id,
-                    priority_rank=row.priority_rank,
-                    sla_due_at=row.sla_due_at,
-                    waiting_since=row.waiting_since,
-                    queued_at=row.queued_at,
-                    channel_class=row.channel_class,
-                    required_skills=list(row.required_skills or []),
-                    reason=row.reason,
-                )
-            )
-        return out
+        return queries.queue(session, principal, team_id=team_id, limit=limit)
 
 
 # Presence ----------------------------------------------------------------------------
@@ -393,7 +139,7 @@ def list_presence(principal: CurrentAgent, runtime: RuntimeDep) -> list[Presence
                 agent_id=agent.id,
                 name=agent.name,
                 availability=row.availability if row else "available",
-                presence=_presence(row, now),
+                presence=queries.presence_of(row, now),
             )
             for agent, row in rows
         ]
@@ -415,23 +161,6 @@ def set_my_presence(body: PresenceIn, principal: CurrentAgent, runtime: RuntimeD
 # Business hours ----------------------------------------------------------------------
 
 
-def _hours_out(row: BusinessHours, now: datetime) -> BusinessHoursOut:
-    calendar = calendars.cached(row)
-    return BusinessHoursOut(
-        id=row.id,
-        name=row.name,
-        timezone=row.timezone,
-        periods=row.periods,
-        holiday_country=row.holiday_country,
-        holiday_subdivision=row.holiday_subdivision,
-        closed_dates=list(row.closed_dates or []),
-        out_of_office_message=row.out_of_office_message,
-        is_default=row.is_default,
-        open_now=calendar.is_open(now),
-        next_open=calendar.next_open(now),
-    )
-
-
 def access_business_hours(session: Session, business_hours_id: int) -> BusinessHours:
     row = session.get(BusinessHours, business_hours_id)
     if row is None:
@@ -441,10 +170,8 @@ def access_business_hours(session: Session, business_hours_id: int) -> BusinessH
 
 @router.get("/business-hours", response_model=list[BusinessHoursOut])
 def list_business_hours(principal: CurrentAgent, runtime: RuntimeDep) -> list[BusinessHoursOut]:
-    now = runtime.clock.now()
     with runtime.db.read() as session:
-        rows = session.execute(select(BusinessHours).order_by(BusinessHours.name)).scalars().all()
-        return [_hours_out(row, now) for row in rows]
+        return queries.list_business_hours(session, runtime.clock.now())
 
 
 @router.post("/business-hours", response_model=BusinessHoursOut, status_code=201)
@@ -453,13 +180,13 @@ def create_business_hours(body: BusinessHoursIn, principal: CurrentAgent, runtim
     require_supervisor(principal)
     with runtime.transaction(principal.id) as tx:
         row = calendars.save(tx, None, body.model_dump())
-        return _hours_out(row, tx.now)
+        return queries.hours_out(row, tx.now)
 
 
 @router.get("/business-hours/{business_hours_id}", response_model=BusinessHoursOut)
 def get_business_hours(business_hours_id: int, principal: CurrentAgent, runtime: RuntimeDep) -> BusinessHoursOut:
     with runtime.db.read() as session:
-        return _hours_out(access_business_hours(session, business_hours_id), runtime.clock.now())
+        return queries.hours_out(access_business_hours(session, business_hours_id), runtime.clock.now())
 
 
 @router.put("/business-hours/{business_hours_id}", response_model=BusinessHoursOut)
@@ -469,7 +196,7 @@ def update_business_hours(
     require_supervisor(principal)
     with runtime.transaction(principal.id) as tx:
         row = calendars.save(tx, access_business_hours(tx.session, business_hours_id), body.model_dump())
-        return _hours_out(row, tx.now)
+        return queries.hours_out(row, tx.now)
 
 
 @router.delete("/business-hours/{business_hours_id}", status_code=204)
@@ -518,21 +245,6 @@ def _aware(value: datetime) -> datetime:
 # SLA policies ------------------------------------------------------------------------
 
 
-def _policy_out(policy: SlaPolicy) -> SlaPolicyOut:
-    return SlaPolicyOut(
-        id=policy.id,
-        name=policy.name,
-        position=policy.position,
-        active=policy.active,
-        conditions=SlaConditions.model_validate(policy.conditions or {}),
-        first_response_seconds=policy.first_response_seconds,
-        next_response_seconds=policy.next_response_seconds,
-        resolution_seconds=policy.resolution_seconds,
-        business_hours_id=policy.business_hours_id,
-        warning_share=policy.warning_share,
-    )
-
-
 def access_policy(session: Session, policy_id: int) -> SlaPolicy:
     policy = session.get(SlaPolicy, policy_id)
     if policy is None:
@@ -544,15 +256,14 @@ def access_policy(session: Session, policy_id: int) -> SlaPolicy:
 def list_policies(principal: CurrentAgent, runtime: RuntimeDep) -> list[SlaPolicyOut]:
     """SLA policies in the order they are tried (the first whose conditions match applies)."""
     with runtime.db.read() as session:
-        rows = session.execute(select(SlaPolicy).order_by(SlaPolicy.position, SlaPolicy.id)).scalars().all()
-        return [_policy_out(p) for p in rows]
+        return queries.list_policies(session)
 
 
 @router.post("/sla-policies", response_model=SlaPolicyOut, status_code=201)
 def create_policy(body: SlaPolicyIn, principal: CurrentAgent, runtime: RuntimeDep) -> SlaPolicyOut:
     require_supervisor(principal)
     with runtime.transaction(principal.id) as tx:
-        return _policy_out(sla.save_policy(tx, None, body.model_dump()))
+        return queries.policy_out(sla.save_policy(tx, None, body.model_dump()))
 
 
 @router.put("/sla-policies/{policy_id}", response_model=SlaPolicyOut)
@@ -560,7 +271,7 @@ def update_policy(policy_id: int, body: SlaPolicyIn, principal: CurrentAgent, ru
     """Change a policy; conversations already under it keep their running targets."""
     require_supervisor(principal)
     with runtime.transaction(principal.id) as tx:
-        return _policy_out(sla.save_policy(tx, access_policy(tx.session, policy_id), body.model_dump()))
+        return queries.policy_out(sla.save_policy(tx, access_policy(tx.session, policy_id), body.model_dump()))
 
 
 @router.delete("/sla-policies/{policy_id}", status_code=204)

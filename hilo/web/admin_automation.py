@@ -23,9 +23,10 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from hilo.agents.access import Principal
-from hilo.automation import api as automation_api
+from hilo.automation import queries as automation_queries
 from hilo.automation.conditions import FIELDS, OPERATORS
 from hilo.automation.models import AutomationRule, CannedResponse
+from hilo.automation.schemas import CannedOut
 from hilo.automation.variables import KNOWN
 from hilo.channels.registry import kinds as channel_kinds
 from hilo.contacts.models import Contact
@@ -34,7 +35,8 @@ from hilo.hours.calendars import cached
 from hilo.hours.models import BusinessHours
 from hilo.http.deps import RuntimeDep
 from hilo.i18n import N_, gettext
-from hilo.routing import api as routing_api
+from hilo.routing import queries as routing_queries
+from hilo.routing.access import is_supervisor
 from hilo.routing.capacity import CHANNEL_CLASSES
 from hilo.routing.models import RoutingTeam, SlaPolicy
 from hilo.runtime import Runtime
@@ -45,7 +47,6 @@ from hilo.web.views import UiAgent, base_context
 router = APIRouter(include_in_schema=False)
 
 EDITORS = ("admin",)
-READERS = ("admin", "supervisor")
 RUNS_SHOWN = 50
 QUEUE_SHOWN = 500
 HOLIDAYS_SHOWN = 3
@@ -285,11 +286,6 @@ def upcoming_holidays(row: Any, today: date, locale: str) -> list[tuple[date, st
 # -- access and rendering ------------------------------------------------------------------
 
 
-def may_read(principal: Principal) -> bool:
-    """Administrators and supervisors see these pages (the API lets both read these settings)."""
-    return principal.role in READERS
-
-
 def forbidden(request: Request, principal: Principal) -> Response:
     return render(
         "forbidden.html", principal.locale, status_code=403, **base_context(request, principal), section="admin"
@@ -348,13 +344,13 @@ def calendar_choices(runtime: Runtime) -> list[dict[str, Any]]:
 @router.get("/admin/routing")
 def admin_routing(request: Request, principal: UiAgent, runtime: RuntimeDep) -> Response:
     """Each team's strategy and calendar, each agent's skills, capacity and load, and the queues."""
-    if not may_read(principal):
+    if not is_supervisor(principal):
         return forbidden(request, principal)
-    teams = routing_api.list_team_routing(principal, runtime)
-    agents = routing_api.list_agent_routing(principal, runtime)
-    queue = routing_api.queue(principal, runtime, team_id=None, limit=QUEUE_SHOWN)
-    ids = [item.conversation_id for item in queue]
     with runtime.db.read() as session:
+        teams = routing_queries.list_team_routing(session, principal)
+        agents = routing_queries.list_agent_routing(session, principal, runtime.clock.now())
+        queue = routing_queries.queue(session, principal, limit=QUEUE_SHOWN)
+        ids = [item.conversation_id for item in queue]
         contacts: dict[int, str | None] = {}
         if ids:
             found = session.execute(
@@ -393,13 +389,13 @@ def admin_routing(request: Request, principal: UiAgent, runtime: RuntimeDep) -> 
 @router.get("/admin/business-hours")
 def admin_business_hours(request: Request, principal: UiAgent, runtime: RuntimeDep) -> Response:
     """Calendars: weekly periods in a time zone, public holidays, closed dates, out-of-office reply."""
-    if not may_read(principal):
+    if not is_supervisor(principal):
         return forbidden(request, principal)
     locale = principal.locale
-    calendars = routing_api.list_business_hours(principal, runtime)
     now = runtime.clock.now()
     extra: dict[int, dict[str, Any]] = {}
     with runtime.db.read() as session:
+        calendars = routing_queries.list_business_hours(session, now)
         directory = load_directory(session)
         rows = {row.id: row for row in session.execute(select(BusinessHours)).scalars()}
         team_uses = session.execute(
@@ -446,10 +442,10 @@ def admin_business_hours(request: Request, principal: UiAgent, runtime: RuntimeD
 @router.get("/admin/sla")
 def admin_sla(request: Request, principal: UiAgent, runtime: RuntimeDep) -> Response:
     """SLA policies in the order they are tried, with their targets and conditions."""
-    if not may_read(principal):
+    if not is_supervisor(principal):
         return forbidden(request, principal)
-    policies = routing_api.list_policies(principal, runtime)
     with runtime.db.read() as session:
+        policies = routing_queries.list_policies(session)
         directory = load_directory(session)
     calendars = calendar_choices(runtime)
     data = {"items": [p.model_dump(mode="json") for p in policies]}
@@ -518,13 +514,13 @@ def canned_choices(runtime: Runtime) -> list[dict[str, Any]]:
 @router.get("/admin/rules")
 def admin_rules(request: Request, principal: UiAgent, runtime: RuntimeDep, rule_id: int | None = None) -> Response:
     """Automation rules by event, in the order they run; their dry run and recent runs; auto-resolve."""
-    if not may_read(principal):
+    if not is_supervisor(principal):
         return forbidden(request, principal)
     locale = principal.locale
-    rules = automation_api.list_rules(principal, runtime, event=None)
-    runs = automation_api.list_runs(principal, runtime, rule_id=rule_id, conversation_id=None, limit=RUNS_SHOWN)
-    settings = automation_api.get_settings(principal, runtime)
     with runtime.db.read() as session:
+        rules = automation_queries.list_rules(session, principal)
+        runs = automation_queries.list_runs(session, principal, rule_id=rule_id, limit=RUNS_SHOWN)
+        settings = automation_queries.get_settings(session, principal)
         directory = load_directory(session)
         rule_names = {row.id: row.name for row in session.execute(select(AutomationRule.id, AutomationRule.name))}
     by_event: dict[str, list[Any]] = {}
@@ -568,10 +564,10 @@ def admin_rules(request: Request, principal: UiAgent, runtime: RuntimeDep, rule_
 @router.get("/admin/macros")
 def admin_macros(request: Request, principal: UiAgent, runtime: RuntimeDep) -> Response:
     """Shared macros and your own: several actions an agent applies in one click."""
-    if not may_read(principal):
+    if not is_supervisor(principal):
         return forbidden(request, principal)
-    macros = automation_api.list_macros(principal, runtime)
     with runtime.db.read() as session:
+        macros = automation_queries.list_macros(session, principal)
         directory = load_directory(session)
     data = {
         "items": [m.model_dump(mode="json") for m in macros],
@@ -597,11 +593,11 @@ def admin_macros(request: Request, principal: UiAgent, runtime: RuntimeDep) -> R
 @router.get("/admin/canned-responses")
 def admin_canned(request: Request, principal: UiAgent, runtime: RuntimeDep) -> Response:
     """Saved answers agents insert by typing / and their shortcut, with variables."""
-    if not may_read(principal):
+    if not is_supervisor(principal):
         return forbidden(request, principal)
     with runtime.db.read() as session:
         rows = list(session.execute(select(CannedResponse).order_by(CannedResponse.shortcut)).scalars())
-        items = [automation_api.CannedOut.model_validate(row, from_attributes=True) for row in rows]
+        items = [CannedOut.model_validate(row, from_attributes=True) for row in rows]
     data = {"items": [c.model_dump(mode="json", exclude={"rendered"}) for c in items]}
     return settings_page(
         request,

@@ -6,10 +6,10 @@ from typing import Any, get_args
 
 import pytest
 
-from hilo.automation.api import RuleEvent
 from hilo.automation.conditions import ConditionError, evaluate, validate
 from hilo.automation.language import detect
 from hilo.automation.models import RULE_EVENTS
+from hilo.automation.schemas import RuleEvent
 from hilo.automation.variables import mapping_lookup, render
 
 FACTS: dict[str, Any] = {
