@@ -10,12 +10,17 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from hilo.app import create_app
 from hilo.automation import rules, webhooks
+from hilo.clock import FrozenClock
+from hilo.jobs import JobRunner
+from hilo.settings import Settings
 from tests.fakes.server import serve_asgi
 from tests.routing.desk import Desk
 
@@ -144,3 +149,33 @@ def test_auto_resolve_reaches_every_conversation_quiet_since_the_same_instant(
     desk.tick(hours=25)
     # then
     assert [desk.conversation(c)["status"] for c in conversations] == ["resolved"] * 3
+
+
+def test_a_rule_webhook_queued_before_a_restart_is_delivered_after_it(
+    desk: Desk, settings: Settings, clock: FrozenClock
+) -> None:
+    # given: a rule's webhook queued by a process that stops before calling it
+    calls: list[str] = []
+
+    async def answer(request: Request) -> Response:
+        calls.append(request.headers[webhooks.DELIVERY_HEADER])
+        return JSONResponse({"ok": True})
+
+    with endpoint(answer) as url:
+        rule(
+            desk,
+            name="Tell the CRM",
+            event="conversation.created",
+            actions=[{"type": "webhook", "url": url, "secret": "a-shared-secret"}],
+        )
+        conversation = desk.customer_writes()
+        desk.client.__exit__(None, None, None)
+        assert calls == []
+        # when: another process starts on the same database and runs its background jobs
+        with TestClient(create_app(settings, clock=clock)) as restarted:
+            runner: JobRunner = restarted.app.state.background.jobs  # type: ignore[attr-defined]
+            ran = asyncio.run(runner.run_once())
+    # then: the webhook was called once, and its outcome recorded on the conversation
+    assert ran == 1
+    assert len(calls) == 1
+    assert desk.events(conversation, "automation.webhook")[0]["delivered"] is True
