@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table
+from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
 from hilo import outbound
@@ -266,9 +267,6 @@ class Runtime:
             batch.published.extend(tx.published)
             batch.wake_worker = batch.wake_worker or tx.wake_worker
             batch.deferred.extend(tx.deferred)
-            # The session's identity map holds objects weakly: keep what this action loaded,
-            # so the next action of the batch finds the same conversation without a query.
-            batch.retained = list(batch.session.identity_map.values())
             return
         with self.db.sessions() as session:
             with session.begin():
@@ -288,13 +286,25 @@ class Runtime:
         if getattr(self._ambient, "batch", None) is not None:
             raise RuntimeError("batches do not nest")
         with self.db.sessions() as session:
-            with session.begin():
-                tx = Tx(session=session, runtime=self)
-                self._ambient.batch = tx
-                try:
-                    yield tx
-                finally:
-                    self._ambient.batch = None
+            tx = Tx(session=session, runtime=self)
+
+            # The session's identity map holds objects weakly: keep what the batch's actions
+            # load, so that the next action finds the same conversation without a query.
+            def keep(_session: Session, instance: object) -> None:
+                tx.retained.append(instance)
+
+            sa_event.listen(session, "loaded_as_persistent", keep)
+            sa_event.listen(session, "pending_to_persistent", keep)
+            try:
+                with session.begin():
+                    self._ambient.batch = tx
+                    try:
+                        yield tx
+                    finally:
+                        self._ambient.batch = None
+            finally:
+                sa_event.remove(session, "loaded_as_persistent", keep)
+                sa_event.remove(session, "pending_to_persistent", keep)
             self.after_commit(tx)
 
     def after_commit(self, tx: Tx) -> None:

@@ -42,9 +42,10 @@ TICK_SECONDS = 10.0
 # costs about one. An engine woken after a quiet spell handles its event at once.
 LINGER_SECONDS = 0.05
 BUSY_SECONDS = 0.2
-# Events handled in one database transaction at most: enough to amortise the commit under
-# a burst, few enough that the batch's locks are held only briefly.
-BATCH_ITEMS = 32
+# Events read in one pass, handled in one database transaction: enough to amortise the pass's
+# bookkeeping and commit under a burst (most events need nothing from most handlers), few
+# enough that the batch's locks are held only briefly.
+BATCH_ITEMS = 256
 # How often the engine holding the lease looks for events other processes committed.
 POLL_SECONDS = 0.1
 # How long a process holds an engine's lease without renewing it: after a crash, another
@@ -63,9 +64,12 @@ class _Call:
 
 
 class Engine:
-    def __init__(self, runtime: Runtime, name: str = "reactions") -> None:
+    def __init__(self, runtime: Runtime, name: str = "reactions", kinds: frozenset[str] | None = None) -> None:
+        """`kinds`: the only event kinds its handlers react to, if they are known (the rest are
+        passed over without being decoded)."""
         self.runtime = runtime
         self.name = name
+        self.kinds = kinds
         # Identifies this process in presence sessions and as the holder of the lease.
         self.node_id = uuid.uuid4().hex[:16]
         self._calls: deque[_Call] = deque()
@@ -159,7 +163,7 @@ class Engine:
         try:
             with self.runtime.batch() as tx:
                 place = positions.lock(tx.session, self.name, tx.now)
-                items = positions.read(tx.session, place, BATCH_ITEMS)
+                items = positions.read(tx.session, place, BATCH_ITEMS, self.kinds)
                 if items:
                     events = [item.event for item in items if item.event is not None]
                     for _order, prepare in self._prepares:
@@ -177,7 +181,7 @@ class Engine:
         """Handle the next batch one event per transaction; a handler that fails there is
         logged and skipped, each in a transaction of its own."""
         with self.runtime.db.read() as session:
-            items = positions.read(session, positions.peek(session, self.name), BATCH_ITEMS)
+            items = positions.read(session, positions.peek(session, self.name), BATCH_ITEMS, self.kinds)
         for item in items:
             try:
                 with self.runtime.batch() as tx:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, case, func, null, or_, select, update
 from sqlalchemy.orm import Session
 
 from hilo.consumers.models import ConsumerPosition
@@ -93,16 +93,23 @@ def peek(session: Session, name: str) -> Place:
     return Place(name, int(row.position), {int(ident): float(seen) for ident, seen in row.holes or []})
 
 
-def pending_query(place: Place, limit: int) -> Select[Any]:
+def pending_query(place: Place, limit: int, kinds: frozenset[str] | None = None) -> Select[Any]:
     clause = Event.id > place.position
     if place.holes:
         clause = or_(clause, Event.id.in_(sorted(place.holes)))
-    return select(*EVENT_COLUMNS).where(clause).order_by(Event.id).limit(limit)
+    columns: tuple[Any, ...] = EVENT_COLUMNS
+    if kinds is not None:
+        # Every id is read (so that a missing one is noticed), but only the kinds the consumer
+        # handles bring their live update: the others cost no decoding.
+        payload = case((Event.kind.in_(sorted(kinds)), Event.payload), else_=null()).label("payload")
+        columns = tuple(payload if column is Event.payload else column for column in EVENT_COLUMNS)
+    return select(*columns).where(clause).order_by(Event.id).limit(limit)
 
 
-def read(session: Session, place: Place, limit: int) -> list[Committed]:
-    """The next committed events after the position (and any hole that has appeared), in id order."""
-    return [_committed(row) for row in session.execute(pending_query(place, limit))]
+def read(session: Session, place: Place, limit: int, kinds: frozenset[str] | None = None) -> list[Committed]:
+    """The next committed events after the position (and any hole that has appeared), in id order;
+    with `kinds`, events of other kinds come without their live update (nothing to handle)."""
+    return [_committed(row) for row in session.execute(pending_query(place, limit, kinds))]
 
 
 def anything_after(session: Session, position: int) -> bool:

@@ -39,6 +39,10 @@ ADDRESSED = {
 }
 
 
+# The kinds of event that can notify someone (see `wanted`).
+NOTIFYING = frozenset({"message.created", "conversation.assigned", *ADDRESSED})
+
+
 @dataclass(frozen=True)
 class Wanted:
     agent_id: int
@@ -87,7 +91,7 @@ def _may_notify(event: dict[str, Any]) -> bool:
 class Notifier:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.engine = Engine(runtime, name="notifications")
+        self.engine = Engine(runtime, name="notifications", kinds=NOTIFYING)
         self.engine.on_event(0, self._on_event)
 
     def _on_event(self, event: dict[str, Any], _depth: int) -> None:
