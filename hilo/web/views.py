@@ -61,6 +61,8 @@ PAGE = 25
 TIMELINE_PAGE = 50
 EARLIER_PAGE = 50
 PICKER_LIMIT = 8
+# Each language in its own name: whoever cannot read the current one still finds theirs.
+LOCALE_NAMES = {"en": "English", "es": "Español"}
 CONVERSATION_REF = re.compile(r"^#?(\d{1,18})$")
 # Attachment kinds the timeline previews; any other file is a "document".
 
@@ -632,6 +634,19 @@ def notifications_fragment(principal: UiAgent, runtime: RuntimeDep) -> Response:
 # -- your account --------------------------------------------------------------------------
 
 
+@router.get("/account")
+def account(request: Request, principal: UiAgent) -> Response:
+    """The agent's own password and language."""
+    return render(
+        "account.html",
+        principal.locale,
+        **base_context(request, principal),
+        locales=LOCALE_NAMES,
+        section="account",
+        page="account",
+    )
+
+
 @router.get("/account/tokens")
 def account_tokens(request: Request, principal: UiAgent, runtime: RuntimeDep) -> Response:
     """The agent's personal API tokens: create one (shown once), see when each was used, revoke."""
@@ -644,7 +659,12 @@ def account_tokens(request: Request, principal: UiAgent, runtime: RuntimeDep) ->
             ).scalars()
         )
     return render(
-        "account_tokens.html", principal.locale, **base_context(request, principal), tokens=tokens, section="account"
+        "account_tokens.html",
+        principal.locale,
+        **base_context(request, principal),
+        tokens=tokens,
+        section="account",
+        page="tokens",
     )
 
 
@@ -657,6 +677,7 @@ def account_sessions(request: Request, principal: UiAgent, runtime: RuntimeDep) 
         **base_context(request, principal),
         sessions=active_sessions(runtime, principal.id),
         section="account",
+        page="sessions",
     )
 
 

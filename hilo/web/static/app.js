@@ -1763,6 +1763,20 @@
         window.location.reload();
       } catch (error) { formError(form, error); }
     },
+    "account-language": async function (form) {
+      try {
+        await api("PATCH", "/api/v1/auth/me", { locale: form.locale.value });
+        window.location.reload();
+      } catch (error) { formError(form, error); }
+    },
+    "account-password": async function (form) {
+      $(".form-error", form).hidden = true;
+      try {
+        await api("PATCH", "/api/v1/auth/me", { password: form.password.value, current_password: form.current_password.value });
+        form.reset();
+        toast(t("Password changed. Every other browser where you were signed in is signed out."));
+      } catch (error) { formError(form, error); }
+    },
     "token-add": async function (form) {
       try {
         const created = await api("POST", "/api/v1/auth/tokens", { name: form.name.value });
