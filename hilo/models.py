@@ -1,6 +1,6 @@
 """Import every model so the metadata is complete (migrations, tests)."""
 
-from hilo.agents.models import Agent, AgentSession, ApiToken, Team, team_members
+from hilo.agents.models import Agent, AgentSession, ApiToken, PasswordReset, Team, team_members
 from hilo.automation.models import AutomationRule, CannedResponse, Macro, ScheduledMessage  # noqa: F401
 from hilo.channels.models import ChannelAccount
 from hilo.consumers.models import ConsumerPosition  # noqa: F401
@@ -31,6 +31,7 @@ __all__ = [
     "Message",
     "OutboxJob",
     "OutboxPart",
+    "PasswordReset",
     "Team",
     "conversation_labels",
     "team_members",

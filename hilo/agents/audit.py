@@ -21,6 +21,8 @@ AUDIT_KINDS: dict[str, str] = {
     "auth.session_revoked": N_("Session revoked"),
     "agent.created": N_("Agent added"),
     "agent.password_changed": N_("Password changed"),
+    "auth.password_reset_requested": N_("Password reset requested"),
+    "auth.password_reset": N_("Password reset by e-mail link"),
     "agent.role_changed": N_("Role changed"),
     "agent.deactivated": N_("Agent deactivated"),
     "agent.reactivated": N_("Agent reactivated"),

@@ -81,3 +81,22 @@ class AgentSession(Base):
     user_agent: Mapped[str] = mapped_column(String(255), default="")
     ip: Mapped[str] = mapped_column(String(64), default="")
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PasswordReset(Base):
+    """A link e-mailed to choose a new password: single use, valid for an hour.
+
+    The link carries a random token; only its hash is kept, so reading the table does not
+    let anyone take an account over.
+    """
+
+    __tablename__ = "password_resets"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    agent_id: Mapped[int] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), index=True)
+    # SHA-256 of the token in the link.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Set when the link is used, or when a newer link replaces it.
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

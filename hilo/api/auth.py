@@ -26,6 +26,7 @@ from hilo.agents.actions import (
 )
 from hilo.agents.models import Agent, AgentSession, ApiToken
 from hilo.agents.passwords import verify_password
+from hilo.agents.recovery import confirm_password_reset, request_password_reset
 from hilo.errors import ActionError, TooManyAttempts
 from hilo.http.deps import SESSION_KEY, CurrentAgent, RuntimeDep, active_sessions, client_ip, new_csrf
 from hilo.http.schemas import ERRORS
@@ -41,6 +42,10 @@ DEVICE_COOKIE = "hilo_device"
 DEVICE_MAX_AGE = 365 * 24 * 3600
 DEVICE_ACCOUNTS = 10
 TOO_MANY = N_("Too many sign-in attempts; wait {seconds} seconds and try again.")
+# Reset links asked for one e-mail address an hour (from anywhere); each client address may
+# ask for HILO_LOGIN_RATE_LIMIT an hour.
+RESETS_PER_ADDRESS = 3
+TOO_MANY_RESETS = N_("Too many password reset requests; wait {seconds} seconds and try again.")
 
 
 class LoginIn(BaseModel):
@@ -53,6 +58,15 @@ class MeIn(BaseModel):
     locale: str | None = Field(default=None, max_length=8)
     password: str | None = Field(default=None, max_length=1024)
     current_password: str | None = Field(default=None, max_length=1024)
+
+
+class PasswordResetIn(BaseModel):
+    email: str = Field(max_length=320)
+
+
+class PasswordResetConfirmIn(BaseModel):
+    token: str = Field(max_length=128)
+    password: str = Field(max_length=1024)
 
 
 class TokenIn(BaseModel):
@@ -159,6 +173,56 @@ def logout(request: Request, principal: CurrentAgent, runtime: RuntimeDep) -> di
         with runtime.transaction(principal.id) as tx:
             end_session(tx, principal.id, principal.session_id, signing_out=True)
     request.session.clear()
+    return {"ok": True}
+
+
+def mail_not_configured() -> ActionError:
+    return ActionError(
+        "mail_not_configured",
+        N_(
+            "This server is not set up to send e-mail, so it cannot send password reset links. "
+            "Ask an administrator to set a new password for you."
+        ),
+        503,
+    )
+
+
+@router.post("/password-reset", status_code=202)
+def password_reset(body: PasswordResetIn, request: Request, runtime: RuntimeDep) -> dict[str, bool]:
+    """E-mail a link to choose a new password (valid for an hour, single use).
+
+    The answer is the same whether or not an agent has the address. Requests are limited per
+    e-mail address and per client address (429 with Retry-After).
+    """
+    if not runtime.settings.mail_configured:
+        raise mail_not_configured()
+    limiter = request.app.state.limiter
+    ip = client_ip(request)
+    email = body.email.strip().lower()
+    if not limiter.hit(f"reset-ip:{ip}", runtime.settings.login_rate_limit, 3600) or not limiter.hit(
+        f"reset-email:{email}", RESETS_PER_ADDRESS, 3600
+    ):
+        raise TooManyAttempts(TOO_MANY_RESETS, limiter.retry_after(3600))
+    with runtime.transaction() as tx:
+        request_password_reset(tx, email, ip=ip)
+    return {"ok": True}
+
+
+@router.post("/password-reset/confirm")
+def password_reset_confirm(body: PasswordResetConfirmIn, request: Request, runtime: RuntimeDep) -> dict[str, bool]:
+    """Choose a new password with the token of a reset link; every session of the agent ends.
+
+    A link that is unknown, used (or replaced by a newer one) or expired answers 400
+    `reset_token_invalid`, `reset_token_used` or `reset_token_expired`.
+    """
+    limiter = request.app.state.limiter
+    if not limiter.hit(f"login-ip:{client_ip(request)}", runtime.settings.login_rate_limit * 3):
+        raise TooManyAttempts(TOO_MANY, limiter.retry_after())
+    with runtime.transaction() as tx:
+        agent = confirm_password_reset(tx, body.token, body.password)
+        email = agent.email
+    # Whoever guessed at the old password no longer slows the owner down.
+    limiter.backoff_clear(f"login:{email}")
     return {"ok": True}
 
 

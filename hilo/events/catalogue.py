@@ -73,6 +73,8 @@ KINDS: dict[str, type | None] = {
     "agent.reactivated": None,
     "auth.signed_in": None,
     "auth.sign_in_failed": None,
+    "auth.password_reset_requested": None,
+    "auth.password_reset": None,
     "auth.signed_out": SessionsRevoked,
     "auth.session_revoked": SessionsRevoked,
     "team.created": None,

@@ -128,19 +128,50 @@ def home(request: Request) -> RedirectResponse:
     return RedirectResponse("/inbox" if signed_in else "/login", status_code=303)
 
 
+def visitor_locale(request: Request, lang: str | None) -> str:
+    """The language of a page shown before sign-in: the one chosen on it, else the browser's."""
+    if lang:
+        request.session["lang"] = normalize_locale(lang)
+    return str(request.session.get("lang") or negotiate(request.headers.get("accept-language")))
+
+
 @router.get("/login")
 def login_page(request: Request, next: str | None = None, lang: str | None = None) -> Response:
     runtime: Runtime = request.app.state.runtime
     if load_principal(runtime, {}, session_token(request)) is not None:
         return RedirectResponse(local_path(next), status_code=303)
-    if lang:
-        request.session["lang"] = normalize_locale(lang)
-    locale = request.session.get("lang") or negotiate(request.headers.get("accept-language"))
+    locale = visitor_locale(request, lang)
     return render(
         "login.html",
         locale,
         next=local_path(next),
         config={"locale": locale, "strings": js_strings(locale), "next": local_path(next)},
+    )
+
+
+@router.get("/forgot-password")
+def forgot_password_page(request: Request, lang: str | None = None) -> Response:
+    """Ask for a link to choose a new password; says so when this server cannot send e-mail."""
+    runtime: Runtime = request.app.state.runtime
+    locale = visitor_locale(request, lang)
+    return render(
+        "forgot_password.html",
+        locale,
+        mail_configured=runtime.settings.mail_configured,
+        path="/forgot-password",
+        config={"locale": locale, "strings": js_strings(locale)},
+    )
+
+
+@router.get("/reset-password")
+def reset_password_page(request: Request, token: str = "", lang: str | None = None) -> Response:
+    """Choose a new password with the token of a reset link (the page's script drops it from the address)."""
+    locale = visitor_locale(request, lang)
+    return render(
+        "reset_password.html",
+        locale,
+        path="/reset-password",
+        config={"locale": locale, "strings": js_strings(locale), "token": token[:128]},
     )
 
 

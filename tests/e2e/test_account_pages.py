@@ -1,14 +1,73 @@
-"""Browser: an agent's own account page (password and language)."""
+"""Browser: an agent's own account page (password and language) and password reset by e-mail."""
 
 from __future__ import annotations
 
+import email
 import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.policy import default
+from pathlib import Path
 
+import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.e2e.test_agent_ui import Live, live  # noqa: F401 - `live` is a fixture
+from hilo.agents.actions import create_agent
+from hilo.app import create_app
+from hilo.clock import FrozenClock
+from tests.channels.email_servers import RecordingHandler, run_smtp
+from tests.e2e.test_agent_ui import (  # noqa: F401 - `live` is a fixture
+    PASSWORD,
+    Live,
+    _serve_app,
+    live,
+    served_settings,
+)
 
 __all__ = ["live"]
+
+
+@dataclass
+class MailDesk:
+    """A served Hilo that sends its own e-mails to a recording SMTP server."""
+
+    url: str
+    mail: RecordingHandler
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def desk(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
+) -> Iterator[MailDesk]:
+    with run_smtp() as (smtp_port, handler):
+        settings, port = served_settings(
+            request, tmp_path_factory, sqlite_template, "accounts", smtp_url=f"smtp://127.0.0.1:{smtp_port}"
+        )
+        app = create_app(settings, clock=FrozenClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC)))
+        with app.state.runtime.transaction() as tx:
+            create_agent(tx, email="dora@example.com", name="Dora Olvido", password=PASSWORD)
+        server, thread = _serve_app(app, port)
+        try:
+            yield MailDesk(settings.base_url, handler)
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+
+
+def link_in_mail(handler: RecordingHandler, count: int) -> str:
+    """The link in the `count`-th mail, once the server's job runner has sent it."""
+    deadline = time.monotonic() + 10
+    while len(handler.messages) < count:
+        assert time.monotonic() < deadline, "no mail arrived"
+        time.sleep(0.05)
+    message = email.message_from_bytes(handler.messages[count - 1].data, policy=default)
+    body = message.get_body(("plain",))
+    assert body is not None
+    found = re.search(r"http://\S+", body.get_content())
+    assert found
+    return found.group(0)
 
 
 def signed_in(browser: Browser, contexts: list[BrowserContext], url: str, email: str, password: str) -> Page:
@@ -65,3 +124,45 @@ def test_change_password_and_language_from_the_account_page(
     expect(page.locator("html")).to_have_attribute("lang", "es")
     # The refused wrong password is the one failed request.
     assert [e for e in page.errors if "status of 403" not in e] == []  # type: ignore[attr-defined]
+
+
+def test_forgotten_password_reset_by_an_e_mailed_link(
+    browser: Browser, contexts: list[BrowserContext], desk: MailDesk
+) -> None:
+    # given
+    context = browser.new_context(locale="en-GB")
+    contexts.append(context)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    # when: Dora asks for a link from the sign-in page
+    page.goto(f"{desk.url}/login")
+    page.get_by_role("link", name="Forgot your password?").click()
+    page.fill("#forgot-form input[name=email]", "dora@example.com")
+    page.click("#forgot-form button[type=submit]")
+    # then
+    expect(page.locator("#forgot-sent")).to_be_visible()
+    link = link_in_mail(desk.mail, 1)
+    # when: she opens it and chooses a new password
+    page.goto(link)
+    expect(page).to_have_url(f"{desk.url}/reset-password")
+    page.fill("#reset-form input[name=password]", "dora's new password")
+    page.click("#reset-form button[type=submit]")
+    expect(page.locator("#reset-done")).to_be_visible()
+    # then: she signs in with it, and the link does not work twice
+    page.locator("#reset-done a").click()
+    page.fill("input[name=email]", "dora@example.com")
+    page.fill("input[name=password]", "dora's new password")
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r".*/inbox.*"))
+    other = context.browser.new_context(locale="en-GB") if context.browser else None
+    assert other is not None
+    contexts.append(other)
+    again = other.new_page()
+    again.goto(link)
+    again.fill("#reset-form input[name=password]", "another new password")
+    again.click("#reset-form button[type=submit]")
+    expect(again.locator("#reset-form .form-error")).to_contain_text("already used")
+    expect(again.get_by_role("link", name="Ask for a new link")).to_be_visible()
+    assert errors == []

@@ -1,0 +1,40 @@
+"""The agent account lifecycle: password reset links.
+
+Revision ID: 0020_account_lifecycle
+Revises: 0019_event_consumers
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0020_account_lifecycle"
+down_revision: str | Sequence[str] | None = "0019_event_consumers"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def upgrade() -> None:
+    op.create_table(
+        "password_resets",
+        sa.Column("id", ID, nullable=False),
+        sa.Column("agent_id", ID, nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["agent_id"], ["agents.id"], name=op.f("fk_password_resets_agent_id_agents"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_password_resets")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_password_resets_token_hash")),
+    )
+    op.create_index(op.f("ix_password_resets_agent_id"), "password_resets", ["agent_id"])
+
+
+def downgrade() -> None:
+    op.drop_index(op.f("ix_password_resets_agent_id"), table_name="password_resets")
+    op.drop_table("password_resets")
