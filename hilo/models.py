@@ -1,6 +1,6 @@
 """Import every model so the metadata is complete (migrations, tests)."""
 
-from hilo.agents.models import Agent, AgentSession, ApiToken, PasswordReset, Team, team_members
+from hilo.agents.models import Agent, AgentSession, ApiToken, Invitation, PasswordReset, Team, team_members
 from hilo.automation.models import AutomationRule, CannedResponse, Macro, ScheduledMessage  # noqa: F401
 from hilo.channels.models import ChannelAccount
 from hilo.consumers.models import ConsumerPosition  # noqa: F401
@@ -27,6 +27,7 @@ __all__ = [
     "Conversation",
     "Event",
     "Identity",
+    "Invitation",
     "Label",
     "Message",
     "OutboxJob",

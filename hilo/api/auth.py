@@ -24,6 +24,7 @@ from hilo.agents.actions import (
     start_session,
     update_agent,
 )
+from hilo.agents.invitations import accept_invitation
 from hilo.agents.models import Agent, AgentSession, ApiToken
 from hilo.agents.passwords import verify_password
 from hilo.agents.recovery import confirm_password_reset, request_password_reset
@@ -67,6 +68,12 @@ class PasswordResetIn(BaseModel):
 class PasswordResetConfirmIn(BaseModel):
     token: str = Field(max_length=128)
     password: str = Field(max_length=1024)
+
+
+class AcceptInvitationIn(BaseModel):
+    token: str = Field(max_length=128)
+    password: str = Field(max_length=1024)
+    name: str | None = Field(default=None, max_length=255)
 
 
 class TokenIn(BaseModel):
@@ -162,6 +169,29 @@ def login(body: LoginIn, request: Request, response: Response, runtime: RuntimeD
     request.session[SESSION_KEY] = token
     payload["csrf_token"] = new_csrf(request)
     limiter.backoff_clear(account_key)
+    remember_device(request, response, runtime, agent_id)
+    return payload
+
+
+@router.post("/accept-invitation")
+def accept(body: AcceptInvitationIn, request: Request, response: Response, runtime: RuntimeDep) -> dict[str, Any]:
+    """Accept an invitation: become an agent with the password chosen here, and be signed in.
+
+    A link that is unknown, accepted, withdrawn (or replaced) or expired answers 400
+    `invitation_invalid`, `invitation_used`, `invitation_revoked` or `invitation_expired`.
+    """
+    limiter = request.app.state.limiter
+    ip = client_ip(request)
+    if not limiter.hit(f"login-ip:{ip}", runtime.settings.login_rate_limit * 3):
+        raise TooManyAttempts(TOO_MANY, limiter.retry_after())
+    with runtime.transaction() as tx:
+        agent = accept_invitation(tx, body.token, password=body.password, name=body.name)
+        _row, token = start_session(tx, agent, user_agent=request.headers.get("user-agent", ""), ip=ip)
+        payload = me_payload(agent, None)
+        agent_id = agent.id
+    request.session.clear()
+    request.session[SESSION_KEY] = token
+    payload["csrf_token"] = new_csrf(request)
     remember_device(request, response, runtime, agent_id)
     return payload
 

@@ -66,6 +66,9 @@ class SessionsRevoked(TypedDict):
 KINDS: dict[str, type | None] = {
     # agents, sign-in and the audit log (hilo.agents)
     "agent.created": None,
+    "agent.invited": None,
+    "agent.invitation_revoked": None,
+    "agent.invitation_accepted": None,
     "agent.updated": None,
     "agent.role_changed": None,
     "agent.password_changed": None,

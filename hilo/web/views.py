@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from hilo.agents.access import Principal
 from hilo.agents.audit import AUDIT_KINDS, audit_events
+from hilo.agents.invitations import invitation_for, pending_invitations
 from hilo.agents.models import ApiToken, Team
 from hilo.channels.addresses import channel_urls
 from hilo.channels.models import ChannelAccount
@@ -171,8 +172,34 @@ def reset_password_page(request: Request, token: str = "", lang: str | None = No
         "reset_password.html",
         locale,
         path="/reset-password",
+        query=urlencode({"token": token[:128]}),
         config={"locale": locale, "strings": js_strings(locale), "token": token[:128]},
     )
+
+
+@router.get("/accept-invitation")
+def accept_invitation_page(request: Request, token: str = "", lang: str | None = None) -> Response:
+    """Where an invited person chooses their password (the page's script drops the token from the address)."""
+    runtime: Runtime = request.app.state.runtime
+    problem: str | None = None
+    invitation = None
+    with runtime.db.read() as session:
+        try:
+            invitation = invitation_for(session, token[:128], runtime.clock.now())
+        except ActionError as exc:
+            problem = exc.reason
+        locale = (
+            normalize_locale(lang) if lang else (invitation.locale if invitation else visitor_locale(request, None))
+        )
+        return render(
+            "accept_invitation.html",
+            locale,
+            invitation=invitation,
+            problem=problem,
+            path="/accept-invitation",
+            query=urlencode({"token": token[:128]}),
+            config={"locale": locale, "strings": js_strings(locale), "token": token[:128]},
+        )
 
 
 # -- inbox ---------------------------------------------------------------------------------
@@ -811,7 +838,17 @@ def admin_channels(request: Request, principal: UiAgent, runtime: RuntimeDep) ->
 
 @router.get("/admin/agents")
 def admin_agents(request: Request, principal: UiAgent, runtime: RuntimeDep) -> Response:
-    return admin_page(request, principal, runtime, "admin/agents.html", page="agents")
+    with runtime.db.read() as session:
+        invitations = pending_invitations(session, runtime.clock.now())
+    return admin_page(
+        request,
+        principal,
+        runtime,
+        "admin/agents.html",
+        page="agents",
+        invitations=invitations,
+        mail_configured=runtime.settings.mail_configured,
+    )
 
 
 @router.get("/admin/teams")

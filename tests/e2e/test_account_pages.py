@@ -48,6 +48,7 @@ def desk(
         app = create_app(settings, clock=FrozenClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC)))
         with app.state.runtime.transaction() as tx:
             create_agent(tx, email="dora@example.com", name="Dora Olvido", password=PASSWORD)
+            create_agent(tx, email="ines@example.com", name="Inés Admin", password=PASSWORD, role="admin")
         server, thread = _serve_app(app, port)
         try:
             yield MailDesk(settings.base_url, handler)
@@ -56,13 +57,14 @@ def desk(
             thread.join(timeout=10)
 
 
-def link_in_mail(handler: RecordingHandler, count: int) -> str:
-    """The link in the `count`-th mail, once the server's job runner has sent it."""
+def link_in_mail(handler: RecordingHandler, to: str) -> str:
+    """The link in the latest mail to `to`, once the server's job runner has sent it."""
     deadline = time.monotonic() + 10
-    while len(handler.messages) < count:
+    while not any(to in m.rcpt_tos for m in handler.messages):
         assert time.monotonic() < deadline, "no mail arrived"
         time.sleep(0.05)
-    message = email.message_from_bytes(handler.messages[count - 1].data, policy=default)
+    latest = [m for m in handler.messages if to in m.rcpt_tos][-1]
+    message = email.message_from_bytes(latest.data, policy=default)
     body = message.get_body(("plain",))
     assert body is not None
     found = re.search(r"http://\S+", body.get_content())
@@ -143,7 +145,7 @@ def test_forgotten_password_reset_by_an_e_mailed_link(
     page.click("#forgot-form button[type=submit]")
     # then
     expect(page.locator("#forgot-sent")).to_be_visible()
-    link = link_in_mail(desk.mail, 1)
+    link = link_in_mail(desk.mail, "dora@example.com")
     # when: she opens it and chooses a new password
     page.goto(link)
     expect(page).to_have_url(f"{desk.url}/reset-password")
@@ -166,3 +168,41 @@ def test_forgotten_password_reset_by_an_e_mailed_link(
     expect(again.locator("#reset-form .form-error")).to_contain_text("already used")
     expect(again.get_by_role("link", name="Ask for a new link")).to_be_visible()
     assert errors == []
+
+
+def test_an_admin_invites_an_agent_who_joins_from_the_e_mailed_link(
+    browser: Browser, contexts: list[BrowserContext], desk: MailDesk
+) -> None:
+    # given
+    admin = signed_in(browser, contexts, desk.url, "ines@example.com", PASSWORD)
+    # when: she invites two people and withdraws one invitation
+    admin.goto(f"{desk.url}/admin/agents")
+    for name, address in (("Olga Oops", "olga@example.com"), ("Pablo Nuevo", "pablo@example.com")):
+        admin.get_by_role("button", name="Invite", exact=True).click()
+        dialog = admin.locator("#agent-invite")
+        dialog.get_by_label("Name").fill(name)
+        dialog.get_by_label("E-mail address").fill(address)
+        dialog.get_by_label("Language").select_option("en")
+        dialog.locator("button[type=submit]").click()
+        expect(admin.locator("#invitations")).to_contain_text(address)
+    admin.locator("#invitations tr", has_text="olga@example.com").get_by_role("button", name="Withdraw").click()
+    # then
+    expect(admin.locator("#invitations tbody tr")).to_have_count(1)
+    expect(admin.locator("#invitations")).to_contain_text("pablo@example.com")
+    # when: Pablo opens his e-mail's link and chooses a password
+    link = link_in_mail(desk.mail, "pablo@example.com")
+    context = browser.new_context(locale="en-GB")
+    contexts.append(context)
+    newcomer = context.new_page()
+    newcomer.set_default_timeout(10_000)
+    newcomer.goto(link)
+    expect(newcomer).to_have_url(f"{desk.url}/accept-invitation")
+    expect(newcomer.locator(".login-card")).to_contain_text("pablo@example.com")
+    newcomer.get_by_label("Choose a password").fill("pablo's own password")
+    newcomer.locator("#accept-form button[type=submit]").click()
+    # then: he is in, and is an agent on the admin's page
+    newcomer.wait_for_url(re.compile(r".*/inbox.*"))
+    admin.reload()
+    expect(admin.locator("table").first).to_contain_text("Pablo Nuevo")
+    expect(admin.locator("#invitations")).to_have_count(0)
+    assert admin.errors == []  # type: ignore[attr-defined]

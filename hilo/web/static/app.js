@@ -1574,6 +1574,12 @@
         window.location.reload();
       } catch (error) { fail(error); }
     },
+    "invitation-revoke": async function (el) {
+      try {
+        await api("DELETE", "/api/v1/agents/invitations/" + el.dataset.invitation);
+        window.location.reload();
+      } catch (error) { fail(error); }
+    },
     "session-revoke": async function (el) {
       try {
         await api("DELETE", "/api/v1/auth/sessions/" + el.dataset.session);
@@ -1753,6 +1759,20 @@
           name: form.name.value, email: form.email.value, password: form.password.value, role: form.role.value, locale: form.locale.value,
         });
         window.location.reload();
+      } catch (error) { formError(form, error); }
+    },
+    "agent-invite": async function (form) {
+      try {
+        const invited = await api("POST", "/api/v1/agents/invitations", {
+          name: form.name.value, email: form.email.value, role: form.role.value, locale: form.locale.value,
+        });
+        form.closest("dialog").close();
+        if (invited.link) {
+          $("#invitation-link-value").value = invited.link;
+          openDialog("invitation-link");
+        } else {
+          window.location.reload();
+        }
       } catch (error) { formError(form, error); }
     },
     "agent-deactivate": async function (form) {

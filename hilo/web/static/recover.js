@@ -1,4 +1,4 @@
-/* Hilo password reset: ask for a link by e-mail, then choose a new password with it. */
+/* Hilo before sign-in: ask for a password reset link, choose a new password with it, accept an invitation. */
 (function () {
   "use strict";
   const config = JSON.parse(document.getElementById("hilo-config").textContent);
@@ -61,6 +61,12 @@
     } else if (failure.code && failure.code.indexOf("reset_token_") === 0) {
       document.getElementById("reset-again").hidden = false;
     }
+    return failure;
+  });
+
+  wire(document.getElementById("accept-form"), async function (form) {
+    const failure = await post("/api/v1/auth/accept-invitation", { token: token || "", password: form.password.value, name: form.name.value });
+    if (!failure) { window.location.assign("/inbox"); }
     return failure;
   });
 })();

@@ -1,4 +1,4 @@
-"""The agent account lifecycle: password reset links.
+"""The agent account lifecycle: password reset links and invitations.
 
 Revision ID: 0020_account_lifecycle
 Revises: 0019_event_consumers
@@ -33,8 +33,34 @@ def upgrade() -> None:
         sa.UniqueConstraint("token_hash", name=op.f("uq_password_resets_token_hash")),
     )
     op.create_index(op.f("ix_password_resets_agent_id"), "password_resets", ["agent_id"])
+    op.create_table(
+        "invitations",
+        sa.Column("id", ID, nullable=False),
+        sa.Column("email", sa.String(length=320), nullable=False),
+        sa.Column("name", sa.String(length=255), nullable=False),
+        sa.Column("role", sa.String(length=16), nullable=False),
+        sa.Column("locale", sa.String(length=8), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("invited_by_id", ID, nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("accepted_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("agent_id", ID, nullable=True),
+        sa.ForeignKeyConstraint(
+            ["invited_by_id"], ["agents.id"], name=op.f("fk_invitations_invited_by_id_agents"), ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(
+            ["agent_id"], ["agents.id"], name=op.f("fk_invitations_agent_id_agents"), ondelete="SET NULL"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_invitations")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_invitations_token_hash")),
+    )
+    op.create_index(op.f("ix_invitations_email"), "invitations", ["email"])
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_invitations_email"), table_name="invitations")
+    op.drop_table("invitations")
     op.drop_index(op.f("ix_password_resets_agent_id"), table_name="password_resets")
     op.drop_table("password_resets")
