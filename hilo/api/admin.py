@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from hilo.agents import actions as agent_actions
+from hilo.agents import two_factor
 from hilo.agents.access import Principal, require_admin
 from hilo.agents.audit import AUDIT_PAGE, audit_events
 from hilo.agents.invitations import invite_agent, pending_invitations, revoke_invitation
@@ -210,6 +211,27 @@ def withdraw_invitation(invitation_id: int, principal: CurrentAgent, runtime: Ru
     require_admin(principal)
     with runtime.transaction(principal.id) as tx:
         revoke_invitation(tx, invitation_id)
+
+
+class AccountSettingsIn(BaseModel):
+    require_two_factor: bool
+
+
+@router.get("/admin/account-settings", tags=["administration"])
+def get_account_settings(principal: CurrentAgent, runtime: RuntimeDep) -> dict[str, bool]:
+    """The organisation's sign-in rules."""
+    require_admin(principal)
+    with runtime.db.read() as session:
+        return {"require_two_factor": two_factor.required(session)}
+
+
+@router.put("/admin/account-settings", tags=["administration"])
+def put_account_settings(body: AccountSettingsIn, principal: CurrentAgent, runtime: RuntimeDep) -> dict[str, bool]:
+    """Require two-factor sign-in of every agent: those without it are sent to set it up after signing in."""
+    require_admin(principal)
+    with runtime.transaction(principal.id) as tx:
+        row = two_factor.set_required(tx, body.require_two_factor)
+        return {"require_two_factor": row.require_two_factor}
 
 
 @router.patch("/agents/{agent_id}", tags=["agents"])

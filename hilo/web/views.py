@@ -17,9 +17,11 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from hilo.agents import two_factor
 from hilo.agents.access import Principal
 from hilo.agents.audit import AUDIT_KINDS, audit_events
 from hilo.agents.invitations import invitation_for, pending_invitations
@@ -72,12 +74,21 @@ class SignInRequired(Exception):
     """Raised by pages when nobody is signed in: browsers go to the sign-in page."""
 
 
+class TwoFactorSetupRequired(Exception):
+    """Raised by pages when the organisation requires two-factor sign-in and the agent has not set it up."""
+
+
+TWO_FACTOR_PAGE = "/account/two-factor"
+
+
 def page_principal(request: Request) -> Principal:
     """The agent signed in with the session cookie (the UI never uses tokens)."""
     runtime: Runtime = request.app.state.runtime
     principal = load_principal(runtime, {}, session_token(request))
     if principal is None:
         raise SignInRequired
+    if principal.must_enrol and request.url.path != TWO_FACTOR_PAGE:
+        raise TwoFactorSetupRequired
     # The API's error handler answers in this agent's language.
     request.state.principal = principal
     return principal
@@ -705,6 +716,26 @@ def account(request: Request, principal: UiAgent) -> Response:
     )
 
 
+@router.get(TWO_FACTOR_PAGE)
+def account_two_factor(request: Request, principal: UiAgent, runtime: RuntimeDep) -> Response:
+    """Set up, or turn off, two-factor sign-in with an authenticator app."""
+    with runtime.db.read() as session:
+        state = two_factor.status(session, principal.id)
+    qr = (
+        two_factor.qr_svg(two_factor.setup_uri(state.pending_secret, principal.email)) if state.pending_secret else None
+    )
+    csrf = csrf_token(request)
+    return render(
+        "account_two_factor.html",
+        principal.locale,
+        me=principal,
+        state=state,
+        qr=Markup(qr) if qr else None,  # noqa: S704 (SVG drawn here by segno, from our own URI)
+        path=TWO_FACTOR_PAGE,
+        config={"locale": principal.locale, "csrf": csrf, "strings": js_strings(principal.locale)},
+    )
+
+
 @router.get("/account/tokens")
 def account_tokens(request: Request, principal: UiAgent, runtime: RuntimeDep) -> Response:
     """The agent's personal API tokens: create one (shown once), see when each was used, revoke."""
@@ -840,6 +871,7 @@ def admin_channels(request: Request, principal: UiAgent, runtime: RuntimeDep) ->
 def admin_agents(request: Request, principal: UiAgent, runtime: RuntimeDep) -> Response:
     with runtime.db.read() as session:
         invitations = pending_invitations(session, runtime.clock.now())
+        require_two_factor = two_factor.required(session)
     return admin_page(
         request,
         principal,
@@ -848,6 +880,7 @@ def admin_agents(request: Request, principal: UiAgent, runtime: RuntimeDep) -> R
         page="agents",
         invitations=invitations,
         mail_configured=runtime.settings.mail_configured,
+        require_two_factor=require_two_factor,
     )
 
 
@@ -909,9 +942,16 @@ def _sign_in_required(request: Request, exc: Exception) -> Response:
     return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
 
 
+def _two_factor_setup_required(request: Request, exc: Exception) -> Response:
+    if request.headers.get("hx-request"):
+        return Response(status_code=403, headers={"HX-Redirect": TWO_FACTOR_PAGE})
+    return RedirectResponse(TWO_FACTOR_PAGE, status_code=303)
+
+
 def install(app: FastAPI) -> None:
     """Add the agent UI, its REST endpoints and static files to the app."""
     app.include_router(api.router)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(SignInRequired, _sign_in_required)
+    app.add_exception_handler(TwoFactorSetupRequired, _two_factor_setup_required)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from email.policy import default
 from pathlib import Path
 
+import pyotp
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
@@ -28,6 +29,8 @@ from tests.e2e.test_agent_ui import (  # noqa: F401 - `live` is a fixture
 
 __all__ = ["live"]
 
+DORA_PASSWORD = "dora's new password"
+
 
 @dataclass
 class MailDesk:
@@ -35,6 +38,7 @@ class MailDesk:
 
     url: str
     mail: RecordingHandler
+    clock: FrozenClock
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -45,13 +49,15 @@ def desk(
         settings, port = served_settings(
             request, tmp_path_factory, sqlite_template, "accounts", smtp_url=f"smtp://127.0.0.1:{smtp_port}"
         )
-        app = create_app(settings, clock=FrozenClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC)))
+        clock = FrozenClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+        app = create_app(settings, clock=clock)
         with app.state.runtime.transaction() as tx:
             create_agent(tx, email="dora@example.com", name="Dora Olvido", password=PASSWORD)
             create_agent(tx, email="ines@example.com", name="Inés Admin", password=PASSWORD, role="admin")
+            create_agent(tx, email="eva@example.com", name="Eva Segura", password=PASSWORD)
         server, thread = _serve_app(app, port)
         try:
-            yield MailDesk(settings.base_url, handler)
+            yield MailDesk(settings.base_url, handler, clock)
         finally:
             server.should_exit = True
             thread.join(timeout=10)
@@ -149,13 +155,13 @@ def test_forgotten_password_reset_by_an_e_mailed_link(
     # when: she opens it and chooses a new password
     page.goto(link)
     expect(page).to_have_url(f"{desk.url}/reset-password")
-    page.fill("#reset-form input[name=password]", "dora's new password")
+    page.fill("#reset-form input[name=password]", DORA_PASSWORD)
     page.click("#reset-form button[type=submit]")
     expect(page.locator("#reset-done")).to_be_visible()
     # then: she signs in with it, and the link does not work twice
     page.locator("#reset-done a").click()
     page.fill("input[name=email]", "dora@example.com")
-    page.fill("input[name=password]", "dora's new password")
+    page.fill("input[name=password]", DORA_PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(re.compile(r".*/inbox.*"))
     other = context.browser.new_context(locale="en-GB") if context.browser else None
@@ -205,4 +211,64 @@ def test_an_admin_invites_an_agent_who_joins_from_the_e_mailed_link(
     admin.reload()
     expect(admin.locator("table").first).to_contain_text("Pablo Nuevo")
     expect(admin.locator("#invitations")).to_have_count(0)
+    assert admin.errors == []  # type: ignore[attr-defined]
+
+
+def test_two_factor_sign_in_set_up_used_and_required(
+    browser: Browser, contexts: list[BrowserContext], desk: MailDesk
+) -> None:
+    # given: the admin opens two-factor sign-in from her account
+    admin = signed_in(browser, contexts, desk.url, "ines@example.com", PASSWORD)
+    admin.goto(f"{desk.url}/account")
+    admin.get_by_role("link", name="Two-factor sign-in").click()
+    # when: she sets it up with her app
+    admin.get_by_role("button", name="Set up two-factor sign-in").click()
+    expect(admin.locator(".qr-box svg")).to_be_visible()
+    secret = admin.locator("#two-factor-secret").inner_text()
+    admin.get_by_label("Code from the app").fill(pyotp.TOTP(secret).at(desk.clock.now()))
+    admin.get_by_role("button", name="Turn it on").click()
+    # then: ten recovery codes, shown once
+    codes = admin.locator("#recovery-codes li")
+    expect(codes).to_have_count(10)
+    recovery = codes.nth(0).inner_text()
+    admin.get_by_role("link", name="I have kept them").click()
+    admin.wait_for_url(re.compile(r".*/inbox.*"))
+    # when: she signs in on another browser, with a recovery code
+    context = browser.new_context(locale="en-GB")
+    contexts.append(context)
+    other = context.new_page()
+    other.set_default_timeout(10_000)
+    other.goto(f"{desk.url}/login")
+    other.fill("input[name=email]", "ines@example.com")
+    other.fill("input[name=password]", PASSWORD)
+    other.click("#login-form button[type=submit]")
+    other.get_by_label("Code").fill("123456")
+    other.click("#code-form button[type=submit]")
+    expect(other.locator("#code-error")).to_have_text("That code is not right; type the one your app shows now.")
+    other.get_by_label("Code").fill(recovery)
+    other.click("#code-form button[type=submit]")
+    # then
+    other.wait_for_url(re.compile(r".*/inbox.*"))
+    # when: she requires two-factor sign-in of every agent
+    admin.goto(f"{desk.url}/admin/agents")
+    admin.get_by_label("Require two-factor sign-in for every agent").check()
+    admin.locator("form[data-form=account-settings] button[type=submit]").click()
+    expect(admin.locator(".toast")).to_contain_text("Saved.")
+    # then: an agent without it is sent to set it up after signing in
+    context = browser.new_context(locale="en-GB")
+    contexts.append(context)
+    agent = context.new_page()
+    agent.set_default_timeout(10_000)
+    agent.goto(f"{desk.url}/login")
+    agent.fill("input[name=email]", "eva@example.com")
+    agent.fill("input[name=password]", PASSWORD)
+    agent.click("#login-form button[type=submit]")
+    agent.wait_for_url(f"{desk.url}/account/two-factor")
+    expect(agent.locator("#two-factor-required")).to_be_visible()
+    agent.goto(f"{desk.url}/inbox")
+    expect(agent).to_have_url(f"{desk.url}/account/two-factor")
+    # The requirement goes away again for the next scenarios on this server.
+    admin.get_by_label("Require two-factor sign-in for every agent").uncheck()
+    admin.locator("form[data-form=account-settings] button[type=submit]").click()
+    expect(admin.locator(".toast").last).to_contain_text("Saved.")
     assert admin.errors == []  # type: ignore[attr-defined]

@@ -1761,6 +1761,12 @@
         window.location.reload();
       } catch (error) { formError(form, error); }
     },
+    "account-settings": async function (form) {
+      try {
+        await api("PUT", "/api/v1/admin/account-settings", { require_two_factor: form.require_two_factor.checked });
+        toast(t("Saved."));
+      } catch (error) { fail(error); }
+    },
     "agent-invite": async function (form) {
       try {
         const invited = await api("POST", "/api/v1/agents/invitations", {
