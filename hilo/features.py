@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from hilo.agents import mail
 from hilo.automation import webhooks
 from hilo.automation.rules import AutomationHandlers
 from hilo.consumers.engine import Engine
@@ -105,6 +106,7 @@ class _Mailboxes:
 
 
 FEATURES: tuple[Feature, ...] = (
+    Feature("accounts", jobs={mail.JOB_KIND: mail.deliver}),
     Feature("workspace", routes=("hilo.web.views", "hilo.web.admin_automation"), consumer=Notifier),
     Feature("routing", routes=("hilo.routing.api",), reactions=_routing),
     Feature(

@@ -1,6 +1,17 @@
 """Import every model so the metadata is complete (migrations, tests)."""
 
-from hilo.agents.models import Agent, AgentSession, ApiToken, Team, team_members
+from hilo.agents.models import (
+    AccountSettings,
+    Agent,
+    AgentSession,
+    ApiToken,
+    Invitation,
+    PasswordReset,
+    RecoveryCode,
+    Team,
+    TwoFactor,
+    team_members,
+)
 from hilo.automation.models import AutomationRule, CannedResponse, Macro, ScheduledMessage  # noqa: F401
 from hilo.channels.models import ChannelAccount
 from hilo.consumers.models import ConsumerPosition  # noqa: F401
@@ -17,6 +28,7 @@ from hilo.routing.models import RoutingAgent, SlaPolicy, SlaTimer  # noqa: F401
 from hilo.web.models import ConversationRead, Notification, SavedView  # noqa: F401
 
 __all__ = [
+    "AccountSettings",
     "Agent",
     "AgentSession",
     "ApiToken",
@@ -27,11 +39,15 @@ __all__ = [
     "Conversation",
     "Event",
     "Identity",
+    "Invitation",
     "Label",
     "Message",
     "OutboxJob",
     "OutboxPart",
+    "PasswordReset",
+    "RecoveryCode",
     "Team",
+    "TwoFactor",
     "conversation_labels",
     "team_members",
 ]

@@ -59,11 +59,20 @@ class Settings:
     # Fernet keys for secrets at rest (HILO_SECRET_KEYS, comma-separated, the first encrypts);
     # empty: a key derived from secret_key (see hilo.db.encryption).
     secret_keys: str = ""
+    # The server that sends Hilo's own e-mails (password resets, invitations):
+    # smtp://user:pass@host:port (STARTTLS when offered) or smtps://... (TLS); empty: none.
+    smtp_url: str = ""
+    # Their sender; empty: hilo@ and the host of base_url.
+    mail_from: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def mail_configured(self) -> bool:
+        return bool(self.smtp_url)
 
 
 def load_settings() -> Settings:
@@ -92,4 +101,6 @@ def load_settings() -> Settings:
         log_level=_env("LOG_LEVEL", "INFO"),
         outbound_allow_networks=_env("OUTBOUND_ALLOW_NETWORKS", ""),
         secret_keys=_env("SECRET_KEYS", ""),
+        smtp_url=_env("SMTP_URL", ""),
+        mail_from=_env("MAIL_FROM", ""),
     )

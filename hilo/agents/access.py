@@ -21,6 +21,9 @@ class Principal:
     via_token: bool = False
     # The sign-in session (hash of the cookie's token) when signed in with the cookie.
     session_id: str | None = None
+    # Signed in with the cookie while two-factor sign-in is required and not set up: only
+    # the set-up page and the sign-in endpoints answer (hilo.http.deps, hilo.web.views).
+    must_enrol: bool = False
 
     @property
     def sees_everything(self) -> bool:

@@ -91,7 +91,7 @@ def update_agent(
             deactivate_agent(tx, agent, conversations=conversations)
         changes["active"] = active
     if password is not None:
-        _set_password(tx, agent, password)
+        set_password(tx, agent, password)
         revoke_sessions(tx, agent.id, reason="password_changed")
         changes["password"] = "changed"  # noqa: S105 (the event says that, never the value)
     if changes:
@@ -102,7 +102,8 @@ def update_agent(
     return agent
 
 
-def _set_password(tx: Tx, agent: Agent, password: str) -> None:
+def set_password(tx: Tx, agent: Agent, password: str) -> None:
+    """Set an agent's password (at least MIN_PASSWORD long); the caller decides which sessions end."""
     _check_password(password)
     agent.password_hash = hash_password(password)
     tx.record("agent.password_changed", data={"agent_id": agent.id})
@@ -116,7 +117,7 @@ def change_own_password(tx: Tx, agent: Agent, current: str, new: str, keep_sessi
     """
     if not verify_password(agent.password_hash, current):
         raise ActionError("password_wrong", N_("Your current password is not right."), 403)
-    _set_password(tx, agent, new)
+    set_password(tx, agent, new)
     agent.updated_at = tx.now
     revoke_sessions(tx, agent.id, reason="password_changed", keep=keep_session_id)
     tx.deferred.append(tx.runtime.forget_principals)

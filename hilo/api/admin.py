@@ -11,9 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from hilo.agents import actions as agent_actions
+from hilo.agents import two_factor
 from hilo.agents.access import Principal, require_admin
 from hilo.agents.audit import AUDIT_PAGE, audit_events
-from hilo.agents.models import Agent, Team
+from hilo.agents.invitations import invite_agent, pending_invitations, revoke_invitation
+from hilo.agents.models import Agent, Invitation, Team
 from hilo.channels import actions as channel_actions
 from hilo.channels.access import access_channel
 from hilo.channels.addresses import channel_urls
@@ -44,6 +46,13 @@ class AgentIn(BaseModel):
     email: str = Field(max_length=320)
     name: str = Field(max_length=255)
     password: str = Field(max_length=1024)
+    role: Literal["admin", "supervisor", "agent"] = "agent"
+    locale: Literal["en", "es"] = "en"
+
+
+class InvitationIn(BaseModel):
+    email: str = Field(max_length=320)
+    name: str = Field(default="", max_length=255)
     role: Literal["admin", "supervisor", "agent"] = "agent"
     locale: Literal["en", "es"] = "en"
 
@@ -154,6 +163,75 @@ def create_agent(body: AgentIn, principal: CurrentAgent, runtime: RuntimeDep) ->
             tx, email=body.email, name=body.name, password=body.password, role=body.role, locale=body.locale
         )
         return agent_payload(agent)
+
+
+def invitation_payload(row: Invitation) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "email": row.email,
+        "name": row.name,
+        "role": row.role,
+        "locale": row.locale,
+        "invited_by_id": row.invited_by_id,
+        "created_at": row.created_at,
+        "expires_at": row.expires_at,
+    }
+
+
+@router.post("/agents/invitations", tags=["agents"], status_code=201)
+def invite(body: InvitationIn, principal: CurrentAgent, runtime: RuntimeDep) -> dict[str, Any]:
+    """Invite someone by e-mail to become an agent: a link, valid for 7 days and once, to choose a password.
+
+    Without a mail server (HILO_SMTP_URL) nothing is sent: `mailed` is false and `link` is
+    the link for the admin to pass on (it is returned only then). A new invitation to the same
+    address replaces the earlier one.
+    """
+    require_admin(principal)
+    with runtime.transaction(principal.id) as tx:
+        inviter = tx.session.get(Agent, principal.id)
+        assert inviter is not None
+        invited = invite_agent(tx, inviter, email=body.email, name=body.name, role=body.role, locale=body.locale)
+        return invitation_payload(invited.invitation) | {
+            "mailed": invited.mailed,
+            "link": None if invited.mailed else invited.link,
+        }
+
+
+@router.get("/agents/invitations", tags=["agents"])
+def list_invitations(principal: CurrentAgent, runtime: RuntimeDep) -> list[dict[str, Any]]:
+    """Invitations not yet accepted, withdrawn or expired, newest first."""
+    require_admin(principal)
+    with runtime.db.read() as session:
+        return [invitation_payload(row) for row in pending_invitations(session, runtime.clock.now())]
+
+
+@router.delete("/agents/invitations/{invitation_id}", tags=["agents"], status_code=204)
+def withdraw_invitation(invitation_id: int, principal: CurrentAgent, runtime: RuntimeDep) -> None:
+    """Withdraw a pending invitation: its link stops working."""
+    require_admin(principal)
+    with runtime.transaction(principal.id) as tx:
+        revoke_invitation(tx, invitation_id)
+
+
+class AccountSettingsIn(BaseModel):
+    require_two_factor: bool
+
+
+@router.get("/admin/account-settings", tags=["administration"])
+def get_account_settings(principal: CurrentAgent, runtime: RuntimeDep) -> dict[str, bool]:
+    """The organisation's sign-in rules."""
+    require_admin(principal)
+    with runtime.db.read() as session:
+        return {"require_two_factor": two_factor.required(session)}
+
+
+@router.put("/admin/account-settings", tags=["administration"])
+def put_account_settings(body: AccountSettingsIn, principal: CurrentAgent, runtime: RuntimeDep) -> dict[str, bool]:
+    """Require two-factor sign-in of every agent: those without it are sent to set it up after signing in."""
+    require_admin(principal)
+    with runtime.transaction(principal.id) as tx:
+        row = two_factor.set_required(tx, body.require_two_factor)
+        return {"require_two_factor": row.require_two_factor}
 
 
 @router.patch("/agents/{agent_id}", tags=["agents"])

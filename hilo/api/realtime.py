@@ -35,6 +35,9 @@ async def agent_socket(websocket: WebSocket) -> None:
     if principal is None:
         await websocket.close(code=4401)
         return
+    if principal.must_enrol:
+        await websocket.close(code=4403)
+        return
     await websocket.accept()
     hub = websocket.app.state.hub
     connection = Connection(websocket=websocket, principal=principal)

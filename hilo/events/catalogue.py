@@ -66,6 +66,9 @@ class SessionsRevoked(TypedDict):
 KINDS: dict[str, type | None] = {
     # agents, sign-in and the audit log (hilo.agents)
     "agent.created": None,
+    "agent.invited": None,
+    "agent.invitation_revoked": None,
+    "agent.invitation_accepted": None,
     "agent.updated": None,
     "agent.role_changed": None,
     "agent.password_changed": None,
@@ -73,6 +76,12 @@ KINDS: dict[str, type | None] = {
     "agent.reactivated": None,
     "auth.signed_in": None,
     "auth.sign_in_failed": None,
+    "auth.password_reset_requested": None,
+    "auth.password_reset": None,
+    "auth.two_factor_enabled": None,
+    "auth.two_factor_disabled": None,
+    "auth.recovery_code_used": None,
+    "auth.two_factor_required": None,
     "auth.signed_out": SessionsRevoked,
     "auth.session_revoked": SessionsRevoked,
     "team.created": None,

@@ -21,6 +21,7 @@ from hilo import constant_time
 from hilo.agents.access import Principal
 from hilo.agents.models import Agent, AgentSession, ApiToken
 from hilo.agents.passwords import token_hash
+from hilo.agents.two_factor import must_enrol
 from hilo.errors import ActionError
 from hilo.i18n import N_
 from hilo.runtime import Runtime
@@ -31,6 +32,8 @@ SESSION_KEY = "sid"
 # A session unused this long ends (the cookie itself lasts as long).
 SESSION_IDLE = timedelta(days=14)
 CSRF_HEADER = "x-csrf-token"
+# What an agent who must set up two-factor sign-in may still call with the cookie.
+ENROLMENT_PATHS = ("/api/v1/auth/me", "/api/v1/auth/logout", "/api/v1/auth/two-factor")
 PRINCIPAL_SECONDS = 5.0
 PRINCIPAL_CACHE_SIZE = 10_000
 
@@ -51,7 +54,9 @@ def read_session(runtime: RuntimeDep) -> Iterator[Session]:
 ReadSession = Annotated[Session, Depends(read_session)]
 
 
-def principal_of(agent: Agent, via_token: bool = False, session_id: str | None = None) -> Principal:
+def principal_of(
+    agent: Agent, via_token: bool = False, session_id: str | None = None, enrol: bool = False
+) -> Principal:
     return Principal(
         id=agent.id,
         email=agent.email,
@@ -61,6 +66,7 @@ def principal_of(agent: Agent, via_token: bool = False, session_id: str | None =
         team_ids=frozenset(t.id for t in agent.teams),
         via_token=via_token,
         session_id=session_id,
+        must_enrol=enrol,
     )
 
 
@@ -142,7 +148,7 @@ def _session_principal(runtime: Runtime, session: Session, session_id: str) -> P
     if now - last_seen_at > TOKEN_TOUCH_INTERVAL:
         with runtime.db.session() as writer:
             writer.execute(update(AgentSession).where(AgentSession.id == session_id).values(last_seen_at=now))
-    return principal_of(agent, False, session_id)
+    return principal_of(agent, False, session_id, must_enrol(session, agent.id))
 
 
 def current_principal(request: Request, runtime: RuntimeDep) -> Principal:
@@ -150,6 +156,12 @@ def current_principal(request: Request, runtime: RuntimeDep) -> Principal:
     principal = load_principal(runtime, headers, session_token(request))
     if principal is None:
         raise ActionError("not_authenticated", N_("Sign in first."), 401)
+    if principal.must_enrol and not request.url.path.startswith(ENROLMENT_PATHS):
+        raise ActionError(
+            "two_factor_setup_required",
+            N_("Your organisation requires two-factor sign-in: set it up first, in Your account."),
+            403,
+        )
     if not principal.via_token and request.method not in SAFE_METHODS:
         expected = request.session.get("csrf", "")
         given = request.headers.get(CSRF_HEADER, "")

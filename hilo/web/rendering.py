@@ -92,6 +92,7 @@ QUOTED_KINDS = {
 JS_STRINGS = (
     N_("Something went wrong; try again."),
     N_("Revoke the token {name}? Anything that uses it stops working at once."),
+    N_("Password changed. Every other browser where you were signed in is signed out."),
     N_("Connection lost; reconnecting…"),
     N_("Connected again."),
     N_("{name} is viewing"),

@@ -17,11 +17,14 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from hilo.agents import two_factor
 from hilo.agents.access import Principal
 from hilo.agents.audit import AUDIT_KINDS, audit_events
+from hilo.agents.invitations import invitation_for, pending_invitations
 from hilo.agents.models import ApiToken, Team
 from hilo.channels.addresses import channel_urls
 from hilo.channels.models import ChannelAccount
@@ -61,6 +64,8 @@ PAGE = 25
 TIMELINE_PAGE = 50
 EARLIER_PAGE = 50
 PICKER_LIMIT = 8
+# Each language in its own name: whoever cannot read the current one still finds theirs.
+LOCALE_NAMES = {"en": "English", "es": "Español"}
 CONVERSATION_REF = re.compile(r"^#?(\d{1,18})$")
 # Attachment kinds the timeline previews; any other file is a "document".
 
@@ -69,12 +74,21 @@ class SignInRequired(Exception):
     """Raised by pages when nobody is signed in: browsers go to the sign-in page."""
 
 
+class TwoFactorSetupRequired(Exception):
+    """Raised by pages when the organisation requires two-factor sign-in and the agent has not set it up."""
+
+
+TWO_FACTOR_PAGE = "/account/two-factor"
+
+
 def page_principal(request: Request) -> Principal:
     """The agent signed in with the session cookie (the UI never uses tokens)."""
     runtime: Runtime = request.app.state.runtime
     principal = load_principal(runtime, {}, session_token(request))
     if principal is None:
         raise SignInRequired
+    if principal.must_enrol and request.url.path != TWO_FACTOR_PAGE:
+        raise TwoFactorSetupRequired
     # The API's error handler answers in this agent's language.
     request.state.principal = principal
     return principal
@@ -126,20 +140,77 @@ def home(request: Request) -> RedirectResponse:
     return RedirectResponse("/inbox" if signed_in else "/login", status_code=303)
 
 
+def visitor_locale(request: Request, lang: str | None) -> str:
+    """The language of a page shown before sign-in: the one chosen on it, else the browser's."""
+    if lang:
+        request.session["lang"] = normalize_locale(lang)
+    return str(request.session.get("lang") or negotiate(request.headers.get("accept-language")))
+
+
 @router.get("/login")
 def login_page(request: Request, next: str | None = None, lang: str | None = None) -> Response:
     runtime: Runtime = request.app.state.runtime
     if load_principal(runtime, {}, session_token(request)) is not None:
         return RedirectResponse(local_path(next), status_code=303)
-    if lang:
-        request.session["lang"] = normalize_locale(lang)
-    locale = request.session.get("lang") or negotiate(request.headers.get("accept-language"))
+    locale = visitor_locale(request, lang)
     return render(
         "login.html",
         locale,
         next=local_path(next),
         config={"locale": locale, "strings": js_strings(locale), "next": local_path(next)},
     )
+
+
+@router.get("/forgot-password")
+def forgot_password_page(request: Request, lang: str | None = None) -> Response:
+    """Ask for a link to choose a new password; says so when this server cannot send e-mail."""
+    runtime: Runtime = request.app.state.runtime
+    locale = visitor_locale(request, lang)
+    return render(
+        "forgot_password.html",
+        locale,
+        mail_configured=runtime.settings.mail_configured,
+        path="/forgot-password",
+        config={"locale": locale, "strings": js_strings(locale)},
+    )
+
+
+@router.get("/reset-password")
+def reset_password_page(request: Request, token: str = "", lang: str | None = None) -> Response:
+    """Choose a new password with the token of a reset link (the page's script drops it from the address)."""
+    locale = visitor_locale(request, lang)
+    return render(
+        "reset_password.html",
+        locale,
+        path="/reset-password",
+        query=urlencode({"token": token[:128]}),
+        config={"locale": locale, "strings": js_strings(locale), "token": token[:128]},
+    )
+
+
+@router.get("/accept-invitation")
+def accept_invitation_page(request: Request, token: str = "", lang: str | None = None) -> Response:
+    """Where an invited person chooses their password (the page's script drops the token from the address)."""
+    runtime: Runtime = request.app.state.runtime
+    problem: str | None = None
+    invitation = None
+    with runtime.db.read() as session:
+        try:
+            invitation = invitation_for(session, token[:128], runtime.clock.now())
+        except ActionError as exc:
+            problem = exc.reason
+        locale = (
+            normalize_locale(lang) if lang else (invitation.locale if invitation else visitor_locale(request, None))
+        )
+        return render(
+            "accept_invitation.html",
+            locale,
+            invitation=invitation,
+            problem=problem,
+            path="/accept-invitation",
+            query=urlencode({"token": token[:128]}),
+            config={"locale": locale, "strings": js_strings(locale), "token": token[:128]},
+        )
 
 
 # -- inbox ---------------------------------------------------------------------------------
@@ -632,6 +703,39 @@ def notifications_fragment(principal: UiAgent, runtime: RuntimeDep) -> Response:
 # -- your account --------------------------------------------------------------------------
 
 
+@router.get("/account")
+def account(request: Request, principal: UiAgent) -> Response:
+    """The agent's own password and language."""
+    return render(
+        "account.html",
+        principal.locale,
+        **base_context(request, principal),
+        locales=LOCALE_NAMES,
+        section="account",
+        page="account",
+    )
+
+
+@router.get(TWO_FACTOR_PAGE)
+def account_two_factor(request: Request, principal: UiAgent, runtime: RuntimeDep) -> Response:
+    """Set up, or turn off, two-factor sign-in with an authenticator app."""
+    with runtime.db.read() as session:
+        state = two_factor.status(session, principal.id)
+    qr = (
+        two_factor.qr_svg(two_factor.setup_uri(state.pending_secret, principal.email)) if state.pending_secret else None
+    )
+    csrf = csrf_token(request)
+    return render(
+        "account_two_factor.html",
+        principal.locale,
+        me=principal,
+        state=state,
+        qr=Markup(qr) if qr else None,  # noqa: S704 (SVG drawn here by segno, from our own URI)
+        path=TWO_FACTOR_PAGE,
+        config={"locale": principal.locale, "csrf": csrf, "strings": js_strings(principal.locale)},
+    )
+
+
 @router.get("/account/tokens")
 def account_tokens(request: Request, principal: UiAgent, runtime: RuntimeDep) -> Response:
     """The agent's personal API tokens: create one (shown once), see when each was used, revoke."""
@@ -644,7 +748,12 @@ def account_tokens(request: Request, principal: UiAgent, runtime: RuntimeDep) ->
             ).scalars()
         )
     return render(
-        "account_tokens.html", principal.locale, **base_context(request, principal), tokens=tokens, section="account"
+        "account_tokens.html",
+        principal.locale,
+        **base_context(request, principal),
+        tokens=tokens,
+        section="account",
+        page="tokens",
     )
 
 
@@ -657,6 +766,7 @@ def account_sessions(request: Request, principal: UiAgent, runtime: RuntimeDep) 
         **base_context(request, principal),
         sessions=active_sessions(runtime, principal.id),
         section="account",
+        page="sessions",
     )
 
 
@@ -759,7 +869,19 @@ def admin_channels(request: Request, principal: UiAgent, runtime: RuntimeDep) ->
 
 @router.get("/admin/agents")
 def admin_agents(request: Request, principal: UiAgent, runtime: RuntimeDep) -> Response:
-    return admin_page(request, principal, runtime, "admin/agents.html", page="agents")
+    with runtime.db.read() as session:
+        invitations = pending_invitations(session, runtime.clock.now())
+        require_two_factor = two_factor.required(session)
+    return admin_page(
+        request,
+        principal,
+        runtime,
+        "admin/agents.html",
+        page="agents",
+        invitations=invitations,
+        mail_configured=runtime.settings.mail_configured,
+        require_two_factor=require_two_factor,
+    )
 
 
 @router.get("/admin/teams")
@@ -820,9 +942,16 @@ def _sign_in_required(request: Request, exc: Exception) -> Response:
     return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
 
 
+def _two_factor_setup_required(request: Request, exc: Exception) -> Response:
+    if request.headers.get("hx-request"):
+        return Response(status_code=403, headers={"HX-Redirect": TWO_FACTOR_PAGE})
+    return RedirectResponse(TWO_FACTOR_PAGE, status_code=303)
+
+
 def install(app: FastAPI) -> None:
     """Add the agent UI, its REST endpoints and static files to the app."""
     app.include_router(api.router)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(SignInRequired, _sign_in_required)
+    app.add_exception_handler(TwoFactorSetupRequired, _two_factor_setup_required)

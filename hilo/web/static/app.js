@@ -1574,6 +1574,12 @@
         window.location.reload();
       } catch (error) { fail(error); }
     },
+    "invitation-revoke": async function (el) {
+      try {
+        await api("DELETE", "/api/v1/agents/invitations/" + el.dataset.invitation);
+        window.location.reload();
+      } catch (error) { fail(error); }
+    },
     "session-revoke": async function (el) {
       try {
         await api("DELETE", "/api/v1/auth/sessions/" + el.dataset.session);
@@ -1755,12 +1761,46 @@
         window.location.reload();
       } catch (error) { formError(form, error); }
     },
+    "account-settings": async function (form) {
+      try {
+        await api("PUT", "/api/v1/admin/account-settings", { require_two_factor: form.require_two_factor.checked });
+        toast(t("Saved."));
+      } catch (error) { fail(error); }
+    },
+    "agent-invite": async function (form) {
+      try {
+        const invited = await api("POST", "/api/v1/agents/invitations", {
+          name: form.name.value, email: form.email.value, role: form.role.value, locale: form.locale.value,
+        });
+        form.closest("dialog").close();
+        if (invited.link) {
+          $("#invitation-link-value").value = invited.link;
+          openDialog("invitation-link");
+        } else {
+          window.location.reload();
+        }
+      } catch (error) { formError(form, error); }
+    },
     "agent-deactivate": async function (form) {
       try {
         await api("PATCH", "/api/v1/agents/" + form.dataset.agent, {
           active: false, conversations: form.querySelector("input[name=conversations]:checked").value,
         });
         window.location.reload();
+      } catch (error) { formError(form, error); }
+    },
+    "account-language": async function (form) {
+      try {
+        await api("PATCH", "/api/v1/auth/me", { locale: form.locale.value });
+        window.location.reload();
+      } catch (error) { formError(form, error); }
+    },
+    "account-password": async function (form) {
+      $(".form-error", form).hidden = true;
+      try {
+        await api("PATCH", "/api/v1/auth/me", { password: form.password.value, current_password: form.current_password.value });
+        form.reset();
+        toast(t("Password changed. Every other browser where you were signed in is signed out."));
       } catch (error) { formError(form, error); }
     },
     "token-add": async function (form) {
