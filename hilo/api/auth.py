@@ -278,7 +278,9 @@ def mail_not_configured() -> ActionError:
             "This server is not set up to send e-mail, so it cannot send password reset links. "
             "Ask an administrator to set a new password for you."
         ),
-        503,
+        # Not a failure of this request, nor one that retrying fixes: the installation has no
+        # mail server until an administrator sets HILO_SMTP_URL.
+        409,
     )
 
 

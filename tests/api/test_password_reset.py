@@ -172,7 +172,7 @@ def test_without_a_mail_server_the_form_says_so(database_url: str, tmp_path: Pat
         page = client.get("/forgot-password")
         login = client.get("/login")
     # then
-    assert answer.status_code == 503 and answer.json()["error"]["code"] == "mail_not_configured"  # type: ignore[attr-defined]
+    assert answer.status_code == 409 and answer.json()["error"]["code"] == "mail_not_configured"  # type: ignore[attr-defined]
     assert 'id="mail-not-configured"' in page.text and "HILO_SMTP_URL" in page.text
     assert 'id="forgot-form"' not in page.text
     assert 'href="/forgot-password"' in login.text
