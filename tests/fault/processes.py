@@ -15,8 +15,28 @@ from typing import Any
 import httpx
 
 
+class Process:
+    """A child process a fault test starts, kills and stops."""
+
+    process: subprocess.Popen[bytes] | None = None
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
 @dataclass
-class Hilo:
+class Hilo(Process):
     """One `hilo serve` process at a time, on a fixed port, restartable."""
 
     env: dict[str, str]
@@ -52,23 +72,9 @@ class Hilo:
             time.sleep(0.1)
         raise AssertionError(f"hilo serve did not start: {self.log.read_text()}")
 
-    def kill9(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
 
 @dataclass
-class Worker:
+class Worker(Process):
     """One `hilo worker` process, killable."""
 
     env: dict[str, str]
@@ -80,17 +86,3 @@ class Worker:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "hilo.cli", "worker"], env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
-
-    def kill9(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
