@@ -1,8 +1,9 @@
 """The engine: a durable consumer of committed events, and the periodic passes beside it.
 
-Features register handlers (`on_event`, run in `order` for every committed event), reads a
-batch of events needs once (`before_batch`) and periodic passes (`every_tick`: SLA due
-times, presence expiry, scheduled messages, idle rules). The engine reads committed events
+Features register handlers (`on_event`, run in `order` for every committed event), handlers
+that take a whole batch at once (`on_batch`, after the event handlers), reads a batch of
+events needs once (`before_batch`) and periodic passes (`every_tick`: SLA due times,
+presence expiry, scheduled messages, idle rules). The engine reads committed events
 from the events table after its stored position (`hilo.consumers.positions`) and handles a
 batch of them in one database transaction (`Runtime.batch`) together with moving its
 position on: a crash or restart loses no reaction and repeats none that took effect, and
@@ -53,6 +54,7 @@ POLL_SECONDS = 0.1
 LEASE_SECONDS = 10.0
 
 EventHandler = Callable[[dict[str, Any], int], None]
+BatchHandler = Callable[[list[dict[str, Any]]], None]
 Periodic = Callable[[], None]
 BatchPrepare = Callable[[Tx, list[dict[str, Any]]], None]
 
@@ -61,6 +63,14 @@ BatchPrepare = Callable[[Tx, list[dict[str, Any]]], None]
 class _Call:
     call: Callable[[], None]
     depth: int
+
+
+def _one_at_a_time(handler: BatchHandler) -> EventHandler:
+    def handle(event: dict[str, Any], _depth: int) -> None:
+        handler([event])
+
+    handle.__name__ = getattr(handler, "__name__", "batch handler")
+    return handle
 
 
 class Engine:
@@ -76,6 +86,7 @@ class Engine:
         self._work_lock = threading.RLock()
         self._wake = threading.Event()
         self._handlers: list[tuple[int, EventHandler]] = []
+        self._batch_handlers: list[tuple[int, BatchHandler]] = []
         self._periodic: list[tuple[int, Periodic, bool]] = []
         # Whether this process handles events and the shared passes, or only its local passes.
         self._consume = True
@@ -96,6 +107,16 @@ class Engine:
         """Call `handler(event, depth)` for every committed event, lowest `order` first."""
         self._handlers.append((order, handler))
         self._handlers.sort(key=lambda item: item[0])
+
+    def on_batch(self, order: int, handler: BatchHandler) -> None:
+        """Call `handler(events)` with every committed event of a batch, after the event handlers.
+
+        For a reaction cheaper done for many events at once than one by one (its reads and
+        writes become one statement each). When a batch is redone one event at a time, the
+        handler is called with one event per transaction.
+        """
+        self._batch_handlers.append((order, handler))
+        self._batch_handlers.sort(key=lambda item: item[0])
 
     def before_batch(self, order: int, prepare: BatchPrepare) -> None:
         """Call `prepare(tx, events)` in a batch's transaction before its events are handled.
@@ -170,6 +191,7 @@ class Engine:
                         prepare(tx, events)
                     for item in items:
                         self._handle(item, strict=True)
+                    self._handle_batch(items)
                     positions.advance(tx.session, place, items)
             self._seen, self._holes = place.position, bool(place.holes)
             return len(items)
@@ -189,10 +211,13 @@ class Engine:
                     if self._handled_already(place, item):
                         continue
                     self._handle(item, strict=True)
+                    self._handle_batch([item])
                     positions.advance(tx.session, place, [item])
             except Exception:
                 for _order, handler in self._handlers:
                     self._isolated(handler, item)
+                for _order, batch_handler in self._batch_handlers:
+                    self._isolated(_one_at_a_time(batch_handler), item)
                 with self.runtime.batch() as tx:
                     place = positions.lock(tx.session, self.name, tx.now)
                     if not self._handled_already(place, item):
@@ -249,6 +274,20 @@ class Engine:
                     log.exception(
                         "handler %s failed on %s", getattr(handler, "__name__", handler), item.event.get("type")
                     )
+        finally:
+            self.runtime.reaction_depth = outer
+
+    def _handle_batch(self, items: list[Committed]) -> None:
+        if not self._batch_handlers:
+            return
+        events = [item.event for item in items if item.event is not None]
+        if not events:
+            return
+        outer = self.runtime.reaction_depth
+        self.runtime.reaction_depth = max(item.depth for item in items)
+        try:
+            for _order, handler in self._batch_handlers:
+                handler(events)
         finally:
             self.runtime.reaction_depth = outer
 

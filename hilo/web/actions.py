@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -10,7 +11,7 @@ from sqlalchemy import func, select, update
 from hilo.conversations.models import Conversation
 from hilo.errors import ActionError
 from hilo.i18n import N_
-from hilo.runtime import Tx
+from hilo.runtime import Record, Tx
 from hilo.web.inbox import parse_filters
 from hilo.web.models import NOTIFICATION_KINDS, SORTS, ConversationRead, Notification, SavedView
 
@@ -120,6 +121,18 @@ def mark_read(tx: Tx, agent_id: int, conversation: Conversation) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Notice:
+    """A notification to store: for whom, of what kind, about which conversation."""
+
+    agent_id: int
+    kind: str
+    conversation: Conversation
+    message_id: int | None
+    actor_agent_id: int | None
+    data: dict[str, Any]
+
+
 def notify(
     tx: Tx,
     agent_id: int,
@@ -131,38 +144,54 @@ def notify(
     data: dict[str, Any],
 ) -> Notification:
     """Store a notification for one agent and push it to their open pages."""
-    if kind not in NOTIFICATION_KINDS:
-        raise ActionError("notification_kind_invalid", N_("Unknown kind of notification."), 422)
-    row = Notification(
-        agent_id=agent_id,
-        kind=kind,
-        conversation_id=conversation.id,
-        message_id=message_id,
-        actor_agent_id=actor_agent_id,
-        data=data,
-        created_at=tx.now,
-    )
-    tx.session.add(row)
+    return notify_many(tx, [Notice(agent_id, kind, conversation, message_id, actor_agent_id, data)])[0]
+
+
+def notify_many(tx: Tx, notices: Sequence[Notice]) -> list[Notification]:
+    """Store notifications and push each to its agent's open pages: one insert for the rows, one for the events."""
+    for notice in notices:
+        if notice.kind not in NOTIFICATION_KINDS:
+            raise ActionError("notification_kind_invalid", N_("Unknown kind of notification."), 422)
+    rows = [
+        Notification(
+            agent_id=n.agent_id,
+            kind=n.kind,
+            conversation_id=n.conversation.id,
+            message_id=n.message_id,
+            actor_agent_id=n.actor_agent_id,
+            data=n.data,
+            created_at=tx.now,
+        )
+        for n in notices
+    ]
+    if not rows:
+        return rows
+    tx.session.add_all(rows)
     tx.session.flush()
-    tx.record(
-        "notification.created",
-        conversation_id=conversation.id,
-        message_id=message_id,
-        data={"notification_id": row.id, "agent_id": agent_id, "kind": kind},
-        realtime={
-            "team_id": conversation.team_id,
-            "assignee_id": conversation.assignee_id,
-            "only_agent_ids": [agent_id],
-            "notification": {
-                "id": row.id,
-                "kind": kind,
-                "conversation_id": conversation.id,
-                "actor_agent_id": actor_agent_id,
-                **data,
-            },
-        },
+    tx.record_many(
+        [
+            Record(
+                "notification.created",
+                conversation_id=n.conversation.id,
+                message_id=n.message_id,
+                data={"notification_id": row.id, "agent_id": n.agent_id, "kind": n.kind},
+                realtime={
+                    "team_id": n.conversation.team_id,
+                    "assignee_id": n.conversation.assignee_id,
+                    "only_agent_ids": [n.agent_id],
+                    "notification": {
+                        "id": row.id,
+                        "kind": n.kind,
+                        "conversation_id": n.conversation.id,
+                        "actor_agent_id": n.actor_agent_id,
+                        **n.data,
+                    },
+                },
+            )
+            for n, row in zip(notices, rows, strict=True)
+        ]
     )
-    return row
+    return rows
 
 
 def mark_notifications_read(tx: Tx, agent_id: int, ids: Sequence[int] | None) -> int:

@@ -24,7 +24,7 @@ from hilo.conversations.models import Conversation, Message
 from hilo.cursors import INT64_MAX
 from hilo.http.deps import principal_of
 from hilo.runtime import Runtime
-from hilo.web.actions import notify
+from hilo.web.actions import Notice, notify_many
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +51,19 @@ class Wanted:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-def _assigned_to(session: Any, event: dict[str, Any]) -> int | None:
+def _assigned_to(event: dict[str, Any], changes: dict[int, dict[str, Any]]) -> int | None:
     """The agent a `conversation.assigned` event gave the conversation to, if the agent changed."""
     if event.get("message_id") is None:
         return None
-    data = session.execute(select(Message.data).where(Message.id == event["message_id"])).scalar()
-    change = (data or {}).get("assignee_id")
+    change = (changes.get(int(event["message_id"])) or {}).get("assignee_id")
     return int(change[1]) if isinstance(change, list) and len(change) == 2 and change[1] is not None else None
 
 
-def wanted(session: Any, event: dict[str, Any]) -> list[Wanted]:
-    """Who should hear about this event, and as what kind of notification."""
+def wanted(event: dict[str, Any], changes: dict[int, dict[str, Any]]) -> list[Wanted]:
+    """Who should hear about this event, and as what kind of notification.
+
+    `changes`: the data of the timeline messages of the batch's `conversation.assigned` events.
+    """
     kind = event.get("type")
     actor = event.get("actor_agent_id")
     if kind == "message.created" and event.get("direction") == "note":
@@ -75,7 +77,7 @@ def wanted(session: Any, event: dict[str, Any]) -> list[Wanted]:
         recipients = sorted({a for a in event.get("only_agent_ids") or [] if isinstance(a, int) and 0 < a <= INT64_MAX})
         return [Wanted(a, ADDRESSED[kind], event, data) for a in recipients]
     if kind == "conversation.assigned":
-        agent_id = _assigned_to(session, event)
+        agent_id = _assigned_to(event, changes)
         if agent_id is not None and agent_id != actor:
             return [Wanted(agent_id, "assigned", event)]
     return []
@@ -92,11 +94,7 @@ class Notifier:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.engine = Engine(runtime, name="notifications", kinds=NOTIFYING)
-        self.engine.on_event(0, self._on_event)
-
-    def _on_event(self, event: dict[str, Any], _depth: int) -> None:
-        if _may_notify(event):
-            self.handle([event])
+        self.engine.on_batch(0, self.handle)
 
     def start(self) -> None:
         self.engine.start()
@@ -109,39 +107,70 @@ class Notifier:
         self.engine.drain()
 
     def handle(self, events: list[dict[str, Any]]) -> None:
-        with self.runtime.db.read() as session:
-            todo = [w for event in events for w in wanted(session, event)]
-        if not todo:
+        """Store the notifications of `events`: a few statements for the whole batch."""
+        events = [event for event in events if _may_notify(event)]
+        if not events:
             return
         with self.runtime.transaction() as tx:
             session = tx.session
+            assigned = {
+                int(e["message_id"])
+                for e in events
+                if e.get("type") == "conversation.assigned" and e.get("message_id") is not None
+            }
+            changes: dict[int, dict[str, Any]] = {}
+            if assigned:
+                changes = {
+                    message_id: data or {}
+                    for message_id, data in session.execute(
+                        select(Message.id, Message.data).where(Message.id.in_(assigned))
+                    ).tuples()
+                }
+            todo = [w for event in events for w in wanted(event, changes)]
+            if not todo:
+                return
             agents = {
                 a.id: a
                 for a in session.execute(
                     select(Agent).options(selectinload(Agent.teams)).where(Agent.id.in_({w.agent_id for w in todo}))
                 ).scalars()
             }
+            conversations = {
+                c.id: c
+                for c in session.execute(
+                    select(Conversation).where(Conversation.id.in_({int(w.event["conversation_id"]) for w in todo}))
+                ).scalars()
+            }
+            names: dict[int, str | None] = dict(
+                session.execute(
+                    select(Contact.id, Contact.name).where(
+                        Contact.id.in_({c.contact_id for c in conversations.values()})
+                    )
+                )
+                .tuples()
+                .all()
+            )
+            notices = []
             for item in todo:
                 agent = agents.get(item.agent_id)
-                conversation = session.get(Conversation, item.event["conversation_id"])
+                conversation = conversations.get(int(item.event["conversation_id"]))
                 if agent is None or not agent.active or conversation is None:
                     continue
                 # Nobody is told about a conversation they could not open.
                 if not can_see(principal_of(agent), conversation.team_id, conversation.assignee_id):
                     continue
-                contact_name = session.execute(
-                    select(Contact.name).where(Contact.id == conversation.contact_id)
-                ).scalar()
-                notify(
-                    tx,
-                    agent.id,
-                    item.kind,
-                    conversation,
-                    message_id=item.event.get("message_id") if item.kind != "assigned" else None,
-                    actor_agent_id=item.event.get("actor_agent_id"),
-                    data={
-                        "contact_name": contact_name,
-                        "preview": (item.event.get("preview") or "")[:PREVIEW],
-                        **item.data,
-                    },
+                notices.append(
+                    Notice(
+                        agent.id,
+                        item.kind,
+                        conversation,
+                        message_id=item.event.get("message_id") if item.kind != "assigned" else None,
+                        actor_agent_id=item.event.get("actor_agent_id"),
+                        data={
+                            "contact_name": names.get(conversation.contact_id),
+                            "preview": (item.event.get("preview") or "")[:PREVIEW],
+                            **item.data,
+                        },
+                    )
                 )
+            notify_many(tx, notices)

@@ -95,6 +95,42 @@ def test_a_failing_handler_loses_only_its_own_work(runtime: Runtime, caplog: pyt
     assert "fails_on_three failed on test.ping" in caplog.text
 
 
+def test_a_batch_handler_sees_the_burst_at_once_and_one_by_one_after_a_failure(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="hilo.consumers.engine")
+    # given: a batch handler that notes each call's events, and an event handler failing on one event
+    engine = Engine(runtime)
+    calls: list[list[int]] = []
+
+    def note_all(events: list[dict[str, Any]]) -> None:
+        pings = [e["n"] for e in events if e["type"] == "test.ping"]
+        with runtime.transaction() as tx:
+            for n in pings:
+                tx.record("test.noted", data={"n": n}, realtime={"n": n})
+        calls.append(pings)
+
+    engine.on_batch(0, note_all)
+    _ping(runtime, 4)
+    engine.drain()
+    fails: list[bool] = [True]
+
+    def fails_once_on_one(received: dict[str, Any], _depth: int) -> None:
+        if received.get("n") == 1 and received["type"] == "test.ping" and fails[0]:
+            fails[0] = False
+            raise RuntimeError("rule bug")
+
+    engine.on_event(10, fails_once_on_one)
+    _ping(runtime, 3)
+    # when
+    engine.drain()
+    # then: the first burst came as one call; the failed batch was redone one event per call
+    assert calls[0] == [0, 1, 2, 3]
+    assert [c for c in calls[1:] if c] == [[0], [1], [2]]
+    assert _noted(runtime) == [0, 1, 2, 3, 0, 1, 2]
+    assert "handling its events one by one" in caplog.text
+
+
 def test_outside_calls_wait_for_the_commit(runtime: Runtime) -> None:
     # given: a handler that stores a row and asks for a call (a rule's webhook) after it
     engine = Engine(runtime)
