@@ -3,6 +3,7 @@ the automated replies and resolutions the engine performs."""
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime, timedelta
 from typing import Any
@@ -190,7 +191,7 @@ def dry_run(
         if not cond.evaluate(checked, facts):
             continue
         ctx = steps.RunContext(
-            locale=contact_locale(facts),
+            language=functools.partial(contact_locale, facts),
             variables=variables(tx, conversation, None),
             trigger_auto_generated=bool(facts["message.auto_generated"]),
             dry_run=True,
@@ -238,7 +239,7 @@ def run_macro(tx: Tx, macro: Macro, conversation: Conversation) -> list[dict[str
     message = trigger_message(tx, conversation, None)
     facts = facts_for(tx, conversation, message)
     ctx = steps.RunContext(
-        locale=contact_locale(facts),
+        language=functools.partial(contact_locale, facts),
         variables=variables(tx, conversation, tx.actor_agent_id),
         trigger_auto_generated=False,
         event="macro",

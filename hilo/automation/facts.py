@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -48,42 +48,116 @@ def contact_details(tx: Tx, contact_id: int) -> tuple[Contact | None, dict[str, 
     return contact, addresses, verified
 
 
+FACT_KEYS = (
+    "conversation.status",
+    "conversation.priority",
+    "conversation.team_id",
+    "conversation.assignee_id",
+    "conversation.labels",
+    "conversation.channel",
+    "conversation.channel_account_id",
+    "conversation.subject",
+    "conversation.message_count",
+    "conversation.idle_hours",
+    "contact.name",
+    "contact.locale",
+    "contact.email",
+    "contact.phone",
+    "contact.verified",
+    "contact.attributes",
+    "message.text",
+    "message.language",
+    "message.channel",
+    "message.channel_account_id",
+    "message.kind",
+    "message.auto_generated",
+    "business_hours.open",
+    "event.sla_kind",
+)
+
+
+class Facts(Mapping[str, Any]):
+    """What rule conditions look at for one conversation, each read the first time it is asked for.
+
+    Most rules look at a fact or two (the channel, the message text): the contact, the labels,
+    the calendar and the message's language cost a query or a detection each, so they are
+    only read when a condition (or the language of an answer) needs them.
+    """
+
+    def __init__(
+        self, tx: Tx, conversation: Conversation, message: Message | None, event: dict[str, Any] | None = None
+    ) -> None:
+        self._tx = tx
+        self._conversation = conversation
+        self._message = message
+        self._values: dict[str, Any] = {
+            "conversation.status": conversation.status,
+            "conversation.priority": conversation.priority,
+            "conversation.team_id": conversation.team_id,
+            "conversation.assignee_id": conversation.assignee_id,
+            "conversation.channel_account_id": conversation.last_channel_account_id,
+            "conversation.subject": conversation.subject,
+            "conversation.message_count": conversation.message_count,
+            "conversation.idle_hours": (tx.now - conversation.last_message_at).total_seconds() / 3600,
+            "message.text": message.body if message else None,
+            "message.channel_account_id": message.channel_account_id if message else None,
+            "message.kind": message.kind if message else None,
+            "message.auto_generated": bool(message.auto_generated) if message else False,
+            "event.sla_kind": (event or {}).get("sla_kind"),
+        }
+        self._loaders: dict[str, Callable[[], Any]] = {
+            "conversation.labels": lambda: [label.name for label in conversation.labels],
+            "conversation.channel": lambda: channel_kind(tx, conversation.last_channel_account_id),
+            "message.language": self._language,
+            "message.channel": lambda: channel_kind(tx, message.channel_account_id) if message else None,
+            "business_hours.open": self._open,
+        }
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._values:
+            if key.startswith("contact."):
+                self._load_contact()
+            elif key in self._loaders:
+                self._values[key] = self._loaders[key]()
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(FACT_KEYS)
+
+    def __len__(self) -> int:
+        return len(FACT_KEYS)
+
+    def _load_contact(self) -> None:
+        contact, addresses, verified = contact_details(self._tx, self._conversation.contact_id)
+        self._values.update(
+            {
+                "contact.name": contact.name if contact else None,
+                "contact.locale": normalize_locale(contact.locale) if contact and contact.locale else None,
+                "contact.email": addresses.get("email"),
+                "contact.phone": addresses.get("phone"),
+                "contact.verified": verified,
+                "contact.attributes": dict(contact.custom_attributes or {}) if contact else {},
+            }
+        )
+
+    def _language(self) -> str | None:
+        if self._message is None:
+            return detect(None)
+        return (self._message.data or {}).get("language") or detect(self._message.body)
+
+    def _open(self) -> bool | None:
+        row = team_calendar_row(self._tx.session, self._conversation.team_id)
+        return cached(row).is_open(self._tx.now) if row else None
+
+
 def facts_for(
     tx: Tx, conversation: Conversation, message: Message | None, event: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    contact, addresses, verified = contact_details(tx, conversation.contact_id)
-    calendar_row = team_calendar_row(tx.session, conversation.team_id)
-    text = message.body if message else None
-    language = (message.data or {}).get("language") if message else None
-    return {
-        "conversation.status": conversation.status,
-        "conversation.priority": conversation.priority,
-        "conversation.team_id": conversation.team_id,
-        "conversation.assignee_id": conversation.assignee_id,
-        "conversation.labels": [label.name for label in conversation.labels],
-        "conversation.channel": channel_kind(tx, conversation.last_channel_account_id),
-        "conversation.channel_account_id": conversation.last_channel_account_id,
-        "conversation.subject": conversation.subject,
-        "conversation.message_count": conversation.message_count,
-        "conversation.idle_hours": (tx.now - conversation.last_message_at).total_seconds() / 3600,
-        "contact.name": contact.name if contact else None,
-        "contact.locale": normalize_locale(contact.locale) if contact and contact.locale else None,
-        "contact.email": addresses.get("email"),
-        "contact.phone": addresses.get("phone"),
-        "contact.verified": verified,
-        "contact.attributes": dict(contact.custom_attributes or {}) if contact else {},
-        "message.text": text,
-        "message.language": language or detect(text),
-        "message.channel": channel_kind(tx, message.channel_account_id) if message else None,
-        "message.channel_account_id": message.channel_account_id if message else None,
-        "message.kind": message.kind if message else None,
-        "message.auto_generated": bool(message.auto_generated) if message else False,
-        "business_hours.open": cached(calendar_row).is_open(tx.now) if calendar_row else None,
-        "event.sla_kind": (event or {}).get("sla_kind"),
-    }
+) -> Facts:
+    """The conversation's facts (read lazily, see `Facts`)."""
+    return Facts(tx, conversation, message, event)
 
 
-def contact_locale(facts: dict[str, Any]) -> str:
+def contact_locale(facts: Mapping[str, Any]) -> str:
     """The language to answer in: the contact's, else the one their message is written in."""
     return normalize_locale(facts.get("contact.locale") or facts.get("message.language"))
 

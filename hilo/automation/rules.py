@@ -9,6 +9,7 @@ is a loop no depth shows). Either stop is recorded as `automation.loop_stopped`.
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 from typing import Any
 
@@ -74,7 +75,7 @@ def apply_rules(
     """Run the matching rules in order; return the webhooks to call after the commit."""
     facts = facts_for(tx, conversation, message, raw_event)
     ctx = steps.RunContext(
-        locale=contact_locale(facts),
+        language=functools.partial(contact_locale, facts),
         variables=variables(tx, conversation, None),
         trigger_auto_generated=bool(facts["message.auto_generated"]),
         event=event,

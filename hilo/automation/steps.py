@@ -8,6 +8,7 @@ Webhooks are called after the commit, never inside a transaction.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -164,13 +165,18 @@ class PendingWebhook:
 class RunContext:
     """What a run knows beyond the conversation: who acts, the language, the trigger."""
 
-    locale: str
+    # The language to answer in, worked out the first time an answer needs it.
+    language: Callable[[], str]
     variables: Callable[[str], Any]
     # Never answer automatically to an auto-reply, a bounce or an out-of-office message.
     trigger_auto_generated: bool = False
     dry_run: bool = False
     webhooks: list[PendingWebhook] = field(default_factory=list)
     event: str = ""
+
+    @functools.cached_property
+    def locale(self) -> str:
+        return self.language()
 
 
 def localized(text: str | Mapping[Any, str], locale: str) -> str:

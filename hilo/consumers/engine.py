@@ -41,7 +41,7 @@ TICK_SECONDS = 10.0
 # waits LINGER_SECONDS before a pass, so the events of that moment gather into one batch:
 # a lone event costs several transactions and re-reads every setting, a batch of them
 # costs about one. An engine woken after a quiet spell handles its event at once.
-LINGER_SECONDS = 0.05
+LINGER_SECONDS = 0.02
 BUSY_SECONDS = 0.2
 # Events read in one pass, handled in one database transaction: enough to amortise the pass's
 # bookkeeping and commit under a burst (most events need nothing from most handlers), few

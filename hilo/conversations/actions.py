@@ -36,8 +36,10 @@ INSERT_ACTIVITY = (
 )
 
 
-def _timeline_event(tx: Tx, conversation: Conversation, kind: str, data: dict[str, Any]) -> None:
-    """An activity line in the conversation's timeline, plus its event record."""
+def _timeline_event(
+    tx: Tx, conversation: Conversation, kind: str, data: dict[str, Any], live: dict[str, Any] | None = None
+) -> None:
+    """An activity line in the conversation's timeline, plus its event record (`live`: more for its live update)."""
     result = tx.session.connection().execute(
         INSERT_ACTIVITY,
         {
@@ -55,7 +57,7 @@ def _timeline_event(tx: Tx, conversation: Conversation, kind: str, data: dict[st
         contact_id=conversation.contact_id,
         message_id=message_id,
         data=data,
-        realtime=realtime_of(conversation),
+        realtime=realtime_of(conversation, **(live or {})),
     )
 
 
@@ -148,7 +150,8 @@ def assign(
         return
     conversation.updated_at = tx.now
     tx.session.flush()
-    _timeline_event(tx, conversation, "conversation.assigned", changes)
+    # The consumers (routing, notifications) read the change from the event itself.
+    _timeline_event(tx, conversation, "conversation.assigned", changes, {"changes": changes})
 
 
 def set_labels(tx: Tx, conversation: Conversation, names: list[str]) -> None:

@@ -26,6 +26,12 @@ class ConversationState(TypedDict):
     status: str
 
 
+class ConversationAssigned(ConversationState, total=False):
+    """`conversation.assigned`: the fields that changed, each as [before, after]."""
+
+    changes: dict[str, list[int | None]]
+
+
 class MessageCreated(ConversationState, total=False):
     """`message.created`: inbound, outbound or a note."""
 
@@ -100,7 +106,7 @@ KINDS: dict[str, type | None] = {
     # conversations (hilo.conversations, hilo.ingest)
     "conversation.created": ConversationState,
     "conversation.reopened": ConversationState,
-    "conversation.assigned": ConversationState,
+    "conversation.assigned": ConversationAssigned,
     "conversation.status_changed": ConversationState,
     "conversation.priority_changed": ConversationState,
     "conversation.labels_changed": ConversationState,

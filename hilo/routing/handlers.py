@@ -176,8 +176,9 @@ class RoutingHandlers:
         previous: list[int | None] = [None]
 
         def work(tx: Tx) -> None:
-            changes: dict[str, Any] = {}
-            if event.get("message_id") is not None:
+            changes: dict[str, Any] = event.get("changes") or {}
+            if "changes" not in event and event.get("message_id") is not None:
+                # Recorded before its live update carried the change.
                 changes = (
                     tx.session.execute(select(Message.data).where(Message.id == event["message_id"])).scalar() or {}
                 )

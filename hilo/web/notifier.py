@@ -51,18 +51,35 @@ class Wanted:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+def _assignment_changes(session: Any, events: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """What the `conversation.assigned` events recorded before their live update carried it changed,
+    from their timeline messages (by message id)."""
+    older = {
+        int(e["message_id"])
+        for e in events
+        if e.get("type") == "conversation.assigned" and e.get("message_id") is not None and "changes" not in e
+    }
+    if not older:
+        return {}
+    rows = session.execute(select(Message.id, Message.data).where(Message.id.in_(older))).tuples()
+    return {message_id: data or {} for message_id, data in rows}
+
+
 def _assigned_to(event: dict[str, Any], changes: dict[int, dict[str, Any]]) -> int | None:
     """The agent a `conversation.assigned` event gave the conversation to, if the agent changed."""
-    if event.get("message_id") is None:
+    if "changes" in event:
+        change = (event["changes"] or {}).get("assignee_id")
+    elif event.get("message_id") is not None:
+        change = (changes.get(int(event["message_id"])) or {}).get("assignee_id")
+    else:
         return None
-    change = (changes.get(int(event["message_id"])) or {}).get("assignee_id")
     return int(change[1]) if isinstance(change, list) and len(change) == 2 and change[1] is not None else None
 
 
 def wanted(event: dict[str, Any], changes: dict[int, dict[str, Any]]) -> list[Wanted]:
     """Who should hear about this event, and as what kind of notification.
 
-    `changes`: the data of the timeline messages of the batch's `conversation.assigned` events.
+    `changes`: what older `conversation.assigned` events changed (see `_assignment_changes`).
     """
     kind = event.get("type")
     actor = event.get("actor_agent_id")
@@ -113,19 +130,7 @@ class Notifier:
             return
         with self.runtime.transaction() as tx:
             session = tx.session
-            assigned = {
-                int(e["message_id"])
-                for e in events
-                if e.get("type") == "conversation.assigned" and e.get("message_id") is not None
-            }
-            changes: dict[int, dict[str, Any]] = {}
-            if assigned:
-                changes = {
-                    message_id: data or {}
-                    for message_id, data in session.execute(
-                        select(Message.id, Message.data).where(Message.id.in_(assigned))
-                    ).tuples()
-                }
+            changes = _assignment_changes(session, events)
             todo = [w for event in events for w in wanted(event, changes)]
             if not todo:
                 return
