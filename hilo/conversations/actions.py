@@ -268,6 +268,12 @@ def unmerge_conversation_rows(tx: Tx, source: Conversation, *, identity_ids: lis
     record = _merge_record(tx, target.id, source.id)
     state = record.get("source_state") or {}
     merged_ids = [int(i) for i in record.get("message_ids") or []]
+    while target.merged_into_id is not None:
+        # The joined thread was merged on into another: the messages are there now.
+        onward = session.get(Conversation, target.merged_into_id)
+        if onward is None:
+            break
+        target = onward
     moving = list(
         session.execute(
             select(Message.id).where(

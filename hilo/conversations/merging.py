@@ -107,8 +107,9 @@ def merge_contacts(tx: Tx, *, source_id: int, target_id: int, automatic: bool = 
 def split_contact(tx: Tx, contact: Contact, identity_ids: list[int], name: str | None = None) -> Contact:
     """Move the given identities to a contact of their own, with the conversations only they took part in.
 
-    Identities that a merge brought in go back to the contact they came from, which comes
-    back from its tombstone with its name and attributes; so do its conversations, and the
+    When the identities are exactly those one merge brought in, they go back to the contact
+    they came from, which comes back from its tombstone with its name and attributes; so do
+    its conversations, and the
     thread the merge joined with this contact's is taken apart again
     (`unmerge_conversation_rows`): its messages, and the later ones from or to the moved
     identities, go back to it with the state it had. What both contacts took part in after
@@ -194,11 +195,17 @@ def split_contact(tx: Tx, contact: Contact, identity_ids: list[int], name: str |
 
 
 def _merged_source(tx: Tx, contact: Contact, identities: list[Identity]) -> Contact | None:
-    """The contact merged into `contact` that every one of `identities` came from, if there is one."""
+    """The contact merged into `contact` whose identities are exactly `identities`, if there is one.
+
+    Splitting off only some of what a merge brought in is a new separation, not an undo."""
     sources = {identity.merged_from_contact_id for identity in identities}
     if len(sources) != 1 or None in sources:
         return None
-    source = tx.session.get(Contact, sources.pop())
+    source_id = sources.pop()
+    brought = {identity.id for identity in contact.identities if identity.merged_from_contact_id == source_id}
+    if brought != {identity.id for identity in identities}:
+        return None
+    source = tx.session.get(Contact, source_id)
     return source if source is not None and source.merged_into_id == contact.id else None
 
 

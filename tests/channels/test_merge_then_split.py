@@ -104,3 +104,19 @@ def test_splitting_a_contact_that_was_never_merged_makes_a_new_one(
     assert split["id"] != thread["contact_id"]
     assert [i["value"] for i in split["identities"]] == ["ana@example.com"]
     assert api.ok(api.get(f"/api/v1/conversations/{thread['id']}"))["contact_id"] == thread["contact_id"]
+
+
+def test_splitting_off_only_part_of_what_a_merge_brought_makes_a_new_contact(api: Api) -> None:
+    # given: a contact with an app id and a phone number merged into another
+    channel = api.api_channel()
+    api.inbound(channel, "ana-shop", "from the shop", email="ana@example.com")
+    api.inbound(channel, "ana-app", "from the app", phone="+34600999888")
+    first, second = sorted(api.conversations(), key=lambda c: c["id"])
+    merged = api.ok(api.post(f"/api/v1/contacts/{first['contact_id']}/merge", {"source_id": second["contact_id"]}))
+    # when: only the phone number is split off
+    [phone] = [i["id"] for i in merged["identities"] if i["value"] == "+34600999888"]
+    split = api.ok(api.post(f"/api/v1/contacts/{first['contact_id']}/split", {"identity_ids": [phone]}), 201)
+    # then: a new contact; the merged one stays merged, the joined thread stays joined
+    assert split["id"] not in (first["contact_id"], second["contact_id"])
+    assert api.ok(api.get(f"/api/v1/contacts/{second['contact_id']}"))["id"] == first["contact_id"]
+    assert [c["id"] for c in api.conversations(status="open")] == [first["id"]]
