@@ -327,7 +327,12 @@ def _restore_labels(tx: Tx, source: Conversation, target: Conversation, state: d
     session = tx.session
     labels = {int(i) for i in state.get("labels") or []}
     known = set(session.execute(select(Label.id).where(Label.id.in_(labels))).scalars()) if labels else set()
-    for label_id in sorted(known):
+    held = set(
+        session.execute(
+            select(conversation_labels.c.label_id).where(conversation_labels.c.conversation_id == source.id)
+        ).scalars()
+    )
+    for label_id in sorted(known - held):
         session.execute(insert(conversation_labels).values(conversation_id=source.id, label_id=label_id))
     added = [int(i) for i in state.get("labels_added") or []]
     if added:
