@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from hilo.channels.whatsapp import sender_address
 from hilo.clock import FrozenClock
 from hilo.contacts.identity import InvalidIdentity, normalize_phone
 from tests.channels.provider_support import (
@@ -82,6 +83,23 @@ def test_brazilian_landlines_keep_their_eight_digits(landline: str) -> None:
     # then
     assert normalised == expected
     assert len(normalised) == 13
+
+
+@pytest.mark.parametrize(
+    ("wa_id", "kept"),
+    [
+        (BRAZIL_WA_ID, BRAZIL_WA_ID),  # stored as +5511987650000, answered at the wa_id
+        (MEXICO_WA_ID, MEXICO_WA_ID),  # stored as +525512345678, answered at the wa_id
+        ("5511987650000", None),  # the wa_id is the stored number's digits: nothing to keep
+        ("551133334444", None),  # a landline stays as it is
+        ("34600111222", None),
+    ],
+)
+def test_whatsapp_keeps_the_wa_id_only_where_it_is_not_the_stored_number(wa_id: str, kept: str | None) -> None:
+    # when
+    address = sender_address(wa_id)
+    # then
+    assert address == kept
 
 
 def test_a_number_that_cannot_be_a_phone_is_refused() -> None:
