@@ -41,7 +41,7 @@ def normalize_phone(value: str, default_region: str) -> str:
         parsed = phonenumbers.parse(raw, default_region)
     except phonenumbers.NumberParseException as exc:
         raise InvalidIdentity("phone_invalid", N_("This is not a valid phone number.")) from exc
-    parsed = _current_mexican_form(parsed)
+    parsed = _current_brazilian_form(_current_mexican_form(parsed))
     if not phonenumbers.is_possible_number(parsed):
         raise InvalidIdentity("phone_invalid", N_("This is not a valid phone number."))
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
@@ -61,6 +61,25 @@ def _current_mexican_form(parsed: phonenumbers.PhoneNumber) -> phonenumbers.Phon
     if parsed.country_code != 52 or len(national) != 11 or not national.startswith("1"):
         return parsed
     return phonenumbers.PhoneNumber(country_code=52, national_number=int(national[1:]))
+
+
+# Brazilian subscriber numbers starting with these digits are mobiles; 2-5 are landlines.
+BRAZILIAN_MOBILE_STARTS = frozenset("6789")
+
+
+def _current_brazilian_form(parsed: phonenumbers.PhoneNumber) -> phonenumbers.PhoneNumber:
+    """Add the ninth digit Brazilian mobile numbers gained between 2012 and 2016.
+
+    WhatsApp still names many Brazilian mobiles without it (wa_id 551187650000 for
+    +55 11 98765-0000) while SMS, calls and the numbering plan use the nine digits; without
+    this the two never meet. A Brazilian number is a two-digit area code and eight digits
+    (landlines, starting 2 to 5) or nine (mobiles, "9" and eight digits): eight digits
+    starting 6 to 9 are a mobile in the old form. Replies on WhatsApp go to the wa_id as
+    the customer wrote from it (see `hilo.channels.whatsapp`)."""
+    national = str(parsed.national_number)
+    if parsed.country_code != 55 or len(national) != 10 or national[2] not in BRAZILIAN_MOBILE_STARTS:
+        return parsed
+    return phonenumbers.PhoneNumber(country_code=55, national_number=int(national[:2] + "9" + national[2:]))
 
 
 @lru_cache(maxsize=SEEN_VALUES)

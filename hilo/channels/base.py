@@ -16,6 +16,10 @@ from typing import Any, ClassVar, Protocol
 
 from hilo.contacts.identity import IdentityKind, IdentityRef
 
+# The `InboundMessage.data` key of the sender as the provider named them, kept when it
+# differs from their identity's canonical value; replies go back to it (`recipient_address`).
+SENDER_ADDRESS = "sender_address"
+
 
 class MessageKind(enum.StrEnum):
     TEXT = "text"
@@ -179,6 +183,11 @@ class OutboundMessage:
     recipient: IdentityRef
     text: str | None
     idempotency_key: str
+    # The recipient as the channel named them when that differs from the identity's
+    # canonical value (WhatsApp's wa_id of a Brazilian mobile without its ninth digit):
+    # the `SENDER_ADDRESS` of their last message on this channel account, for adapters
+    # whose `replies_to_sender_address` is true.
+    recipient_address: str | None = None
     attachments: tuple[OutboundAttachment, ...] = ()
     # WhatsApp template: {"name": ..., "language": ..., "components": [...]}
     template: Mapping[str, Any] | None = None

@@ -453,7 +453,7 @@ class TwilioMessagingAdapter:
         account_sid, auth_token = basic_auth(account)
         from_number = str(account.config.get("from_number") or "")
         service_sid = str(account.config.get("messaging_service_sid") or "")
-        fields = [("To", self.outbound_address(message.recipient.value))]
+        fields = [("To", self.outbound_address(message.recipient_address or message.recipient.value))]
         if from_number:
             fields.append(("From", self.outbound_address(from_number)))
         elif service_sid:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
 from hilo.channels.base import (
+    SENDER_ADDRESS,
     InboundMessage,
     MessageKind,
     OutboundMessage,
@@ -19,6 +20,7 @@ from hilo.channels.twilio_common import (
     content_variables,
 )
 from hilo.i18n import N_
+from hilo.normalize import InvalidIdentity, normalize_phone
 
 CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
 REASON_TEMPLATE_INCOMPLETE = N_(
@@ -36,9 +38,18 @@ class TwilioWhatsAppAdapter(TwilioMessagingAdapter):
 
     kind: ClassVar[str] = "twilio_whatsapp"
     address_prefix: ClassVar[str] = "whatsapp:"
+    # Replies go to the number the customer last wrote from (see `hilo.channels.whatsapp`).
+    replies_to_sender_address: ClassVar[bool] = True
 
     def parse_inbound(self, params: Mapping[str, str]) -> InboundMessage:
         message = super().parse_inbound(params)
+        try:
+            canonical = normalize_phone(message.sender.value, "US")
+        except InvalidIdentity:
+            canonical = message.sender.value
+        if canonical != message.sender.value:
+            # A Brazilian mobile WhatsApp names without its ninth digit: stored with it.
+            message.data[SENDER_ADDRESS] = message.sender.value
         message.sender_name = params.get("ProfileName") or None
         replied = params.get("OriginalRepliedMessageSid")
         if replied:

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import httpx
 
 from hilo.channels.base import (
+    SENDER_ADDRESS,
     ChannelAccountView,
     DeliveryStatus,
     IdentityKind,
@@ -55,6 +56,7 @@ from hilo.channels.meta_common import (
 )
 from hilo.channels.settings import SettingShape
 from hilo.i18n import N_
+from hilo.normalize import InvalidIdentity, normalize_phone
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +93,19 @@ def phone_identity(wa_id: str) -> IdentityRef:
     return IdentityRef(IdentityKind.PHONE, f"+{wa_id}" if wa_id.isdigit() else wa_id)
 
 
+def sender_address(wa_id: str) -> str | None:
+    """The wa_id to keep beside the message when it is not the digits of its phone identity.
+
+    A Brazilian mobile WhatsApp names without its ninth digit (551187650000) is stored as
+    +5511987650000, the number SMS and calls know; Meta delivers to the wa_id it gave, so
+    replies go back to that (`OutboundMessage.recipient_address`)."""
+    try:
+        canonical = normalize_phone(wa_id, "US")
+    except InvalidIdentity:
+        return None
+    return wa_id if canonical.removeprefix("+") != wa_id else None
+
+
 def _text_part(message: Mapping[str, Any], key: str) -> str | None:
     value = as_dict(message.get(key)).get("body" if key == "text" else "text")
     return value if isinstance(value, str) else None
@@ -125,6 +140,9 @@ def parse_message(message: Mapping[str, Any], contacts: Mapping[str, Mapping[str
         sent_at=meta_time(message.get("timestamp")),
         raw=dict(message),
     )
+    address = sender_address(sender)
+    if address is not None:
+        inbound.data[SENDER_ADDRESS] = address
     if isinstance(contact.get("user_id"), str):
         # Business-scoped user id: Meta's coming replacement for the phone number as key.
         inbound.data["whatsapp_user_id"] = contact["user_id"]
@@ -270,6 +288,8 @@ class WhatsAppAdapter:
     structured_settings: ClassVar[Mapping[str, SettingShape]] = {"templates": SettingShape.LIST}
     # Text and each attachment go out as separate WhatsApp messages, each with a status.
     sends_in_parts: ClassVar[bool] = True
+    # Replies go to the wa_id the customer last wrote from (see `sender_address`).
+    replies_to_sender_address: ClassVar[bool] = True
 
     def parse_webhook(self, account: ChannelAccountView, request: WebhookRequest) -> WebhookResult:
         if request.method.upper() == "GET":
@@ -344,7 +364,7 @@ class WhatsAppAdapter:
         envelope: dict[str, Any] = {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
-            "to": message.recipient.value.removeprefix("+"),
+            "to": message.recipient_address or message.recipient.value.removeprefix("+"),
         }
         if message.in_reply_to:
             envelope["context"] = {"message_id": message.in_reply_to}

@@ -17,6 +17,7 @@ from hilo.conversations.models import (
     conversation_labels,
 )
 from hilo.errors import ActionError
+from hilo.events.models import Event
 from hilo.i18n import N_
 from hilo.runtime import Tx
 
@@ -206,6 +207,15 @@ def merge_conversation_rows(tx: Tx, *, source_id: int, target_id: int) -> None:
         .scalars()
         .all()
     )
+    # What the merge changes of the source, so that splitting the contacts again can put it back.
+    source_state = {
+        "status": source.status,
+        "resolved_at": _iso(source.resolved_at),
+        "waiting_since": _iso(source.waiting_since),
+        "labels": sorted(labels),
+        "labels_added": sorted(set(labels) - existing),
+    }
+    waiting_since = source.waiting_since
     for label_id in set(labels) - existing:
         session.execute(insert(conversation_labels).values(conversation_id=target_id, label_id=label_id))
     session.execute(delete(conversation_labels).where(conversation_labels.c.conversation_id == source_id))
@@ -219,15 +229,20 @@ def merge_conversation_rows(tx: Tx, *, source_id: int, target_id: int) -> None:
     ).one()
     target.message_count = stats[0]
     target.last_message_at = max(target.last_message_at, stats[1] or target.last_message_at)
-    if source.waiting_since and (target.waiting_since is None or source.waiting_since < target.waiting_since):
-        target.waiting_since = source.waiting_since
+    if waiting_since and (target.waiting_since is None or waiting_since < target.waiting_since):
+        target.waiting_since = waiting_since
     session.expire(target, ["labels"])
     session.flush()
     _timeline_event(
         tx,
         target,
         "conversation.merged",
-        {"source_id": source_id, "message_ids": list(moved), "source_contact_id": source.contact_id},
+        {
+            "source_id": source_id,
+            "message_ids": list(moved),
+            "source_contact_id": source.contact_id,
+            "source_state": source_state,
+        },
     )
     tx.record(
         "conversation.merged_away",
@@ -236,6 +251,130 @@ def merge_conversation_rows(tx: Tx, *, source_id: int, target_id: int) -> None:
         data={"target_id": target_id},
         realtime=realtime_of(source, merged_into_id=target_id),
     )
+
+
+def unmerge_conversation_rows(tx: Tx, source: Conversation, *, identity_ids: list[int]) -> list[int]:
+    """Take `source` back out of the conversation it was merged into, as it was; return the
+    ids of the messages that went back.
+
+    The messages the merge moved go back, and so do the joined thread's later messages from
+    or to `identity_ids` (the customer wrote on after the merge, or was answered); notes
+    and activity added to the joined thread after the merge stay there. `source` gets back
+    the status, waiting time and labels it had, unless its contact has another unresolved
+    conversation by now (one thread per customer): then it comes back resolved. The caller
+    has given `source` its contact.
+    """
+    session = tx.session
+    target = session.get(Conversation, source.merged_into_id)
+    if target is None:
+        raise ActionError("conversation_not_found", N_("Conversation not found."), 404)
+    record = _merge_record(tx, target.id, source.id)
+    state = record.get("source_state") or {}
+    merged_ids = [int(i) for i in record.get("message_ids") or []]
+    while target.merged_into_id is not None:
+        # The joined thread was merged on into another: the messages are there now.
+        onward = session.get(Conversation, target.merged_into_id)
+        if onward is None:
+            break
+        target = onward
+    moving = list(
+        session.execute(
+            select(Message.id).where(
+                Message.conversation_id == target.id,
+                Message.id.in_(merged_ids) | Message.identity_id.in_(identity_ids),
+            )
+        ).scalars()
+    )
+    if moving:
+        session.execute(
+            update(Message)
+            .where(Message.id.in_(moving))
+            .values(conversation_id=source.id, contact_id=source.contact_id)
+        )
+    source.merged_into_id = None
+    session.flush()
+    # A merge made before states were recorded joined an unresolved conversation: open.
+    status = state.get("status") or "open"
+    if status != "resolved" and _open_conflict(tx, source) is not None:
+        status = "resolved"
+    source.status = status
+    source.resolved_at = (_from_iso(state.get("resolved_at")) or tx.now) if status == "resolved" else None
+    source.waiting_since = _from_iso(state.get("waiting_since")) if status != "resolved" else None
+    source.updated_at = tx.now
+    _restore_labels(tx, source, target, state)
+    for conversation in (source, target):
+        _recount(tx, conversation)
+    session.flush()
+    _timeline_event(tx, target, "conversation.unmerged", {"source_id": source.id, "message_ids": moving})
+    _timeline_event(tx, source, "conversation.unmerged", {"source_id": source.id, "target_id": target.id})
+    if status != "resolved":
+        # Routing and SLA timers take the conversation up again as for any reopening.
+        _timeline_event(
+            tx, source, "conversation.status_changed", {"from": "resolved", "to": status, "reason": "unmerged"}
+        )
+    return moving
+
+
+def _merge_record(tx: Tx, target_id: int, source_id: int) -> dict[str, Any]:
+    """The data of the latest merge of `source_id` into `target_id` (its timeline event)."""
+    rows = tx.session.execute(
+        select(Event.data)
+        .where(Event.conversation_id == target_id, Event.kind == "conversation.merged")
+        .order_by(Event.id.desc())
+    ).scalars()
+    return next((data for data in rows if isinstance(data, dict) and data.get("source_id") == source_id), {})
+
+
+def _restore_labels(tx: Tx, source: Conversation, target: Conversation, state: dict[str, Any]) -> None:
+    """Give `source` its labels again and take from `target` those only the merge gave it."""
+    session = tx.session
+    labels = {int(i) for i in state.get("labels") or []}
+    known = set(session.execute(select(Label.id).where(Label.id.in_(labels))).scalars()) if labels else set()
+    held = set(
+        session.execute(
+            select(conversation_labels.c.label_id).where(conversation_labels.c.conversation_id == source.id)
+        ).scalars()
+    )
+    for label_id in sorted(known - held):
+        session.execute(insert(conversation_labels).values(conversation_id=source.id, label_id=label_id))
+    added = [int(i) for i in state.get("labels_added") or []]
+    if added:
+        session.execute(
+            delete(conversation_labels).where(
+                conversation_labels.c.conversation_id == target.id, conversation_labels.c.label_id.in_(added)
+            )
+        )
+    session.expire(source, ["labels"])
+    session.expire(target, ["labels"])
+
+
+def _recount(tx: Tx, conversation: Conversation) -> None:
+    """Count a conversation's messages again and find its latest, and its customer's latest."""
+    session = tx.session
+    count, latest = session.execute(
+        select(func.count(Message.id), func.max(Message.created_at)).where(Message.conversation_id == conversation.id)
+    ).one()
+    conversation.message_count = count
+    if latest is not None:
+        conversation.last_message_at = latest
+    last_inbound = session.execute(
+        select(Message.created_at, Message.channel_account_id)
+        .where(Message.conversation_id == conversation.id, Message.direction == "inbound")
+        .order_by(Message.id.desc())
+        .limit(1)
+    ).first()
+    if last_inbound is not None:
+        # The default reply channel is the one the customer of this conversation wrote on last.
+        conversation.last_inbound_at = last_inbound.created_at
+        conversation.last_channel_account_id = last_inbound.channel_account_id
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _from_iso(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
 def split_conversation(tx: Tx, conversation: Conversation, from_message_id: int) -> Conversation:

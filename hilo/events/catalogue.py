@@ -113,6 +113,7 @@ KINDS: dict[str, type | None] = {
     "conversation.channel_switched": None,
     "conversation.merged": ConversationState,
     "conversation.merged_away": ConversationState,
+    "conversation.unmerged": ConversationState,
     "conversation.split": ConversationState,
     "conversation.split_from": ConversationState,
     "conversation.read": None,

@@ -19,8 +19,10 @@ from datetime import timedelta
 from functools import partial
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from hilo.channels.base import (
+    SENDER_ADDRESS,
     IdentityKind,
     IdentityRef,
     OutboundAttachment,
@@ -137,6 +139,7 @@ class OutboxDispatcher:
                 for a in files
             )
             outbound = OutboundMessage(
+                recipient_address=_sender_address(session, account, identity),
                 message_id=message.id,
                 conversation_id=message.conversation_id,
                 recipient=IdentityRef(IdentityKind(identity.kind), identity.value, identity.verified),
@@ -232,3 +235,23 @@ class OutboxDispatcher:
     def stop(self) -> None:
         self._stopping = True
         self.wake()
+
+
+def _sender_address(session: Session, account: ChannelAccount, identity: Identity) -> str | None:
+    """How the provider named the recipient in their last message on this channel account,
+    for adapters that reply to that rather than to the identity's canonical value."""
+    if not getattr(get_adapter(account.kind), "replies_to_sender_address", False):
+        return None
+    data = session.execute(
+        select(Message.data)
+        .where(
+            Message.contact_id == identity.contact_id,
+            Message.identity_id == identity.id,
+            Message.channel_account_id == account.id,
+            Message.direction == "inbound",
+        )
+        .order_by(Message.id.desc())
+        .limit(1)
+    ).scalar()
+    address = (data or {}).get(SENDER_ADDRESS)
+    return address if isinstance(address, str) else None

@@ -265,6 +265,18 @@ def event_text(message: Any, directory: Any, _: Callable[..., str], when: Callab
         return _("{actor} changed the labels to {labels}", actor=actor, labels=", ".join(data.get("to") or []) or "—")
     if kind == "conversation.merged":
         return _("{actor} merged conversation #{id} into this one", actor=actor, id=data.get("source_id"))
+    if kind == "conversation.unmerged":
+        if data.get("source_id") == message.conversation_id:
+            return _(
+                "{actor} split the contacts: this conversation came back out of #{id}",
+                actor=actor,
+                id=data.get("target_id"),
+            )
+        return _(
+            "{actor} split the contacts: the messages of conversation #{id} went back to it",
+            actor=actor,
+            id=data.get("source_id"),
+        )
     if kind == "conversation.split":
         return _("{actor} moved later messages to conversation #{id}", actor=actor, id=data.get("new_conversation_id"))
     if kind == "conversation.split_from":
@@ -282,6 +294,7 @@ EVENT_ICONS = {
     "conversation.labels_changed": "tag",
     "conversation.merged": "merge",
     "conversation.split": "split",
+    "conversation.unmerged": "split",
     "conversation.split_from": "split",
     "contact.link_refused": "shield",
 }

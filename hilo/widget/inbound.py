@@ -19,7 +19,7 @@ from hilo.channels.base import (
     WebhookResult,
 )
 from hilo.channels.widget import FieldRule, WidgetSettings, prechat_identities, validate_prechat
-from hilo.contacts.identity import InvalidIdentity, normalize_email
+from hilo.contacts.identity import InvalidIdentity, normalize_email, normalize_phone
 from hilo.errors import ActionError
 from hilo.i18n import N_
 from hilo.ingest.statements import IngestResult
@@ -76,19 +76,15 @@ def build_inbound(
 ) -> InboundMessage:
     """The InboundMessage for a widget message; `PrechatInvalid` when the form does not pass."""
     if visitor.verified:
-        # The site vouches for who the user is; the name and address it passes along are
-        # linked like a pre-chat form's (unverified), never required.
-        cleaned: dict[str, str] = {}
-        if visitor.name:
-            cleaned["name"] = visitor.name
-        if visitor.email:
-            with contextlib.suppress(InvalidIdentity):
-                cleaned["email"] = normalize_email(visitor.email)
+        # The site vouches for who the user is; the name, address and phone number it passes
+        # along, and what the user typed in a form, are linked like a pre-chat form's
+        # (unverified), never required. The site's values win over typed ones.
+        cleaned = validate_prechat(_given(values), values, region)
+        cleaned.update(_site_claims(visitor, region))
     else:
         rules = form_rules(settings, offline=offline, first=first)
-        for name, value in values.items():
-            if isinstance(value, str) and value.strip():
-                rules.setdefault(name, FieldRule.OPTIONAL)
+        for name, rule in _given(values).items():
+            rules.setdefault(name, rule)
         cleaned = validate_prechat(rules, values, region)
     page_url = page[:MAX_PAGE_URL] if isinstance(page, str) else None
     return InboundMessage(
@@ -102,6 +98,26 @@ def build_inbound(
         data={"widget": {"page": page_url, "offline_form": offline}},
         locale=locale,
     )
+
+
+def _given(values: Mapping[str, Any]) -> dict[str, FieldRule]:
+    """A field given although not asked for (a returning visitor updating it) is still checked."""
+    return {name: FieldRule.OPTIONAL for name, value in values.items() if isinstance(value, str) and value.strip()}
+
+
+def _site_claims(visitor: Visitor, region: str) -> dict[str, str]:
+    """The name, e-mail address and phone number a site passed for its signed-in user; a
+    value that is not an address or a number is left out rather than refuse the message."""
+    claims: dict[str, str] = {}
+    if visitor.name:
+        claims["name"] = visitor.name
+    if visitor.email:
+        with contextlib.suppress(InvalidIdentity):
+            claims["email"] = normalize_email(visitor.email)
+    if visitor.phone:
+        with contextlib.suppress(InvalidIdentity):
+            claims["phone"] = normalize_phone(visitor.phone, region)
+    return claims
 
 
 async def submit(app: FastAPI, account: ChannelAccountView, inbound: InboundMessage) -> IngestResult:

@@ -200,6 +200,7 @@ def _credentials(hello: dict[str, Any]) -> Credentials:
         user_hash=text(user.get("hash")),
         user_name=text(user.get("name")),
         user_email=text(user.get("email")),
+        user_phone=text(user.get("phone")),
     )
 
 
@@ -462,6 +463,7 @@ async def upload(token: str, request: Request) -> Response:
             user_hash=fields.get("user_hash"),
             user_name=fields.get("user_name"),
             user_email=fields.get("user_email"),
+            user_phone=fields.get("user_phone"),
         )
         visitor = authenticate(account, runtime.settings.secret_key, credentials, allow_new=False)
         _limit(request, f"widget:upload:{account.id}:{visitor.key}", RATE_UPLOAD)

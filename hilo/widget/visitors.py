@@ -4,7 +4,9 @@ An anonymous visitor holds a token the server signed (`<visitor id>.<signature>`
 the browser's storage: the visitor id names their identity, the signature stops anyone who
 sees an identity value (agents, logs) from taking over the visitor's chat. A signed-in
 user of the site is named by the site's own user id and the HMAC-SHA256 of that id under
-the channel's `identity_secret`, computed by the site's server.
+the channel's `identity_secret`, computed by the site's server; the name, e-mail address
+and phone number the site passes with it are claims about that user, never identities
+the hash vouches for.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 
 from hilo import constant_time
 from hilo.channels.base import ChannelAccountView
-from hilo.channels.widget import MAX_USER_ID, user_identity, verify_user, visitor_identity
+from hilo.channels.widget import MAX_FIELD, MAX_USER_ID, user_identity, verify_user, visitor_identity
 from hilo.errors import ActionError
 from hilo.i18n import N_
 
@@ -34,6 +36,7 @@ class Credentials:
     user_hash: str | None = None
     user_name: str | None = None
     user_email: str | None = None
+    user_phone: str | None = None
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,9 @@ class Visitor:
     token: str | None = None  # the anonymous token the widget must keep
     new: bool = False  # the token was issued just now
     name: str | None = None
+    # What the site says about a signed-in user: claims, linked like a pre-chat form's.
     email: str | None = None
+    phone: str | None = None
 
 
 def _signature(secret_key: str, account_id: int, visitor_id: str) -> str:
@@ -95,6 +100,7 @@ def authenticate(account: ChannelAccountView, secret_key: str, credentials: Cred
             key=f"user:{user_id}"[: MAX_USER_ID + 5],
             name=(credentials.user_name or "").strip()[:255] or None,
             email=(credentials.user_email or "").strip()[:320] or None,
+            phone=(credentials.user_phone or "").strip()[:MAX_FIELD] or None,
         )
     visitor_id = read_token(secret_key, account.id, credentials.visitor)
     token = credentials.visitor

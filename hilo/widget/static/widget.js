@@ -3,7 +3,8 @@
  * <script async src="https://hilo.example.com/widget/TOKEN/widget.js" data-token="TOKEN"></script>
  *
  * Optional: data-locale="es", and for a signed-in user data-user-id, data-user-hash,
- * data-user-name, data-user-email (or window.HiloWidget = {locale, user: {id, hash, name, email}}
+ * data-user-name, data-user-email, data-user-phone (or window.HiloWidget = {locale, user: {id, hash,
+ * name, email, phone}}
  * set before the tag). The page can call window.Hilo.open() / .close(), and hears
  * "hilo:ready" and "hilo:message" events on window.
  */
@@ -34,7 +35,8 @@
         id: script.getAttribute("data-user-id"),
         hash: script.getAttribute("data-user-hash"),
         name: script.getAttribute("data-user-name"),
-        email: script.getAttribute("data-user-email")
+        email: script.getAttribute("data-user-email"),
+        phone: script.getAttribute("data-user-phone")
       };
     }
     var locale = script.getAttribute("data-locale") || opts.locale || navigator.language || "en";
@@ -379,7 +381,7 @@
       if (chosen.type && types.indexOf(chosen.type) < 0) return addNote(S.bad_type, "error");
       var form = new FormData();
       if (env.user) {
-        ["id", "hash", "name", "email"].forEach(function (k) { if (env.user[k]) form.append("user_" + k, env.user[k]); });
+        ["id", "hash", "name", "email", "phone"].forEach(function (k) { if (env.user[k]) form.append("user_" + k, env.user[k]); });
       } else if (visitorToken) {
         form.append("visitor", visitorToken);
       }
