@@ -1,10 +1,16 @@
 """Background work that is claimed, retried and given up, shared by every loop that claims work.
 
-`claim_due` is the one way a loop takes rows of a job table (the outbox, media fetches,
-these generic jobs): the due, unleased rows, oldest first, locked with `FOR UPDATE SKIP
-LOCKED` on PostgreSQL so any number of processes may claim side by side, each claimed row
-leased for a while (a process that dies leaves its rows to be claimed again once the lease
-runs out) and its attempt counted. `backoff_seconds` spaces retries.
+Three ways to take work, one for each kind of loop:
+- `claim_due` takes rows of a job table whose work has effects outside the database (the
+  outbox, media fetches, these generic jobs): the due, unleased rows, oldest first, locked
+  with `FOR UPDATE SKIP LOCKED` on PostgreSQL so any number of processes may claim side by
+  side, each claimed row leased for a while (a process that dies leaves its rows to be
+  claimed again once the lease runs out) and its attempt counted. `backoff_seconds` spaces
+  retries.
+- `lock_due` takes due rows whose work is all in the database (scheduled messages): they are
+  locked for the caller's transaction, which finishes them before it commits.
+- `hold_lease` keeps one long-running piece of work (a mailbox's poller, an engine's event
+  stream) with one process: the row's lease is taken when free or expired, and renewed.
 
 The `jobs` table carries work with effects outside the database that features queue in the
 transaction of the change that caused it (a rule's webhook): the job commits with the change
@@ -69,6 +75,44 @@ def claim_due(tx: Tx, table: Any, returning: Sequence[Any], *, limit: int, lease
             .returning(*returning)
         ).all()
     )
+
+
+def lock_due(tx: Tx, table: Any, due: Any, *, limit: int) -> list[Any]:
+    """Take up to `limit` rows of `table` in state "pending" whose `due` column has passed,
+    oldest first, locked until the caller's transaction ends (rows another process holds
+    are passed over). For work done in that same transaction: it must leave "pending"."""
+    return list(
+        tx.session.execute(
+            select(table)
+            .where(table.state == "pending", due <= tx.now)
+            .order_by(due, table.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).scalars()
+    )
+
+
+def hold_lease(
+    session: Any, table: Any, where: Any, owner: str, now: datetime, until: datetime, returning: Sequence[Any] = ()
+) -> Any | None:
+    """Hold the lease of the row `where` selects for `owner` until `until`, if it is free,
+    expired or already `owner`'s; return `returning` of the row (None: another holds it).
+
+    The row has `lease_owner`, `lease_until` and `updated_at` columns."""
+    return session.execute(
+        update(table)
+        .where(
+            where,
+            or_(
+                table.lease_owner == owner,
+                table.lease_owner.is_(None),
+                table.lease_until.is_(None),
+                table.lease_until <= now,
+            ),
+        )
+        .values(lease_owner=owner, lease_until=until, updated_at=now)
+        .returning(table.lease_owner, *returning)
+    ).first()
 
 
 class Job(Base):

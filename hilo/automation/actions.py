@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 
+from hilo import jobs
 from hilo.agents.access import Principal
 from hilo.automation import conditions as cond
 from hilo.automation import steps
@@ -340,15 +341,17 @@ def cancel_scheduled(tx: Tx, item: ScheduledMessage) -> None:
     )
 
 
-def send_scheduled(tx: Tx, item_id: int) -> bool:
-    """Send one due scheduled message through the reply path, as its author; False if taken."""
-    item = tx.session.execute(
-        select(ScheduledMessage)
-        .where(ScheduledMessage.id == item_id, ScheduledMessage.state == "pending", ScheduledMessage.send_at <= tx.now)
-        .with_for_update(skip_locked=True)
-    ).scalar_one_or_none()
-    if item is None:
+def send_due_scheduled(tx: Tx) -> bool:
+    """Send the next due scheduled message through the reply path, as its author; False if none is due.
+
+    The message is taken with `jobs.lock_due`: any number of processes may run this side by
+    side, and each message goes out once, in the transaction that marks it sent.
+    """
+    taken = jobs.lock_due(tx, ScheduledMessage, ScheduledMessage.send_at, limit=1)
+    if not taken:
         return False
+    item = taken[0]
+    tx.actor_agent_id = item.created_by
     conversation = tx.session.get(Conversation, item.conversation_id)
     assert conversation is not None
     published = len(tx.published)

@@ -19,7 +19,7 @@ from hilo.automation import actions as automation
 from hilo.automation import conditions as cond
 from hilo.automation import steps, webhooks
 from hilo.automation.facts import contact_locale, facts_for, trigger_message, variables
-from hilo.automation.models import AutomationRule, AutomationSettings, ScheduledMessage
+from hilo.automation.models import AutomationRule, AutomationSettings
 from hilo.consumers.engine import Engine
 from hilo.conversations.models import Conversation, Message
 from hilo.runtime import Runtime, Tx
@@ -133,18 +133,11 @@ class AutomationHandlers:
         webhooks.queue(tx, hooks)
 
     def scheduled_pass(self) -> None:
-        with self.runtime.db.read() as session:
-            due = list(
-                session.execute(
-                    select(ScheduledMessage.id, ScheduledMessage.created_by)
-                    .where(ScheduledMessage.state == "pending", ScheduledMessage.send_at <= self.runtime.clock.now())
-                    .order_by(ScheduledMessage.send_at, ScheduledMessage.id)
-                    .limit(SCAN_BATCH)
-                ).tuples()
-            )
-        for item_id, author in due:
-            with self.runtime.transaction(author) as tx:
-                automation.send_scheduled(tx, item_id)
+        """Send the scheduled messages that are due, one per transaction (a failure spoils only its own)."""
+        for _ in range(SCAN_BATCH):
+            with self.runtime.transaction() as tx:
+                if not automation.send_due_scheduled(tx):
+                    return
 
     def idle_pass(self) -> None:
         with self.runtime.db.read() as session:

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Select, case, func, null, or_, select, update
 from sqlalchemy.orm import Session
 
+from hilo import jobs
 from hilo.consumers.models import ConsumerPosition
 from hilo.events.models import Event
 
@@ -140,20 +141,7 @@ def advance(session: Session, place: Place, handled: list[Committed], *, lease_o
 
 def take_lease(session: Session, name: str, owner: str, now: datetime, until: datetime) -> bool:
     """Hold the consumer for `owner` until `until` unless another live holder has it; True if held."""
-    taken = session.execute(
-        update(ConsumerPosition)
-        .where(
-            ConsumerPosition.name == name,
-            or_(
-                ConsumerPosition.lease_owner.is_(None),
-                ConsumerPosition.lease_owner == owner,
-                ConsumerPosition.lease_until.is_(None),
-                ConsumerPosition.lease_until < now,
-            ),
-        )
-        .values(lease_owner=owner, lease_until=until)
-    )
-    return bool(getattr(taken, "rowcount", 0))
+    return jobs.hold_lease(session, ConsumerPosition, ConsumerPosition.name == name, owner, now, until) is not None
 
 
 def position_of(session: Session, name: str) -> int | None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import or_, update
+from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from hilo import jobs
 from hilo.channels.email_imap import ImapState
 from hilo.mailbox.models import MailboxState
 from hilo.runtime import Tx
@@ -30,20 +31,15 @@ def _ensure_row(tx: Tx, account_id: int, mailbox: str) -> None:
 def _take(tx: Tx, account_id: int, mailbox: str, owner: str, lease: timedelta) -> ImapState | None:
     """Hold the lease until now + `lease` if it is free, expired or ours; return the cursor."""
     _ensure_row(tx, account_id, mailbox)
-    row = tx.session.execute(
-        update(MailboxState)
-        .where(
-            MailboxState.channel_account_id == account_id,
-            or_(
-                MailboxState.lease_owner == owner,
-                MailboxState.lease_owner.is_(None),
-                MailboxState.lease_until.is_(None),
-                MailboxState.lease_until <= tx.now,
-            ),
-        )
-        .values(lease_owner=owner, lease_until=tx.now + lease, updated_at=tx.now)
-        .returning(MailboxState.mailbox, MailboxState.uidvalidity, MailboxState.last_uid)
-    ).first()
+    row = jobs.hold_lease(
+        tx.session,
+        MailboxState,
+        MailboxState.channel_account_id == account_id,
+        owner,
+        tx.now,
+        tx.now + lease,
+        (MailboxState.mailbox, MailboxState.uidvalidity, MailboxState.last_uid),
+    )
     if row is None:
         return None
     if row.mailbox != mailbox:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from typing import Any
 
+from hilo.automation.rules import AutomationHandlers
+from hilo.consumers.engine import Engine
+from hilo.runtime import Runtime
 from tests.routing.desk import Desk
 
 
@@ -167,3 +171,34 @@ def test_a_scheduled_message_that_cannot_go_out_is_marked_failed_with_the_reason
         {"conversation_id": conversation, "body": "x", "send_at": desk.clock.now().isoformat()},
     )
     assert past.json()["error"]["code"] == "send_at_invalid"
+
+
+def test_two_processes_send_each_due_scheduled_message_once(desk: Desk) -> None:
+    # given: six messages due, and a second process on the same database
+    conversations = [desk.customer_writes(f"Call me back {n}", customer=f"later-{n}") for n in range(6)]
+    send_at = desk.clock.now() + timedelta(hours=1)
+    for conversation in conversations:
+        desk.api.ok(
+            desk.api.post(
+                "/api/v1/scheduled-messages",
+                {"conversation_id": conversation, "body": "Following up", "send_at": send_at.isoformat()},
+            ),
+            201,
+        )
+    desk.settle()
+    desk.clock.advance(hours=1)
+    state = desk.api.client.app.state  # type: ignore[attr-defined]
+    other = Runtime(state.runtime.settings, clock=desk.clock)
+    passes = [
+        AutomationHandlers(Engine(state.runtime, name="scheduled-a")).scheduled_pass,
+        AutomationHandlers(Engine(other, name="scheduled-b")).scheduled_pass,
+    ]
+    # when: both run their pass at once
+    threads = [threading.Thread(target=run) for run in passes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    other.close()
+    # then: every message went out once
+    assert [len(outbound(desk, c)) for c in conversations] == [1] * 6

@@ -90,3 +90,51 @@ def test_live_updates_carry_what_the_catalogue_says(api: Api, database_url: str)
         checked += 1
     assert {kind for kind, _ in rows} >= {"message.created", "conversation.assigned", "conversation.status_changed"}
     assert checked >= 5
+
+
+# Modules whose handlers pick events by kind.
+HANDLERS = ("routing/handlers.py", "automation/rules.py", "web/notifier.py")
+
+
+def _is_kind(node: ast.AST) -> bool:
+    """`kind`, `event.get("type")` or `event["type"]`: an expression that holds an event's kind."""
+    if isinstance(node, ast.Name):
+        return node.id == "kind"
+    if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "get" and node.args:
+        return isinstance(node.args[0], ast.Constant) and node.args[0].value == "type"
+    if isinstance(node, ast.Subscript):
+        return isinstance(node.slice, ast.Constant) and node.slice.value == "type"
+    return False
+
+
+def compared_kinds(path: Path) -> set[str]:
+    """The kinds a handler module compares an event's kind with (literals, and module-level names)."""
+    tree = ast.parse(path.read_text())
+    named: dict[str, ast.AST] = {
+        target.id: node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Compare):
+            continue
+        operands = [node.left, *node.comparators]
+        if not any(_is_kind(operand) for operand in operands):
+            continue
+        for operand in operands:
+            value = named.get(operand.id, operand) if isinstance(operand, ast.Name) else operand
+            found.update(s for s in _strings(value) if "." in s)
+    return found
+
+
+def test_handlers_compare_kinds_the_catalogue_names() -> None:
+    # given
+    paths = [PACKAGE / module for module in HANDLERS]
+    # when
+    compared = {module: compared_kinds(path) for module, path in zip(HANDLERS, paths, strict=False)}
+    # then: a typo in a handler's kind would make it react to nothing
+    assert all(compared.values()), compared
+    assert {m: sorted(k - set(catalogue.KINDS)) for m, k in compared.items() if k - set(catalogue.KINDS)} == {}
