@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, FastAPI, Query
-from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from hilo.agents.access import Principal
@@ -243,24 +242,10 @@ def list_canned(
 ) -> list[CannedOut]:
     """Canned responses whose shortcut starts with `q` (then those whose title contains it);
     with `conversation_id`, each comes `rendered` in the contact's language."""
-    query = select(CannedResponse)
-    term = (q or "").strip().lstrip("/").lower()
-    if term:
-        pattern = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(
-            or_(
-                CannedResponse.shortcut.like(f"{pattern}%", escape="\\"),
-                func.lower(CannedResponse.title).like(f"%{pattern}%", escape="\\"),
-            )
-        )
-    query = query.order_by(CannedResponse.shortcut).limit(limit)
     with runtime.transaction(principal.id) as tx:
         conversation = access_conversation(tx.session, principal, conversation_id) if conversation_id else None
-        rows = list(tx.session.execute(query).scalars())
-        if term:
-            rows.sort(key=lambda c: (not c.shortcut.startswith(term), c.shortcut))
         out = []
-        for canned in rows:
+        for canned in queries.find_canned(tx.session, q or "", limit):
             item = CannedOut.model_validate(canned, from_attributes=True)
             if conversation is not None:
                 item.rendered = automation.render_canned(tx, canned, conversation, principal.id)
@@ -311,11 +296,7 @@ def list_scheduled(
 ) -> list[ScheduledOut]:
     with runtime.db.read() as session:
         access_conversation(session, principal, conversation_id)
-        query = select(ScheduledMessage).where(ScheduledMessage.conversation_id == conversation_id)
-        if state is not None:
-            query = query.where(ScheduledMessage.state == state)
-        rows = session.execute(query.order_by(ScheduledMessage.send_at, ScheduledMessage.id)).scalars()
-        return [ScheduledOut.model_validate(r, from_attributes=True) for r in rows]
+        return queries.list_scheduled(session, conversation_id, state)
 
 
 @router.post("/scheduled-messages", response_model=ScheduledOut, status_code=201)

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from hilo.agents.access import Principal
 from hilo.automation import actions as automation
-from hilo.automation.models import AutomationRule, AutomationRun, AutomationSettings, Macro
-from hilo.automation.schemas import MacroOut, RuleEvent, RuleOut, RunOut, SettingsOut
+from hilo.automation.models import (
+    AutomationRule,
+    AutomationRun,
+    AutomationSettings,
+    CannedResponse,
+    Macro,
+    ScheduledMessage,
+)
+from hilo.automation.schemas import MacroOut, RuleEvent, RuleOut, RunOut, ScheduledOut, SettingsOut
 from hilo.routing.access import require_supervisor
 
 # Rules -------------------------------------------------------------------------------
@@ -74,3 +81,31 @@ def list_macros(session: Session, principal: Principal) -> list[MacroOut]:
 
 def macro_out(macro: Macro) -> MacroOut:
     return MacroOut.model_validate(macro, from_attributes=True)
+
+
+def find_canned(session: Session, typed: str, limit: int) -> list[CannedResponse]:
+    """Canned responses whose shortcut starts with what the agent typed after '/', then those
+    whose title contains it."""
+    query = select(CannedResponse)
+    term = typed.strip().lstrip("/").lower()
+    if term:
+        pattern = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(
+            or_(
+                CannedResponse.shortcut.like(f"{pattern}%", escape="\\"),
+                func.lower(CannedResponse.title).like(f"%{pattern}%", escape="\\"),
+            )
+        )
+    rows = list(session.execute(query.order_by(CannedResponse.shortcut).limit(limit)).scalars())
+    if term:
+        rows.sort(key=lambda c: (not c.shortcut.startswith(term), c.shortcut))
+    return rows
+
+
+def list_scheduled(session: Session, conversation_id: int, state: str | None = None) -> list[ScheduledOut]:
+    """A conversation's scheduled messages, soonest first."""
+    query = select(ScheduledMessage).where(ScheduledMessage.conversation_id == conversation_id)
+    if state is not None:
+        query = query.where(ScheduledMessage.state == state)
+    rows = session.execute(query.order_by(ScheduledMessage.send_at, ScheduledMessage.id)).scalars()
+    return [ScheduledOut.model_validate(r, from_attributes=True) for r in rows]

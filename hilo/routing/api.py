@@ -6,24 +6,21 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, FastAPI, Query
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hilo.agents.models import Agent, Team
 from hilo.conversations.access import access_conversation
-from hilo.conversations.models import Conversation, ConversationSla
-from hilo.conversations.queries import Filters, list_query
+from hilo.conversations.queries import Filters
 from hilo.errors import ActionError, NotFound
-from hilo.events.models import Event
 from hilo.hours import calendars
 from hilo.hours.models import BusinessHours
 from hilo.http.deps import CurrentAgent, RuntimeDep
-from hilo.http.schemas import ERRORS, serialize_conversations
+from hilo.http.schemas import ERRORS
 from hilo.i18n import N_
 from hilo.routing import actions, presence, queries, sla
 from hilo.routing.access import require_supervisor
 from hilo.routing.handlers import RoutingHandlers
-from hilo.routing.models import ConversationRouting, RoutingAgent, SlaPolicy, SlaTimer
+from hilo.routing.models import SlaPolicy
 from hilo.routing.schemas import (
     AgentRoutingIn,
     AgentRoutingOut,
@@ -33,24 +30,17 @@ from hilo.routing.schemas import (
     ConversationSlaOut,
     DeadlineOut,
     ElapsedOut,
-    EventOut,
     PresenceIn,
     PresenceOut,
     QueueItemOut,
     SlaConversationList,
-    SlaConversationOut,
     SlaPolicyIn,
     SlaPolicyOut,
-    SlaSummary,
     TeamRoutingIn,
     TeamRoutingOut,
-    TimerOut,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["routing"], responses=ERRORS)
-
-SLA_EVENTS = ("sla.applied", "sla.warning", "sla.breached", "sla.met")
-EVENTS_SHOWN = 100
 
 
 # Teams and agents --------------------------------------------------------------------
@@ -126,23 +116,8 @@ def queue(
 @router.get("/presence", response_model=list[PresenceOut])
 def list_presence(principal: CurrentAgent, runtime: RuntimeDep) -> list[PresenceOut]:
     """Who is online, away or offline."""
-    now = runtime.clock.now()
     with runtime.db.read() as session:
-        rows = session.execute(
-            select(Agent, RoutingAgent)
-            .outerjoin(RoutingAgent, RoutingAgent.agent_id == Agent.id)
-            .where(Agent.active.is_(True))
-            .order_by(Agent.name)
-        ).all()
-        return [
-            PresenceOut(
-                agent_id=agent.id,
-                name=agent.name,
-                availability=row.availability if row else "available",
-                presence=queries.presence_of(row, now),
-            )
-            for agent, row in rows
-        ]
+        return queries.list_presence(session, runtime.clock.now())
 
 
 @router.put("/presence/me", response_model=PresenceOut)
@@ -289,29 +264,7 @@ def conversation_sla(conversation_id: int, principal: CurrentAgent, runtime: Run
     """The conversation's SLA status, nearest due time and every target's timer."""
     with runtime.db.read() as session:
         access_conversation(session, principal, conversation_id)
-        summary = session.get(ConversationSla, conversation_id)
-        timers = session.execute(
-            select(SlaTimer).where(SlaTimer.conversation_id == conversation_id).order_by(SlaTimer.id)
-        ).scalars()
-        return ConversationSlaOut(
-            conversation_id=conversation_id,
-            policy_id=summary.policy_id if summary else None,
-            status=summary.status if summary else None,
-            due_at=summary.due_at if summary else None,
-            due_kind=summary.due_kind if summary else None,
-            timers=[TimerOut.model_validate(t, from_attributes=True) for t in timers],
-            events=_events(session, conversation_id, SLA_EVENTS),
-        )
-
-
-def _events(session: Session, conversation_id: int, kinds: tuple[str, ...]) -> list[EventOut]:
-    rows = session.execute(
-        select(Event)
-        .where(Event.conversation_id == conversation_id, Event.kind.in_(kinds))
-        .order_by(Event.id.desc())
-        .limit(EVENTS_SHOWN)
-    ).scalars()
-    return [EventOut.model_validate(e, from_attributes=True) for e in reversed(list(rows))]
+        return queries.conversation_sla(session, conversation_id)
 
 
 @router.get("/conversations/{conversation_id}/routing", response_model=ConversationRoutingOut)
@@ -319,14 +272,7 @@ def conversation_routing(conversation_id: int, principal: CurrentAgent, runtime:
     """Why the conversation went to whom: required skills, queue place and routing decisions."""
     with runtime.db.read() as session:
         access_conversation(session, principal, conversation_id)
-        row = session.get(ConversationRouting, conversation_id)
-        return ConversationRoutingOut(
-            conversation_id=conversation_id,
-            required_skills=list(row.required_skills or []) if row else [],
-            queued=bool(row and row.queued_at is not None),
-            queue_reason=row.reason if row else None,
-            decisions=_events(session, conversation_id, ("routing.decision",)),
-        )
+        return queries.conversation_routing(session, conversation_id)
 
 
 @router.get("/sla/conversations", response_model=SlaConversationList)
@@ -343,26 +289,9 @@ def sla_conversations(
 ) -> SlaConversationList:
     """The inbox sorted by SLA due time, soonest (or most overdue) first; the same filters
     and visibility as /conversations. Conversations without a running target come last."""
-    query = list_query(principal, Filters(status=list(status or []), assignee=assignee, team=team, label=label))
-    query = query.outerjoin(ConversationSla, ConversationSla.conversation_id == Conversation.id)
-    if sla_status:
-        query = query.where(ConversationSla.status.in_(sla_status))
-    query = query.add_columns(ConversationSla.status, ConversationSla.due_at, ConversationSla.due_kind).order_by(
-        ConversationSla.due_at.asc().nulls_last(), Conversation.id
-    )
-    offset = cursor or 0
+    filters = Filters(status=list(status or []), assignee=assignee, team=team, label=label)
     with runtime.db.read() as session:
-        rows = session.execute(query.offset(offset).limit(limit + 1)).all()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        items = serialize_conversations(session, [row[0] for row in rows])
-    out = [
-        SlaConversationOut(
-            **item.model_dump(), sla=SlaSummary(status=row.status, due_at=row.due_at, due_kind=row.due_kind)
-        )
-        for item, row in zip(items, rows, strict=True)
-    ]
-    return SlaConversationList(items=out, next_cursor=str(offset + limit) if more else None)
+        return queries.sla_conversations(session, principal, filters, list(sla_status or []), limit, cursor or 0)
 
 
 def install(app: FastAPI) -> None:

@@ -9,19 +9,31 @@ from sqlalchemy.orm import Session
 
 from hilo.agents.access import Principal
 from hilo.agents.models import Agent, Team
+from hilo.conversations.models import Conversation, ConversationSla
+from hilo.conversations.queries import Filters, list_query
+from hilo.events.models import Event
 from hilo.hours import calendars
 from hilo.hours.models import BusinessHours
+from hilo.http.schemas import serialize_conversations
 from hilo.routing import actions
 from hilo.routing.access import require_supervisor
 from hilo.routing.capacity import CHANNEL_CLASSES, capacity_for
-from hilo.routing.models import ConversationRouting, RoutingAgent, RoutingTeam, SlaPolicy
+from hilo.routing.models import ConversationRouting, RoutingAgent, RoutingTeam, SlaPolicy, SlaTimer
 from hilo.routing.schemas import (
     AgentRoutingOut,
     BusinessHoursOut,
+    ConversationRoutingOut,
+    ConversationSlaOut,
+    EventOut,
+    PresenceOut,
     QueueItemOut,
     SlaConditions,
+    SlaConversationList,
+    SlaConversationOut,
     SlaPolicyOut,
+    SlaSummary,
     TeamRoutingOut,
+    TimerOut,
 )
 from hilo.runtime import session_cached
 
@@ -200,3 +212,92 @@ def policy_out(policy: SlaPolicy) -> SlaPolicyOut:
         business_hours_id=policy.business_hours_id,
         warning_share=policy.warning_share,
     )
+
+
+# Presence and a conversation's SLA and routing -------------------------------------
+
+SLA_EVENTS = ("sla.applied", "sla.warning", "sla.breached", "sla.met")
+EVENTS_SHOWN = 100
+
+
+def list_presence(session: Session, now: datetime) -> list[PresenceOut]:
+    """Who is online, away or offline (active agents, by name)."""
+    rows = session.execute(
+        select(Agent, RoutingAgent)
+        .outerjoin(RoutingAgent, RoutingAgent.agent_id == Agent.id)
+        .where(Agent.active.is_(True))
+        .order_by(Agent.name)
+    ).all()
+    return [
+        PresenceOut(
+            agent_id=agent.id,
+            name=agent.name,
+            availability=row.availability if row else "available",
+            presence=presence_of(row, now),
+        )
+        for agent, row in rows
+    ]
+
+
+def conversation_sla(session: Session, conversation_id: int) -> ConversationSlaOut:
+    """The conversation's SLA status, nearest due time, every target's timer and recent SLA events."""
+    summary = session.get(ConversationSla, conversation_id)
+    timers = session.execute(
+        select(SlaTimer).where(SlaTimer.conversation_id == conversation_id).order_by(SlaTimer.id)
+    ).scalars()
+    return ConversationSlaOut(
+        conversation_id=conversation_id,
+        policy_id=summary.policy_id if summary else None,
+        status=summary.status if summary else None,
+        due_at=summary.due_at if summary else None,
+        due_kind=summary.due_kind if summary else None,
+        timers=[TimerOut.model_validate(t, from_attributes=True) for t in timers],
+        events=_events(session, conversation_id, SLA_EVENTS),
+    )
+
+
+def conversation_routing(session: Session, conversation_id: int) -> ConversationRoutingOut:
+    """Why the conversation went to whom: required skills, queue place and routing decisions."""
+    row = session.get(ConversationRouting, conversation_id)
+    return ConversationRoutingOut(
+        conversation_id=conversation_id,
+        required_skills=list(row.required_skills or []) if row else [],
+        queued=bool(row and row.queued_at is not None),
+        queue_reason=row.reason if row else None,
+        decisions=_events(session, conversation_id, ("routing.decision",)),
+    )
+
+
+def _events(session: Session, conversation_id: int, kinds: tuple[str, ...]) -> list[EventOut]:
+    rows = session.execute(
+        select(Event)
+        .where(Event.conversation_id == conversation_id, Event.kind.in_(kinds))
+        .order_by(Event.id.desc())
+        .limit(EVENTS_SHOWN)
+    ).scalars()
+    return [EventOut.model_validate(e, from_attributes=True) for e in reversed(list(rows))]
+
+
+def sla_conversations(
+    session: Session, principal: Principal, filters: Filters, sla_status: list[str], limit: int, offset: int
+) -> SlaConversationList:
+    """The inbox sorted by SLA due time, soonest (or most overdue) first, with the inbox's filters
+    and visibility; conversations without a running target come last."""
+    query = list_query(principal, filters)
+    query = query.outerjoin(ConversationSla, ConversationSla.conversation_id == Conversation.id)
+    if sla_status:
+        query = query.where(ConversationSla.status.in_(sla_status))
+    query = query.add_columns(ConversationSla.status, ConversationSla.due_at, ConversationSla.due_kind).order_by(
+        ConversationSla.due_at.asc().nulls_last(), Conversation.id
+    )
+    rows = session.execute(query.offset(offset).limit(limit + 1)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = serialize_conversations(session, [row[0] for row in rows])
+    out = [
+        SlaConversationOut(
+            **item.model_dump(), sla=SlaSummary(status=row.status, due_at=row.due_at, due_kind=row.due_kind)
+        )
+        for item, row in zip(items, rows, strict=True)
+    ]
+    return SlaConversationList(items=out, next_cursor=str(offset + limit) if more else None)
