@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from babel.dates import format_datetime
+from babel.dates import format_date, format_time, get_datetime_format
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
@@ -171,11 +171,24 @@ def iso(value: datetime | str | None) -> str:
     return as_datetime(value).astimezone(UTC).isoformat()
 
 
-def short_datetime(value: datetime | str | None, locale: str) -> str:
-    """Server-side fallback text; the browser rewrites it in the agent's own time zone."""
+# The regional formats of the UI's languages; app.js and workspace.js format with the same ones.
+FORMAT_LOCALES = {"en": "en_GB", "es": "es_ES"}
+
+
+def datetime_text(value: datetime | str | None, locale: str) -> str:
+    """Write a date and time the one way every page does: CLDR's medium date and short time.
+
+    It is what the browser's `Intl.DateTimeFormat(lang, {dateStyle: "medium", timeStyle: "short"})`
+    writes ("28 Nov 2026, 02:45", "28 nov 2026, 2:45"), so the text of a `<time>` that app.js
+    rewrites in the agent's own time zone keeps its form. The server writes UTC.
+    """
     if value is None:
         return ""
-    return format_datetime(as_datetime(value), "short", tzinfo=UTC, locale=locale)
+    moment = as_datetime(value).astimezone(UTC)
+    regional = FORMAT_LOCALES.get(locale, FORMAT_LOCALES["en"])
+    pattern = str(get_datetime_format("medium", locale=regional))
+    date = format_date(moment.date(), "medium", locale=regional)
+    return pattern.replace("{1}", date).replace("{0}", format_time(moment, "short", tzinfo=UTC, locale=regional))
 
 
 def initials(name: str | None) -> str:
@@ -321,6 +334,14 @@ def json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def fill(text: str, **values: object) -> Markup:
+    """Fill a translated sentence's `{placeholders}` with markup (a `<time>`), escaping the rest."""
+    filled = str(escape(text))
+    for name, value in values.items():
+        filled = filled.replace("{" + name + "}", str(escape(value)))
+    return Markup(filled)  # noqa: S704 - the text and every value are escaped above
+
+
 def translator(locale: str) -> Callable[..., str]:
     def translate(msgid: str, **values: object) -> str:
         return gettext(msgid, locale, **values)
@@ -360,6 +381,7 @@ env.globals.update(
     EVENT_ICONS=EVENT_ICONS,
     event_text=event_text,
     served_type=served_type,
+    fill=fill,
 )
 
 
@@ -368,7 +390,7 @@ def render_text(name: str, locale: str, **context: Any) -> str:
     return env.get_template(name).render(
         _=translate,
         locale=locale,
-        when=lambda value: short_datetime(value, locale),
+        when=lambda value: datetime_text(value, locale),
         **context,
     )
 

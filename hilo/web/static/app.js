@@ -97,8 +97,8 @@
   // -- Time: the server writes UTC text; the browser shows the agent's own time zone --------
 
   const relative = new Intl.RelativeTimeFormat(lang, { numeric: "auto", style: "short" });
-  const clock = new Intl.DateTimeFormat(lang, { hour: "2-digit", minute: "2-digit" });
-  const dayAndClock = new Intl.DateTimeFormat(lang, { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+  // The one form of a date and time on every page; the server writes the same (rendering.datetime_text).
+  const stamp = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" });
   const day = new Intl.DateTimeFormat(lang, { day: "numeric", month: "short" });
   const full = new Intl.DateTimeFormat(lang, { dateStyle: "full", timeStyle: "short" });
 
@@ -119,7 +119,7 @@
       if (fmt === "since") {
         el.textContent = since(diff);
       } else if (fmt === "datetime") {
-        el.textContent = new Date().toDateString() === when.toDateString() ? clock.format(when) : dayAndClock.format(when);
+        el.textContent = stamp.format(when);
       } else if (Math.abs(diff) < 45000) {
         el.textContent = relative.format(0, "second");
       } else if (Math.abs(diff) < 3600000) {
