@@ -34,14 +34,14 @@ from hilo.conversations.models import Conversation
 from hilo.hours.calendars import cached
 from hilo.hours.models import BusinessHours
 from hilo.http.deps import RuntimeDep
-from hilo.i18n import N_, gettext
+from hilo.i18n import N_, N_plural, gettext
 from hilo.routing import queries as routing_queries
 from hilo.routing.access import is_supervisor
 from hilo.routing.capacity import CHANNEL_CLASSES
 from hilo.routing.models import RoutingTeam, SlaPolicy
 from hilo.runtime import Runtime
 from hilo.web.inbox import Directory, load_directory
-from hilo.web.rendering import CHANNEL_KINDS, PRIORITY_LABELS, STATUS_LABELS, render
+from hilo.web.rendering import CHANNEL_KINDS, PRIORITY_LABELS, STATUS_LABELS, js_plurals, render
 from hilo.web.views import UiAgent, base_context
 
 router = APIRouter(include_in_schema=False)
@@ -171,6 +171,10 @@ VARIABLE_HELP = {
 }
 
 # Strings admin.js shows; the page carries their translation.
+# Counts admin.js writes (see `tn` there).
+JS_PLURALS = (
+    N_plural("Scanned {n} conversation; {matched} would match.", "Scanned {n} conversations; {matched} would match."),
+)
 JS_STRINGS = (
     N_("Something went wrong; try again."),
     N_("Saved."),
@@ -191,7 +195,6 @@ JS_STRINGS = (
     N_("This rule uses settings the editor cannot show; edit it as JSON."),
     N_('The conditions are an object with "all" and "any" lists.'),
     N_('The actions are a list of objects, each with a "type".'),
-    N_("Scanned {scanned} conversations; {n} would match."),
     N_("No conversation matches now."),
     N_("would change"),
     N_("no change"),
@@ -309,6 +312,7 @@ def settings_page(
             "page": page,
             "can_edit": can_edit,
             "strings": {msgid: gettext(msgid, locale) for msgid in JS_STRINGS},
+            "plurals": js_plurals(locale, JS_PLURALS),
             **data,
         },
         duration=lambda seconds: duration_text(seconds, locale),

@@ -16,7 +16,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
 
 from hilo.conversations.files import served_type
-from hilo.i18n import N_, gettext
+from hilo.i18n import N_, N_plural, gettext, ngettext, plural_forms
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -101,7 +101,6 @@ JS_STRINGS = (
     N_("Send anyway"),
     N_("Cancel"),
     N_("Saved."),
-    N_("{n} conversations updated."),
     N_("{name} mentioned you"),
     N_("Assigned to you"),
     N_("New reply from {name}"),
@@ -128,18 +127,24 @@ JS_STRINGS = (
     N_("Fill in every variable of the template."),
     N_("{address} is not a valid e-mail address."),
     N_("Write the address to send to."),
-    N_("1 character"),
-    N_("{n} characters"),
-    N_("1 segment"),
-    N_("{n} segments"),
     N_("GSM-7: 160 characters fit in one SMS, 153 in each part of a longer one."),
     N_(
         "UCS-2 (an emoji or a character outside the GSM alphabet): 70 characters fit in one SMS, "
         "67 in each part of a longer one."
     ),
-    N_("Too long for SMS on this channel (at most {n} parts). Shorten it or reply on another channel."),
     N_("Longer than one SMS: it goes out in {n} parts, and each part is charged."),
     N_("The quoted message is further back: show earlier messages to see it."),
+)
+
+# Counts app.js writes: (singular, plural); the page carries their forms in the agent's language.
+JS_PLURALS = (
+    N_plural("{n} character", "{n} characters"),
+    N_plural("{n} segment", "{n} segments"),
+    N_plural("{n} conversation updated.", "{n} conversations updated."),
+    N_plural(
+        "Too long for SMS on this channel (at most {n} part). Shorten it or reply on another channel.",
+        "Too long for SMS on this channel (at most {n} parts). Shorten it or reply on another channel.",
+    ),
 )
 
 URL = re.compile(r"\bhttps?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
@@ -389,6 +394,7 @@ def render_text(name: str, locale: str, **context: Any) -> str:
     translate = translator(locale)
     return env.get_template(name).render(
         _=translate,
+        ngettext=lambda singular, plural, n, **values: ngettext(singular, plural, n, locale, **values),
         locale=locale,
         when=lambda value: datetime_text(value, locale),
         **context,
@@ -406,3 +412,8 @@ def render(name: str, locale: str, *, status_code: int = 200, **context: Any) ->
 
 def js_strings(locale: str) -> dict[str, str]:
     return {msgid: gettext(msgid, locale) for msgid in JS_STRINGS}
+
+
+def js_plurals(locale: str, pairs: Iterable[tuple[str, str]] = JS_PLURALS) -> dict[str, list[str]]:
+    """Every form of the counted strings a script writes, by singular msgid (see `tn` in app.js)."""
+    return {singular: plural_forms(singular, plural, locale) for singular, plural in pairs}

@@ -48,7 +48,7 @@ from hilo.web.inbox import (
     unread_ids,
 )
 from hilo.web.models import SORTS, Notification
-from hilo.web.rendering import STATIC, js_strings, render
+from hilo.web.rendering import STATIC, js_plurals, js_strings, render
 from hilo.web.workspace import sla_summaries, workspace_strings
 
 router = APIRouter(include_in_schema=False)
@@ -119,6 +119,7 @@ def base_context(request: Request, principal: Principal, **extra: Any) -> dict[s
             "me": {"id": principal.id, "name": principal.name, "role": principal.role, "locale": principal.locale},
             "csrf": csrf,
             "strings": js_strings(principal.locale),
+            "plurals": js_plurals(principal.locale),
             **extra.pop("config", {}),
         },
         **extra,

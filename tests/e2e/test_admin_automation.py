@@ -198,7 +198,7 @@ def test_an_admin_sets_up_hours_sla_canned_macro_and_a_rule_with_a_dry_run(page:
     page.click("#editor [data-admin-action=dry-run-editor]")
     # then: it shows what it would do to the customer's conversation, and nothing changed
     results = page.locator("#editor [data-dry-run-results]")
-    expect(results).to_contain_text("Scanned 1 conversations; 1 would match.")
+    expect(results).to_contain_text("Scanned 1 conversation; 1 would match.")
     expect(results.locator(f"[data-conversation='{conversation['id']}']")).to_contain_text(
         "Add labels: billing, refunds — would change"
     )
