@@ -354,6 +354,7 @@ def admin_routing(request: Request, principal: UiAgent, runtime: RuntimeDep) -> 
         teams = routing_queries.list_team_routing(session, principal)
         agents = routing_queries.list_agent_routing(session, principal, runtime.clock.now())
         queue = routing_queries.queue(session, principal, limit=QUEUE_SHOWN)
+        classes = routing_queries.capacity_classes(session)
         ids = [item.conversation_id for item in queue]
         contacts: dict[int, str | None] = {}
         if ids:
@@ -383,7 +384,9 @@ def admin_routing(request: Request, principal: UiAgent, runtime: RuntimeDep) -> 
         PRESENCE_LABELS=PRESENCE_LABELS,
         CLASS_LABELS=CLASS_LABELS,
         QUEUE_REASONS=QUEUE_REASONS,
-        classes=CHANNEL_CLASSES,
+        # Capacity only for the kinds of channel configured; a save keeps the others as they are.
+        classes=classes,
+        kept_classes=[k for k in CHANNEL_CLASSES if k not in classes],
     )
 
 

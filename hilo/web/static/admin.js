@@ -298,8 +298,10 @@
     const row = form.closest("tr");
     const input = function (name) { return $("[name='" + name + "']", row); };
     const capacity = {};
-    ["call", "chat", "email"].forEach(function (kind) {
-      const text = input("capacity." + kind).value.trim();
+    // The kinds of channel the page shows, and hidden ones it keeps as they are.
+    $$("[name^='capacity.']", row).forEach(function (field) {
+      const kind = field.name.slice("capacity.".length);
+      const text = field.value.trim();
       const amount = number(text === "" ? "0" : text, "capacity." + kind, { whole: true });
       capacity[kind] = amount;
     });
