@@ -104,6 +104,7 @@ JS_STRINGS = (
     N_("{name} mentioned you"),
     N_("Assigned to you"),
     N_("New reply from {name}"),
+    N_("Contact {id}"),
     N_("Choose a time in the future to snooze until."),
     N_("No agent matches."),
     N_("Name of the view"),
@@ -196,9 +197,25 @@ def datetime_text(value: datetime | str | None, locale: str) -> str:
     return pattern.replace("{1}", date).replace("{0}", format_time(moment, "short", tzinfo=UTC, locale=regional))
 
 
+# What agents call a contact without a name (an anonymous chat visitor): the same on every page
+# and in app.js's notifications.
+UNNAMED_CONTACT = N_("Contact {id}")
+
+
+def contact_label(name: str | None, contact_id: int | None, locale: str) -> str:
+    """The name agents see for a contact: its own, else one made from its id."""
+    if name and name.strip():
+        return name
+    if contact_id is None:
+        return gettext("Unknown contact", locale)
+    return gettext(UNNAMED_CONTACT, locale, id=contact_id)
+
+
 def initials(name: str | None) -> str:
+    """Up to two initials of a name's words ("Contact 12" is "C"), "?" for none."""
     parts = [p for p in (name or "?").split() if p]
-    letters = "".join(p[0] for p in parts[:2]).upper()
+    worded = [p for p in parts if p[0].isalpha()] or parts
+    letters = "".join(p[0] for p in worded[:2]).upper()
     return letters or "?"
 
 
@@ -395,6 +412,7 @@ def render_text(name: str, locale: str, **context: Any) -> str:
     return env.get_template(name).render(
         _=translate,
         ngettext=lambda singular, plural, n, **values: ngettext(singular, plural, n, locale, **values),
+        contact_label=lambda name, contact_id: contact_label(name, contact_id, locale),
         locale=locale,
         when=lambda value: datetime_text(value, locale),
         **context,

@@ -1352,14 +1352,19 @@
       return t("{name} mentioned you", { name: actor ? actor.name : "" });
     }
     if (n.kind === "assigned") { return t("Assigned to you"); }
-    return t("New reply from {name}", { name: n.contact_name || "" });
+    return t("New reply from {name}", { name: customerName(n) });
+  }
+
+  // The name the pages give the contact (rendering.contact_label): its own, else one made from its id.
+  function customerName(n) {
+    return n.contact_name || (n.contact_id ? t("Contact {id}", { id: n.contact_id }) : "");
   }
 
   function onNotification(n) {
     if (!n) { return; }
     setBell(unreadNotifications + 1);
     const title = notificationTitle(n);
-    const body = (n.contact_name ? n.contact_name + " · " : "") + (n.preview || "");
+    const body = (customerName(n) ? customerName(n) + " · " : "") + (n.preview || "");
     const open = function () {
       api("POST", "/api/v1/notifications/read", { ids: [n.id] }).catch(function () {});
       openConversation(n.conversation_id);
