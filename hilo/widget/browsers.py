@@ -16,7 +16,7 @@ _BROWSERS = (
     ("Opera", re.compile(r"\b(?:OPR|Opera)/(\d+)")),
     ("Samsung Internet", re.compile(r"\bSamsungBrowser/(\d+)")),
     ("Firefox", re.compile(r"\b(?:Firefox|FxiOS)/(\d+)")),
-    ("Chrome", re.compile(r"\b(?:Chrome|CriOS|Chromium)/(\d+)")),
+    ("Chrome", re.compile(r"\b(?:Chrome|HeadlessChrome|CriOS|Chromium)/(\d+)")),
     ("Safari", re.compile(r"\bVersion/(\d+)(?:\.\d+)*(?: Mobile/\S+)? Safari/")),
 )
 _SYSTEMS = (
