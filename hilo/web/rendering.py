@@ -273,7 +273,9 @@ def event_text(message: Any, directory: Any, _: Callable[..., str], when: Callab
 
     if kind == "conversation.status_changed":
         if data.get("to") == "snoozed" and data.get("snoozed_until"):
-            return _("{actor} snoozed the conversation until {time}", actor=actor, time=when(data["snoozed_until"]))
+            # `when` may write a <time> the browser shows in the agent's zone: filled in as markup.
+            until = when(data["snoozed_until"])
+            return fill(_("{actor} snoozed the conversation until {time}"), actor=actor, time=until)
         if data.get("to") == "resolved":
             return _("{actor} resolved the conversation", actor=actor)
         return _("{actor} changed the status to {status}", actor=actor, status=label(STATUS_LABELS, data.get("to")))

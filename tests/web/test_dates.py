@@ -72,7 +72,11 @@ def test_a_snoozed_conversation_header_shows_the_time_in_the_same_form(
     sign_in(app_client)
     # when
     header = app_client.get(f"/ui/conversations/{conversation['id']}/header").text
-    # then
+    timeline = app_client.get(f"/ui/conversations/{conversation['id']}").text
+    # then: the header and the timeline's event line both hold a <time> the browser rewrites
     plain = re.sub(r"<[^>]+>", "", header)
     assert expected in " ".join(plain.split())
     assert 'datetime="2026-03-03T09:00:00+00:00" data-fmt="datetime"' in header
+    until = '<time datetime="2026-03-03T09:00:00+00:00" data-fmt="datetime">' + expected.split(" ", 1)[1] + "</time>"
+    assert until in timeline
+    assert "&lt;time" not in timeline
