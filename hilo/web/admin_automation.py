@@ -41,7 +41,14 @@ from hilo.routing.capacity import CHANNEL_CLASSES
 from hilo.routing.models import RoutingTeam, SlaPolicy
 from hilo.runtime import Runtime
 from hilo.web.inbox import Directory, load_directory
-from hilo.web.rendering import CHANNEL_KINDS, PRIORITY_LABELS, STATUS_LABELS, js_plurals, render
+from hilo.web.rendering import (
+    CHANNEL_KINDS,
+    FORMAT_LOCALES,
+    PRIORITY_LABELS,
+    STATUS_LABELS,
+    js_plurals,
+    render,
+)
 from hilo.web.views import UiAgent, base_context
 
 router = APIRouter(include_in_schema=False)
@@ -244,10 +251,11 @@ def duration_text(seconds: int | float | None, locale: str) -> str:
 
 
 def local_moment(moment: datetime, timezone: str, locale: str) -> str:
-    """A moment as a weekday, day, month and time in a calendar's time zone."""
+    """A moment as a weekday, day, month and time in a calendar's time zone (the UI's regional formats)."""
     zone = zoneinfo.ZoneInfo(timezone)
-    day = format_date(moment.astimezone(zone).date(), "full", locale=locale)
-    return f"{day}, {format_time(moment, 'short', tzinfo=zone, locale=locale)}"
+    regional = FORMAT_LOCALES.get(locale, FORMAT_LOCALES["en"])
+    day = format_date(moment.astimezone(zone).date(), "full", locale=regional)
+    return f"{day}, {format_time(moment, 'short', tzinfo=zone, locale=regional)}"
 
 
 @cache
@@ -418,7 +426,7 @@ def admin_business_hours(request: Request, principal: UiAgent, runtime: RuntimeD
                 "next_open": local_moment(item.next_open, item.timezone, locale),
                 "closes": local_moment(cached(row).next_close(now), item.timezone, locale) if item.open_now else "",
                 "holidays": [
-                    (format_date(day, "medium", locale=locale), name)
+                    (format_date(day, "medium", locale=FORMAT_LOCALES.get(locale, FORMAT_LOCALES["en"])), name)
                     for day, name in upcoming_holidays(row, now.astimezone(zone).date(), locale)
                 ],
                 "teams": [directory.teams[t].name for h, t in team_uses if h == item.id and t in directory.teams],
