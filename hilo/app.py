@@ -26,6 +26,7 @@ from hilo.http.ratelimit import RateLimiter
 from hilo.ingest.queue import IngestQueue
 from hilo.runtime import Runtime
 from hilo.settings import Settings, load_settings
+from hilo.web import api_docs
 
 log = logging.getLogger("hilo")
 
@@ -67,7 +68,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app = HiloApp(
         title="Hilo",
         version=__version__,
-        docs_url="/api/docs",
+        # The docs page is Hilo's own (hilo.web.api_docs): Swagger UI from the package, under a CSP.
+        docs_url=None,
         redoc_url=None,
         openapi_url="/api/openapi.json",
         lifespan=lifespan,
@@ -103,6 +105,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     for feature in FEATURES:
         for name in feature.routes:
             importlib.import_module(name).install(app)
+
+    api_docs.install(app)
 
     @app.get("/healthz", include_in_schema=False)
     def health() -> dict[str, str]:

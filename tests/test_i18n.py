@@ -7,22 +7,34 @@ from pathlib import Path
 import pytest
 from babel.messages.extract import extract_from_dir
 
-from hilo.i18n import LOCALE_DIR, catalog, gettext, negotiate, normalize_locale
+from hilo.i18n import LOCALE_DIR, catalog, gettext, load, negotiate, ngettext, normalize_locale, plural_forms
 
 PACKAGE = Path(__file__).parents[1] / "hilo"
 METHODS = [("**.py", "python"), ("**/templates/**.html", "jinja2")]
 OPTIONS = {"**/templates/**.html": {"extensions": "jinja2.ext.i18n", "silent": "false"}}
 
 
-def extracted() -> set[str]:
-    found = set()
+KEYWORDS = {"_": None, "N_": None, "gettext": None, "ngettext": (1, 2), "N_plural": (1, 2)}
+
+
+def extracted_all() -> tuple[set[str], set[tuple[str, str]]]:
+    """The msgids marked in the package, and its plural pairs (ngettext, N_plural)."""
+    found: set[str] = set()
+    pairs: set[tuple[str, str]] = set()
     for _file, _line, message, _comments, _context in extract_from_dir(
-        PACKAGE, METHODS, options_map=OPTIONS, keywords={"_": None, "N_": None, "gettext": None, "ngettext": (1, 2)}
+        PACKAGE, METHODS, options_map=OPTIONS, keywords=KEYWORDS
     ):
-        for msgid in message if isinstance(message, tuple) else (message,):
-            if msgid:
-                found.add(msgid)
-    return found
+        if isinstance(message, tuple):
+            singular, plural = message[0], message[1]
+            if singular and plural:
+                pairs.add((singular, plural))
+        elif message:
+            found.add(message)
+    return found, pairs
+
+
+def extracted() -> set[str]:
+    return extracted_all()[0]
 
 
 @pytest.mark.parametrize("locale", ["en", "es"])
@@ -34,6 +46,41 @@ def test_catalog_is_complete(locale: str) -> None:
     # then
     assert msgids, "no strings were extracted: the extraction itself is broken"
     assert missing == [], f"{len(missing)} msgids missing from the {locale} catalog: {missing[:20]}"
+
+
+@pytest.mark.parametrize("locale", ["en", "es"])
+def test_every_count_has_its_plural_entry(locale: str) -> None:
+    # given
+    _msgids, pairs = extracted_all()
+    plurals = load(locale).plurals
+    # when: pairs with no plural entry (msgid_plural and a msgstr per form), or a different plural
+    missing = sorted(pair for pair in pairs if plurals.get(pair[0], ("", ()))[0] != pair[1])
+    incomplete = sorted(singular for singular, (_plural, forms) in plurals.items() if len(forms) != 2)
+    # then
+    assert pairs, "no plural pairs were extracted: the extraction itself is broken"
+    assert missing == [], f"{len(missing)} plural pairs missing from the {locale} catalog: {missing[:10]}"
+    assert incomplete == []
+
+
+@pytest.mark.parametrize(
+    ("locale", "one", "two"),
+    [("en", "1 member", "2 members"), ("es", "1 miembro", "2 miembros")],
+)
+def test_a_count_takes_the_form_of_its_number(locale: str, one: str, two: str) -> None:
+    # when
+    written = [ngettext("{n} member", "{n} members", n, locale) for n in (1, 2)]
+    # then
+    assert written == [one, two]
+    assert ngettext("{n} member", "{n} members", 0, locale) == two.replace("2", "0")
+
+
+def test_plural_forms_follow_the_rule_of_the_file_header() -> None:
+    # given: the Spanish header says nplurals=2; plural=(n != 1)
+    spanish = load("es")
+    # then
+    assert [spanish.plural_index(n) for n in (0, 1, 2, 21)] == [1, 0, 1, 1]
+    assert plural_forms("{n} member", "{n} members", "es") == ["{n} miembro", "{n} miembros"]
+    assert ngettext("{n} unknown", "{n} unknowns", 1, "es") == "1 unknown"
 
 
 def test_spanish_is_really_translated() -> None:

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from hilo.agents.access import Principal
 from hilo.agents.models import Agent, Team
+from hilo.channels.models import ChannelAccount
 from hilo.conversations.models import Conversation, ConversationSla
 from hilo.conversations.queries import Filters, list_query
 from hilo.events.models import Event
@@ -17,7 +18,7 @@ from hilo.hours.models import BusinessHours
 from hilo.http.schemas import serialize_conversations
 from hilo.routing import actions
 from hilo.routing.access import require_supervisor
-from hilo.routing.capacity import CHANNEL_CLASSES, capacity_for
+from hilo.routing.capacity import CHANNEL_CLASSES, capacity_for, channel_class
 from hilo.routing.models import ConversationRouting, RoutingAgent, RoutingTeam, SlaPolicy, SlaTimer
 from hilo.routing.schemas import (
     AgentRoutingOut,
@@ -92,6 +93,13 @@ def list_agent_routing(session: Session, principal: Principal, now: datetime) ->
     require_supervisor(principal)
     agents = list(session.execute(select(Agent).where(Agent.active.is_(True)).order_by(Agent.name)).scalars())
     return agents_out(session, agents, now)
+
+
+def capacity_classes(session: Session) -> tuple[str, ...]:
+    """The capacity classes of the configured channels (no "call" before there is a voice channel)."""
+    kinds = session.execute(select(ChannelAccount.kind).distinct()).scalars()
+    present = {channel_class(kind) for kind in kinds}
+    return tuple(klass for klass in CHANNEL_CLASSES if klass in present)
 
 
 def agents_out(session: Session, agents: list[Agent], now: datetime) -> list[AgentRoutingOut]:

@@ -34,14 +34,21 @@ from hilo.conversations.models import Conversation
 from hilo.hours.calendars import cached
 from hilo.hours.models import BusinessHours
 from hilo.http.deps import RuntimeDep
-from hilo.i18n import N_, gettext
+from hilo.i18n import N_, N_plural, gettext
 from hilo.routing import queries as routing_queries
 from hilo.routing.access import is_supervisor
 from hilo.routing.capacity import CHANNEL_CLASSES
 from hilo.routing.models import RoutingTeam, SlaPolicy
 from hilo.runtime import Runtime
 from hilo.web.inbox import Directory, load_directory
-from hilo.web.rendering import CHANNEL_KINDS, PRIORITY_LABELS, STATUS_LABELS, render
+from hilo.web.rendering import (
+    CHANNEL_KINDS,
+    FORMAT_LOCALES,
+    PRIORITY_LABELS,
+    STATUS_LABELS,
+    js_plurals,
+    render,
+)
 from hilo.web.views import UiAgent, base_context
 
 router = APIRouter(include_in_schema=False)
@@ -171,6 +178,10 @@ VARIABLE_HELP = {
 }
 
 # Strings admin.js shows; the page carries their translation.
+# Counts admin.js writes (see `tn` there).
+JS_PLURALS = (
+    N_plural("Scanned {n} conversation; {matched} would match.", "Scanned {n} conversations; {matched} would match."),
+)
 JS_STRINGS = (
     N_("Something went wrong; try again."),
     N_("Saved."),
@@ -191,7 +202,6 @@ JS_STRINGS = (
     N_("This rule uses settings the editor cannot show; edit it as JSON."),
     N_('The conditions are an object with "all" and "any" lists.'),
     N_('The actions are a list of objects, each with a "type".'),
-    N_("Scanned {scanned} conversations; {n} would match."),
     N_("No conversation matches now."),
     N_("would change"),
     N_("no change"),
@@ -241,10 +251,11 @@ def duration_text(seconds: int | float | None, locale: str) -> str:
 
 
 def local_moment(moment: datetime, timezone: str, locale: str) -> str:
-    """A moment as a weekday, day, month and time in a calendar's time zone."""
+    """A moment as a weekday, day, month and time in a calendar's time zone (the UI's regional formats)."""
     zone = zoneinfo.ZoneInfo(timezone)
-    day = format_date(moment.astimezone(zone).date(), "full", locale=locale)
-    return f"{day}, {format_time(moment, 'short', tzinfo=zone, locale=locale)}"
+    regional = FORMAT_LOCALES.get(locale, FORMAT_LOCALES["en"])
+    day = format_date(moment.astimezone(zone).date(), "full", locale=regional)
+    return f"{day}, {format_time(moment, 'short', tzinfo=zone, locale=regional)}"
 
 
 @cache
@@ -309,6 +320,7 @@ def settings_page(
             "page": page,
             "can_edit": can_edit,
             "strings": {msgid: gettext(msgid, locale) for msgid in JS_STRINGS},
+            "plurals": js_plurals(locale, JS_PLURALS),
             **data,
         },
         duration=lambda seconds: duration_text(seconds, locale),
@@ -350,6 +362,7 @@ def admin_routing(request: Request, principal: UiAgent, runtime: RuntimeDep) -> 
         teams = routing_queries.list_team_routing(session, principal)
         agents = routing_queries.list_agent_routing(session, principal, runtime.clock.now())
         queue = routing_queries.queue(session, principal, limit=QUEUE_SHOWN)
+        classes = routing_queries.capacity_classes(session)
         ids = [item.conversation_id for item in queue]
         contacts: dict[int, str | None] = {}
         if ids:
@@ -379,7 +392,9 @@ def admin_routing(request: Request, principal: UiAgent, runtime: RuntimeDep) -> 
         PRESENCE_LABELS=PRESENCE_LABELS,
         CLASS_LABELS=CLASS_LABELS,
         QUEUE_REASONS=QUEUE_REASONS,
-        classes=CHANNEL_CLASSES,
+        # Capacity only for the kinds of channel configured; a save keeps the others as they are.
+        classes=classes,
+        kept_classes=[k for k in CHANNEL_CLASSES if k not in classes],
     )
 
 
@@ -411,7 +426,7 @@ def admin_business_hours(request: Request, principal: UiAgent, runtime: RuntimeD
                 "next_open": local_moment(item.next_open, item.timezone, locale),
                 "closes": local_moment(cached(row).next_close(now), item.timezone, locale) if item.open_now else "",
                 "holidays": [
-                    (format_date(day, "medium", locale=locale), name)
+                    (format_date(day, "medium", locale=FORMAT_LOCALES.get(locale, FORMAT_LOCALES["en"])), name)
                     for day, name in upcoming_holidays(row, now.astimezone(zone).date(), locale)
                 ],
                 "teams": [directory.teams[t].name for h, t in team_uses if h == item.id and t in directory.teams],

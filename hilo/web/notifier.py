@@ -173,6 +173,7 @@ class Notifier:
                         actor_agent_id=item.event.get("actor_agent_id"),
                         data={
                             "contact_name": names.get(conversation.contact_id),
+                            "contact_id": conversation.contact_id,
                             "preview": (item.event.get("preview") or "")[:PREVIEW],
                             **item.data,
                         },

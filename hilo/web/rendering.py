@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from babel.dates import format_datetime
+from babel.dates import format_date, format_time, get_datetime_format
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
 
 from hilo.conversations.files import served_type
-from hilo.i18n import N_, gettext
+from hilo.i18n import N_, N_plural, gettext, ngettext, plural_forms
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -101,10 +101,10 @@ JS_STRINGS = (
     N_("Send anyway"),
     N_("Cancel"),
     N_("Saved."),
-    N_("{n} conversations updated."),
     N_("{name} mentioned you"),
     N_("Assigned to you"),
     N_("New reply from {name}"),
+    N_("Contact {id}"),
     N_("Choose a time in the future to snooze until."),
     N_("No agent matches."),
     N_("Name of the view"),
@@ -128,18 +128,24 @@ JS_STRINGS = (
     N_("Fill in every variable of the template."),
     N_("{address} is not a valid e-mail address."),
     N_("Write the address to send to."),
-    N_("1 character"),
-    N_("{n} characters"),
-    N_("1 segment"),
-    N_("{n} segments"),
     N_("GSM-7: 160 characters fit in one SMS, 153 in each part of a longer one."),
     N_(
         "UCS-2 (an emoji or a character outside the GSM alphabet): 70 characters fit in one SMS, "
         "67 in each part of a longer one."
     ),
-    N_("Too long for SMS on this channel (at most {n} parts). Shorten it or reply on another channel."),
     N_("Longer than one SMS: it goes out in {n} parts, and each part is charged."),
     N_("The quoted message is further back: show earlier messages to see it."),
+)
+
+# Counts app.js writes: (singular, plural); the page carries their forms in the agent's language.
+JS_PLURALS = (
+    N_plural("{n} character", "{n} characters"),
+    N_plural("{n} segment", "{n} segments"),
+    N_plural("{n} conversation updated.", "{n} conversations updated."),
+    N_plural(
+        "Too long for SMS on this channel (at most {n} part). Shorten it or reply on another channel.",
+        "Too long for SMS on this channel (at most {n} parts). Shorten it or reply on another channel.",
+    ),
 )
 
 URL = re.compile(r"\bhttps?://[^\s<>\"']+[^\s<>\"'.,;:!?)\]]")
@@ -171,16 +177,45 @@ def iso(value: datetime | str | None) -> str:
     return as_datetime(value).astimezone(UTC).isoformat()
 
 
-def short_datetime(value: datetime | str | None, locale: str) -> str:
-    """Server-side fallback text; the browser rewrites it in the agent's own time zone."""
+# The regional formats of the UI's languages; app.js and workspace.js format with the same ones.
+FORMAT_LOCALES = {"en": "en_GB", "es": "es_ES"}
+
+
+def datetime_text(value: datetime | str | None, locale: str) -> str:
+    """Write a date and time the one way every page does: CLDR's medium date and short time.
+
+    It is what the browser's `Intl.DateTimeFormat(lang, {dateStyle: "medium", timeStyle: "short"})`
+    writes ("28 Nov 2026, 02:45", "28 nov 2026, 2:45"), so the text of a `<time>` that app.js
+    rewrites in the agent's own time zone keeps its form. The server writes UTC.
+    """
     if value is None:
         return ""
-    return format_datetime(as_datetime(value), "short", tzinfo=UTC, locale=locale)
+    moment = as_datetime(value).astimezone(UTC)
+    regional = FORMAT_LOCALES.get(locale, FORMAT_LOCALES["en"])
+    pattern = str(get_datetime_format("medium", locale=regional))
+    date = format_date(moment.date(), "medium", locale=regional)
+    return pattern.replace("{1}", date).replace("{0}", format_time(moment, "short", tzinfo=UTC, locale=regional))
+
+
+# What agents call a contact without a name (an anonymous chat visitor): the same on every page
+# and in app.js's notifications.
+UNNAMED_CONTACT = N_("Contact {id}")
+
+
+def contact_label(name: str | None, contact_id: int | None, locale: str) -> str:
+    """The name agents see for a contact: its own, else one made from its id."""
+    if name and name.strip():
+        return name
+    if contact_id is None:
+        return gettext("Unknown contact", locale)
+    return gettext(UNNAMED_CONTACT, locale, id=contact_id)
 
 
 def initials(name: str | None) -> str:
+    """Up to two initials of a name's words ("Contact 12" is "C"), "?" for none."""
     parts = [p for p in (name or "?").split() if p]
-    letters = "".join(p[0] for p in parts[:2]).upper()
+    worded = [p for p in parts if p[0].isalpha()] or parts
+    letters = "".join(p[0] for p in worded[:2]).upper()
     return letters or "?"
 
 
@@ -238,7 +273,9 @@ def event_text(message: Any, directory: Any, _: Callable[..., str], when: Callab
 
     if kind == "conversation.status_changed":
         if data.get("to") == "snoozed" and data.get("snoozed_until"):
-            return _("{actor} snoozed the conversation until {time}", actor=actor, time=when(data["snoozed_until"]))
+            # `when` may write a <time> the browser shows in the agent's zone: filled in as markup.
+            until = when(data["snoozed_until"])
+            return fill(_("{actor} snoozed the conversation until {time}"), actor=actor, time=until)
         if data.get("to") == "resolved":
             return _("{actor} resolved the conversation", actor=actor)
         return _("{actor} changed the status to {status}", actor=actor, status=label(STATUS_LABELS, data.get("to")))
@@ -334,6 +371,14 @@ def json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def fill(text: str, **values: object) -> Markup:
+    """Fill a translated sentence's `{placeholders}` with markup (a `<time>`), escaping the rest."""
+    filled = str(escape(text))
+    for name, value in values.items():
+        filled = filled.replace("{" + name + "}", str(escape(value)))
+    return Markup(filled)  # noqa: S704 - the text and every value are escaped above
+
+
 def translator(locale: str) -> Callable[..., str]:
     def translate(msgid: str, **values: object) -> str:
         return gettext(msgid, locale, **values)
@@ -373,6 +418,7 @@ env.globals.update(
     EVENT_ICONS=EVENT_ICONS,
     event_text=event_text,
     served_type=served_type,
+    fill=fill,
 )
 
 
@@ -380,8 +426,10 @@ def render_text(name: str, locale: str, **context: Any) -> str:
     translate = translator(locale)
     return env.get_template(name).render(
         _=translate,
+        ngettext=lambda singular, plural, n, **values: ngettext(singular, plural, n, locale, **values),
+        contact_label=lambda name, contact_id: contact_label(name, contact_id, locale),
         locale=locale,
-        when=lambda value: short_datetime(value, locale),
+        when=lambda value: datetime_text(value, locale),
         **context,
     )
 
@@ -397,3 +445,8 @@ def render(name: str, locale: str, *, status_code: int = 200, **context: Any) ->
 
 def js_strings(locale: str) -> dict[str, str]:
     return {msgid: gettext(msgid, locale) for msgid in JS_STRINGS}
+
+
+def js_plurals(locale: str, pairs: Iterable[tuple[str, str]] = JS_PLURALS) -> dict[str, list[str]]:
+    """Every form of the counted strings a script writes, by singular msgid (see `tn` in app.js)."""
+    return {singular: plural_forms(singular, plural, locale) for singular, plural in pairs}

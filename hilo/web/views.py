@@ -23,6 +23,7 @@ from hilo.agents import two_factor
 from hilo.agents.access import Principal
 from hilo.agents.invitations import invitation_for
 from hilo.agents.models import ApiToken
+from hilo.channels.models import ChannelAccount
 from hilo.channels.registry import TEMPLATE_KINDS
 from hilo.contacts.access import access_contact
 from hilo.contacts.models import Contact
@@ -48,7 +49,7 @@ from hilo.web.inbox import (
     unread_ids,
 )
 from hilo.web.models import SORTS, Notification
-from hilo.web.rendering import STATIC, js_strings, render
+from hilo.web.rendering import STATIC, js_plurals, js_strings, render
 from hilo.web.workspace import sla_summaries, workspace_strings
 
 router = APIRouter(include_in_schema=False)
@@ -119,6 +120,7 @@ def base_context(request: Request, principal: Principal, **extra: Any) -> dict[s
             "me": {"id": principal.id, "name": principal.name, "role": principal.role, "locale": principal.locale},
             "csrf": csrf,
             "strings": js_strings(principal.locale),
+            "plurals": js_plurals(principal.locale),
             **extra.pop("config", {}),
         },
         **extra,
@@ -408,10 +410,34 @@ def context_panel(
     ).items
     return {
         "contact": contact,
+        "visit": widget_visit(session, contact),
         "channels_used": sorted(used, key=lambda row: row[2], reverse=True),
         "touchpoints": sum(row[1] for row in used),
         "previous": [c for c in conversations if c.id != conversation.id],
     }
+
+
+def widget_visit(session: Session, contact: Contact) -> dict[str, str | None] | None:
+    """Where a chat visitor last wrote from: the page's address and their browser, as the widget saw them.
+
+    One query, and only for a contact who has chatted through the widget."""
+    if not any(identity.kind == "widget" for identity in contact.identities):
+        return None
+    data = session.execute(
+        select(Message.data)
+        .join(ChannelAccount, ChannelAccount.id == Message.channel_account_id)
+        .where(Message.contact_id == contact.id, Message.direction == "inbound", ChannelAccount.kind == "widget")
+        .order_by(Message.id.desc())
+        .limit(1)
+    ).scalar()
+    seen = (data or {}).get("widget") or {}
+    page = seen.get("page") if isinstance(seen.get("page"), str) else None
+    browser = seen.get("browser") if isinstance(seen.get("browser"), str) else None
+    if not page and not browser:
+        return None
+    # Only a web address is a link; anything else the widget was sent is shown as text.
+    link = page if page and page.startswith(("https://", "http://")) else None
+    return {"page": page, "link": link, "browser": browser}
 
 
 def message_page(session: Session, conversation_id: int) -> tuple[list[Message], bool]:

@@ -73,6 +73,7 @@ def build_inbound(
     locale: str,
     region: str,
     attachment: InboundAttachment | None = None,
+    browser: str | None = None,
 ) -> InboundMessage:
     """The InboundMessage for a widget message; `PrechatInvalid` when the form does not pass."""
     if visitor.verified:
@@ -95,7 +96,7 @@ def build_inbound(
         kind=attachment.kind if attachment and not text else MessageKind.TEXT,
         text=text,
         attachments=[attachment] if attachment else [],
-        data={"widget": {"page": page_url, "offline_form": offline}},
+        data={"widget": {"page": page_url, "browser": browser, "offline_form": offline}},
         locale=locale,
     )
 

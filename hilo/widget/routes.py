@@ -32,12 +32,13 @@ from hilo.i18n import N_, gettext, negotiate, normalize_locale
 from hilo.runtime import Runtime
 from hilo.widget import forms
 from hilo.widget.actions import record_receipt
+from hilo.widget.browsers import browser_summary
 from hilo.widget.directory import Directory
 from hilo.widget.history import conversation_scope, file_signature, identity_of
 from hilo.widget.hours import config_fields
 from hilo.widget.hub import VisitorSocket, WidgetHub
 from hilo.widget.inbound import build_inbound, client_id_of, submit, text_of
-from hilo.widget.strings import ui_strings
+from hilo.widget.strings import DEFAULT_GREETING, ui_strings
 from hilo.widget.uploads import ACCEPT, check_file, parse_form, read_limited
 from hilo.widget.visitors import Credentials, Visitor, authenticate
 
@@ -152,7 +153,8 @@ def widget_config(token: str, request: Request) -> Response:
     body = {
         "locale": locale,
         "title": settings.text("title", locale),
-        "greeting": settings.text("greeting", locale),
+        # A widget never opens blank: without a greeting of its own it says the default one.
+        "greeting": settings.text("greeting", locale) or gettext(DEFAULT_GREETING, locale),
         "color": settings.color,
         "text_color": settings.text_color,
         "position": settings.position,
@@ -342,6 +344,7 @@ async def _on_message(
             page=frame.get("page"),
             locale=socket.locale,
             region=runtime.settings.default_region,
+            browser=browser_summary(socket.websocket.headers.get("user-agent")),
         )
         result = await submit(app, socket.account, inbound)
     except ActionError as exc:
@@ -485,6 +488,7 @@ async def upload(token: str, request: Request) -> Response:
             page=fields.get("page"),
             locale=locale,
             region=runtime.settings.default_region,
+            browser=browser_summary(request.headers.get("user-agent")),
             attachment=InboundAttachment(
                 kind=kind,
                 content_type=content_type,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from hilo.i18n import N_, gettext
 
+# What a widget says when it opens, unless its channel sets a greeting of its own.
+DEFAULT_GREETING = N_("Hi! How can we help you today?")
+
 UI: dict[str, str] = {
     "open": N_("Open the chat"),
     "close": N_("Close the chat"),

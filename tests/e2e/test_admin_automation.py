@@ -198,7 +198,7 @@ def test_an_admin_sets_up_hours_sla_canned_macro_and_a_rule_with_a_dry_run(page:
     page.click("#editor [data-admin-action=dry-run-editor]")
     # then: it shows what it would do to the customer's conversation, and nothing changed
     results = page.locator("#editor [data-dry-run-results]")
-    expect(results).to_contain_text("Scanned 1 conversations; 1 would match.")
+    expect(results).to_contain_text("Scanned 1 conversation; 1 would match.")
     expect(results.locator(f"[data-conversation='{conversation['id']}']")).to_contain_text(
         "Add labels: billing, refunds — would change"
     )
@@ -282,8 +282,9 @@ def test_invalid_entries_are_shown_next_to_their_field(page: Page, live: LiveHil
 
 
 def test_routing_settings_of_a_team_and_an_agent(page: Page, live: LiveHilo) -> None:
-    # given: a team of one (Ana) that has never been set up
+    # given: a team of one (Ana) that has never been set up, and a chat channel (capacity is per kind of channel)
     me = get(live, "/api/v1/auth/me")
+    live.channel("api", outbound_url="http://127.0.0.1:9/hook")
     team = live.api.post("/api/v1/teams", json={"name": "Billing", "member_ids": [me["id"]]}).json()
     visit(page, live, "/admin/routing")
     card = page.locator(f"#team-{team['id']}")
@@ -307,9 +308,10 @@ def test_routing_settings_of_a_team_and_an_agent(page: Page, live: LiveHilo) -> 
     # when: it is corrected
     row.locator("input[name='capacity.chat']").fill("5")
     row.locator("button[type=submit]").click()
-    # then
+    # then: saved, and the kinds the page does not show (no voice or e-mail channel) kept as they were
     expect(row.locator(".field-error")).to_have_count(0)
     expect(row.locator("input[name=skills]")).to_have_value("language:es, topic:billing")
+    expect(row.locator("input[name='capacity.call']")).to_have_attribute("type", "hidden")
     [agent] = [a for a in get(live, "/api/v1/routing/agents") if a["agent_id"] == me["id"]]
     assert agent["skills"] == ["language:es", "topic:billing"]
     assert agent["capacity"] == {"call": 1, "chat": 5, "email": 10}

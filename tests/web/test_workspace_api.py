@@ -142,7 +142,11 @@ def test_mention_assignment_and_reply_notify_the_right_agents(api: Api, clock: F
     assert kinds == [("assigned", api.agent_id), ("mention", api.agent_id)]
     assert notifications(api) == []
     mention = notifications(bea)[1]
-    assert mention["data"] == {"contact_name": "Carmen", "preview": "@Bea can you look?"}
+    assert mention["data"] == {
+        "contact_name": "Carmen",
+        "contact_id": conversation["contact_id"],
+        "preview": "@Bea can you look?",
+    }
     # when: the customer replies in Bea's conversation; a team change alone notifies nobody new
     clock.advance(minutes=1)
     api.inbound(channel, "c1", "thanks!")

@@ -21,6 +21,15 @@
     return text;
   }
 
+  // A text about n things in the form n takes (ngettext; the page carries the forms).
+  // Spanish and English have two forms: gettext's first is CLDR's "one".
+  const pluralRule = new Intl.PluralRules(config.me && config.me.locale === "es" ? "es-ES" : "en-GB");
+  function tn(singular, plural, n, values) {
+    const forms = (data.plurals || {})[singular] || [singular, plural];
+    const text = forms[pluralRule.select(n) === "one" ? 0 : forms.length - 1];
+    return t(text, Object.assign({ n: n }, values));
+  }
+
   // -- REST -------------------------------------------------------------------------------
 
   async function api(method, path, body) {
@@ -289,8 +298,10 @@
     const row = form.closest("tr");
     const input = function (name) { return $("[name='" + name + "']", row); };
     const capacity = {};
-    ["call", "chat", "email"].forEach(function (kind) {
-      const text = input("capacity." + kind).value.trim();
+    // The kinds of channel the page shows, and hidden ones it keeps as they are.
+    $$("[name^='capacity.']", row).forEach(function (field) {
+      const kind = field.name.slice("capacity.".length);
+      const text = field.value.trim();
       const amount = number(text === "" ? "0" : text, "capacity." + kind, { whole: true });
       capacity[kind] = amount;
     });
@@ -932,9 +943,13 @@
     box.hidden = false;
     const summary = document.createElement("p");
     summary.className = "dry-run-summary";
-    summary.textContent = result.matched.length
-      ? t("Scanned {scanned} conversations; {n} would match.", { scanned: result.scanned, n: result.matched.length })
-      : t("Scanned {scanned} conversations; {n} would match.", { scanned: result.scanned, n: 0 }) + " " + t("No conversation matches now.");
+    const scanned = tn(
+      "Scanned {n} conversation; {matched} would match.",
+      "Scanned {n} conversations; {matched} would match.",
+      result.scanned,
+      { matched: result.matched.length }
+    );
+    summary.textContent = result.matched.length ? scanned : scanned + " " + t("No conversation matches now.");
     box.appendChild(summary);
     if (!result.matched.length) { return; }
     const list = document.createElement("ul");

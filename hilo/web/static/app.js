@@ -19,6 +19,15 @@
     return text;
   }
 
+  // A text about n things in the form n takes (ngettext; the page carries the forms).
+  // Spanish and English have two forms: gettext's first is CLDR's "one".
+  const pluralRule = new Intl.PluralRules(lang);
+  function tn(singular, plural, n, values) {
+    const forms = (config.plurals || {})[singular] || [singular, plural];
+    const text = forms[pluralRule.select(n) === "one" ? 0 : forms.length - 1];
+    return t(text, Object.assign({ n: n }, values));
+  }
+
   // -- REST -------------------------------------------------------------------------------
 
   async function api(method, path, body) {
@@ -97,8 +106,8 @@
   // -- Time: the server writes UTC text; the browser shows the agent's own time zone --------
 
   const relative = new Intl.RelativeTimeFormat(lang, { numeric: "auto", style: "short" });
-  const clock = new Intl.DateTimeFormat(lang, { hour: "2-digit", minute: "2-digit" });
-  const dayAndClock = new Intl.DateTimeFormat(lang, { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+  // The one form of a date and time on every page; the server writes the same (rendering.datetime_text).
+  const stamp = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" });
   const day = new Intl.DateTimeFormat(lang, { day: "numeric", month: "short" });
   const full = new Intl.DateTimeFormat(lang, { dateStyle: "full", timeStyle: "short" });
 
@@ -119,7 +128,7 @@
       if (fmt === "since") {
         el.textContent = since(diff);
       } else if (fmt === "datetime") {
-        el.textContent = new Date().toDateString() === when.toDateString() ? clock.format(when) : dayAndClock.format(when);
+        el.textContent = stamp.format(when);
       } else if (Math.abs(diff) < 45000) {
         el.textContent = relative.format(0, "second");
       } else if (Math.abs(diff) < 3600000) {
@@ -907,8 +916,8 @@
     const box = $("#sms-count");
     const warning = $("#sms-warning");
     if (!box || !warning) { return; }
-    const characters = sms.characters === 1 ? t("1 character") : t("{n} characters", { n: sms.characters });
-    const segments = sms.segments === 1 ? t("1 segment") : t("{n} segments", { n: sms.segments });
+    const characters = tn("{n} character", "{n} characters", sms.characters);
+    const segments = tn("{n} segment", "{n} segments", sms.segments);
     box.textContent = characters + " · " + segments + " · " + sms.encoding;
     box.title = sms.encoding === "GSM-7"
       ? t("GSM-7: 160 characters fit in one SMS, 153 in each part of a longer one.")
@@ -917,7 +926,11 @@
     box.hidden = false;
     warning.classList.toggle("error", Boolean(sms.too_long));
     if (sms.too_long) {
-      warning.textContent = t("Too long for SMS on this channel (at most {n} parts). Shorten it or reply on another channel.", { n: sms.max_segments });
+      warning.textContent = tn(
+        "Too long for SMS on this channel (at most {n} part). Shorten it or reply on another channel.",
+        "Too long for SMS on this channel (at most {n} parts). Shorten it or reply on another channel.",
+        sms.max_segments
+      );
     } else {
       warning.textContent = t("Longer than one SMS: it goes out in {n} parts, and each part is charged.", { n: sms.segments });
     }
@@ -1293,7 +1306,7 @@
     }
     $$(".row-check:checked").forEach(function (box) { box.checked = false; });
     updateBulk();
-    toast(t("{n} conversations updated.", { n: done }));
+    toast(tn("{n} conversation updated.", "{n} conversations updated.", done));
     refreshList();
     refreshSidebar();
     if (conversationId() && ids.indexOf(conversationId()) !== -1) {
@@ -1339,14 +1352,19 @@
       return t("{name} mentioned you", { name: actor ? actor.name : "" });
     }
     if (n.kind === "assigned") { return t("Assigned to you"); }
-    return t("New reply from {name}", { name: n.contact_name || "" });
+    return t("New reply from {name}", { name: customerName(n) });
+  }
+
+  // The name the pages give the contact (rendering.contact_label): its own, else one made from its id.
+  function customerName(n) {
+    return n.contact_name || (n.contact_id ? t("Contact {id}", { id: n.contact_id }) : "");
   }
 
   function onNotification(n) {
     if (!n) { return; }
     setBell(unreadNotifications + 1);
     const title = notificationTitle(n);
-    const body = (n.contact_name ? n.contact_name + " · " : "") + (n.preview || "");
+    const body = (customerName(n) ? customerName(n) + " · " : "") + (n.preview || "");
     const open = function () {
       api("POST", "/api/v1/notifications/read", { ids: [n.id] }).catch(function () {});
       openConversation(n.conversation_id);

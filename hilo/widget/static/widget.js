@@ -531,7 +531,7 @@
         }
         li.appendChild(link);
       });
-      var when = el("time", "", clock(m.at));
+      var when = el("time", "", clock(m.at, cfg.locale));
       when.dateTime = m.at;
       li.appendChild(when);
       if (m.dir === "in") {
@@ -732,9 +732,10 @@
     return size >= 1048576 ? Math.round(size / 1048576) + " MB" : Math.max(1, Math.round(size / 1024)) + " KB";
   }
 
-  function clock(iso) {
+  // The time of a message in the widget's language (the one the agent UI writes: CLDR's short time).
+  function clock(iso, locale) {
     var d = new Date(iso);
-    return isNaN(d) ? "" : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    return isNaN(d) ? "" : d.toLocaleTimeString(locale === "es" ? "es-ES" : "en-GB", { timeStyle: "short" });
   }
 
   function uuid() {

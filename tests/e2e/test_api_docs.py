@@ -1,0 +1,45 @@
+"""The API documentation page in a real browser: Swagger UI draws the API with no other origin."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+from playwright.sync_api import Browser, expect
+
+from hilo.settings import Settings
+from tests.e2e.widget_support import LiveHilo, live_hilo
+from tests.fakes.server import free_port
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def live(settings: Settings) -> Iterator[LiveHilo]:
+    port = free_port()
+    with live_hilo(replace(settings, base_url=f"http://127.0.0.1:{port}"), port) as running:
+        yield running
+
+
+def test_api_docs_draw_the_operations_from_this_server_only(browser: Browser, live: LiveHilo) -> None:
+    # given: a browser that notes every request and every console complaint (CSP violations among them)
+    context = browser.new_context(locale="en-GB")
+    page = context.new_page()
+    requests: list[str] = []
+    complaints: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.on("console", lambda message: complaints.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: complaints.append(str(error)))
+    try:
+        # when
+        page.goto(f"{live.url}/api/docs")
+        # then: the operations are drawn, everything came from Hilo, and nothing was refused
+        expect(page.locator(".opblock-summary-path", has_text="/api/v1/conversations").first).to_be_visible(
+            timeout=15_000
+        )
+        expect(page.locator(".info .title")).to_contain_text("Hilo")
+        assert requests and all(url.startswith(live.url) for url in requests), requests
+        assert complaints == []
+    finally:
+        context.close()
