@@ -235,7 +235,7 @@ def parse_mapping(raw: str | None) -> ImportMapping | None:
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         raise ActionError(
             "mapping_invalid",
-            N_('The mapping is a JSON object from column name to target, e.g. {"Mail": "email"}.'),
+            N_('The mapping is a JSON object from each column\'s name to what it becomes, such as "email".'),
             422,
         )
     return value
