@@ -245,8 +245,7 @@ def import_report(
     runtime: Runtime, principal_id: int, data: bytes, mapping: ImportMapping | None, dry_run: bool
 ) -> Any:
     report, rows = importing.parse(data, mapping, runtime.settings.default_region, dry_run=dry_run)
-    with runtime.transaction(principal_id) as tx:
-        return importing.import_contacts(tx, report, rows)
+    return importing.import_contacts(runtime, principal_id, report, rows)
 
 
 @router.post("/imports/contacts", response_model=ImportReportOut)

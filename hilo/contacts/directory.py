@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from sqlalchemy import ColumnElement, String, cast, func, select
+from sqlalchemy.orm import Session
 
 from hilo.agents.access import Principal
 from hilo.contacts.actions import contact_realtime
@@ -95,11 +96,11 @@ def normalized_identities(refs: list[IdentityRef], default_region: str) -> list[
     return list(found.values())
 
 
-def owners(tx: Tx, refs: list[IdentityRef]) -> dict[tuple[str, str], int]:
+def owners(session: Session, refs: list[IdentityRef]) -> dict[tuple[str, str], int]:
     """The contact that already owns each of `refs` (canonical), by (kind, value)."""
     if not refs:
         return {}
-    rows = tx.session.execute(
+    rows = session.execute(
         select(Identity.kind, Identity.value, Identity.contact_id).where(
             Identity.value.in_([r.value for r in refs]), Identity.kind.in_({str(r.kind) for r in refs})
         )
@@ -125,7 +126,7 @@ def create_contact(
     refs = normalized_identities(identities, tx.runtime.settings.default_region)
     if not refs and not (name and name.strip()):
         raise ActionError("contact_empty", N_("Give the contact a name or an address."), 422)
-    taken = owners(tx, refs)
+    taken = owners(tx.session, refs)
     if taken:
         raise ActionError(
             "identity_taken",

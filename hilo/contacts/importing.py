@@ -5,7 +5,7 @@ UTF-8 or is not CSV is refused whole with a stable code. Each row becomes a cont
 e-mail addresses or phone numbers already belong to one contact updates that contact (name and
 language when given, attributes merged, new identities added); a row naming nobody known creates
 one. A row that cannot be imported is reported with its line number and a stable code, and the
-others go in, all in one transaction. A dry run reports the same without writing anything.
+others go in, CHUNK rows per transaction. A dry run reports the same without writing anything.
 """
 
 from __future__ import annotations
@@ -16,24 +16,24 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from hilo.contacts import actions as contact_actions
-from hilo.contacts.directory import (
-    ATTRIBUTE_KEY,
-    MAX_ATTRIBUTE_VALUE,
-    MAX_IDENTITIES,
-    create_contact,
-    owners,
-)
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from hilo.contacts.actions import contact_realtime
+from hilo.contacts.directory import ATTRIBUTE_KEY, MAX_ATTRIBUTE_VALUE, MAX_IDENTITIES, owners
 from hilo.contacts.identity import IdentityKind, IdentityRef, InvalidIdentity, normalize
-from hilo.contacts.models import Contact
+from hilo.contacts.models import Contact, Identity
 from hilo.errors import ActionError
 from hilo.i18n import N_
-from hilo.runtime import Tx
+from hilo.runtime import Record, Runtime, Tx
 
 MAX_CSV_BYTES = 2 * 1024 * 1024
 MAX_ROWS = 5000
 MAX_COLUMNS = 100
 MAX_NAME = 255
+# Rows written per transaction.
+CHUNK = 200
 # How many rejected rows a report lists (it counts them all).
 MAX_REPORTED = 500
 
@@ -281,12 +281,12 @@ def parse(
     return report, rows
 
 
-def _match(tx: Tx, report: ImportReport, rows: list[ImportRow]) -> list[ImportRow]:
+def _match(session: Session, report: ImportReport, rows: list[ImportRow]) -> list[ImportRow]:
     """Find the contact each row names; a row naming two different contacts is refused."""
     refs = [ref for row in rows for ref in row.identities]
     owned: dict[tuple[str, str], int] = {}
     for start in range(0, len(refs), 500):
-        owned.update(owners(tx, refs[start : start + 500]))
+        owned.update(owners(session, refs[start : start + 500]))
     kept = []
     for row in rows:
         contact_ids = {owned[(str(r.kind), r.value)] for r in row.identities if (str(r.kind), r.value) in owned}
@@ -304,32 +304,133 @@ def _match(tx: Tx, report: ImportReport, rows: list[ImportRow]) -> list[ImportRo
     return kept
 
 
-def import_contacts(tx: Tx, report: ImportReport, rows: list[ImportRow]) -> ImportReport:
-    """Create or update a contact per row (only count them on a dry run); return the report."""
-    for row in _match(tx, report, rows):
-        if row.contact_id is None:
-            report.created += 1
-            if not report.dry_run:
-                create_contact(
-                    tx,
-                    name=row.name,
-                    identities=row.identities,
-                    locale=row.locale,
-                    custom_attributes=dict(row.attributes),
-                    via="import",
-                )
-            continue
-        report.updated += 1
-        if report.dry_run:
-            continue
-        contact = tx.session.get(Contact, row.contact_id)
-        assert contact is not None
-        contact_actions.update_contact(
-            tx, contact, name=row.name, locale=row.locale, custom_attributes=dict(row.attributes) or None
+def _identity_row(tx: Tx, contact_id: int, ref: IdentityRef) -> dict[str, Any]:
+    return {
+        "contact_id": contact_id,
+        "kind": str(ref.kind),
+        "value": ref.value,
+        "verified": False,
+        "opted_out": False,
+        "created_at": tx.now,
+    }
+
+
+def _write(tx: Tx, report: ImportReport, rows: list[ImportRow]) -> tuple[int, int]:
+    """Write one chunk of rows: returns how many contacts it created and updated.
+
+    Rows go in with Core statements and their events with one statement per chunk: the ORM's
+    flush grows with every object a session holds, which makes thousands of rows quadratic.
+    """
+    kept = _match(tx.session, report, rows)
+    known_ids = [row.contact_id for row in kept if row.contact_id is not None]
+    current = {
+        c.id: c
+        for c in tx.session.execute(
+            select(Contact.id, Contact.name, Contact.locale, Contact.custom_attributes).where(Contact.id.in_(known_ids))
         )
-        known = {(i.kind, i.value) for i in contact.identities}
+    }
+    held = set(
+        tx.session.execute(
+            select(Identity.contact_id, Identity.kind, Identity.value).where(Identity.contact_id.in_(known_ids))
+        ).tuples()
+    )
+    identities: list[dict[str, Any]] = []
+    records: list[Record] = []
+    new_rows = [row for row in kept if row.contact_id is None]
+    if new_rows:
+        inserted = [
+            {
+                "name": row.name,
+                "locale": row.locale,
+                "custom_attributes": dict(row.attributes),
+                "created_at": tx.now,
+                "updated_at": tx.now,
+            }
+            for row in new_rows
+        ]
+        new_ids = tx.session.execute(
+            insert(Contact).returning(Contact.id, sort_by_parameter_order=True), inserted
+        ).scalars()
+        for row, contact_id in zip(new_rows, new_ids, strict=True):
+            identities.extend(_identity_row(tx, contact_id, ref) for ref in row.identities)
+            data = {"via": "import", "identities": [[str(r.kind), r.value] for r in row.identities]}
+            records.append(Record("contact.created", contact_id=contact_id, data=data))
+    updated = 0
+    for row in kept:
+        if row.contact_id is None:
+            continue
+        contact = current[row.contact_id]
+        changes: dict[str, Any] = {}
+        if row.name is not None and row.name != contact.name:
+            changes["name"] = [contact.name, row.name]
+        if row.locale is not None and row.locale != contact.locale:
+            changes["locale"] = [contact.locale, row.locale]
+        attributes = {**(contact.custom_attributes or {}), **row.attributes}
+        if attributes != (contact.custom_attributes or {}):
+            changes["custom_attributes"] = [contact.custom_attributes, attributes]
+        if changes:
+            values = {key: change[1] for key, change in changes.items()}
+            tx.session.execute(update(Contact).where(Contact.id == contact.id).values(**values, updated_at=tx.now))
+            records.append(
+                Record("contact.updated", contact_id=contact.id, data={"changes": changes}, realtime=contact_realtime())
+            )
         for ref in row.identities:
-            if (str(ref.kind), ref.value) not in known:
-                contact_actions.add_identity(tx, contact, ref)
+            if (contact.id, str(ref.kind), ref.value) not in held:
+                identities.append(_identity_row(tx, contact.id, ref))
+                data = {"kind": str(ref.kind), "value": ref.value}
+                records.append(Record("identity.added", contact_id=contact.id, data=data, realtime=contact_realtime()))
+        updated += 1
+    if identities:
+        tx.session.execute(insert(Identity), identities)
+    tx.record_many(records)
+    return len(new_rows), updated
+
+
+def import_contacts(
+    runtime: Runtime, actor_agent_id: int | None, report: ImportReport, rows: list[ImportRow]
+) -> ImportReport:
+    """Create or update a contact per row (on a dry run, only count them); return the report.
+
+    Rows are written CHUNK at a time, each chunk in its own transaction, so an import never
+    holds the database for long (SQLite has one writer: webhooks wait for it). Each chunk
+    looks its rows' addresses up again, so it sees what earlier chunks and other agents
+    wrote; a chunk that a concurrent change spoils (an address taken meanwhile) is redone
+    row by row, and the rows that still fail are reported as `row_conflict`.
+    """
+    if report.dry_run:
+        with runtime.db.read() as session:
+            for row in _match(session, report, rows):
+                if row.contact_id is None:
+                    report.created += 1
+                else:
+                    report.updated += 1
+    else:
+        for start in range(0, len(rows), CHUNK):
+            chunk = rows[start : start + CHUNK]
+            try:
+                _commit(runtime, actor_agent_id, report, chunk)
+            except (ActionError, IntegrityError):
+                for row in chunk:
+                    try:
+                        _commit(runtime, actor_agent_id, report, [row])
+                    except (ActionError, IntegrityError):
+                        report.reject(
+                            RowProblem(
+                                row.line,
+                                "row_conflict",
+                                N_("The row's contact changed during the import: import it again."),
+                            )
+                        )
     report.rejected.sort(key=lambda problem: problem.line)
     return report
+
+
+def _commit(runtime: Runtime, actor_agent_id: int | None, report: ImportReport, rows: list[ImportRow]) -> None:
+    """Write rows in one transaction; count them in the report only once it committed."""
+    partial = ImportReport(dry_run=False, columns=report.columns, mapping=report.mapping)
+    with runtime.transaction(actor_agent_id) as tx:
+        created, updated = _write(tx, partial, rows)
+    report.created += created
+    report.updated += updated
+    for problem in partial.rejected:
+        report.reject(problem)
