@@ -212,6 +212,7 @@ def start_conversation(contact_id: int, body: StartIn, principal: CurrentAgent, 
         contact = access_contact(tx.session, principal, contact_id)
         started = outreach.start_conversation(
             tx,
+            principal,
             contact,
             channel_account_id=body.channel_account_id,
             body=body.body,

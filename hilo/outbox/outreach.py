@@ -14,9 +14,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hilo.agents.access import Principal
 from hilo.channels.models import ChannelAccount
 from hilo.contacts.identity import CHANNEL_IDENTITY_KIND
 from hilo.contacts.models import Contact
+from hilo.conversations.access import can_see
 from hilo.conversations.actions import realtime_of
 from hilo.conversations.directory import Reach
 from hilo.conversations.models import Conversation, Message
@@ -66,6 +68,7 @@ def contact_channels(tx: Tx, contact: Contact) -> list[ChannelOption]:
 
 def start_conversation(
     tx: Tx,
+    principal: Principal,
     contact: Contact,
     *,
     channel_account_id: int,
@@ -75,14 +78,21 @@ def start_conversation(
 ) -> Started:
     """Write to a contact first, on the chosen channel.
 
-    The message goes into the contact's unresolved conversation if there is one; otherwise a new
-    conversation starts, assigned to the agent who wrote. A message the channel's rules refuse
-    (e.g. free text on WhatsApp outside the 24-hour window) leaves nothing behind: the caller's
-    transaction rolls back with the refusal.
+    The message goes into the contact's unresolved conversation if there is one (refused when the
+    caller may not see it); otherwise a new conversation starts, assigned to the agent who wrote.
+    A message the channel's rules refuse (e.g. free text on WhatsApp outside the 24-hour window)
+    leaves nothing behind: the caller's transaction rolls back with the refusal.
     """
     if contact.merged_into_id is not None:
         raise ActionError("contact_merged", N_("This contact was merged into another one."), 409)
     thread = unresolved_conversation(tx.session, contact.id)
+    if thread is not None and not can_see(principal, thread.team_id, thread.assignee_id):
+        # Writing into it would reach a conversation the caller may not open.
+        raise ActionError(
+            "open_conversation_not_visible",
+            N_("This contact has an open conversation with another team; ask that team or a supervisor to write."),
+            409,
+        )
     created = thread is None
     if thread is None:
         account = tx.session.get(ChannelAccount, channel_account_id)

@@ -198,3 +198,23 @@ def test_whatsapp_inside_the_window_takes_free_text(api: Api, fake_graph: FakeGr
     assert started["created"] is True
     assert worker() == 1
     assert fake_graph.requests_to("/messages")[-1].json["text"]["body"] == "Yes, in blue."
+
+
+def test_an_agent_cannot_write_into_another_teams_open_conversation(api: Api) -> None:
+    # given: the customer's open conversation belongs to a team the agent is not in
+    shop = api.api_channel("Shop")
+    api.inbound(shop, "s1", "hello", name="Shop Customer")
+    [conversation] = api.conversations()
+    team = api.ok(api.post("/api/v1/teams", {"name": "Billing"}), 201)
+    api.ok(api.patch(f"/api/v1/conversations/{conversation['id']}", {"team_id": team["id"]}))
+    agent = api.as_new_agent("bea@example.com")
+    path = f"/api/v1/contacts/{conversation['contact_id']}/conversations"
+    # when
+    refused = agent.post(path, {"channel_account_id": shop["id"], "body": "Hi"})
+    allowed = api.post(path, {"channel_account_id": shop["id"], "body": "Hi from a supervisor"})
+    # then: refused, and nothing was added to the conversation; an administrator may write
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "open_conversation_not_visible")
+    assert (api.ok(allowed, 201)["conversation_id"], api.ok(allowed, 201)["created"]) == (conversation["id"], False)
+    assert [m["body"] for m in api.timeline(conversation["id"]) if m["direction"] == "outbound"] == [
+        "Hi from a supervisor"
+    ]
