@@ -23,7 +23,7 @@ from hilo.contacts.importing import ATTRIBUTE_PREFIX, MAX_CSV_BYTES, MAX_ROWS
 from hilo.conversations.directory import DirectoryFilters, contact_profile, directory_page
 from hilo.conversations.models import Label
 from hilo.cursors import id_cursor
-from hilo.errors import ActionError
+from hilo.errors import ActionError, NotFound
 from hilo.http.deps import RuntimeDep
 from hilo.i18n import N_, gettext
 from hilo.outbox import outreach
@@ -60,7 +60,6 @@ def _number(value: str) -> int | None:
 
 
 def _page(
-    request: Request,
     principal: Principal,
     runtime: Runtime,
     *,
@@ -123,7 +122,6 @@ def directory(
 ) -> Response:
     """The contacts directory: search, filters, and a page of contacts."""
     found = _page(
-        request,
         principal,
         runtime,
         q=q,
@@ -153,7 +151,6 @@ def directory_rows(
 ) -> Response:
     """The directory's rows (htmx swaps them in as the agent types or filters)."""
     found = _page(
-        request,
         principal,
         runtime,
         q=q,
@@ -178,7 +175,14 @@ def import_page(request: Request, principal: UiAgent) -> Response:
     """Import contacts from CSV: map the columns, check the file, then import (administrators, supervisors)."""
     context = base_context(request, principal)
     if principal.role not in TRANSFER_ROLES:
-        return render("contacts/forbidden.html", principal.locale, status_code=403, **context, section="contacts")
+        return render(
+            "contacts/notice.html",
+            principal.locale,
+            status_code=403,
+            **context,
+            section="contacts",
+            message=N_("Only administrators and supervisors can import or export contacts."),
+        )
     return render(
         "contacts/import.html",
         principal.locale,
@@ -194,7 +198,17 @@ def import_page(request: Request, principal: UiAgent) -> Response:
 def profile_page(request: Request, contact_id: int, principal: UiAgent, runtime: RuntimeDep) -> Response:
     """A contact's profile: identities, attributes, conversations, and starting a conversation."""
     with runtime.transaction(principal.id) as tx:
-        found = contact_profile(tx.session, principal, contact_id)
+        try:
+            found = contact_profile(tx.session, principal, contact_id)
+        except NotFound as missing:
+            return render(
+                "contacts/notice.html",
+                principal.locale,
+                status_code=404,
+                **base_context(request, principal),
+                section="contacts",
+                message=missing.reason,
+            )
         options = outreach.contact_channels(tx, found.contact)
         channels = [
             {

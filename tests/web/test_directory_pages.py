@@ -89,6 +89,8 @@ def test_profile_page_shows_identities_attributes_conversations_and_channels(app
     assert "shop@example.com" in page.text and "Madrid" in page.text
     assert f'data-conversation="{conversation["id"]}"' in page.text
     assert f'<option value="{channel["id"]}"' in page.text
+    missing = app_client.get("/contacts/999999")
+    assert missing.status_code == 404 and "Contact not found." in missing.text
 
 
 def test_import_page_is_for_administrators_and_supervisors(app_client: TestClient, api: Api) -> None:
