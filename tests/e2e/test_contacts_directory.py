@@ -1,6 +1,7 @@
 """The contacts directory in real headless Chromium against a real server (SQLite and PostgreSQL):
-an agent searches, opens a profile and starts a conversation; an admin imports a CSV file with a
-column mapping and a dry run."""
+an agent searches, opens a profile and starts a conversation; WhatsApp to a contact who never
+wrote takes a template (fake Meta Graph API); an admin imports a CSV file with a column mapping
+and a dry run."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from typing import Any, TypeVar
 import pytest
 from playwright.sync_api import Browser, BrowserContext, expect
 
-from tests.e2e import test_agent_ui
+from tests.channels.provider_support import whatsapp_channel
+from tests.e2e import test_agent_ui, test_composer_channels
 from tests.e2e.test_agent_ui import Live, customer, no_page_errors, page_for
+from tests.e2e.test_composer_channels import Stage
 
 pytestmark = pytest.mark.e2e
 
@@ -27,6 +30,14 @@ def desk(
 ) -> Iterator[Live]:
     """The agent UI tests' served app, agents and fake receiver, for this module (one per database)."""
     yield from test_agent_ui.live.__wrapped__(request, tmp_path_factory, sqlite_template)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def meta_desk(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
+) -> Iterator[Stage]:
+    """The composer tests' served app with the fake Meta Graph API, for this module (one per database)."""
+    yield from test_composer_channels.stage.__wrapped__(request, tmp_path_factory, sqlite_template)  # type: ignore[attr-defined]
 
 
 def eventually(check: Callable[[], T | None], timeout: float = 15.0) -> T:
@@ -160,3 +171,48 @@ def _contacts(desk: Live, q: str) -> list[dict[str, Any]]:
 
 def _names(desk: Live, q: str) -> list[str]:
     return [c["name"] for c in _contacts(desk, q)]
+
+
+def test_whatsapp_to_a_contact_who_never_wrote_takes_a_template(
+    browser: Browser, contexts: list[BrowserContext], meta_desk: Stage
+) -> None:
+    # given: a WhatsApp channel with synced templates, and a contact added by hand
+    live, graph = meta_desk.live, meta_desk.graph
+    graph.reset()
+    channel = whatsapp_channel(live.api, graph)
+    live.api.ok(live.api.post(f"/api/v1/channels/{channel['id']}/templates/sync"))
+    contact = live.api.ok(
+        live.api.post(
+            "/api/v1/contacts", {"name": "Sheena New", "identities": [{"kind": "phone", "value": "+1 650 555 1234"}]}
+        ),
+        201,
+    )
+    page = page_for(browser, contexts, live, "ana")
+    # when: Ana opens the profile
+    page.goto(f"{live.url}/contacts/{contact['id']}")
+    # then: WhatsApp is templates only, with the reason, and no free text
+    expect(page.locator("#start-channel")).to_have_value(str(channel["id"]))
+    expect(page.locator("#start-channel option:checked")).to_contain_text("templates only")
+    expect(page.locator("#start-hint")).to_contain_text("24 hours")
+    expect(page.locator("#start-template")).to_be_visible()
+    expect(page.locator("#start-body")).to_be_hidden()
+    # when: she sends without a template, then fills the order update's variable
+    page.click("#start-send")
+    expect(page.locator("#start-conversation .form-error")).to_have_text("Choose a template first.")
+    page.select_option("#start-template-picker", label="order_update · es")
+    variable = page.locator("#start-template-vars input")
+    expect(variable).to_have_count(1)
+    variable.fill("A-2002")
+    expect(page.locator("#start-template-preview")).to_have_text("Tu pedido A-2002 ya está en camino.")
+    page.click("#start-send")
+    # then: the new conversation opens with the template's text, and Meta gets a template message
+    page.wait_for_url(re.compile(r".*/inbox\?view=all&c=\d+$"))
+    expect(page.locator(".msg-outbound", has_text="Tu pedido A-2002 ya está en camino.")).to_be_visible()
+    call = eventually(lambda: graph.requests_to("/messages"))[-1]
+    assert call.json["to"] == "16505551234"
+    assert call.json["template"] == {
+        "name": "order_update",
+        "language": {"code": "es"},
+        "components": [{"type": "body", "parameters": [{"type": "text", "text": "A-2002"}]}],
+    }
+    no_page_errors(page)
