@@ -119,6 +119,7 @@ FEATURES: tuple[Feature, ...] = (
     ),
     Feature("widget", routes=("hilo.widget.routes",), reactions=_widget),
     Feature("channel_tools", routes=("hilo.api.channel_tools",)),
+    Feature("contacts_directory", routes=("hilo.api.directory", "hilo.web.directory_pages")),
     Feature("outbox", service=lambda runtime, _ingest: OutboxDispatcher(runtime)),
     Feature("mailboxes", service=_Mailboxes),
 )

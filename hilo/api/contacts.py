@@ -1,4 +1,4 @@
-"""Contacts: list and search, details, edit, identities, merge, split and the timeline."""
+"""Contacts: details, edit, identities, merge, split and the timeline (the directory: hilo.api.directory)."""
 
 from __future__ import annotations
 
@@ -16,17 +16,10 @@ from hilo.contacts.access import access_contact
 from hilo.conversations import merging
 from hilo.conversations.access import visible_clause
 from hilo.conversations.models import Conversation, Message
-from hilo.conversations.search import contact_page
-from hilo.cursors import id_cursor
 from hilo.http.deps import CurrentAgent, RuntimeDep
 from hilo.http.schemas import ERRORS, ContactOut, IdentityOut
 
 router = APIRouter(prefix="/api/v1/contacts", tags=["contacts"], responses=ERRORS)
-
-
-class ContactList(BaseModel):
-    items: list[ContactOut]
-    next_cursor: str | None
 
 
 class ContactPatch(BaseModel):
@@ -47,21 +40,6 @@ class MergeIn(BaseModel):
 class SplitIn(BaseModel):
     identity_ids: list[int] = Field(min_length=1, max_length=100)
     name: str | None = Field(default=None, max_length=255)
-
-
-@router.get("", response_model=ContactList)
-def list_contacts(
-    principal: CurrentAgent,
-    runtime: RuntimeDep,
-    q: Annotated[str | None, Query(max_length=200, description="a name, an e-mail or a phone number")] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 25,
-    cursor: str | None = None,
-) -> ContactList:
-    """List contacts, newest first; `q` searches names, e-mail addresses and phone numbers."""
-    with runtime.db.read() as session:
-        after = id_cursor(cursor) if cursor else None
-        rows, next_cursor = contact_page(session, q, region=runtime.settings.default_region, limit=limit, after=after)
-        return ContactList(items=[ContactOut.model_validate(c) for c in rows], next_cursor=next_cursor)
 
 
 @router.get("/{contact_id}", response_model=ContactOut)

@@ -17,6 +17,7 @@ back to the index only when that window holds too few matches.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -161,11 +162,18 @@ def search_clause(dialect: str, query: str, region: str) -> ColumnElement[bool]:
 
 
 def contact_page(
-    session: Session, q: str | None, *, region: str, limit: int, after: int | None
+    session: Session,
+    q: str | None,
+    *,
+    region: str,
+    limit: int,
+    after: int | None,
+    where: Sequence[ColumnElement[bool]] = (),
 ) -> tuple[list[Contact], str | None]:
     """Contacts newest first, older than contact `after` if given; `q` searches names, e-mail addresses and
-    phone numbers. Returns the page and the cursor of the next one."""
-    query = select(Contact).options(selectinload(Contact.identities)).where(Contact.merged_into_id.is_(None))
+    phone numbers, `where` narrows the list further (the directory's filters). Returns the page and the
+    cursor of the next one."""
+    query = select(Contact).options(selectinload(Contact.identities)).where(Contact.merged_into_id.is_(None), *where)
     if q and q.strip():
         term = q.strip()
         identity = _identity_matches(term, region)

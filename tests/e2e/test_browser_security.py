@@ -153,6 +153,8 @@ PAGES = [
     "/admin/macros",
     "/admin/canned-responses",
     "/account/tokens",
+    "/contacts",
+    "/contacts/import",
 ]
 
 
