@@ -36,6 +36,7 @@ class TwilioWhatsAppAdapter(TwilioMessagingAdapter):
 
     kind: ClassVar[str] = "twilio_whatsapp"
     address_prefix: ClassVar[str] = "whatsapp:"
+    label: ClassVar[str] = N_("WhatsApp (Twilio)")
 
     def parse_inbound(self, params: Mapping[str, str]) -> InboundMessage:
         message = super().parse_inbound(params)
