@@ -175,7 +175,9 @@ def admin_channels(request: Request, principal: UiAgent, runtime: RuntimeDep) ->
         page="channels",
         kinds={kind: channel_form(kind) for kind in sorted(MODULES, key=lambda k: setup.kind_label(k).lower())},
         addresses=lambda account: channel_addresses(account, base_url),
-        missing=lambda account: setup.missing_settings(account.kind, {**(account.config or {}), **(account.secrets or {})}),
+        missing=lambda account: setup.missing_settings(
+            account.kind, {**(account.config or {}), **(account.secrets or {})}
+        ),
         health=health,
         base_url=base_url,
         base_url_configured=runtime.settings.base_url_configured,

@@ -62,7 +62,9 @@ def test_a_twilio_channel_needs_a_sender_number_or_a_messaging_service(api: Api)
     # given
     credentials = {"account_sid": "AC" + "2" * 32, "auth_token": "token"}
     # when
-    neither = api.post("/api/v1/channels", {"kind": "sms", "name": "SMS", "settings": {**credentials, "from_number": " "}})
+    neither = api.post(
+        "/api/v1/channels", {"kind": "sms", "name": "SMS", "settings": {**credentials, "from_number": " "}}
+    )
     service = api.post(
         "/api/v1/channels", {"kind": "sms", "name": "SMS", "settings": {**credentials, "messaging_service_sid": "MG1"}}
     )

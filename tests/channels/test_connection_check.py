@@ -177,9 +177,7 @@ def test_telegram_connection_test_asks_who_the_bot_is(api: Api, fake_telegram: t
 
 
 @pytest.mark.parametrize("kind", ["sms", "twilio_whatsapp"])
-def test_twilio_connection_test_fetches_the_account(
-    api: Api, fake_twilio: tuple[FakeTwilio, str], kind: str
-) -> None:
+def test_twilio_connection_test_fetches_the_account(api: Api, fake_twilio: tuple[FakeTwilio, str], kind: str) -> None:
     # given
     twilio, base_url = fake_twilio
     channel = twilio_channel(api, twilio, base_url, kind)
@@ -209,7 +207,9 @@ def test_email_connection_test_reports_an_unreachable_mail_server(api: Api) -> N
     # given
     port = closed_port()
     channel = create_channel(
-        api, "email", {"address": "support@example.com", "smtp_host": "127.0.0.1", "smtp_port": port, "smtp_tls": "none"}
+        api,
+        "email",
+        {"address": "support@example.com", "smtp_host": "127.0.0.1", "smtp_port": port, "smtp_tls": "none"},
     )
     # when
     result = check(api, channel)
