@@ -23,8 +23,8 @@ from tests.channels.provider_support import (
     whatsapp_channel,
 )
 from tests.fakes.meta import DEFAULT_ACCESS_TOKEN, FakeGraphAPI
-from tests.fakes.telegram import FakeTelegram
 from tests.fakes.server import serve_asgi
+from tests.fakes.telegram import FakeTelegram
 from tests.fakes.twilio import FakeTwilio
 from tests.support import Api
 
