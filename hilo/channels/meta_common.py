@@ -366,15 +366,16 @@ async def graph_call(
     )
 
 
-MSG_CHECK_TOKEN_INVALID = N_(
+# The connection test's answers (their strings live in chansetup.po, beside the test's other strings).
+CHECK_TOKEN_INVALID = N_(
     "Meta rejected the access token: it is wrong, expired or revoked. Paste a valid token "
     "(a system user's token does not expire)."
 )
-MSG_CHECK_PERMISSION = N_(
+CHECK_PERMISSION_DENIED = N_(
     "The access token lacks a permission this channel needs. Give the app's system user access "
     "to the account and generate the token again."
 )
-MSG_CHECK_ID_NOT_FOUND = N_(
+CHECK_ID_NOT_FOUND = N_(
     "Meta has no account with the id {id}, or the access token cannot see it. Check the id in the channel settings."
 )
 
@@ -397,12 +398,12 @@ async def graph_check(
     code = _int(error.get("code"))
     logger.info("Meta connection test: HTTP %s code=%s message=%r", response.status_code, code, error.get("message"))
     if code in AUTH_CODES or (code is None and response.status_code == 401):
-        raise CheckFailed(ConnectionCheck(False, "token_invalid", MSG_CHECK_TOKEN_INVALID, setting=token_setting))
+        raise CheckFailed(ConnectionCheck(False, "token_invalid", CHECK_TOKEN_INVALID, setting=token_setting))
     if code in PERMISSION_CODES:
-        raise CheckFailed(ConnectionCheck(False, "permission_denied", MSG_CHECK_PERMISSION, setting=token_setting))
+        raise CheckFailed(ConnectionCheck(False, "permission_denied", CHECK_PERMISSION_DENIED, setting=token_setting))
     if code == 100 or response.status_code == 404:
         values = {"id": str(account.config.get(id_setting) or "")}
-        raise CheckFailed(ConnectionCheck(False, "account_not_found", MSG_CHECK_ID_NOT_FOUND, values, id_setting))
+        raise CheckFailed(ConnectionCheck(False, "account_not_found", CHECK_ID_NOT_FOUND, values, id_setting))
     raise CheckFailed(provider_error("Meta", response.status_code))
 
 
