@@ -42,8 +42,13 @@ def serve(host: str, port: int, workers: int) -> None:
     # Read by load_settings here and in uvicorn's worker processes: without HILO_BASE_URL,
     # webhook URLs and the widget snippet name this host and port.
     os.environ[LISTEN_VARIABLE] = f"{host}:{port}"
-
-    upgrade(load_settings().database_url)
+    settings = load_settings()
+    upgrade(settings.database_url)
+    if not settings.base_url_configured:
+        click.echo(
+            f"hilo serve: webhook URLs and the widget name {settings.base_url}; "
+            "set HILO_BASE_URL to the public address providers and customers reach"
+        )
     uvicorn.run(
         "hilo.app:create_served_app",
         factory=True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -21,6 +21,7 @@ from tests.channels.provider_support import (
 from tests.fakes.meta import FakeGraphAPI
 from tests.fakes.telegram import FakeTelegram
 from tests.support import Api
+from tests.test_cli import hilo
 from tests.web.test_query_counts import counting
 from tests.web.test_workspace_api import sign_in
 
@@ -88,10 +89,7 @@ def test_clearing_a_required_setting_is_refused_and_changes_nothing(api: Api, fa
     assert after["missing_settings"] == []
 
 
-def test_the_command_line_names_the_missing_settings(tmp_path: Any) -> None:
-    # given
-    from tests.test_cli import hilo
-
+def test_the_command_line_names_the_missing_settings(tmp_path: Path) -> None:
     # when
     added = hilo(tmp_path, "channels", "add", "telegram", "--name", "Bot", "--set", "bot_token=1:x")
     # then
