@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from starlette.responses import HTMLResponse
 
+from tests.channels.email_servers import run_smtp
 from tests.channels.provider_support import (
     PAGE_ID,
     WHATSAPP_NUMBER_ID,
@@ -231,3 +232,18 @@ def test_only_channels_with_a_provider_can_be_tested_and_only_by_admins(api: Api
     assert widget_check.json()["error"]["code"] == "connection_check_not_supported"
     assert by_agent.status_code == 403
     assert fake_graph.requests == []
+
+
+def test_email_connection_test_signs_in_to_the_mail_server_without_sending(api: Api) -> None:
+    # given: a mail server on loopback
+    with run_smtp() as (port, handler):
+        channel = create_channel(
+            api,
+            "email",
+            {"address": "support@example.com", "smtp_host": "127.0.0.1", "smtp_port": port, "smtp_tls": "none"},
+        )
+        # when
+        result = check(api, channel)
+    # then
+    assert (result["ok"], result["message"]) == (True, f"Connected to the mail server 127.0.0.1:{port}.")
+    assert handler.messages == []
