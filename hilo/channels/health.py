@@ -2,8 +2,9 @@
 
 Two queries for every channel together, whatever their number: one reads each account's
 latest inbound and latest sent message (each a short walk back on the
-`(channel_account_id, id)` index), one the recent failed sends (a partial index holds only
-failed messages, so a channel without failures costs nothing).
+`(channel_account_id, id)` index), one the recent failed sends (a partial index on
+`(channel_account_id, created_at)` holds only failed messages, so the week's failures are
+one range of it, and a channel without failures costs nothing).
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ def channel_health(
         account_id: ChannelHealth(account_id, inbound_at, sent_at)
         for account_id, inbound_at, sent_at in session.execute(latest)
     }
+    if not health:
+        return health
     # A literal, not a bound value: the planner matches it with the partial index's WHERE.
     failed = Message.status == literal_column("'failed'")
     ranked = (
@@ -82,13 +85,17 @@ def channel_health(
             Message.created_at,
             Message.status_code,
             Message.status_reason,
-            func.row_number().over(partition_by=Message.channel_account_id, order_by=Message.id.desc()).label("rank"),
+            func.row_number()
+            .over(partition_by=Message.channel_account_id, order_by=(Message.created_at.desc(), Message.id.desc()))
+            .label("rank"),
             func.count().over(partition_by=Message.channel_account_id).label("total"),
         )
         .where(failed, Message.channel_account_id.in_(list(health)), Message.created_at >= now - FAILURE_WINDOW)
         .subquery()
     )
-    rows = session.execute(select(ranked).where(ranked.c.rank <= RECENT_FAILURES).order_by(ranked.c.id.desc()))
+    rows = session.execute(
+        select(ranked).where(ranked.c.rank <= RECENT_FAILURES).order_by(ranked.c.created_at.desc(), ranked.c.id.desc())
+    )
     for row in rows:
         entry = health[row.channel_account_id]
         entry.failures_count = row.total

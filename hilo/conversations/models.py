@@ -142,7 +142,7 @@ class Message(Base):
         Index(
             "ix_messages_failed",
             "channel_account_id",
-            "id",
+            "created_at",
             sqlite_where=text("status = 'failed'"),
             postgresql_where=text("status = 'failed'"),
         ),

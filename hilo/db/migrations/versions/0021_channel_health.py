@@ -20,7 +20,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_messages_failed",
         "messages",
-        ["channel_account_id", "id"],
+        ["channel_account_id", "created_at"],
         sqlite_where=sa.text("status = 'failed'"),
         postgresql_where=sa.text("status = 'failed'"),
     )
