@@ -32,11 +32,23 @@ def main() -> None:
 @click.option("--workers", default=1, show_default=True, type=int, help="uvicorn worker processes")
 def serve(host: str, port: int, workers: int) -> None:
     """Run the API, webhooks, websockets and agent UI."""
+    import os
+
     import uvicorn
 
     from hilo.db.migrate import upgrade
+    from hilo.settings import LISTEN_VARIABLE
 
-    upgrade(load_settings().database_url)
+    # Read by load_settings here and in uvicorn's worker processes: without HILO_BASE_URL,
+    # webhook URLs and the widget snippet name this host and port.
+    os.environ[LISTEN_VARIABLE] = f"{host}:{port}"
+    settings = load_settings()
+    upgrade(settings.database_url)
+    if not settings.base_url_configured:
+        click.echo(
+            f"hilo serve: webhook URLs and the widget name {settings.base_url}; "
+            "set HILO_BASE_URL to the public address providers and customers reach"
+        )
     uvicorn.run(
         "hilo.app:create_served_app",
         factory=True,
@@ -284,7 +296,10 @@ class _runtime_tx:
         finally:
             self.runtime.close()
         if isinstance(exc[1], ActionError):
-            click.echo(f"error: {exc[1].code}: {gettext(exc[1].reason, None, **exc[1].values)}", err=True)
+            # Name the fields a refusal points at (the page marks them; a terminal cannot).
+            fields = [str(d.get("field")) for d in exc[1].values.get("details", []) if isinstance(d, dict)]
+            where = f" ({', '.join(fields)})" if fields else ""
+            click.echo(f"error: {exc[1].code}: {gettext(exc[1].reason, None, **exc[1].values)}{where}", err=True)
             sys.exit(2)
 
 

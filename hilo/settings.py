@@ -27,6 +27,25 @@ def _secret_key(data_dir: Path) -> str:
     return key
 
 
+# Where `hilo serve` listens ("host:port"), set by it for its own processes: without
+# HILO_BASE_URL, the addresses Hilo gives out (webhook URLs, the widget's snippet) use it.
+LISTEN_VARIABLE = "HILO_LISTEN"
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+
+
+def served_base_url(listen: str) -> str:
+    """The URL of a server listening at "host:port"; a wildcard host is reached on loopback."""
+    host, _, port = listen.rpartition(":")
+    if not port.isdigit():
+        return DEFAULT_BASE_URL
+    host = host.strip("[]")
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - comparing, not binding
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -65,6 +84,8 @@ class Settings:
     # Their sender; empty: hilo@ and the host of base_url.
     mail_from: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    # False when base_url was derived from where the server listens (no HILO_BASE_URL).
+    base_url_configured: bool = True
 
     @property
     def is_sqlite(self) -> bool:
@@ -82,7 +103,8 @@ def load_settings() -> Settings:
         database_url=_env("DATABASE_URL", f"sqlite:///{data_dir / 'hilo.db'}"),
         redis_url=_env("REDIS_URL", ""),
         secret_key=_secret_key(data_dir),
-        base_url=_env("BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
+        base_url=(os.environ.get("HILO_BASE_URL") or served_base_url(os.environ.get(LISTEN_VARIABLE, ""))).rstrip("/"),
+        base_url_configured=bool(os.environ.get("HILO_BASE_URL")),
         default_region=_env("DEFAULT_REGION", "US").upper(),
         reopen_window_hours=float(_env("REOPEN_WINDOW_HOURS", "72")),
         max_body_bytes=int(_env("MAX_BODY_BYTES", str(1024 * 1024))),

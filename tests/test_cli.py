@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
+
+import httpx
+
+from hilo.settings import served_base_url
+from tests.fakes.server import free_port
 
 
 def hilo(tmp_path: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -93,3 +101,68 @@ def test_agents_and_tokens_create(tmp_path: Path) -> None:
     assert json.loads(agent.stdout)["email"] == "ops@example.com"
     assert json.loads(token.stdout)["token"].startswith("hilo_")
     assert missing.returncode != 0 and "no agent" in missing.stderr
+
+
+def test_serve_on_another_port_without_a_base_url_gives_addresses_on_that_port(tmp_path: Path) -> None:
+    # given: no HILO_BASE_URL, an admin with a token made on the command line, a port that is not 8000
+    env = {**os.environ, "HILO_DATA_DIR": str(tmp_path), "HILO_LOG_LEVEL": "WARNING", "HILO_RUN_WORKER": "0"}
+    for name in ("HILO_BASE_URL", "HILO_DATABASE_URL", "HILO_LISTEN"):
+        env.pop(name, None)
+
+    def cli(*args: str) -> Any:
+        done = subprocess.run(
+            [sys.executable, "-m", "hilo.cli", *args], env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    cli(
+        "agents",
+        "create",
+        "--email",
+        "ops@example.com",
+        "--name",
+        "Ops",
+        "--role",
+        "admin",
+        "--password",
+        "a long password",
+    )
+    token = cli("tokens", "create", "--email", "ops@example.com")["token"]
+    port = free_port()
+    log = tmp_path / "serve.log"
+    # when: the server is started on that port and a channel is added through its API
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "hilo.cli", "serve", "--port", str(port)], env=env, stdout=output, stderr=output
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert server.poll() is None, log.read_text()
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.1)
+        headers = {"Authorization": f"Bearer {token}"}
+        body = {"kind": "telegram", "name": "Bot", "settings": {"bot_token": "1:x", "secret_token": "s"}}
+        created = httpx.post(f"{url}/api/v1/channels", json=body, headers=headers, timeout=20)
+        widget = httpx.post(
+            f"{url}/api/v1/channels", json={"kind": "widget", "name": "Site"}, headers=headers, timeout=20
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    # then: the webhook URL and the widget's script are on the port the server was started on
+    assert created.status_code == 201, created.text
+    assert created.json()["webhook_url"] == f"http://127.0.0.1:{port}/webhooks/telegram/{created.json()['id']}"
+    assert widget.json()["script_url"].startswith(f"http://127.0.0.1:{port}/widget/")
+
+
+def test_the_base_url_defaults_to_where_the_server_listens() -> None:
+    assert served_base_url("127.0.0.1:8123") == "http://127.0.0.1:8123"
+    assert served_base_url("0.0.0.0:8123") == "http://127.0.0.1:8123"
+    assert served_base_url("support.example.com:80") == "http://support.example.com:80"
+    assert served_base_url("::1:8123") == "http://[::1]:8123"
+    assert served_base_url("") == "http://127.0.0.1:8000"

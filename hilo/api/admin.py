@@ -20,6 +20,7 @@ from hilo.channels import actions as channel_actions
 from hilo.channels.access import access_channel
 from hilo.channels.addresses import channel_urls
 from hilo.channels.models import ChannelAccount
+from hilo.channels.setup import missing_settings
 from hilo.conversations import actions as conversation_actions
 from hilo.errors import NotFound
 from hilo.events.models import Event
@@ -87,6 +88,8 @@ def channel_payload(account: ChannelAccount, principal: Principal, base_url: str
         payload.update(
             config=account.config,
             secrets_set=sorted(account.secrets or {}),
+            # Required settings still empty (a channel saved before they were required).
+            missing_settings=missing_settings(account.kind, {**(account.config or {}), **(account.secrets or {})}),
             **channel_addresses(base_url, account),
             created_at=account.created_at,
             updated_at=account.updated_at,

@@ -1,5 +1,6 @@
-"""Channel tools for admins and the composer: WhatsApp templates (sync, list), the SMS
-segment preview, and the public media links providers fetch outbound files from."""
+"""Channel tools for admins and the composer: the connection test and health of a channel,
+WhatsApp templates (sync, list), the SMS segment preview, and the public media links
+providers fetch outbound files from."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from pydantic import BaseModel, Field
 
 from hilo.agents.access import Principal, require_admin
 from hilo.channels import actions as channel_actions
+from hilo.channels import setup
 from hilo.channels.access import access_channel
 from hilo.channels.base import ChannelAccountView, SendError
+from hilo.channels.health import ChannelHealth, channel_health
 from hilo.channels.registry import TEMPLATE_KINDS
 from hilo.channels.sms import TWILIO_MAX_BODY_CHARACTERS, max_segments, segment_info
 from hilo.conversations.files import file_response
@@ -21,7 +24,7 @@ from hilo.conversations.models import Attachment
 from hilo.errors import ActionError, NotFound
 from hilo.http.deps import CurrentAgent, RuntimeDep
 from hilo.http.schemas import ERRORS
-from hilo.i18n import N_
+from hilo.i18n import N_, gettext
 from hilo.messaging.links import read_media_link
 from hilo.runtime import Runtime
 
@@ -41,6 +44,61 @@ def _channel_view(runtime: Runtime, principal: Principal, account_id: int) -> Ch
 def _require_templates(account: ChannelAccountView) -> None:
     if account.kind not in TEMPLATE_KINDS:
         raise ActionError("templates_not_supported", N_("This kind of channel has no message templates to sync."), 422)
+
+
+@router.post("/{account_id}/check")
+async def check_connection(account_id: int, principal: CurrentAgent, runtime: RuntimeDep) -> dict[str, Any]:
+    """Call the provider with the channel's saved credentials and say what works or what failed.
+
+    The test ran either way, so the answer is 200 with `ok`; `code` is stable (`connected`,
+    `token_invalid`, `account_not_found`, `provider_unreachable`...), `message` is in the
+    caller's language and `setting` names the setting to fix, when one is to blame."""
+    require_admin(principal)
+    account = await asyncio.to_thread(_channel_view, runtime, principal, account_id)
+    if not setup.can_check(account.kind):
+        raise ActionError(
+            "connection_check_not_supported",
+            N_("This kind of channel calls no provider, so there is no connection to test."),
+            422,
+        )
+    result = await setup.check_connection(account)
+    assert result is not None  # can_check said the adapter has the hook
+    return {
+        "ok": result.ok,
+        "code": result.code,
+        "message": gettext(result.reason, principal.locale, **result.values),
+        "setting": result.setting,
+        "checked_at": runtime.clock.now(),
+    }
+
+
+def health_payload(health: ChannelHealth, locale: str) -> dict[str, Any]:
+    return {
+        "channel_account_id": health.channel_account_id,
+        "last_inbound_at": health.last_inbound_at,
+        "last_sent_at": health.last_sent_at,
+        "failures_count": health.failures_count,
+        "failures": [
+            {
+                "message_id": f.message_id,
+                "conversation_id": f.conversation_id,
+                "at": f.at,
+                "code": f.code,
+                "reason": gettext(f.reason, locale) if f.reason else None,
+            }
+            for f in health.failures
+        ],
+    }
+
+
+@router.get("/{account_id}/health")
+def health(account_id: int, principal: CurrentAgent, runtime: RuntimeDep) -> dict[str, Any]:
+    """The channel's last inbound message, last successful send and its failed sends of the last 7 days."""
+    require_admin(principal)
+    with runtime.db.read() as session:
+        access_channel(session, principal, account_id)
+        found = channel_health(session, runtime.clock.now(), [account_id])
+    return health_payload(found[account_id], principal.locale)
 
 
 @router.get("/{account_id}/templates")

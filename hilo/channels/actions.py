@@ -9,6 +9,7 @@ from hilo.channels.media import MEDIA_CONFIG_KEYS
 from hilo.channels.models import ChannelAccount
 from hilo.channels.registry import MODULES, get_adapter
 from hilo.channels.settings import SettingInvalid, check_structured
+from hilo.channels.setup import missing_settings
 from hilo.errors import ActionError
 from hilo.hours.calendars import check_reference
 from hilo.i18n import N_
@@ -46,6 +47,18 @@ def _checked(tx: Tx, kind: str, values: dict[str, Any] | None) -> dict[str, Any]
     return parsed
 
 
+def _require_complete(kind: str, config: dict[str, Any], secret_values: dict[str, str]) -> None:
+    """Refuse settings that leave a required one empty, naming each in `details` (the page marks those fields)."""
+    missing = missing_settings(kind, {**config, **secret_values})
+    if missing:
+        raise ActionError(
+            "settings_required",
+            N_("Some required settings are empty: fill in the fields marked as required."),
+            422,
+            details=[{"field": f"settings.{key}", "code": "required"} for key in missing],
+        )
+
+
 def create_channel_account(tx: Tx, kind: str, name: str, values: dict[str, Any] | None = None) -> ChannelAccount:
     if kind not in MODULES:
         raise ActionError("channel_kind_unknown", N_("Unknown kind of channel."), 422)
@@ -54,6 +67,7 @@ def create_channel_account(tx: Tx, kind: str, name: str, values: dict[str, Any] 
     config, secret_values = _split(kind, _checked(tx, kind, values))
     if kind == "api" and "secret" not in secret_values:
         secret_values["secret"] = secrets.token_urlsafe(32)
+    _require_complete(kind, config, secret_values)
     if kind in ("widget", "webform") and not config.get("public_token"):
         # Sites embed this token in their pages: it names the channel without its numeric id.
         config["public_token"] = secrets.token_urlsafe(18)
@@ -91,8 +105,11 @@ def configure_channel_account(
         changed.append("name")
     if values:
         config, secret_values = _split(account.kind, _checked(tx, account.kind, values))
-        account.config = {k: v for k, v in {**(account.config or {}), **config}.items() if v not in (None, "")}
-        account.secrets = {k: v for k, v in {**(account.secrets or {}), **secret_values}.items() if v}
+        merged_config = {k: v for k, v in {**(account.config or {}), **config}.items() if v not in (None, "")}
+        merged_secrets = {k: v for k, v in {**(account.secrets or {}), **secret_values}.items() if v}
+        _require_complete(account.kind, merged_config, merged_secrets)
+        account.config = merged_config
+        account.secrets = merged_secrets
         changed.extend(sorted(values))
         if secret_values:
             # For the audit log: which secrets, never their values.

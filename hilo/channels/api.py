@@ -24,6 +24,7 @@ from hilo.channels.base import (
     SendContext,
     SendError,
     SendResult,
+    SettingField,
     StatusUpdate,
     WebhookError,
     WebhookRequest,
@@ -86,6 +87,20 @@ class ApiChannel:
     identity_kind: ClassVar[IdentityKind] = IdentityKind.API
     config_keys: ClassVar[tuple[str, ...]] = ("outbound_url",)
     secret_keys: ClassVar[tuple[str, ...]] = ("secret",)
+    label: ClassVar[str] = N_("API (your own system)")
+    setting_fields: ClassVar[tuple[SettingField, ...]] = (
+        SettingField(
+            "outbound_url",
+            N_("Outbound URL"),
+            N_("Where Hilo POSTs agents' replies, signed with the channel's secret. Empty: replies are not sent out."),
+            placeholder="https://shop.example.com/hilo",
+        ),
+        SettingField(
+            "secret",
+            N_("Signing secret"),
+            N_("Empty: Hilo generates one and shows it once. Your system signs its webhooks with it."),
+        ),
+    )
     # A reply is one JSON document: its files travel as signed, expiring Hilo links.
     media_by_link: ClassVar[bool] = True
 

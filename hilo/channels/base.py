@@ -292,8 +292,42 @@ class Refusal:
     reason: str
 
 
+@dataclass(frozen=True)
+class SettingField:
+    """One setting as the admin's form shows it. `label` and `help` are catalog msgids.
+
+    A required setting must be filled in before the channel is saved; `unless` names
+    another setting that, when set, makes this one optional (a Twilio sender number or a
+    messaging service)."""
+
+    key: str
+    label: str
+    help: str = ""
+    required: bool = False
+    unless: str | None = None
+    placeholder: str = ""
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    """What a connection test found: `ok`, a stable `code`, a catalog msgid `reason`
+    formatted with `values`, and the setting to look at (`setting`) when one is to blame."""
+
+    ok: bool
+    code: str
+    reason: str
+    values: Mapping[str, str] = field(default_factory=dict)
+    setting: str | None = None
+
+
 class ChannelAdapter(Protocol):
-    """What a channel module exposes as `ADAPTER`."""
+    """What a channel module exposes as `ADAPTER`.
+
+    Optional members, read with defaults by `hilo.channels.setup` (so an adapter without
+    them still works): `label` (the kind's name, a msgid), `setting_fields` (a
+    `SettingField` per setting, in form order), and `async check_connection(account)
+    -> ConnectionCheck`, which calls the provider with the configured credentials.
+    """
 
     kind: ClassVar[str]
     # Identity kind this channel reaches customers on.

@@ -25,6 +25,7 @@ from hilo import constant_time
 from hilo.channels import json_body
 from hilo.channels.base import (
     ChannelAccountView,
+    ConnectionCheck,
     DeliveryStatus,
     IdentityKind,
     OutboundMessage,
@@ -32,6 +33,7 @@ from hilo.channels.base import (
     SendContext,
     SendError,
     SendResult,
+    SettingField,
     StatusUpdate,
     WebhookError,
     WebhookRequest,
@@ -453,6 +455,44 @@ class EmailAdapter:
         "smtp_password",
         "mailgun_signing_key",
     )
+    label: ClassVar[str] = N_("E-mail")
+    setting_fields: ClassVar[tuple[SettingField, ...]] = (
+        SettingField(
+            "address",
+            N_("Address"),
+            N_("The address customers write to; replies go out from it."),
+            required=True,
+            placeholder="support@example.com",
+        ),
+        SettingField(
+            "smtp_host", N_("Outgoing server (SMTP)"), N_("Needed to send replies."), placeholder="smtp.example.com"
+        ),
+        SettingField(
+            "smtp_port", N_("SMTP port"), N_("Empty: 587 with STARTTLS, 465 with SSL, 25 without."), placeholder="587"
+        ),
+        SettingField("smtp_tls", N_("SMTP security"), N_("starttls (default), ssl or none."), placeholder="starttls"),
+        SettingField("smtp_username", N_("SMTP username"), N_("Empty: the address.")),
+        SettingField(
+            "smtp_password", N_("SMTP password"), N_("Empty: the server accepts this host without signing in.")
+        ),
+        SettingField(
+            "imap_host",
+            N_("Incoming server (IMAP)"),
+            N_("Hilo reads new mail from this mailbox. Or use Mailgun below."),
+            placeholder="imap.example.com",
+        ),
+        SettingField("imap_port", N_("IMAP port"), N_("Empty: 993 with SSL, 143 otherwise."), placeholder="993"),
+        SettingField("imap_tls", N_("IMAP security"), N_("ssl (default), starttls or none."), placeholder="ssl"),
+        SettingField("imap_username", N_("IMAP username"), N_("Empty: the address.")),
+        SettingField("imap_password", N_("IMAP password")),
+        SettingField("imap_folder", N_("IMAP folder"), N_("Empty: INBOX."), placeholder="INBOX"),
+        SettingField("poll_interval", N_("Check for mail every (seconds)"), N_("Empty: 60."), placeholder="60"),
+        SettingField(
+            "mailgun_signing_key",
+            N_("Mailgun webhook signing key"),
+            N_("For mail forwarded by a Mailgun route to the webhook URL instead of IMAP."),
+        ),
+    )
 
     def __init__(
         self,
@@ -523,6 +563,53 @@ class EmailAdapter:
                 N_("This e-mail channel has no outgoing mail server (SMTP) configured."),
             )
         return None
+
+    async def check_connection(self, account: ChannelAccountView) -> ConnectionCheck:
+        """Connect to the outgoing mail server and sign in, as a send would, without sending."""
+        try:
+            settings = EmailSettings.from_account(account)
+        except (ValueError, KeyError):
+            return ConnectionCheck(
+                False,
+                "channel_misconfigured",
+                N_("The e-mail channel settings are invalid; check the mail server settings."),
+                setting="smtp_tls",
+            )
+        if not settings.smtp_host:
+            return ConnectionCheck(
+                False,
+                "smtp_not_configured",
+                N_("This e-mail channel has no outgoing mail server (SMTP) configured."),
+                setting="smtp_host",
+            )
+        values = {"host": f"{settings.smtp_host}:{settings.smtp_port}"}
+        client = aiosmtplib.SMTP(
+            hostname=settings.smtp_host,
+            port=settings.smtp_port,
+            use_tls=settings.smtp_tls is TlsMode.SSL,
+            start_tls=settings.smtp_tls is TlsMode.STARTTLS,
+            tls_context=self._tls_context,
+            timeout=10,
+        )
+        try:
+            await client.connect()
+            if settings.smtp_username and settings.smtp_password:
+                await client.login(settings.smtp_username, settings.smtp_password)
+            await client.quit()
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            error = smtp_error(exc)
+            log.info("smtp connection test of channel %s failed: %s", account.id, exc)
+            if error.code == "smtp_unreachable":
+                return ConnectionCheck(
+                    False,
+                    "smtp_unreachable",
+                    N_("Hilo could not connect to the mail server {host}. Check the SMTP host, port and security."),
+                    values,
+                    "smtp_host",
+                )
+            setting = "smtp_password" if error.code == "smtp_auth_failed" else "smtp_host"
+            return ConnectionCheck(False, error.code, error.reason, setting=setting)
+        return ConnectionCheck(True, "connected", N_("Connected to the mail server {host}."), values)
 
     async def send(self, account: ChannelAccountView, message: OutboundMessage) -> SendResult:
         """Send by SMTP; the provider id is the Message-ID we generated."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from hilo.channels.base import IdentityKind, OutboundAttachment, OutboundMessage, SendError
+from hilo.channels.base import IdentityKind, OutboundAttachment, OutboundMessage, SendError, SettingField
 from hilo.channels.messenger import MessengerAdapter, attachment_type
-from hilo.channels.meta_common import graph_call
+from hilo.channels.meta_common import API_VERSION_FIELD, APP_SECRET_FIELD, VERIFY_TOKEN_FIELD, graph_call
 from hilo.i18n import N_
 
 # Instagram Login (no Facebook Page needed); Facebook Login accounts set
@@ -41,6 +41,38 @@ class InstagramAdapter(MessengerAdapter):
     own_id_key: ClassVar[str] = "instagram_account_id"
     credential_key: ClassVar[str] = "access_token"
     default_base_url: ClassVar[str] = INSTAGRAM_BASE_URL
+    label: ClassVar[str] = N_("Instagram")
+    product_name: ClassVar[str] = "Instagram"
+    setting_fields: ClassVar[tuple[SettingField, ...]] = (
+        SettingField(
+            "instagram_account_id",
+            N_("Instagram account ID"),
+            N_("The professional account's Instagram user ID (the app's Instagram settings > API setup)."),
+            required=True,
+        ),
+        SettingField(
+            "access_token",
+            N_("Access token"),
+            N_("The Instagram account's token with the instagram_business_manage_messages permission."),
+            required=True,
+        ),
+        APP_SECRET_FIELD,
+        VERIFY_TOKEN_FIELD,
+        SettingField(
+            "human_agent_tag",
+            N_("Human agent tag"),
+            N_('Type "yes" if Meta approved your app for the Human Agent feature: replies up to 7 days later.'),
+        ),
+        SettingField(
+            "api_base_url",
+            N_("API base URL"),
+            N_(
+                "Leave empty for Instagram Login (graph.instagram.com); Facebook Login accounts use https://graph.facebook.com."
+            ),
+            placeholder=INSTAGRAM_BASE_URL,
+        ),
+        API_VERSION_FIELD,
+    )
     text_too_long: ClassVar[str] = MSG_TEXT_TOO_LONG
     # Outbound files go by public link only: the worker gives each a signed Hilo URL.
     media_by_link: ClassVar[bool] = True

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 from hilo.channels.base import (
     ChannelAccountView,
+    ConnectionCheck,
     DeliveryStatus,
     IdentityKind,
     IdentityRef,
@@ -23,6 +24,7 @@ from hilo.channels.base import (
     SendError,
     SendPart,
     SendResult,
+    SettingField,
     StatusUpdate,
     Watermark,
     WebhookError,
@@ -31,6 +33,9 @@ from hilo.channels.base import (
     send_parts,
 )
 from hilo.channels.meta_common import (
+    API_BASE_URL_FIELD,
+    API_VERSION_FIELD,
+    APP_SECRET_FIELD,
     CUSTOMER_SERVICE_WINDOW,
     GRAPH_BASE_URL,
     HUMAN_AGENT_TAG,
@@ -38,12 +43,14 @@ from hilo.channels.meta_common import (
     MSG_INVALID_REQUEST,
     MSG_PAYLOAD_MALFORMED,
     MSG_PROVIDER_ERROR,
+    VERIFY_TOKEN_FIELD,
     answer_handshake,
     api_root,
     as_dict,
     as_list,
     config_flag,
     graph_call,
+    graph_check,
     meta_time,
     opted_out_refusal,
     read_signed_entries,
@@ -127,6 +134,34 @@ class MessengerAdapter:
     text_too_long: ClassVar[str] = MSG_TEXT_TOO_LONG
     # Text and each attachment go out as separate messages, each with receipts.
     sends_in_parts: ClassVar[bool] = True
+    label: ClassVar[str] = N_("Facebook Messenger")
+    setting_fields: ClassVar[tuple[SettingField, ...]] = (
+        SettingField(
+            "page_id",
+            N_("Page ID"),
+            N_("Your Facebook Page's ID: Page settings > About > Page transparency, or the app's Messenger settings."),
+            required=True,
+        ),
+        SettingField(
+            "page_access_token",
+            N_("Page access token"),
+            N_(
+                "The app's Messenger settings > Access tokens: generate one for this Page (pages_messaging permission)."
+            ),
+            required=True,
+        ),
+        APP_SECRET_FIELD,
+        VERIFY_TOKEN_FIELD,
+        SettingField(
+            "human_agent_tag",
+            N_("Human agent tag"),
+            N_('Type "yes" if Meta approved your app for the Human Agent feature: replies up to 7 days later.'),
+        ),
+        API_BASE_URL_FIELD,
+        API_VERSION_FIELD,
+    )
+    # Connection test: what /me answers with the token, and the provider's name for messages.
+    product_name: ClassVar[str] = "Messenger"
 
     # Webhooks ---------------------------------------------------------------------
 
@@ -339,6 +374,33 @@ class MessengerAdapter:
             result.watermarks.append(Watermark(recipient=sender, status=status, at=watermark))
 
     # Sending ----------------------------------------------------------------------
+
+    async def check_connection(self, account: ChannelAccountView) -> ConnectionCheck:
+        """Ask Meta whose token this is (`/me`) and compare it with the configured account id."""
+        node = await graph_check(
+            account,
+            f"{api_root(account, self.default_base_url)}/me",
+            token_setting=self.credential_key,
+            id_setting=self.own_id_key,
+            params={"fields": "id,user_id,name,username"},
+        )
+        own = str(account.config.get(self.own_id_key) or "")
+        found = {str(node.get(key)) for key in ("id", "user_id") if node.get(key)}
+        name = str(node.get("name") or node.get("username") or "")
+        if own not in found:
+            values = {"own": own, "found": ", ".join(sorted(found)), "name": name}
+            return ConnectionCheck(
+                False,
+                "account_mismatch",
+                N_(
+                    "The access token belongs to {name} ({found}), not to the account {own}. "
+                    "Use this account's token, or correct the id."
+                ),
+                values,
+                self.own_id_key,
+            )
+        values = {"product": self.product_name, "name": name or own}
+        return ConnectionCheck(True, "connected", N_("Connected to {product} as {name}."), values)
 
     def check_send(self, ctx: SendContext) -> Refusal | None:
         if ctx.recipient_opted_out:

@@ -21,12 +21,15 @@ from hilo import constant_time
 from hilo.channels import json_body
 from hilo.channels.base import (
     ChannelAccountView,
+    ConnectionCheck,
     Refusal,
     SendError,
+    SettingField,
     WebhookError,
     WebhookRequest,
     WebhookResult,
 )
+from hilo.channels.setup import CheckFailed, json_object, probe, provider_error
 from hilo.i18n import N_
 
 logger = logging.getLogger(__name__)
@@ -361,3 +364,71 @@ async def graph_call(
         retry_after_seconds(response.headers),
         context=context,
     )
+
+
+# The connection test's answers (their strings live in chansetup.po, beside the test's other strings).
+CHECK_TOKEN_INVALID = N_(
+    "Meta rejected the access token: it is wrong, expired or revoked. Paste a valid token "
+    "(a system user's token does not expire)."
+)
+CHECK_PERMISSION_DENIED = N_(
+    "The access token lacks a permission this channel needs. Give the app's system user access "
+    "to the account and generate the token again."
+)
+CHECK_ID_NOT_FOUND = N_(
+    "Meta has no account with the id {id}, or the access token cannot see it. Check the id in the channel settings."
+)
+
+
+async def graph_check(
+    account: ChannelAccountView,
+    url: str,
+    *,
+    token_setting: str,
+    id_setting: str,
+    params: Mapping[str, str],
+) -> dict[str, Any]:
+    """GET a Graph node for a connection test; its fields, or `CheckFailed` saying what is wrong."""
+    token = account.secrets.get(token_setting, "")
+    response = await probe("GET", url, provider="Meta", headers={"Authorization": f"Bearer {token}"}, params=params)
+    body = json_object(response, provider="Meta")
+    if response.is_success:
+        return body
+    error = as_dict(body.get("error"))
+    code = _int(error.get("code"))
+    logger.info("Meta connection test: HTTP %s code=%s message=%r", response.status_code, code, error.get("message"))
+    if code in AUTH_CODES or (code is None and response.status_code == 401):
+        raise CheckFailed(ConnectionCheck(False, "token_invalid", CHECK_TOKEN_INVALID, setting=token_setting))
+    if code in PERMISSION_CODES:
+        raise CheckFailed(ConnectionCheck(False, "permission_denied", CHECK_PERMISSION_DENIED, setting=token_setting))
+    if code == 100 or response.status_code == 404:
+        values = {"id": str(account.config.get(id_setting) or "")}
+        raise CheckFailed(ConnectionCheck(False, "account_not_found", CHECK_ID_NOT_FOUND, values, id_setting))
+    raise CheckFailed(provider_error("Meta", response.status_code))
+
+
+# Settings every Meta channel has, as the admin's form shows them.
+API_BASE_URL_FIELD = SettingField(
+    "api_base_url",
+    N_("API base URL"),
+    N_("Leave empty to use Meta's Graph API. Set it only to reach Meta through a proxy or a test server."),
+    placeholder=GRAPH_BASE_URL,
+)
+API_VERSION_FIELD = SettingField(
+    "api_version",
+    N_("Graph API version"),
+    N_("Leave empty for the version Hilo is tested with."),
+    placeholder=DEFAULT_API_VERSION,
+)
+APP_SECRET_FIELD = SettingField(
+    "app_secret",
+    N_("App secret"),
+    N_("Meta app dashboard, App settings > Basic. Hilo checks every webhook's signature with it."),
+    required=True,
+)
+VERIFY_TOKEN_FIELD = SettingField(
+    "verify_token",
+    N_("Verify token"),
+    N_("Any long random text you choose. Type the same text in the app's webhook settings next to the callback URL."),
+    required=True,
+)

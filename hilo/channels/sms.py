@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from hilo.channels.base import InboundMessage, Refusal, SendContext, WebhookResult
+from hilo.channels.base import InboundMessage, Refusal, SendContext, SettingField, WebhookResult
 from hilo.channels.twilio_common import REASON_OPTED_OUT, TwilioMessagingAdapter
 from hilo.i18n import N_
 
@@ -99,6 +99,16 @@ class SmsAdapter(TwilioMessagingAdapter):
     config_keys: ClassVar[tuple[str, ...]] = (
         *TwilioMessagingAdapter.config_keys,
         "max_segments",
+    )
+    label: ClassVar[str] = N_("SMS (Twilio)")
+    setting_fields: ClassVar[tuple[SettingField, ...]] = (
+        *TwilioMessagingAdapter.setting_fields,
+        SettingField(
+            "max_segments",
+            N_("Longest message (parts)"),
+            N_("Refuse replies longer than this many SMS parts (each part is billed). Empty: 10."),
+            placeholder="10",
+        ),
     )
 
     def add_opt_changes(self, result: WebhookResult, params: Mapping[str, str], message: InboundMessage) -> None:

@@ -14,6 +14,7 @@ from hilo import constant_time
 from hilo.channels import json_body
 from hilo.channels.base import (
     ChannelAccountView,
+    ConnectionCheck,
     IdentityKind,
     IdentityRef,
     InboundAttachment,
@@ -26,11 +27,13 @@ from hilo.channels.base import (
     SendError,
     SendPart,
     SendResult,
+    SettingField,
     WebhookError,
     WebhookRequest,
     WebhookResult,
     send_parts,
 )
+from hilo.channels.setup import CheckFailed, json_object, probe, provider_error
 from hilo.i18n import N_
 
 DEFAULT_API_BASE_URL = "https://api.telegram.org"
@@ -398,6 +401,50 @@ class TelegramAdapter:
     identity_kind: ClassVar[IdentityKind] = IdentityKind.TELEGRAM
     config_keys: ClassVar[tuple[str, ...]] = ("api_base_url",)
     secret_keys: ClassVar[tuple[str, ...]] = ("bot_token", "secret_token")
+    label: ClassVar[str] = N_("Telegram bot")
+    setting_fields: ClassVar[tuple[SettingField, ...]] = (
+        SettingField(
+            "bot_token",
+            N_("Bot token"),
+            N_("The token @BotFather gave when you created the bot (digits, a colon and letters)."),
+            required=True,
+            placeholder="123456789:AA...",
+        ),
+        SettingField(
+            "secret_token",
+            N_("Webhook secret token"),
+            N_("Any random text (letters, digits, _ and -). Pass the same text as secret_token to setWebhook."),
+            required=True,
+        ),
+        SettingField(
+            "api_base_url",
+            N_("API base URL"),
+            N_("Leave empty to use Telegram's Bot API; set it for a local Bot API server."),
+            placeholder=DEFAULT_API_BASE_URL,
+        ),
+    )
+
+    async def check_connection(self, account: ChannelAccountView) -> ConnectionCheck:
+        """Ask the Bot API who the bot is (getMe) with the bot token."""
+        base = str(account.config.get("api_base_url") or DEFAULT_API_BASE_URL).rstrip("/")
+        response = await probe("GET", f"{base}/bot{account.secrets.get('bot_token', '')}/getMe", provider="Telegram")
+        answer = json_object(response, provider="Telegram")
+        # A malformed token is answered 404 Not Found, a revoked or wrong one 401.
+        if response.status_code in (401, 404) or answer.get("error_code") in (401, 404):
+            raise CheckFailed(
+                ConnectionCheck(
+                    False,
+                    "token_invalid",
+                    N_("Telegram rejected the bot token. Copy it again from @BotFather (/mybots > API Token)."),
+                    setting="bot_token",
+                )
+            )
+        bot = _mapping(answer.get("result"))
+        if not response.is_success or answer.get("ok") is not True or not bot.get("username"):
+            return provider_error("Telegram", response.status_code)
+        return ConnectionCheck(
+            True, "connected", N_("Connected to the Telegram bot @{username}."), {"username": str(bot["username"])}
+        )
 
     def parse_webhook(self, account: ChannelAccountView, request: WebhookRequest) -> WebhookResult:
         expected = account.secrets.get("secret_token", "")

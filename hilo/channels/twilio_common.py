@@ -18,6 +18,7 @@ import httpx
 from hilo import constant_time
 from hilo.channels.base import (
     ChannelAccountView,
+    ConnectionCheck,
     DeliveryStatus,
     IdentityKind,
     IdentityRef,
@@ -27,11 +28,13 @@ from hilo.channels.base import (
     OutboundMessage,
     SendError,
     SendResult,
+    SettingField,
     StatusUpdate,
     WebhookError,
     WebhookRequest,
     WebhookResult,
 )
+from hilo.channels.setup import CheckFailed, json_object, probe, provider_error
 from hilo.i18n import N_
 
 DEFAULT_API_BASE_URL = "https://api.twilio.com"
@@ -391,6 +394,95 @@ class TwilioMessagingAdapter:
     )
     secret_keys: ClassVar[tuple[str, ...]] = ("auth_token",)
     address_prefix: ClassVar[str] = ""
+    setting_fields: ClassVar[tuple[SettingField, ...]] = (
+        SettingField(
+            "account_sid",
+            N_("Account SID"),
+            N_("Twilio Console > Account info: starts with AC."),
+            required=True,
+            placeholder="AC...",
+        ),
+        SettingField(
+            "auth_token",
+            N_("Auth token"),
+            N_(
+                "Twilio Console > Account info, next to the Account SID. Hilo checks every webhook's signature with it."
+            ),
+            required=True,
+        ),
+        SettingField(
+            "from_number",
+            N_("Sender number"),
+            N_("The Twilio number replies come from, in international format (+14155550100)."),
+            required=True,
+            unless="messaging_service_sid",
+            placeholder="+14155550100",
+        ),
+        SettingField(
+            "messaging_service_sid",
+            N_("Messaging service SID"),
+            N_("Instead of a sender number: a Messaging Service (starts with MG) that picks the sender."),
+            placeholder="MG...",
+        ),
+        SettingField(
+            "status_callback_url",
+            N_("Status callback URL"),
+            N_(
+                "Where Twilio reports delivered and read: paste this channel's webhook URL. "
+                "Empty: no delivery statuses."
+            ),
+        ),
+        SettingField(
+            "api_base_url",
+            N_("API base URL"),
+            N_("Leave empty to use Twilio's API. Set it only to reach Twilio through a proxy or a test server."),
+            placeholder=DEFAULT_API_BASE_URL,
+        ),
+    )
+
+    async def check_connection(self, account: ChannelAccountView) -> ConnectionCheck:
+        """Fetch the Twilio account with the Account SID and auth token (HTTP Basic)."""
+        account_sid, auth_token = basic_auth(account)
+        base = str(account.config.get("api_base_url") or DEFAULT_API_BASE_URL).rstrip("/")
+        response = await probe(
+            "GET", f"{base}/2010-04-01/Accounts/{account_sid}.json", provider="Twilio", auth=(account_sid, auth_token)
+        )
+        body = json_object(response, provider="Twilio")
+        if response.status_code == 401:
+            raise CheckFailed(
+                ConnectionCheck(
+                    False,
+                    "credentials_invalid",
+                    N_(
+                        "Twilio rejected the Account SID and auth token. Copy both again from the Twilio Console: "
+                        "the token must belong to this account."
+                    ),
+                    setting="auth_token",
+                )
+            )
+        if response.status_code == 404:
+            raise CheckFailed(
+                ConnectionCheck(
+                    False,
+                    "account_not_found",
+                    N_("Twilio has no account {sid}. Check the Account SID."),
+                    {"sid": account_sid},
+                    "account_sid",
+                )
+            )
+        if not response.is_success:
+            return provider_error("Twilio", response.status_code)
+        if str(body.get("status") or "active") != "active":
+            return ConnectionCheck(
+                False,
+                "account_inactive",
+                N_("The Twilio account {name} is {status}: it cannot send. Check it in the Twilio Console."),
+                {"name": str(body.get("friendly_name") or account_sid), "status": str(body.get("status"))},
+                "account_sid",
+            )
+        values = {"name": str(body.get("friendly_name") or account_sid)}
+        return ConnectionCheck(True, "connected", N_("Connected to the Twilio account {name}."), values)
+
     # Twilio fetches MediaUrl itself: the worker gives each file a signed public Hilo URL.
     media_by_link: ClassVar[bool] = True
 

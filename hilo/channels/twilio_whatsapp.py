@@ -40,6 +40,7 @@ class TwilioWhatsAppAdapter(TwilioMessagingAdapter):
     address_prefix: ClassVar[str] = "whatsapp:"
     # Replies go to the number the customer last wrote from (see `hilo.channels.whatsapp`).
     replies_to_sender_address: ClassVar[bool] = True
+    label: ClassVar[str] = N_("WhatsApp (Twilio)")
 
     def parse_inbound(self, params: Mapping[str, str]) -> InboundMessage:
         message = super().parse_inbound(params)

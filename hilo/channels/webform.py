@@ -28,6 +28,7 @@ from hilo.channels.base import (
     SendContext,
     SendError,
     SendResult,
+    SettingField,
     WebhookError,
     WebhookRequest,
     WebhookResult,
@@ -221,6 +222,20 @@ class WebformChannel:
         "allowed_origins",
     )
     secret_keys: ClassVar[tuple[str, ...]] = ()
+    label: ClassVar[str] = N_("Web form")
+    setting_fields: ClassVar[tuple[SettingField, ...]] = (
+        SettingField("title", N_("Title"), N_("Heading of the hosted page: plain text or one text per language.")),
+        SettingField("intro", N_("Introduction"), N_("Text under the title.")),
+        SettingField("thanks", N_("Thank-you text"), N_("Shown after sending. Empty: a standard thank-you.")),
+        SettingField("color", N_("Colour"), N_("Button and focus colour, #rgb or #rrggbb."), placeholder="#2563eb"),
+        SettingField("phone", N_("Phone field"), N_("required, optional or off."), placeholder="off"),
+        SettingField(
+            "allowed_origins",
+            N_("Allowed sites"),
+            N_('Sites whose own forms may post here and be redirected back, e.g. ["https://shop.example.com"].'),
+        ),
+        SettingField("public_token", N_("Public token"), N_("The form's address /forms/<token>. Empty: generated.")),
+    )
     structured_settings: ClassVar[Mapping[str, SettingShape]] = {
         "title": SettingShape.TEXT_OR_OBJECT,
         "intro": SettingShape.TEXT_OR_OBJECT,

@@ -12,6 +12,7 @@ import httpx
 from hilo.channels.base import (
     SENDER_ADDRESS,
     ChannelAccountView,
+    ConnectionCheck,
     DeliveryStatus,
     IdentityKind,
     IdentityRef,
@@ -25,6 +26,7 @@ from hilo.channels.base import (
     SendError,
     SendPart,
     SendResult,
+    SettingField,
     StatusUpdate,
     WebhookError,
     WebhookRequest,
@@ -32,6 +34,9 @@ from hilo.channels.base import (
     send_parts,
 )
 from hilo.channels.meta_common import (
+    API_BASE_URL_FIELD,
+    API_VERSION_FIELD,
+    APP_SECRET_FIELD,
     CUSTOMER_SERVICE_WINDOW,
     HTTP_TIMEOUT,
     MSG_INVALID_REQUEST,
@@ -40,12 +45,14 @@ from hilo.channels.meta_common import (
     MSG_PROVIDER_UNAVAILABLE,
     MSG_TEMPLATE_INVALID,
     MSG_WHATSAPP_WINDOW_CLOSED,
+    VERIFY_TOKEN_FIELD,
     answer_handshake,
     api_root,
     as_dict,
     as_list,
     classify_error_code,
     graph_call,
+    graph_check,
     graph_send_error,
     meta_time,
     opted_out_refusal,
@@ -286,6 +293,37 @@ class WhatsAppAdapter:
     secret_keys: ClassVar[tuple[str, ...]] = ("access_token", "app_secret", "verify_token")
     # The approved templates, synced from WhatsApp Manager or entered by an admin as JSON.
     structured_settings: ClassVar[Mapping[str, SettingShape]] = {"templates": SettingShape.LIST}
+    label: ClassVar[str] = N_("WhatsApp (Cloud API)")
+    setting_fields: ClassVar[tuple[SettingField, ...]] = (
+        SettingField(
+            "phone_number_id",
+            N_("Phone number ID"),
+            N_("WhatsApp Manager > API Setup: the ID shown under the number (digits, not the phone number itself)."),
+            required=True,
+            placeholder="106540352242922",
+        ),
+        SettingField(
+            "access_token",
+            N_("Access token"),
+            N_("A system user's permanent token with the whatsapp_business_messaging permission."),
+            required=True,
+        ),
+        APP_SECRET_FIELD,
+        VERIFY_TOKEN_FIELD,
+        SettingField(
+            "waba_id",
+            N_("WhatsApp Business Account ID"),
+            N_("Needed to sync your approved message templates."),
+            placeholder="102290129340398",
+        ),
+        SettingField(
+            "templates",
+            N_("Message templates"),
+            N_('Filled in by "Sync templates"; or a JSON list of {name, language, components}.'),
+        ),
+        API_BASE_URL_FIELD,
+        API_VERSION_FIELD,
+    )
     # Text and each attachment go out as separate WhatsApp messages, each with a status.
     sends_in_parts: ClassVar[bool] = True
     # Replies go to the wa_id the customer last wrote from (see `sender_address`).
@@ -317,6 +355,22 @@ class WhatsAppAdapter:
                     continue
                 self._parse_value(value, result)
         return result
+
+    async def check_connection(self, account: ChannelAccountView) -> ConnectionCheck:
+        """Read the phone number's name and display number with the access token."""
+        number_id = str(account.config.get("phone_number_id") or "")
+        node = await graph_check(
+            account,
+            f"{api_root(account)}/{number_id}",
+            token_setting="access_token",  # noqa: S106 - a setting's name
+            id_setting="phone_number_id",
+            params={"fields": "display_phone_number,verified_name"},
+        )
+        values = {
+            "number": str(node.get("display_phone_number") or number_id),
+            "name": str(node.get("verified_name") or ""),
+        }
+        return ConnectionCheck(True, "connected", N_("Connected to the WhatsApp number {number} ({name})."), values)
 
     def _parse_value(self, value: Mapping[str, Any], result: WebhookResult) -> None:
         contacts = {str(contact.get("wa_id")): contact for contact in as_list(value.get("contacts"))}

@@ -29,6 +29,7 @@ from hilo.channels.base import (
     Refusal,
     SendContext,
     SendResult,
+    SettingField,
     WebhookError,
     WebhookRequest,
     WebhookResult,
@@ -308,6 +309,60 @@ class WidgetChannel:
         "email_channel_account_id",
     )
     secret_keys: ClassVar[tuple[str, ...]] = ("identity_secret",)
+    label: ClassVar[str] = N_("Chat widget")
+    setting_fields: ClassVar[tuple[SettingField, ...]] = (
+        SettingField(
+            "title", N_("Title"), N_('Header text: plain text or {"en": "...", "es": "..."}. Empty: the channel name.')
+        ),
+        SettingField(
+            "greeting", N_("Greeting"), N_("First bubble when the chat opens: plain text or one text per language.")
+        ),
+        SettingField("color", N_("Colour"), N_("Brand colour, #rgb or #rrggbb."), placeholder="#2563eb"),
+        SettingField("text_color", N_("Text colour"), N_("The text on the brand colour."), placeholder="#ffffff"),
+        SettingField("position", N_("Position"), N_("right or left (bottom corner)."), placeholder="right"),
+        SettingField(
+            "allowed_origins",
+            N_("Allowed sites"),
+            N_('Sites that may embed the chat, e.g. ["https://shop.example.com"]. Empty: any site.'),
+        ),
+        SettingField(
+            "prechat_fields",
+            N_("Pre-chat form"),
+            N_('{"name": R, "email": R, "phone": R} with R = required, optional or off.'),
+        ),
+        SettingField(
+            "proactive", N_("Proactive messages"), N_("Rules that open the chat with a message (see the docs).")
+        ),
+        SettingField(
+            "business_hours_id", N_("Business hours"), N_("Id of a business-hours calendar: when the team is open.")
+        ),
+        SettingField(
+            "business_hours", N_("Opening hours text"), N_("Shown when nobody is available; only without a calendar.")
+        ),
+        SettingField("reply_time", N_("Usual reply time"), N_("minutes, hours or day.")),
+        SettingField("max_upload_mb", N_("Largest file (MB)"), placeholder="10"),
+        SettingField(
+            "email_fallback_minutes",
+            N_("E-mail unread replies after (minutes)"),
+            N_("A reply no widget received is e-mailed after this long; 0 turns it off."),
+            placeholder="3",
+        ),
+        SettingField(
+            "email_channel_account_id",
+            N_("E-mail channel for those e-mails"),
+            N_("Its id. Empty: the first enabled e-mail channel."),
+        ),
+        SettingField(
+            "identity_secret",
+            N_("Identity verification secret"),
+            N_("Key of the HMAC your site computes for signed-in visitors."),
+        ),
+        SettingField(
+            "public_token",
+            N_("Public token"),
+            N_("The token in the snippet. Empty: generated; set a new one to cut off old embeds."),
+        ),
+    )
     # Settings naming a business-hours calendar: checked to exist when saved.
     calendar_settings: ClassVar[tuple[str, ...]] = ("business_hours_id",)
     structured_settings: ClassVar[Mapping[str, SettingShape]] = {

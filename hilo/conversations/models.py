@@ -136,6 +136,16 @@ class Message(Base):
         UniqueConstraint("channel_account_id", "provider_message_id"),
         Index("ix_messages_conversation_id_id", "conversation_id", "id"),
         Index("ix_messages_contact_id_id", "contact_id", "id"),
+        # A channel's health (hilo.channels.health): its latest messages, and its failed sends,
+        # which are few, so their partial index costs a send nothing until one fails.
+        Index("ix_messages_channel_account_id_id", "channel_account_id", "id"),
+        Index(
+            "ix_messages_failed",
+            "channel_account_id",
+            "created_at",
+            sqlite_where=text("status = 'failed'"),
+            postgresql_where=text("status = 'failed'"),
+        ),
     )
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
@@ -17,7 +19,9 @@ from hilo.agents.access import Principal
 from hilo.agents.audit import AUDIT_KINDS, audit_events
 from hilo.agents.invitations import pending_invitations
 from hilo.agents.models import Team
+from hilo.channels import setup
 from hilo.channels.addresses import channel_urls
+from hilo.channels.health import channel_health
 from hilo.channels.models import ChannelAccount
 from hilo.channels.registry import MODULES, get_adapter
 from hilo.channels.settings import SettingShape
@@ -106,24 +110,102 @@ def channel_addresses(account: ChannelAccount, base_url: str) -> list[ChannelAdd
     return [ChannelAddress(N_("Webhook URL"), urls["webhook_url"])]
 
 
+@dataclass(frozen=True)
+class FormField:
+    """One setting's field in a channel's form; `label`, `help` and `shape` are msgids."""
+
+    key: str
+    label: str
+    help: str
+    required: bool
+    unless: str | None
+    secret: bool
+    placeholder: str
+    shape: str
+
+
+def channel_form(kind: str) -> dict[str, Any]:
+    """What the page needs to draw a kind's form: its name, fields, docs and whether it can be tested."""
+    structured = getattr(get_adapter(kind), "structured_settings", {})
+    return {
+        "label": setup.kind_label(kind),
+        "fields": [
+            FormField(
+                key=f.key,
+                label=f.label,
+                help=f.help,
+                required=f.required,
+                unless=f.unless,
+                secret=setup.is_secret(kind, f.key),
+                placeholder=f.placeholder,
+                shape=SHAPE_HINTS[structured[f.key]] if f.key in structured else "",
+            )
+            for f in setup.setting_fields(kind)
+        ],
+        "can_check": setup.can_check(kind),
+        "docs_url": f"/admin/docs/channels/{kind}",
+    }
+
+
+def is_local_url(url: str) -> bool:
+    """Whether `url` names this machine or a private network: providers on the internet cannot call it."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith((".local", ".localhost", ".internal")):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_private or address.is_loopback or address.is_link_local
+
+
 @router.get("/admin/channels")
 def admin_channels(request: Request, principal: UiAgent, runtime: RuntimeDep) -> Response:
-    kinds = {kind: get_adapter(kind) for kind in sorted(MODULES)}
+    if principal.role == "admin":
+        with runtime.db.read() as session:
+            health = channel_health(session, runtime.clock.now())
+    else:
+        health = {}
+    base_url = runtime.settings.base_url
     return admin_page(
         request,
         principal,
         runtime,
         "admin/channels.html",
         page="channels",
-        kinds={
-            k: {
-                "config": list(a.config_keys),
-                "secrets": list(a.secret_keys),
-                "structured": {key: SHAPE_HINTS[shape] for key, shape in getattr(a, "structured_settings", {}).items()},
-            }
-            for k, a in kinds.items()
-        },
-        addresses=lambda account: channel_addresses(account, runtime.settings.base_url),
+        kinds={kind: channel_form(kind) for kind in sorted(MODULES, key=lambda k: setup.kind_label(k).lower())},
+        addresses=lambda account: channel_addresses(account, base_url),
+        missing=lambda account: setup.missing_settings(
+            account.kind, {**(account.config or {}), **(account.secrets or {})}
+        ),
+        health=health,
+        base_url=base_url,
+        base_url_configured=runtime.settings.base_url_configured,
+        base_url_local=is_local_url(base_url),
+    )
+
+
+# The channel pages of the docs, read from the source tree Hilo runs from (docs/channels/).
+DOCS_DIR = Path(__file__).resolve().parents[2] / "docs" / "channels"
+
+
+@router.get("/admin/docs/channels/{kind}")
+def channel_docs(kind: str, request: Request, principal: UiAgent, runtime: RuntimeDep) -> Response:
+    """A channel's setup page from docs/channels/<kind>.md, shown as its Markdown text."""
+    if kind not in MODULES:
+        return RedirectResponse("/admin/channels", status_code=303)
+    path = DOCS_DIR / f"{kind}.md"
+    text = path.read_text(encoding="utf-8") if path.is_file() else None
+    return admin_page(
+        request,
+        principal,
+        runtime,
+        "admin/channel_docs.html",
+        page="channels",
+        kind=kind,
+        label=setup.kind_label(kind),
+        text=text,
+        source=f"docs/channels/{kind}.md",
     )
 
 

@@ -206,6 +206,7 @@ def reset_twilio(twilio: FakeTwilio) -> None:
     twilio.messages.clear()
     twilio.opted_out.clear()
     twilio._errors.clear()
+    twilio.status = "active"
 
 
 def reset_telegram(telegram: FakeTelegram) -> None:

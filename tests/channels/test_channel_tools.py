@@ -82,7 +82,9 @@ def test_template_sync_refused_by_meta_says_why(api: Api, fake_graph: FakeGraphA
 
 def test_sms_preview_counts_segments_for_the_composer(api: Api) -> None:
     # given
-    sms = create_channel(api, "sms", {"account_sid": "AC1", "auth_token": "t", "max_segments": 2})
+    sms = create_channel(
+        api, "sms", {"account_sid": "AC1", "auth_token": "t", "from_number": "+14155550100", "max_segments": 2}
+    )
     telegram = create_channel(api, "telegram", {"bot_token": "1:x", "secret_token": "s"})
     agent = api.as_new_agent("agent@example.com")
     url = f"/api/v1/channels/{sms['id']}/preview"

@@ -161,6 +161,9 @@ class FakeGraphAPI:
         self.requests: list[RecordedRequest] = []
         self.templates: list[dict[str, Any]] = [dict(t) for t in DEFAULT_TEMPLATES]
         self.media: dict[str, tuple[bytes, str]] = {}
+        # Graph nodes a GET may read (a WhatsApp phone number, a Page), and who each token is (/me).
+        self.nodes: dict[str, dict[str, Any]] = {}
+        self.me: dict[str, dict[str, Any]] = {}
         self.base_url = ""
         # None lets one request through: a failure scripted for a later request.
         self._failures: deque[ScriptedFailure | None] = deque()
@@ -185,6 +188,8 @@ class FakeGraphAPI:
             self.requests.clear()
             self._failures.clear()
             self.media.clear()
+            self.nodes.clear()
+            self.me.clear()
             self.templates = [dict(t) for t in DEFAULT_TEMPLATES]
             self._ids = itertools.count(1)
 
@@ -311,10 +316,16 @@ class FakeGraphAPI:
         if refusal is not None:
             return refusal
         media_id = request.path_params["node"]
+        token = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        node = self.me.get(token) if media_id == "me" else self.nodes.get(media_id)
+        if node is not None:
+            # Graph answers the fields asked for, and always the id.
+            asked = set(request.query_params.get("fields", "").split(",")) | {"id"}
+            return JSONResponse({key: value for key, value in node.items() if key in asked})
         with self._lock:
             stored = self.media.get(media_id)
         if stored is None:
-            return JSONResponse(_invalid_parameter("media id"), status_code=400)
+            return JSONResponse(_unknown_object(media_id), status_code=400)
         data, mime_type = stored
         return JSONResponse(
             {
@@ -337,6 +348,21 @@ class FakeGraphAPI:
         if stored is None:
             return Response(status_code=404)
         return Response(stored[0], media_type=stored[1])
+
+
+def _unknown_object(node: str) -> dict[str, Any]:
+    """Graph's answer for an id it does not know (or the token cannot see): code 100, subcode 33."""
+    return {
+        "error": {
+            "message": f"Unsupported get request. Object with ID '{node}' does not exist, cannot be loaded due to "
+            "missing permissions, or does not support this operation. Please read the Graph API documentation at "
+            "https://developers.facebook.com/docs/graph-api",
+            "type": "GraphMethodException",
+            "code": 100,
+            "error_subcode": 33,
+            "fbtrace_id": "AbCdEfGh123",
+        }
+    }
 
 
 def _invalid_parameter(name: str) -> dict[str, Any]:

@@ -134,6 +134,7 @@ class FakeTelegram:
             "sendphoto": self._send_photo,
             "senddocument": self._send_document,
             "getfile": self._get_file,
+            "getme": self._get_me,
         }.get(method.lower())
         if handler is None:
             return self._error(404, "Not Found")
@@ -210,6 +211,9 @@ class FakeTelegram:
             "file_size": len(upload.data) if upload else None,
         }
         return self._ok(message)
+
+    def _get_me(self, params: dict[str, Any], files: dict[str, Upload]) -> Response:
+        return self._ok(BOT_USER)
 
     def _get_file(self, params: dict[str, Any], files: dict[str, Upload]) -> Response:
         file_id = str(params.get("file_id", ""))

@@ -78,6 +78,9 @@ class FakeTwilio:
     requests: list[RecordedRequest] = field(default_factory=list)
     messages: dict[str, SentMessage] = field(default_factory=dict)
     opted_out: set[str] = field(default_factory=set)
+    friendly_name: str = "Hilo test account"
+    # "active", "suspended" or "closed", as the Accounts resource reports it.
+    status: str = "active"
     _errors: list[_ScriptedError] = field(default_factory=list)
 
     @property
@@ -88,7 +91,8 @@ class FakeTwilio:
                     f"/{API_VERSION}/Accounts/{{account_sid}}/Messages.json",
                     self._create_message,
                     methods=["POST"],
-                )
+                ),
+                Route(f"/{API_VERSION}/Accounts/{{account_sid}}.json", self._fetch_account, methods=["GET"]),
             ]
         )
 
@@ -140,6 +144,23 @@ class FakeTwilio:
                 media_type="application/json",
             )
         return JSONResponse(self._created(form), status_code=201)
+
+    async def _fetch_account(self, request: Request) -> Response:
+        """GET /Accounts/{sid}.json: the account resource, as Twilio answers its owner."""
+        self.requests.append(RecordedRequest(request.method, request.url.path, dict(request.headers), b""))
+        if not self._authorised(request):
+            return JSONResponse(_error_body(20003, "Authenticate", 401), status_code=401)
+        return JSONResponse(
+            {
+                "sid": self.account_sid,
+                "friendly_name": self.friendly_name,
+                "status": self.status,
+                "type": "Full",
+                "owner_account_sid": self.account_sid,
+                "date_created": "Thu, 01 Feb 2024 10:00:00 +0000",
+                "uri": f"/{API_VERSION}/Accounts/{self.account_sid}.json",
+            }
+        )
 
     def _authorised(self, request: Request) -> bool:
         expected = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()

@@ -33,7 +33,12 @@ def test_counters_follow_assignment_status_channel_and_merge(desk: Desk) -> None
         desk.connect(agent)
     desk.route_to_team(team)
     first, second, third = desk.customer_writes(), desk.customer_writes(), desk.customer_writes()
-    email = desk.api.ok(desk.api.post("/api/v1/channels", {"kind": "email", "name": "Mail"}), 201)
+    email = desk.api.ok(
+        desk.api.post(
+            "/api/v1/channels", {"kind": "email", "name": "Mail", "settings": {"address": "mail@example.com"}}
+        ),
+        201,
+    )
     runtime = desk.client.app.state.runtime  # type: ignore[attr-defined]
     steps = {
         "routed": lambda: None,

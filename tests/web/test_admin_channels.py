@@ -21,6 +21,7 @@ WIDGET_SETTINGS: dict[str, Any] = {
     "greeting": "Hello!",
     "max_upload_mb": 2,
 }
+TELEGRAM = {"bot_token": "123456:token", "secret_token": "webhook-secret"}  # noqa: S105 - test values
 
 
 def widget(api: Api, **settings: Any) -> dict[str, Any]:
@@ -157,7 +158,7 @@ def test_the_api_gives_each_kind_of_channel_the_address_it_is_reached_at(api: Ap
     # given
     widget = api.ok(api.post("/api/v1/channels", {"kind": "widget", "name": "Site"}), 201)
     form = api.ok(api.post("/api/v1/channels", {"kind": "webform", "name": "Contact form"}), 201)
-    bot = api.ok(api.post("/api/v1/channels", {"kind": "telegram", "name": "Bot"}), 201)
+    bot = api.ok(api.post("/api/v1/channels", {"kind": "telegram", "name": "Bot", "settings": TELEGRAM}), 201)
     # when
     listed = {c["id"]: c for c in api.ok(api.get("/api/v1/channels"))}
     # then: no webhook URL that would answer 404 for the kinds sites talk to directly

@@ -1604,6 +1604,30 @@
         window.location.reload();
       } catch (error) { fail(error); }
     },
+    "channel-check": async function (el) {
+      const result = $("[data-check-result='" + el.dataset.channel + "']");
+      const label = el.innerHTML;
+      el.disabled = true;
+      el.textContent = el.dataset.busy;
+      try {
+        const check = await api("POST", "/api/v1/channels/" + el.dataset.channel + "/check");
+        result.textContent = check.message;
+        result.className = "check-result " + (check.ok ? "check-ok" : "check-failed");
+        result.dataset.code = check.code;
+        result.hidden = false;
+        const form = $("form[data-channel='" + el.dataset.channel + "']");
+        if (form) { clearFieldErrors(form); }
+        const input = form && check.setting && form.querySelector("input[name='settings." + check.setting + "']");
+        if (input) { input.setAttribute("aria-invalid", "true"); }
+      } catch (error) {
+        result.textContent = error.message;
+        result.className = "check-result check-failed";
+        result.hidden = false;
+      } finally {
+        el.disabled = false;
+        el.innerHTML = label;
+      }
+    },
     "channel-enabled": async function (el) {
       try {
         await api("PATCH", "/api/v1/channels/" + el.dataset.channel, { enabled: el.dataset.enabled === "true" });
@@ -1664,6 +1688,30 @@
     } else {
       fail(error);
     }
+  }
+
+  // Mark the fields an API error names (`details[].field`): a required one shows its own
+  // "required" text next to it, any other the error's message.
+  function clearFieldErrors(form) {
+    $$("[data-error-for]", form).forEach(function (box) { box.hidden = true; });
+    $$("[aria-invalid]", form).forEach(function (input) { input.removeAttribute("aria-invalid"); });
+  }
+
+  function fieldErrors(form, error) {
+    clearFieldErrors(form);
+    let first = null;
+    (error.details || []).forEach(function (detail) {
+      const input = detail.field && form.querySelector("input[name='" + detail.field + "']:not(:disabled)");
+      if (!input || input.closest("fieldset[disabled]")) { return; }
+      input.setAttribute("aria-invalid", "true");
+      const box = input.parentElement.querySelector("[data-error-for='" + detail.field + "']");
+      if (box) {
+        if (detail.code !== "required") { box.textContent = error.message; }
+        box.hidden = false;
+      }
+      if (!first) { first = input; }
+    });
+    if (first) { first.focus(); }
   }
 
   // A new channel gets every field filled in; a saved one only the fields the admin changed, so
@@ -1748,6 +1796,7 @@
     },
     "channel-add": async function (form) {
       try {
+        clearFieldErrors(form);
         const created = await api("POST", "/api/v1/channels", { kind: form.kind.value, name: form.name.value, settings: settingsOf(form, false) });
         form.closest("dialog").close();
         if (created.secret) {
@@ -1756,7 +1805,10 @@
         } else {
           window.location.reload();
         }
-      } catch (error) { formError(form, error); }
+      } catch (error) {
+        formError(form, error);
+        fieldErrors(form, error);
+      }
     },
     "channel-settings": async function (form) {
       const changes = { settings: settingsOf(form, true) };
@@ -1766,9 +1818,7 @@
         window.location.reload();
       } catch (error) {
         formError(form, error);
-        const field = error.details && error.details[0] && error.details[0].field;
-        const input = field && form.querySelector("input[name='" + field + "']");
-        if (input) { input.focus(); }
+        fieldErrors(form, error);
       }
     },
     "agent-add": async function (form) {
