@@ -161,6 +161,31 @@ class Tx:
             ]
         )
 
+    def publish_live(
+        self,
+        kind: str,
+        *,
+        conversation_id: int | None = None,
+        contact_id: int | None = None,
+        realtime: dict[str, Any],
+    ) -> None:
+        """Queue a live update for after the commit without storing an event.
+
+        For a change of what a screen shows that is derived from events already stored
+        (a conversation's SLA summary): open pages re-render, the timeline gains nothing.
+        """
+        self.published.append(
+            {
+                "type": kind,
+                "conversation_id": conversation_id,
+                "contact_id": contact_id,
+                "message_id": None,
+                "actor_agent_id": self.actor_agent_id,
+                "at": self.now.isoformat(),
+                **realtime,
+            }
+        )
+
     def record_many(self, records: list[Record]) -> None:
         """`record` for several events at once: one statement for all their rows."""
         if not records:

@@ -98,7 +98,10 @@ def merge_contacts(tx: Tx, *, source_id: int, target_id: int, automatic: bool = 
         "conversation_ids": list(conversations),
         "automatic": automatic,
     }
-    tx.record("contact.merged", contact_id=target_id, data=data, realtime=contact_realtime())
+    # The open pages of either contact re-render: the source's now show the target.
+    tx.record(
+        "contact.merged", contact_id=target_id, data=data, realtime={**contact_realtime(), "source_id": source_id}
+    )
 
 
 def split_contact(tx: Tx, contact: Contact, identity_ids: list[int], name: str | None = None) -> Contact:
@@ -142,7 +145,7 @@ def split_contact(tx: Tx, contact: Contact, identity_ids: list[int], name: str |
         "contact.split",
         contact_id=contact.id,
         data={"new_contact_id": new.id, "identity_ids": moved_ids, "conversation_ids": moving},
-        realtime=contact_realtime(),
+        realtime={**contact_realtime(), "new_contact_id": new.id},
     )
     tx.record("contact.created", contact_id=new.id, data={"split_from": contact.id})
     return new
