@@ -351,6 +351,21 @@ def site(widget_live: LiveHilo) -> Iterator[Site]:
         yield running
 
 
+# A slow network: the answer with the timeline's new entries reaches the page a second after the
+# server wrote it (so it holds the reply as it was then, not read yet), while the websocket's
+# status events come at once.
+SLOW_TIMELINE = """
+const realFetch = window.fetch;
+window.fetch = async function (input, init) {
+  const response = await realFetch(input, init);
+  if (/\\/ui\\/conversations\\/\\d+\\/messages\\?after=/.test(String(input))) {
+    await new Promise(function (resolve) { setTimeout(resolve, 1000); });
+  }
+  return response;
+};
+"""
+
+
 def test_a_visitor_reading_a_reply_shows_read_in_the_open_conversation(
     browser: Browser, contexts: list[BrowserContext], widget_live: LiveHilo, site: Site
 ) -> None:
@@ -369,6 +384,7 @@ def test_a_visitor_reading_a_reply_shows_read_in_the_open_conversation(
         [conversation] = widget_live.conversations()
         agent_context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="en-GB")
         contexts.append(agent_context)
+        agent_context.add_init_script(SLOW_TIMELINE)
         page = agent_context.new_page()
         page.set_default_timeout(10_000)
         page.goto(f"{widget_live.url}/login")

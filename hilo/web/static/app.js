@@ -454,14 +454,17 @@
       regions.sidebar = true;
     }
     if (event.conversation_id && event.conversation_id === open) {
-      // The header shows the conversation's state: status, assignee, team, priority, labels,
-      // SLA (an event may move the next target), so every other change re-renders the header.
-      regions.header = type !== "message.status" && type !== "message.retried";
-      if (type === "message.status" || type === "message.retried") {
-        // A delivery tick changes its message only.
-        regions.messages = [event.message_id];
-      } else if (type === "message.created" || type.indexOf("conversation.") === 0) {
+      if (type === "message.created" || type.indexOf("conversation.") === 0) {
+        // A message or a change of the conversation: it joins the timeline, and the header
+        // (status, assignee, team, priority, labels, SLA) shows the conversation's new state.
         regions.append = true;
+        regions.header = true;
+      } else if (event.message_id) {
+        // A delivery tick, a retry, an attachment fetched: the message it names re-renders.
+        regions.messages = [event.message_id];
+      } else {
+        // SLA targets and anything else about the conversation: its header.
+        regions.header = true;
       }
       if (type === "conversation.merged" || type.indexOf("conversation.split") === 0 || type.indexOf("contact.") === 0 || type.indexOf("identity.") === 0) {
         regions.context = true;
