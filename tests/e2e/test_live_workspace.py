@@ -174,7 +174,9 @@ def test_a_contact_merge_brings_the_merged_history_into_the_open_conversation(
     no_page_errors(page)
 
 
-def test_a_new_team_shows_its_members_once_saved(browser: Browser, contexts: list[BrowserContext], live: Team) -> None:
+def test_a_new_team_shows_its_members_once_saved_and_a_colleagues_changes(
+    browser: Browser, contexts: list[BrowserContext], live: Team
+) -> None:
     # given: Ana adds a team on the teams page
     page = page_for(browser, contexts, live, "ana")
     page.goto(f"{live.url}/admin/teams")
@@ -192,6 +194,13 @@ def test_a_new_team_shows_its_members_once_saved(browser: Browser, contexts: lis
     teams = live.api.ok(live.api.get("/api/v1/teams"))
     [night] = [t for t in teams if t["name"] == "Night shift"]
     assert sorted(night["member_ids"]) == sorted(a.id for a in live.agents.values())
+    # when: Bruno, in his own browser (the API here), takes Ana off it and adds another team
+    live.bruno.ok(live.bruno.put(f"/api/v1/teams/{night['id']}/members", {"member_ids": [live.agents["bruno"].id]}))
+    weekend = live.bruno.ok(live.bruno.post("/api/v1/teams", {"name": "Weekend"}), 201)
+    # then: Ana's page shows both changes without a reload
+    expect(card.locator("[data-members]")).to_have_attribute("data-members", "1")
+    expect(card.locator("label.check", has_text="Ana Admin").locator("input")).not_to_be_checked()
+    expect(page.locator(f"#team-{weekend['id']} h2")).to_have_text("Weekend")
     no_page_errors(page)
 
 

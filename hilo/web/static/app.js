@@ -374,6 +374,29 @@
     if (fresh && current.isConnected) { swapKeeping(current, document.importNode(fresh, true)); }
   }
 
+  // The teams page: a team's card as the server renders it now (added by a colleague, or its
+  // members changed); the rest of the page, and what the agent is editing there, stay.
+  async function refreshTeam(teamId) {
+    const teams = $("#teams");
+    if (!teams || !teamId) { return; }
+    const current = document.getElementById("team-" + teamId);
+    if (current) {
+      await idle(current);
+      await refreshFromPage(current);
+      return;
+    }
+    const response = await fetch(window.location.href, { credentials: "same-origin" });
+    if (!response.ok) { return; }
+    const page = new DOMParser().parseFromString(await response.text(), "text/html");
+    const fresh = page.getElementById("team-" + teamId);
+    if (fresh && !document.getElementById(fresh.id) && $("#teams")) {
+      $$("#teams > :not(article)").forEach(function (empty) { empty.remove(); });
+      const card = document.importNode(fresh, true);
+      $("#teams").appendChild(card);
+      settle(card);
+    }
+  }
+
   function refresh(regions) {
     if (regions.list) { refreshList(); }
     if (regions.sidebar) { refreshSidebar(); }
@@ -514,6 +537,10 @@
     }
     if (type === "contact.typing") {
       if (conversationId() === event.conversation_id) { showContactTyping(true); }
+      return;
+    }
+    if (type.indexOf("team.") === 0) {
+      refreshTeam(event.team_id);
       return;
     }
     if (event.conversation_id) {
