@@ -100,6 +100,8 @@ class Tx:
     runtime: Runtime
     actor_agent_id: int | None = None
     published: list[dict[str, Any]] = field(default_factory=list)
+    # Live updates with no stored event (`publish_live`): for the screens, not the consumers.
+    live_only: list[dict[str, Any]] = field(default_factory=list)
     wake_worker: bool = False
     # Work with effects outside the database (HTTP calls), run once the data is committed.
     deferred: list[Callable[[], None]] = field(default_factory=list)
@@ -159,6 +161,32 @@ class Tx:
                     realtime=realtime,
                 )
             ]
+        )
+
+    def publish_live(
+        self,
+        kind: str,
+        *,
+        conversation_id: int | None = None,
+        contact_id: int | None = None,
+        realtime: dict[str, Any],
+    ) -> None:
+        """Queue a live update for after the commit without storing an event.
+
+        For a change of what a screen shows that is derived from events already stored
+        (a conversation's SLA summary): open pages re-render, the timeline gains nothing,
+        and the durable consumers (which read stored events) are not woken for it.
+        """
+        self.live_only.append(
+            {
+                "type": kind,
+                "conversation_id": conversation_id,
+                "contact_id": contact_id,
+                "message_id": None,
+                "actor_agent_id": self.actor_agent_id,
+                "at": self.now.isoformat(),
+                **realtime,
+            }
         )
 
     def record_many(self, records: list[Record]) -> None:
@@ -265,6 +293,7 @@ class Runtime:
             tx = Tx(session=batch.session, runtime=self, actor_agent_id=actor_agent_id)
             yield tx
             batch.published.extend(tx.published)
+            batch.live_only.extend(tx.live_only)
             batch.wake_worker = batch.wake_worker or tx.wake_worker
             batch.deferred.extend(tx.deferred)
             return
@@ -308,7 +337,7 @@ class Runtime:
             self.after_commit(tx)
 
     def after_commit(self, tx: Tx) -> None:
-        for event in tx.published:
+        for event in [*tx.published, *tx.live_only]:
             self.bus.publish(event)
         if tx.published:
             for listener in list(self._committed_listeners):

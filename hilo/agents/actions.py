@@ -234,7 +234,8 @@ def create_team(tx: Tx, name: str, description: str | None = None, member_ids: l
     tx.session.flush()
     if member_ids is not None:
         set_team_members(tx, team, member_ids)
-    tx.record("team.created", data={"team_id": team.id})
+    # Live updates too: an administration page open elsewhere shows the team as the server has it.
+    tx.record("team.created", data={"team_id": team.id}, realtime={"team_id": team.id})
     return team
 
 
@@ -244,6 +245,10 @@ def set_team_members(tx: Tx, team: Team, member_ids: list[int]) -> Team:
         raise ActionError("agent_not_found", N_("Agent not found."), 422)
     team.members = list(agents)
     tx.session.flush()
-    tx.record("team.members_changed", data={"team_id": team.id, "member_ids": sorted(member_ids)})
+    tx.record(
+        "team.members_changed",
+        data={"team_id": team.id, "member_ids": sorted(member_ids)},
+        realtime={"team_id": team.id},
+    )
     tx.deferred.append(tx.runtime.forget_principals)
     return team

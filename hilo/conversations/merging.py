@@ -101,7 +101,10 @@ def merge_contacts(tx: Tx, *, source_id: int, target_id: int, automatic: bool = 
         "conversation_ids": list(conversations),
         "automatic": automatic,
     }
-    tx.record("contact.merged", contact_id=target_id, data=data, realtime=contact_realtime())
+    # The open pages of either contact re-render: the source's now show the target.
+    tx.record(
+        "contact.merged", contact_id=target_id, data=data, realtime={**contact_realtime(), "source_id": source_id}
+    )
 
 
 def split_contact(tx: Tx, contact: Contact, identity_ids: list[int], name: str | None = None) -> Contact:
@@ -188,7 +191,7 @@ def split_contact(tx: Tx, contact: Contact, identity_ids: list[int], name: str |
             "conversation_ids": moving,
             "unmerged_conversation_ids": unmerged,
         },
-        realtime=contact_realtime(),
+        realtime={**contact_realtime(), "new_contact_id": new.id},
     )
     tx.record("contact.created", contact_id=new.id, data={"split_from": contact.id, "restored": restored})
     return new

@@ -51,6 +51,30 @@ class SlaAlert(ConversationState):
     only_agent_ids: list[int]
 
 
+class SlaChanged(ConversationState):
+    """`sla.changed`: live only (`Tx.publish_live`, no stored event), the summary a page shows."""
+
+    sla_status: str | None  # on_track | warning | breached | paused | met; None: no SLA any more
+    sla_kind: str | None
+    due_at: str | None
+
+
+class ContactMerged(TypedDict):
+    """`contact.merged`: `source_id`'s identities and history now belong to the event's contact."""
+
+    team_id: None
+    assignee_id: None
+    source_id: int
+
+
+class ContactSplit(TypedDict):
+    """`contact.split`: identities of the event's contact moved to `new_contact_id`."""
+
+    team_id: None
+    assignee_id: None
+    new_contact_id: int
+
+
 class PresenceChanged(TypedDict):
     """`agent.presence_changed`."""
 
@@ -97,8 +121,8 @@ KINDS: dict[str, type | None] = {
     # contacts and identities (hilo.contacts, hilo.conversations.merging, hilo.ingest)
     "contact.created": None,
     "contact.updated": None,
-    "contact.merged": None,
-    "contact.split": None,
+    "contact.merged": ContactMerged,
+    "contact.split": ContactSplit,
     "contact.link_refused": None,
     "identity.added": None,
     "identity.opted_in": None,
@@ -148,6 +172,7 @@ KINDS: dict[str, type | None] = {
     "sla.warning": SlaAlert,
     "sla.breached": SlaAlert,
     "sla.met": None,
+    "sla.changed": SlaChanged,
     # automation (hilo.automation)
     "automation.rule_saved": None,
     "automation.rule_deleted": None,

@@ -224,9 +224,11 @@ def summarize(tx: Tx, conversation_id: int) -> ConversationSla | None:
     timers = tx.session.execute(select(SlaTimer).where(SlaTimer.conversation_id == conversation_id)).scalars().all()
     relevant = [t for t in timers if t.state != "cancelled"]
     row = tx.session.get(ConversationSla, conversation_id)
+    before = (row.status, row.due_at, row.due_kind) if row is not None else None
     if not relevant:
         if row is not None:
             tx.session.delete(row)
+            _announce(tx, conversation_id, None)
         _queue_due(tx, conversation_id, None)
         return None
     live = [t for t in relevant if t.state in LIVE]
@@ -251,7 +253,29 @@ def summarize(tx: Tx, conversation_id: int) -> ConversationSla | None:
     row.due_kind = nearest.kind if nearest else None
     row.updated_at = tx.now
     _queue_due(tx, conversation_id, row.due_at)
+    if before != (row.status, row.due_at, row.due_kind):
+        _announce(tx, conversation_id, row)
     return row
+
+
+def _announce(tx: Tx, conversation_id: int, row: ConversationSla | None) -> None:
+    """Tell open pages the conversation's SLA summary changed (the header and list row show it)."""
+    conversation = tx.session.get(Conversation, conversation_id)
+    if conversation is None:
+        return
+    tx.publish_live(
+        "sla.changed",
+        conversation_id=conversation_id,
+        contact_id=conversation.contact_id,
+        realtime={
+            "team_id": conversation.team_id,
+            "assignee_id": conversation.assignee_id,
+            "status": conversation.status,
+            "sla_status": row.status if row is not None else None,
+            "sla_kind": row.due_kind if row is not None else None,
+            "due_at": _iso(row.due_at) if row is not None else None,
+        },
+    )
 
 
 def _queue_due(tx: Tx, conversation_id: int, due: datetime | None) -> None:

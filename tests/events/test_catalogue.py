@@ -16,7 +16,7 @@ from tests.support import Api
 
 PACKAGE = Path(__file__).parents[2] / "hilo"
 # Calls whose argument (by position or keyword) is an event kind.
-RECORDING = {"record": 0, "Record": 0, "_timeline_event": 2, "_sessions_revoked": None}
+RECORDING = {"record": 0, "Record": 0, "publish_live": 0, "_timeline_event": 2, "_sessions_revoked": None}
 # Names assigned an event kind before it is recorded.
 KIND_NAMES = {"kind", "KIND", "LINK_REFUSED"}
 

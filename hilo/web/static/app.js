@@ -163,27 +163,86 @@
     };
   }
 
-  // Do not replace a fragment while the agent is typing in it; refresh once they leave it.
-  function whenIdle(target, run) {
-    if (target && target.contains(document.activeElement) && document.activeElement.matches("input, textarea, select")) {
-      target.addEventListener("focusout", function later() {
-        target.removeEventListener("focusout", later);
-        setTimeout(run, 50);
-      });
-      return;
-    }
-    run();
+  // Do not replace a fragment while the agent is typing in it: resolves once they leave it.
+  function idle(target) {
+    return new Promise(function (resolve) {
+      if (target && target.contains(document.activeElement) && document.activeElement.matches("input, textarea, select")) {
+        target.addEventListener("focusout", function later() {
+          target.removeEventListener("focusout", later);
+          setTimeout(resolve, 50);
+        });
+        return;
+      }
+      resolve();
+    });
   }
 
   // -- Live refreshes -----------------------------------------------------------------------
+  //
+  // The page is made of regions that re-render from the server: the list, the sidebar, the
+  // conversation's header, its timeline (new entries, one message's delivery status, or the
+  // whole history) and the contact panel. `regionsFor` (under the websocket) is the one place
+  // that says which regions an event changes; websocket events, the agent's own actions and
+  // reconnects all go through `refresh`. A region loads one request at a time and once more
+  // if asked meanwhile, so the last answer shown was always fetched after the last change;
+  // timeline work runs in arrival order. Swaps keep open menus and focus (`swapKeeping`).
 
-  const refreshList = throttled(async function () {
+  function serial(fn, gap) {
+    let running = null;
+    let again = false;
+    function run() {
+      if (running) {
+        again = true;
+        return running;
+      }
+      running = Promise.resolve().then(fn).catch(function () {}).then(function () {
+        return new Promise(function (resolve) { setTimeout(resolve, gap || 0); });
+      }).then(function () {
+        running = null;
+        if (again) {
+          again = false;
+          return run();
+        }
+        return null;
+      });
+      return running;
+    }
+    return run;
+  }
+
+  // Replace `current` with `fresh`, keeping the menus that were open (a colleague's change must
+  // not close the agent's "..." menu) and the focus on the control that had it.
+  function swapKeeping(current, fresh) {
+    const open = $$(".popover:not([hidden])", current).filter(function (pop) { return pop.id; });
+    const focused = current.contains(document.activeElement) ? document.activeElement : null;
+    current.replaceWith(fresh);
+    open.forEach(function (old) {
+      const pop = document.getElementById(old.id);
+      if (!pop || !fresh.contains(pop)) { return; }
+      // Menus filled in the browser (macros) keep their items; server-rendered ones show the fresh ones.
+      if (!pop.children.length && old.children.length) { pop.replaceChildren.apply(pop, Array.prototype.slice.call(old.childNodes)); }
+      pop.hidden = false;
+      $$("[data-menu='" + old.id + "'], [aria-controls='" + old.id + "']", fresh).forEach(function (button) { button.setAttribute("aria-expanded", "true"); });
+    });
+    if (focused) {
+      let again = null;
+      if (focused.id) {
+        again = document.getElementById(focused.id);
+      } else if (focused.dataset.menu) {
+        again = $("[data-menu='" + focused.dataset.menu + "']", fresh);
+      }
+      if (again && fresh.contains(again)) { again.focus({ preventScroll: true }); }
+    }
+    settle(fresh);
+  }
+
+  const refreshList = serial(async function () {
     const list = listEl();
     const rows = $("#rows");
     if (!list || !rows) { return; }
     const size = Math.min(100, Math.max(25, $$(".row", rows).length));
     const html = await fragment("/ui/list?" + list.dataset.query + "&live=1&size=" + size);
-    if (html === null || !$("#rows")) { return; }
+    if (html === null || $("#rows") !== rows) { return; }
     const checked = selectedIds();
     const scroll = rows.scrollTop;
     rows.innerHTML = "";
@@ -198,7 +257,7 @@
     updateBulk();
   }, 600);
 
-  const refreshSidebar = throttled(async function () {
+  const refreshSidebar = serial(async function () {
     const list = listEl();
     const sidebar = $("#sidebar");
     if (!list || !sidebar) { return; }
@@ -214,33 +273,21 @@
     return select ? "status=" + encodeURIComponent(select.value) : "";
   }
 
-  function refreshHeader() {
-    const id = conversationId();
-    const header = $("#conv-header");
-    if (!id || !header) { return; }
-    whenIdle(header, async function () {
-      const html = await fragment("/ui/conversations/" + id + "/header");
-      const current = $("#conv-header");
+  // The header or the contact panel of the open conversation, from its fragment URL.
+  function paneRegion(selector, path) {
+    return serial(async function () {
+      const id = conversationId();
+      if (!id || !$(selector)) { return; }
+      await idle($(selector));
+      const html = await fragment("/ui/conversations/" + id + "/" + path);
+      const current = $(selector);
       if (html === null || !current || conversationId() !== id) { return; }
-      const fresh = nodesFrom(html).firstElementChild;
-      current.replaceWith(fresh);
-      settle(fresh);
-    });
+      swapKeeping(current, nodesFrom(html).firstElementChild);
+    }, 100);
   }
 
-  function refreshContext() {
-    const id = conversationId();
-    const context = $("#context");
-    if (!id || !context) { return; }
-    whenIdle(context, async function () {
-      const html = await fragment("/ui/conversations/" + id + "/context");
-      const current = $("#context");
-      if (html === null || !current || conversationId() !== id) { return; }
-      const fresh = nodesFrom(html).firstElementChild;
-      current.replaceWith(fresh);
-      settle(fresh);
-    });
-  }
+  const refreshHeader = paneRegion("#conv-header", "header");
+  const refreshContext = paneRegion("#context", "context");
 
   function nearBottom(el) { return el.scrollHeight - el.scrollTop - el.clientHeight < 120; }
 
@@ -260,9 +307,16 @@
     new ResizeObserver(follow).observe(timeline);
   }
 
-  let appending = Promise.resolve();
+  // Timeline work runs in arrival order: a delivery status that arrives while its message is
+  // still being appended re-renders it once it is there, instead of being lost.
+  let timelineWork = Promise.resolve();
+  function onTimeline(task) {
+    timelineWork = timelineWork.then(task).catch(function () {});
+    return timelineWork;
+  }
+
   function appendNew() {
-    appending = appending.then(async function () {
+    return onTimeline(async function () {
       const id = conversationId();
       const timeline = $("#timeline");
       if (!id || !timeline) { return; }
@@ -278,32 +332,107 @@
       timeline.appendChild(nodes);
       added.forEach(settle);
       if (stick) { timeline.scrollTop = timeline.scrollHeight; }
-    }).catch(function () {});
-    return appending;
+    });
   }
 
-  async function replaceMessage(messageId) {
-    const old = document.getElementById("m-" + messageId);
-    if (!old) { return; }
-    const html = await fragment("/ui/messages/" + messageId);
-    const current = document.getElementById("m-" + messageId);
-    if (!html || !current) { return; }
-    const fresh = nodesFrom(html).querySelector("#m-" + messageId);
-    if (fresh) {
-      current.replaceWith(fresh);
-      settle(fresh);
+  function replaceMessage(messageId) {
+    return onTimeline(async function () {
+      if (!document.getElementById("m-" + messageId)) { return; }
+      const html = await fragment("/ui/messages/" + messageId);
+      const current = document.getElementById("m-" + messageId);
+      if (!html || !current) { return; }
+      const fresh = nodesFrom(html).querySelector("#m-" + messageId);
+      if (fresh) { swapKeeping(current, fresh); }
+    });
+  }
+
+  // The whole history again (a contact merge or split changed which conversations it walks
+  // through); the composer and what the agent typed stay.
+  function reloadTimeline() {
+    return onTimeline(async function () {
+      const id = conversationId();
+      if (!id || !$("#timeline")) { return; }
+      const html = await fragment("/ui/conversations/" + id);
+      const fresh = html && nodesFrom(html);
+      const current = $("#timeline");
+      if (!fresh || !current || conversationId() !== id) { return; }
+      const timeline = fresh.querySelector("#timeline");
+      const conversation = fresh.querySelector("#conversation");
+      if (!timeline || !conversation) { return; }
+      $("#conversation").dataset.contact = conversation.dataset.contact;
+      current.replaceWith(timeline);
+      settle(timeline);
+      pinTimeline();
+    });
+  }
+
+  // Replies whose delivery may still move on (after the socket was away).
+  function unsettledMessages() {
+    return $$("#timeline .msg-outbound[data-status=queued], #timeline .msg-outbound[data-status=sent], #timeline .msg-outbound[data-status=delivered]")
+      .map(function (el) { return Number(el.dataset.id); });
+  }
+
+  // Re-render one part of a server-rendered page (an administration card after its form saved)
+  // from the page as the server renders it now: what it shows is derived (counts), not typed.
+  async function refreshFromPage(current) {
+    if (!current) { return; }
+    const response = await fetch(window.location.href, { credentials: "same-origin" });
+    if (!response.ok) { return; }
+    const page = new DOMParser().parseFromString(await response.text(), "text/html");
+    const fresh = page.getElementById(current.id);
+    if (fresh && current.isConnected) { swapKeeping(current, document.importNode(fresh, true)); }
+  }
+
+  // The teams page: a team's card as the server renders it now (added by a colleague, or its
+  // members changed); the rest of the page, and what the agent is editing there, stay.
+  async function refreshTeam(teamId) {
+    const teams = $("#teams");
+    if (!teams || !teamId) { return; }
+    const current = document.getElementById("team-" + teamId);
+    if (current) {
+      await idle(current);
+      await refreshFromPage(current);
+      return;
     }
+    const response = await fetch(window.location.href, { credentials: "same-origin" });
+    if (!response.ok) { return; }
+    const page = new DOMParser().parseFromString(await response.text(), "text/html");
+    const fresh = page.getElementById("team-" + teamId);
+    if (fresh && !document.getElementById(fresh.id) && $("#teams")) {
+      $$("#teams > :not(article)").forEach(function (empty) { empty.remove(); });
+      const card = document.importNode(fresh, true);
+      $("#teams").appendChild(card);
+      settle(card);
+    }
+  }
+
+  function refresh(regions) {
+    if (regions.list) { refreshList(); }
+    if (regions.sidebar) { refreshSidebar(); }
+    if (!conversationId()) { return; }
+    if (regions.header) { refreshHeader(); }
+    if (regions.context) { refreshContext(); }
+    if (regions.history) {
+      reloadTimeline();
+    } else if (regions.append) {
+      appendNew();
+    }
+    (regions.messages || []).forEach(replaceMessage);
   }
 
   function refreshAll() {
     refreshList();
     refreshSidebar();
     if (conversationId()) {
-      appendNew();
-      refreshHeader();
-      refreshContext();
+      refresh({ header: true, context: true, append: true, messages: unsettledMessages() });
     }
   }
+
+  document.addEventListener("hilo:refresh", function (event) {
+    const regions = {};
+    (event.detail || []).forEach(function (name) { regions[name] = true; });
+    refresh(regions);
+  });
 
   // -- Websocket ----------------------------------------------------------------------------
 
@@ -347,10 +476,52 @@
 
   setInterval(function () { send({ type: "ping" }); }, 25000);
 
+  // Which regions of the page an event changes: the map of live updates (docs/agent-ui.md).
+  function regionsFor(event, open, contact) {
+    const type = event.type || "";
+    const regions = {};
+    if (event.conversation_id) {
+      // Every change of a conversation moves its list row and the counts.
+      regions.list = true;
+      regions.sidebar = true;
+    }
+    if (event.conversation_id && event.conversation_id === open) {
+      if (type === "message.created" || type.indexOf("conversation.") === 0) {
+        // A message or a change of the conversation: it joins the timeline, and the header
+        // (status, assignee, team, priority, labels, SLA) shows the conversation's new state.
+        regions.append = true;
+        regions.header = true;
+      } else if (event.message_id) {
+        // A delivery tick, a retry, an attachment fetched: the message it names re-renders.
+        regions.messages = [event.message_id];
+      } else {
+        // SLA targets and anything else about the conversation: its header.
+        regions.header = true;
+      }
+      if (type === "conversation.merged" || type.indexOf("conversation.split") === 0 || type.indexOf("contact.") === 0 || type.indexOf("identity.") === 0) {
+        regions.context = true;
+      }
+    }
+    const contacts = [event.contact_id, event.source_id, event.new_contact_id];
+    if (!event.conversation_id && (type.indexOf("contact.") === 0 || type.indexOf("identity.") === 0)) {
+      // A contact's name shows in list rows; the open one's panel, header and history too.
+      regions.list = contacts.some(function (id) { return id && $("#rows .row[data-contact='" + id + "']"); });
+      if (contact && contacts.indexOf(contact) !== -1) {
+        regions.header = true;
+        regions.context = true;
+        regions.history = type === "contact.merged" || type === "contact.split";
+      }
+    }
+    return regions;
+  }
+
+  // Events of the last seconds: those for a conversation that was loading when they came are
+  // applied again once it shows (its fragment may have been rendered before them).
+  const recent = [];
+
   function onEvent(event) {
     document.dispatchEvent(new CustomEvent("hilo:event", { detail: event }));  // workspace.js listens
     const type = event.type || "";
-    const open = conversationId();
     if (type.indexOf("presence.") === 0) {
       onPresence(event);
       return;
@@ -374,35 +545,44 @@
       return;
     }
     if (type === "contact.typing") {
-      if (open === event.conversation_id) { showContactTyping(true); }
+      if (conversationId() === event.conversation_id) { showContactTyping(true); }
       return;
     }
-    if (!event.conversation_id) { return; }
-    refreshList();
-    refreshSidebar();
-    if (open !== event.conversation_id) { return; }
-    if (type === "message.status" || type === "message.retried") {
-      replaceMessage(event.message_id);
-    } else if (type === "message.created") {
-      appendNew();
-      if (event.direction === "inbound") {
-        showContactTyping(false);
-        markRead();
-        // A customer's message can reopen a channel (WhatsApp's 24-hour window).
-        if (composer()) { loadChannels(composer().dataset.conversation); }
-      }
-    } else if (type === "conversation.merged_away") {
+    if (type.indexOf("team.") === 0) {
+      refreshTeam(event.team_id);
+      return;
+    }
+    if (event.conversation_id) {
+      recent.push({ at: Date.now(), event: event });
+      while (recent.length && (recent.length > 200 || recent[0].at < Date.now() - 10000)) { recent.shift(); }
+    }
+    apply(event);
+  }
+
+  function apply(event) {
+    const open = conversationId();
+    const conversation = $("#conversation");
+    const contact = conversation ? Number(conversation.dataset.contact) : null;
+    refresh(regionsFor(event, open, contact));
+    if (!open || event.conversation_id !== open) { return; }
+    if (event.type === "message.created" && event.direction === "inbound") {
+      showContactTyping(false);
+      markRead();
+      // A customer's message can reopen a channel (WhatsApp's 24-hour window).
+      if (composer()) { loadChannels(composer().dataset.conversation); }
+    } else if (event.type === "conversation.merged_away") {
       toast(t("Merged into another conversation."), {
         link: { href: "/inbox?c=" + event.merged_into_id, label: t("Open it"), open: function () { openConversation(event.merged_into_id); } },
       });
-      refreshHeader();
-    } else if (type.indexOf("conversation.") === 0) {
-      appendNew();
-      refreshHeader();
-      if (type === "conversation.merged" || type.indexOf("conversation.split") === 0) { refreshContext(); }
-    } else if (type.indexOf("contact.") === 0 || type.indexOf("identity.") === 0) {
-      refreshContext();
     }
+  }
+
+  // The conversation just shown may have been rendered before events that came while it loaded.
+  function replayRecent(id) {
+    recent.filter(function (item) { return item.event.conversation_id === id; }).forEach(function (item) {
+      const regions = regionsFor(item.event, id, null);
+      refresh({ header: regions.header, append: regions.append, messages: regions.messages, context: regions.context });
+    });
   }
 
   // -- Presence: who else is viewing or typing ----------------------------------------------
@@ -506,6 +686,7 @@
     pinTimeline();
     setupComposer();
     markRead();
+    replayRecent(id);
   }
 
   window.addEventListener("pagehide", function () {
@@ -1516,9 +1697,7 @@
       try {
         await api("POST", "/api/v1/contacts/" + target + "/merge", { source_id: Number(el.dataset.source) });
         $("#contact-merge-dialog").close();
-        refreshContext();
-        refreshHeader();
-        refreshList();
+        refresh({ list: true, header: true, context: true, history: true });
       } catch (error) { fail(error); }
     },
     "remove-attribute": async function (el) {
@@ -1643,7 +1822,10 @@
       return;
     }
     if (target.dataset.snooze) {
-      target.closest("form").querySelector("input[name=until]").value = localInput(snoozePreset(target.dataset.snooze));
+      // A preset snoozes at once; the date field below is for any other time.
+      const dialog = target.closest("dialog");
+      if (dialog) { dialog.close(); }
+      patchConversation({ status: "snoozed", snoozed_until: snoozePreset(target.dataset.snooze).toISOString() });
       return;
     }
     if (target.dataset.agentToggle) {
@@ -1890,6 +2072,7 @@
       try {
         await api("PUT", "/api/v1/teams/" + form.dataset.team + "/members", { member_ids: ids });
         toast(t("Saved."));
+        await refreshFromPage(form.closest("[id]"));
       } catch (error) { fail(error); }
     },
   };

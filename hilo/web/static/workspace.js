@@ -103,24 +103,10 @@
 
   setInterval(function () { tickAll(document); }, 15000);
 
-  // -- Live: SLA events re-render the open conversation's header ------------------------------
+  // -- Live: app.js re-renders the header on every event of the open conversation ------------
 
-  function refreshHeader(id) {
-    const header = $("#conv-header");
-    if (!header || header.contains(document.activeElement) && document.activeElement !== document.body) {
-      return;
-    }
-    fetch("/ui/conversations/" + id + "/header", { headers: { "HX-Request": "true" }, credentials: "same-origin" })
-      .then(function (response) { return response.ok ? response.text() : null; })
-      .then(function (html) {
-        const current = $("#conv-header");
-        if (html === null || !current || conversationId() !== id) { return; }
-        const template = document.createElement("template");
-        template.innerHTML = html;
-        const fresh = template.content.firstElementChild;
-        current.replaceWith(fresh);
-        if (window.htmx) { window.htmx.process(fresh); }
-      });
+  function refreshHeader() {
+    document.dispatchEvent(new CustomEvent("hilo:refresh", { detail: ["header"] }));
   }
 
   document.addEventListener("hilo:event", function (event) {
@@ -128,8 +114,6 @@
     const type = data.type || "";
     if (type === "agent.presence_changed" && data.agent_id === config.me.id) {
       showAway(data.presence === "away");
-    } else if (type.indexOf("sla.") === 0 && data.conversation_id === conversationId()) {
-      refreshHeader(data.conversation_id);
     } else if (type.indexOf("scheduled_message.") === 0 && data.conversation_id === conversationId()) {
       loadScheduled();
     } else if (type === "message.created" && data.conversation_id === conversationId()) {
@@ -194,7 +178,7 @@
       } else {
         toast(t("Macro {name} applied.", { name: item.dataset.name }));
       }
-      refreshHeader(id);
+      refreshHeader();
     } catch (error) {
       toast(error.message, true);
     }
