@@ -178,9 +178,7 @@ class OutboxDispatcher:
             result = SendError("timeout", N_("The provider did not answer in time."), retryable=True)
         except Exception as exc:  # an adapter bug must not stop the queue
             log.exception("send of message %s failed unexpectedly", claimed.message_id)
-            result = SendError(
-                "internal_error", N_("Sending failed unexpectedly; Hilo will try again."), retryable=True
-            )
+            result = SendError("internal_error", N_("Sending failed unexpectedly (an error in Hilo)."), retryable=True)
             result.__cause__ = exc
         await asyncio.to_thread(self._record, claimed, result)
 
