@@ -117,7 +117,7 @@ FEATURES: tuple[Feature, ...] = (
         reactions=_automation,
         jobs={webhooks.KIND: webhooks.deliver},
     ),
-    Feature("widget", routes=("hilo.widget.routes",), reactions=_widget),
+    Feature("widget", routes=("hilo.widget.routes", "hilo.widget.demo_page"), reactions=_widget),
     Feature("channel_tools", routes=("hilo.api.channel_tools",)),
     Feature("outbox", service=lambda runtime, _ingest: OutboxDispatcher(runtime)),
     Feature("mailboxes", service=_Mailboxes),

@@ -29,7 +29,7 @@ from hilo.channels.base import (
     SendResult,
 )
 from hilo.channels.models import ChannelAccount
-from hilo.channels.registry import get_adapter
+from hilo.channels.registry import get_adapter, transport_for
 from hilo.contacts.models import Identity
 from hilo.conversations.actions import wake_snoozed
 from hilo.conversations.models import Attachment, Conversation, Message
@@ -168,9 +168,9 @@ class OutboxDispatcher:
                     retryable=True,
                     retry_after=DISABLED_RETRY_SECONDS,
                 )
-            adapter = get_adapter(account.kind)
+            view = account.view()
             result: SendResult | SendError = await asyncio.wait_for(
-                adapter.send(account.view(), outbound), timeout=self.runtime.settings.send_timeout
+                transport_for(view).send(view, outbound), timeout=self.runtime.settings.send_timeout
             )
         except SendError as exc:
             result = exc
