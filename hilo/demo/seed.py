@@ -266,7 +266,12 @@ def _customer(
 def _waiting(runtime: Runtime, ids: dict[str, Any], index: int, kind: str, name: str, locale: str, text: str) -> None:
     """A customer who wrote a moment ago and waits for an answer."""
     account = ids["channels"][kind]
-    ref = _identity_for(kind, index, name, account.id)
+    if kind in ("whatsapp", "sms"):
+        # A Spanish mobile for the Spanish-speaking, a US one for the others.
+        number = f"+3469{index:07d}" if locale == "es" else f"+1415555{index:04d}"
+        ref = IdentityRef(IdentityKind.PHONE, number)
+    else:
+        ref = _identity_for(kind, index, name, account.id)
     inbound = InboundMessage(
         provider_message_id=f"demo-waiting-{index}",
         sender=ref,

@@ -7,6 +7,7 @@ without a site of their own. Any other installation answers 404.
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
@@ -54,8 +55,11 @@ def demo_widget_page(request: Request, lang: str | None = None) -> Response:
     locale = normalize_locale(lang) if lang else negotiate(request.headers.get("accept-language"))
     headers = {"Content-Security-Policy": POLICY, "Cache-Control": "no-store", "Vary": "Accept-Language"}
     if token is None:
-        message = gettext("There is no demo on this server: the demo page exists only after `hilo demo`.", locale)
-        return HTMLResponse(f'<!doctype html><html lang="{locale}"><meta charset="utf-8"><p>{message}</p>', 404, headers)
+        message = html.escape(
+            gettext("There is no demo on this server: the demo page exists only after `hilo demo`.", locale)
+        )
+        page = f'<!doctype html><html lang="{locale}"><meta charset="utf-8"><p>{message}</p>'
+        return HTMLResponse(page, 404, headers)
     page = _templates.get_template("demo.html").render(
         _=lambda msgid, **values: gettext(msgid, locale, **values), locale=locale, token=token
     )
