@@ -9,6 +9,9 @@ export HILO_DATA_DIR ?= var
 # Where `make run` listens: HOST/PORT, else HILO_HOST/HILO_PORT, else 127.0.0.1:8000.
 HOST ?= $(or $(HILO_HOST),127.0.0.1)
 PORT ?= $(or $(HILO_PORT),8000)
+# Every step of `make run` (the demo's links too) uses that address.
+run: export HILO_HOST := $(HOST)
+run: export HILO_PORT := $(PORT)
 
 .PHONY: run test lint bench demo clean
 
@@ -31,7 +34,7 @@ run: $(RUN_STAMP)
 	@echo ""
 	@echo "  Starting Hilo on $(HOST):$(PORT); it prints its address once it answers."
 	@echo ""
-	HILO_HOST=$(HOST) HILO_PORT=$(PORT) $(BIN)/hilo serve
+	$(BIN)/hilo serve
 
 ## test: set up and run the whole suite (SQLite and PostgreSQL, Redis, browsers)
 test: $(DEV_STAMP)

@@ -274,6 +274,9 @@
   }
 
   async function replaceMessage(messageId) {
+    // A status can arrive while the message itself is still being appended (the demo
+    // provider delivers at once): wait for that, so the change is never lost.
+    await appending;
     const old = document.getElementById("m-" + messageId);
     if (!old) { return; }
     const html = await fragment("/ui/messages/" + messageId);
