@@ -124,3 +124,27 @@ WAITING = [
     ("email", "Irene Pastor", "es", "Hola, necesito la factura del pedido #10477 a nombre de mi empresa. Gracias."),
     ("sms", "Kevin O'Brien", "en", "Hi, I got a text saying my parcel is delayed. Is there a new delivery date?"),
 ]
+
+# The demo WhatsApp number's approved message templates (Meta's format: name, language,
+# category, components).
+WHATSAPP_TEMPLATES = [
+    {
+        "name": "seguimiento_consulta",
+        "language": "es",
+        "category": "UTILITY",
+        "components": [
+            {
+                "type": "BODY",
+                "text": "Hola {{1}}, te escribimos de Tienda Hilo sobre tu consulta. ¿Podemos ayudarte en algo más?",
+            }
+        ],
+    },
+    {
+        "name": "order_follow_up",
+        "language": "en",
+        "category": "UTILITY",
+        "components": [
+            {"type": "BODY", "text": "Hi {{1}}, this is Hilo Shop about your question. Can we help with anything else?"}
+        ],
+    },
+]

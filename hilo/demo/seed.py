@@ -39,6 +39,7 @@ from hilo.demo.people import (
     TOPICS_EN,
     TOPICS_ES,
     WAITING,
+    WHATSAPP_TEMPLATES,
 )
 from hilo.ingest.deliveries import ingest_message
 from hilo.outbox import reply as reply_actions
@@ -142,6 +143,9 @@ def _setup(runtime: Runtime) -> dict[str, Any]:
                     "access_token": "demo",
                     "app_secret": "demo",
                     "verify_token": "demo",
+                    # Approved templates, as a sync from WhatsApp Manager would store them: what
+                    # reaches a customer once WhatsApp's 24-hour window has closed.
+                    "templates": WHATSAPP_TEMPLATES,
                 },
                 demo=True,
             ),

@@ -160,3 +160,33 @@ def test_seeding_twice_keeps_the_first_demo(settings: Settings) -> None:
     second = seed(replace(settings), contacts=2)
     # then
     assert first["contacts"] == 6 and second["skipped"] is True
+
+
+def test_after_whatsapps_window_the_demo_reaches_the_customer_with_an_approved_template(demo: Api) -> None:
+    # given: a WhatsApp customer of the demo's history who last wrote more than a day ago
+    whatsapp = next(c for c in demo.ok(demo.get("/api/v1/channels")) if c["kind"] == "whatsapp")
+    now = datetime.now(UTC)
+    old = [
+        c
+        for c in demo.conversations(status=["open", "pending", "resolved"])
+        if c["last_channel_account_id"] == whatsapp["id"]
+        and c["last_inbound_at"]
+        and (now - datetime.fromisoformat(c["last_inbound_at"])).days >= 1
+    ]
+    assert old, "the demo has no WhatsApp customer outside the 24-hour window"
+    url = f"/api/v1/conversations/{old[0]['id']}/messages"
+    # when: the agent writes freely, then with one of the channel's templates
+    free = demo.post(url, {"body": "Hola", "channel_account_id": whatsapp["id"]})
+    templates = demo.ok(demo.get(f"/api/v1/channels/{whatsapp['id']}/templates"))["items"]
+    spanish = next(t for t in templates if t["language"] == "es")
+    template = {
+        "name": spanish["name"],
+        "language": "es",
+        "components": [{"type": "body", "parameters": [{"type": "text", "text": "Ana"}]}],
+    }
+    sent = demo.post(url, {"template": template, "channel_account_id": whatsapp["id"]})
+    run_worker_once(demo.client)
+    # then: WhatsApp's rule holds on the demo channel too, and the template goes out delivered
+    assert free.status_code == 409 and free.json()["error"]["code"] == "whatsapp_window_closed"
+    assert sent.status_code == 201, sent.text
+    assert demo.timeline(old[0]["id"])[-1]["status"] == "delivered"
