@@ -159,9 +159,9 @@ def migrate(down: str | None) -> None:
 
 
 @main.command()
-@click.option("--reset", is_flag=True, help="seed even if the database already has contacts")
+@click.option("--reset", is_flag=True, help="seed even if the database already has contacts (never twice)")
 def demo(reset: bool) -> None:
-    """Seed demo data: agents, teams, channels and about 50 contacts in Spanish and English."""
+    """Seed the demo: a support desk, channels on the demo provider, about 50 contacts in Spanish and English."""
     from hilo.db.migrate import upgrade
     from hilo.demo import seed
 

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from hilo.agents import actions as agent_actions
 from hilo.agents.access import Principal
-from hilo.agents.models import Agent
+from hilo.agents.models import Agent, Team
 from hilo.agents.passwords import verify_password
 from hilo.channels import actions as channel_actions
 from hilo.channels.base import DeliveryStatus, IdentityKind, IdentityRef, InboundMessage, SendResult
@@ -45,7 +45,7 @@ from hilo.ingest.deliveries import ingest_message
 from hilo.outbox import reply as reply_actions
 from hilo.outbox.delivery import record_sent
 from hilo.outbox.models import OutboxJob
-from hilo.runtime import Runtime
+from hilo.runtime import Runtime, Tx
 from hilo.settings import Settings
 
 # The history spans the last week; a customer starts writing every 190 minutes, so the
@@ -67,6 +67,9 @@ def seed(settings: Settings, *, force: bool = False, contacts: int = 50) -> dict
     try:
         with runtime.db.read() as session:
             existing = session.execute(select(func.count(Contact.id))).scalar_one()
+            seeded = any(is_demo(config) for config in session.execute(select(ChannelAccount.config)).scalars())
+        if seeded:
+            return {"skipped": True, "reason": "the demo is already seeded", "login": _login()}
         if existing and not force:
             return {"skipped": True, "reason": "the database already has contacts", "login": _login()}
         ids = _setup(runtime)
@@ -122,13 +125,9 @@ def _setup(runtime: Runtime) -> dict[str, Any]:
             agents[email] = existing or agent_actions.create_agent(
                 tx, email=email, name=name, password=DEMO_PASSWORD, role=role, locale=locale
             )
-        support = agent_actions.create_team(
-            tx,
-            "Soporte",
-            "Atención general en español",
-            [agents["sofia@example.com"].id, agents["lucia@example.com"].id],
-        )
-        billing = agent_actions.create_team(
+        spanish_agents = [agents["sofia@example.com"].id, agents["lucia@example.com"].id]
+        support = _team(tx, "Soporte", "Atención general en español", spanish_agents)
+        billing = _team(
             tx, "Billing", "Payments and invoices", [agents["james@example.com"].id, agents["noah@example.com"].id]
         )
         # Real accounts of each kind, sending through the built-in demo provider: replies go
@@ -187,6 +186,12 @@ def _setup(runtime: Runtime) -> dict[str, Any]:
             "teams": [support.id, billing.id],
             "channels": {k: v.view() for k, v in channels.items()},
         }
+
+
+def _team(tx: Tx, name: str, description: str, member_ids: list[int]) -> Team:
+    """The demo's team of that name: the one the database has (`hilo demo --reset`), else a new one."""
+    existing = tx.session.execute(select(Team).where(Team.name == name)).scalar()
+    return existing or agent_actions.create_team(tx, name, description, member_ids)
 
 
 def _identity_for(kind: str, index: int, name: str, account_id: int) -> IdentityRef:

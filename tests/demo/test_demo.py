@@ -156,10 +156,25 @@ def test_without_the_demo_there_is_no_demo_page_nor_demo_sign_in(
 def test_seeding_twice_keeps_the_first_demo(settings: Settings) -> None:
     # given
     first = seed(settings, contacts=2)
-    # when
-    second = seed(replace(settings), contacts=2)
+    # when: seeded again, even when told to seed a database that has contacts
+    again = seed(replace(settings), contacts=2)
+    forced = seed(replace(settings), contacts=2, force=True)
     # then
-    assert first["contacts"] == 6 and second["skipped"] is True
+    assert first["contacts"] == 6
+    assert again["skipped"] is True and forced == again
+
+
+def test_reset_seeds_a_database_with_contacts_of_its_own(api: Api, settings: Settings) -> None:
+    # given: an installation with a customer and a team named like the demo's
+    api.inbound(api.api_channel(), "cust", "Hello")
+    api.ok(api.post("/api/v1/teams", {"name": "Soporte"}), 201)
+    # when
+    skipped = seed(settings, contacts=2)
+    seeded = seed(settings, contacts=2, force=True)
+    # then: the demo joins what was there, reusing the team
+    assert skipped["reason"] == "the database already has contacts"
+    assert seeded["contacts"] == 6
+    assert [t["name"] for t in api.ok(api.get("/api/v1/teams"))].count("Soporte") == 1
 
 
 def test_after_whatsapps_window_the_demo_reaches_the_customer_with_an_approved_template(demo: Api) -> None:
