@@ -6,13 +6,15 @@ import asyncio
 import gc
 import json
 import logging
+import os
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
 
-from hilo.settings import load_settings
+from hilo.settings import DEFAULT_HOST, DEFAULT_PORT, Settings, load_settings, local_url
 
 
 def _setup_logging() -> None:
@@ -27,29 +29,24 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--host", envvar="HILO_HOST", default=DEFAULT_HOST, show_default=True, help="address (HILO_HOST)")
+@click.option("--port", envvar="HILO_PORT", default=DEFAULT_PORT, show_default=True, type=int, help="port (HILO_PORT)")
 @click.option("--workers", default=1, show_default=True, type=int, help="uvicorn worker processes")
 def serve(host: str, port: int, workers: int) -> None:
-    """Run the API, webhooks, websockets and agent UI."""
-    import os
-
+    """Run the API, webhooks, websockets and agent UI; print the address once it listens."""
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     from hilo.db.migrate import upgrade
-    from hilo.settings import LISTEN_VARIABLE
+    from hilo.demo import demo_sign_in
 
-    # Read by load_settings here and in uvicorn's worker processes: without HILO_BASE_URL,
-    # webhook URLs and the widget snippet name this host and port.
-    os.environ[LISTEN_VARIABLE] = f"{host}:{port}"
+    # The app, built by uvicorn (in each worker process too), takes its default public
+    # address (HILO_BASE_URL unset) from where it listens.
+    os.environ["HILO_HOST"], os.environ["HILO_PORT"] = host, str(port)
     settings = load_settings()
     upgrade(settings.database_url)
-    if not settings.base_url_configured:
-        click.echo(
-            f"hilo serve: webhook URLs and the widget name {settings.base_url}; "
-            "set HILO_BASE_URL to the public address providers and customers reach"
-        )
-    uvicorn.run(
+    sign_in = demo_sign_in(settings)
+    config = uvicorn.Config(
         "hilo.app:create_served_app",
         factory=True,
         host=host,
@@ -61,6 +58,55 @@ def serve(host: str, port: int, workers: int) -> None:
         # Half the memory per connection of the default implementation: widget sockets add up.
         ws="websockets-sansio",
     )
+    if workers > 1:
+        sock = config.bind_socket()
+        # Connections wait in the backlog until a worker has started and accepts them.
+        sock.listen(config.backlog)
+        _announce(settings, host, sock.getsockname()[1], sign_in)
+        Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock]).run()
+        return
+    server = _announcing_server(config, lambda bound: _announce(settings, host, bound, sign_in))
+    server.run()
+    if not server.started:
+        sys.exit(3)
+
+
+def _announce(settings: Settings, host: str, port: int, sign_in: dict[str, str] | None) -> None:
+    """Print where Hilo is, now that it answers there (and the demo's sign-in when it is seeded)."""
+
+    url = local_url(host, port)
+    lines = [
+        f"Hilo is ready at {url}",
+        f"  Agent inbox:     {url}/inbox",
+        f"  Administration:  {url}/admin",
+        f"  API reference:   {url}/api/docs",
+    ]
+    if settings.base_url != url:
+        lines.append(f"  Public address (HILO_BASE_URL): {settings.base_url}")
+    if not settings.base_url_configured:
+        lines.append(
+            f"  Webhook URLs and the widget name {settings.base_url}: set HILO_BASE_URL to the public"
+            " address providers and customers reach"
+        )
+    if sign_in is not None:
+        lines.append(f"  Demo sign-in:    {sign_in['email']} / {sign_in['password']}")
+        lines.append(f"  Demo chat page:  {url}/demo/widget  (write as a customer)")
+    lines.append("  Press Ctrl+C to stop.")
+    click.echo("\n".join(lines))
+    sys.stdout.flush()
+
+
+def _announcing_server(config: Any, ready: Callable[[int], None]) -> Any:
+    """uvicorn's server, calling `ready(port)` once its socket listens and the app has started."""
+    import uvicorn
+
+    class AnnouncingServer(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                ready(self.servers[0].sockets[0].getsockname()[1])
+
+    return AnnouncingServer(config)
 
 
 @main.command()
@@ -118,9 +164,9 @@ def migrate(down: str | None) -> None:
 
 
 @main.command()
-@click.option("--reset", is_flag=True, help="seed even if the database already has contacts")
+@click.option("--reset", is_flag=True, help="seed even if the database already has contacts (never twice)")
 def demo(reset: bool) -> None:
-    """Seed demo data: agents, teams, channels and about 50 contacts in Spanish and English."""
+    """Seed the demo: a support desk, channels on the demo provider, about 50 contacts in Spanish and English."""
     from hilo.db.migrate import upgrade
     from hilo.demo import seed
 

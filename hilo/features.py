@@ -108,7 +108,9 @@ class _Mailboxes:
 FEATURES: tuple[Feature, ...] = (
     Feature("accounts", jobs={mail.JOB_KIND: mail.deliver}),
     Feature(
-        "workspace", routes=("hilo.web.views", "hilo.web.admin_pages", "hilo.web.admin_automation"), consumer=Notifier
+        "workspace",
+        routes=("hilo.web.views", "hilo.web.admin_pages", "hilo.web.admin_automation", "hilo.web.admin_settings"),
+        consumer=Notifier,
     ),
     Feature("routing", routes=("hilo.routing.api",), reactions=_routing),
     Feature(
@@ -117,7 +119,7 @@ FEATURES: tuple[Feature, ...] = (
         reactions=_automation,
         jobs={webhooks.KIND: webhooks.deliver},
     ),
-    Feature("widget", routes=("hilo.widget.routes",), reactions=_widget),
+    Feature("widget", routes=("hilo.widget.routes", "hilo.widget.demo_page"), reactions=_widget),
     Feature("channel_tools", routes=("hilo.api.channel_tools",)),
     Feature("contacts_directory", routes=("hilo.api.directory", "hilo.web.directory_pages")),
     Feature("outbox", service=lambda runtime, _ingest: OutboxDispatcher(runtime)),

@@ -29,23 +29,6 @@ def _secret_key(data_dir: Path) -> str:
 
 # Where `hilo serve` listens ("host:port"), set by it for its own processes: without
 # HILO_BASE_URL, the addresses Hilo gives out (webhook URLs, the widget's snippet) use it.
-LISTEN_VARIABLE = "HILO_LISTEN"
-DEFAULT_BASE_URL = "http://127.0.0.1:8000"
-
-
-def served_base_url(listen: str) -> str:
-    """The URL of a server listening at "host:port"; a wildcard host is reached on loopback."""
-    host, _, port = listen.rpartition(":")
-    if not port.isdigit():
-        return DEFAULT_BASE_URL
-    host = host.strip("[]")
-    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - comparing, not binding
-        host = "127.0.0.1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{port}"
-
-
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -96,6 +79,29 @@ class Settings:
         return bool(self.smtp_url)
 
 
+# Where `hilo serve` listens unless told otherwise (`--host`/`--port`, HILO_HOST/HILO_PORT).
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+# Phone numbers written without a country code are read as numbers of this region: Spain,
+# where the demo's customers and the examples of the docs write from. Set HILO_DEFAULT_REGION
+# (an ISO 3166 code such as MX, AR, US) to the country most of your customers write from.
+DEFAULT_REGION = "ES"
+
+
+def listen_address() -> tuple[str, int]:
+    """The host and port `hilo serve` listens on by default: HILO_HOST and HILO_PORT."""
+    return _env("HOST", DEFAULT_HOST), int(_env("PORT", str(DEFAULT_PORT)))
+
+
+def local_url(host: str, port: int) -> str:
+    """The address a browser on this machine opens to reach a server listening on host:port."""
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - naming the wildcard, not binding it
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
 def load_settings() -> Settings:
     data_dir = Path(_env("DATA_DIR", "var")).resolve()
     return Settings(
@@ -103,9 +109,10 @@ def load_settings() -> Settings:
         database_url=_env("DATABASE_URL", f"sqlite:///{data_dir / 'hilo.db'}"),
         redis_url=_env("REDIS_URL", ""),
         secret_key=_secret_key(data_dir),
-        base_url=(os.environ.get("HILO_BASE_URL") or served_base_url(os.environ.get(LISTEN_VARIABLE, ""))).rstrip("/"),
+        # Unset, the address `hilo serve` listens on: links Hilo prints and hands out work.
+        base_url=_env("BASE_URL", local_url(*listen_address())).rstrip("/"),
         base_url_configured=bool(os.environ.get("HILO_BASE_URL")),
-        default_region=_env("DEFAULT_REGION", "US").upper(),
+        default_region=_env("DEFAULT_REGION", DEFAULT_REGION).upper(),
         reopen_window_hours=float(_env("REOPEN_WINDOW_HOURS", "72")),
         max_body_bytes=int(_env("MAX_BODY_BYTES", str(1024 * 1024))),
         max_upload_bytes=int(_env("MAX_UPLOAD_BYTES", str(20 * 1024 * 1024))),

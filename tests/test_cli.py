@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from hilo.settings import served_base_url
+from hilo.settings import local_url
 from tests.fakes.server import free_port
 
 
@@ -106,7 +106,7 @@ def test_agents_and_tokens_create(tmp_path: Path) -> None:
 def test_serve_on_another_port_without_a_base_url_gives_addresses_on_that_port(tmp_path: Path) -> None:
     # given: no HILO_BASE_URL, an admin with a token made on the command line, a port that is not 8000
     env = {**os.environ, "HILO_DATA_DIR": str(tmp_path), "HILO_LOG_LEVEL": "WARNING", "HILO_RUN_WORKER": "0"}
-    for name in ("HILO_BASE_URL", "HILO_DATABASE_URL", "HILO_LISTEN"):
+    for name in ("HILO_BASE_URL", "HILO_DATABASE_URL", "HILO_HOST", "HILO_PORT"):
         env.pop(name, None)
 
     def cli(*args: str) -> Any:
@@ -161,8 +161,92 @@ def test_serve_on_another_port_without_a_base_url_gives_addresses_on_that_port(t
 
 
 def test_the_base_url_defaults_to_where_the_server_listens() -> None:
-    assert served_base_url("127.0.0.1:8123") == "http://127.0.0.1:8123"
-    assert served_base_url("0.0.0.0:8123") == "http://127.0.0.1:8123"
-    assert served_base_url("support.example.com:80") == "http://support.example.com:80"
-    assert served_base_url("::1:8123") == "http://[::1]:8123"
-    assert served_base_url("") == "http://127.0.0.1:8000"
+    assert local_url("127.0.0.1", 8123) == "http://127.0.0.1:8123"
+    assert local_url("0.0.0.0", 8123) == "http://127.0.0.1:8123"
+    assert local_url("support.example.com", 80) == "http://support.example.com:80"
+    assert local_url("::1", 8123) == "http://[::1]:8123"
+
+
+def _serving(tmp_path: Path, *args: str, **env: str) -> subprocess.Popen[str]:
+    """`hilo serve` as `make run` starts it, with its output read line by line."""
+    environ = {**os.environ, "HILO_DATA_DIR": str(tmp_path), "HILO_LOG_LEVEL": "WARNING", **env}
+    for name in ("HILO_DATABASE_URL", "HILO_BASE_URL", "HILO_HOST", "HILO_PORT"):
+        if name not in env:
+            environ.pop(name, None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "hilo.cli", "serve", *args],
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _announced(process: subprocess.Popen[str]) -> list[str]:
+    """The lines `hilo serve` printed up to and including the one naming its address."""
+    assert process.stdout is not None
+    lines: list[str] = []
+    for line in process.stdout:
+        lines.append(line.rstrip("\n"))
+        if line.startswith("  Press Ctrl+C"):
+            return lines
+    raise AssertionError(f"hilo serve stopped without naming its address: {lines} {process.stderr}")
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def test_serve_listens_on_hilo_port_and_prints_its_address_once_it_answers(tmp_path: Path) -> None:
+    # given
+    port = free_port()
+    process = _serving(tmp_path, HILO_PORT=str(port))
+    try:
+        # when: it names its address
+        lines = _announced(process)
+        # then: the address is the first thing it says, and it answers there at that moment
+        url = f"http://127.0.0.1:{port}"
+        assert lines[0] == f"Hilo is ready at {url}"
+        assert f"  Agent inbox:     {url}/inbox" in lines
+        assert httpx.get(f"{url}/healthz", timeout=5).json() == {"status": "ok"}
+        # with no demo seeded there is no demo sign-in to offer
+        assert not any("Demo" in line for line in lines)
+    finally:
+        _stop(process)
+
+
+def test_serve_port_option_wins_and_links_follow_the_address(tmp_path: Path) -> None:
+    # given: a demo, HILO_PORT set, and --port on the command line
+    assert hilo(tmp_path, "demo").returncode == 0
+    port = free_port()
+    process = _serving(tmp_path, "--host", "127.0.0.1", "--port", str(port), HILO_PORT="1")
+    try:
+        # when
+        lines = _announced(process)
+        url = f"http://127.0.0.1:{port}"
+        page = httpx.get(f"{url}/demo/widget", timeout=5)
+        # then: it listens where the option says, offers the demo's sign-in and chat page
+        assert lines[0] == f"Hilo is ready at {url}"
+        assert "  Demo sign-in:    admin@example.com / hilo-demo-password" in lines
+        assert any(line.startswith(f"  Demo chat page:  {url}/demo/widget") for line in lines)
+        assert page.status_code == 200 and "/widget.js" in page.text
+    finally:
+        _stop(process)
+
+
+def test_links_hilo_hands_out_follow_hilo_host_and_port(tmp_path: Path) -> None:
+    # given: no HILO_BASE_URL, only where `make run` tells Hilo to listen
+    env = {k: v for k, v in os.environ.items() if k not in ("HILO_BASE_URL", "HILO_DATABASE_URL")}
+    env.update(HILO_DATA_DIR=str(tmp_path), HILO_LOG_LEVEL="WARNING", HILO_HOST="127.0.0.1", HILO_PORT="8123")
+    run = [sys.executable, "-m", "hilo.cli", "channels"]
+    # when
+    subprocess.run([*run, "add", "telegram", "--name", "Bot"], env=env, check=True, capture_output=True, timeout=120)
+    listed = subprocess.run([*run, "list", "--json"], env=env, capture_output=True, text=True, timeout=120, check=True)
+    # then
+    [channel] = json.loads(listed.stdout)
+    assert channel["webhook_url"] == f"http://127.0.0.1:8123/webhooks/telegram/{channel['id']}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from hilo.channels import demo as demo_transport
 from hilo.channels.media import MEDIA_CONFIG_KEYS
 from hilo.channels.models import ChannelAccount
 from hilo.channels.registry import MODULES, get_adapter
@@ -59,7 +60,11 @@ def _require_complete(kind: str, config: dict[str, Any], secret_values: dict[str
         )
 
 
-def create_channel_account(tx: Tx, kind: str, name: str, values: dict[str, Any] | None = None) -> ChannelAccount:
+def create_channel_account(
+    tx: Tx, kind: str, name: str, values: dict[str, Any] | None = None, *, demo: bool = False
+) -> ChannelAccount:
+    """Create a channel account; `demo=True` (only `hilo demo` passes it) hands its sends to
+    the built-in demo provider instead of the provider's API (see `hilo.channels.demo`)."""
     if kind not in MODULES:
         raise ActionError("channel_kind_unknown", N_("Unknown kind of channel."), 422)
     if not name.strip():
@@ -71,6 +76,8 @@ def create_channel_account(tx: Tx, kind: str, name: str, values: dict[str, Any] 
     if kind in ("widget", "webform") and not config.get("public_token"):
         # Sites embed this token in their pages: it names the channel without its numeric id.
         config["public_token"] = secrets.token_urlsafe(18)
+    if demo:
+        config[demo_transport.TRANSPORT_KEY] = demo_transport.DEMO_TRANSPORT
     account = ChannelAccount(
         kind=kind,
         name=name.strip(),
@@ -85,7 +92,7 @@ def create_channel_account(tx: Tx, kind: str, name: str, values: dict[str, Any] 
     # Published like channel.updated, so workers start polling a new mailbox at once.
     tx.record(
         "channel.created",
-        data={"channel_account_id": account.id, "kind": kind},
+        data={"channel_account_id": account.id, "kind": kind, **({"demo": True} if demo else {})},
         realtime={"team_id": None, "assignee_id": None},
     )
     return account

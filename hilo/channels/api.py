@@ -211,7 +211,7 @@ class ApiChannel:
             retry_after = response.headers.get("retry-after")
             raise SendError(
                 f"http_{response.status_code}",
-                N_("The receiving server is busy; Hilo will try again."),
+                N_("The receiving server is busy."),
                 retryable=True,
                 retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
             )

@@ -380,7 +380,7 @@ def _response_error(code: int, text: str) -> SendError:
     if 400 <= code < 500:
         return SmtpSendError(
             f"smtp_{code}",
-            N_("The mail server is temporarily refusing mail; Hilo will try again."),
+            N_("The mail server is temporarily refusing mail."),
             retryable=True,
             server_reply=reply,
         )
@@ -427,7 +427,7 @@ def smtp_error(exc: Exception) -> SendError:
         )
     return SendError(
         "smtp_unreachable",
-        N_("The mail server could not be reached; Hilo will try again."),
+        N_("The mail server could not be reached."),
         retryable=True,
     )
 

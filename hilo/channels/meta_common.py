@@ -61,8 +61,8 @@ MSG_CHANNEL_NOT_CONFIGURED = N_(
     "The channel is missing settings (access token or account id). Ask an administrator "
     "to complete the channel settings."
 )
-MSG_RATE_LIMITED = N_("Meta is limiting how fast this channel can send. The message will be retried automatically.")
-MSG_PROVIDER_UNAVAILABLE = N_("Meta is not responding right now. The message will be retried automatically.")
+MSG_RATE_LIMITED = N_("Meta is limiting how fast this channel can send.")
+MSG_PROVIDER_UNAVAILABLE = N_("Meta is not responding right now.")
 MSG_WHATSAPP_WINDOW_CLOSED = N_(
     "More than 24 hours have passed since the customer last wrote on WhatsApp, so only "
     "an approved message template can reach them. Choose a template and send again."

@@ -50,7 +50,7 @@ REASON_BLOCKED = N_(
     "The customer has blocked the bot or deleted their Telegram account. "
     "You can message them there again once they restart the bot."
 )
-REASON_RATE_LIMITED = N_("Telegram is rate limiting this bot. The message will be retried.")
+REASON_RATE_LIMITED = N_("Telegram is rate limiting this bot.")
 REASON_AUTH_FAILED = N_("Telegram rejected the bot token. An administrator must check the channel's bot token.")
 REASON_CHAT_NOT_FOUND = N_(
     "Telegram does not know this chat. The customer must start a conversation with the bot first."
@@ -58,8 +58,8 @@ REASON_CHAT_NOT_FOUND = N_(
 REASON_FORBIDDEN = N_("Telegram does not allow the bot to message this chat.")
 REASON_TEXT_TOO_LONG = N_("The message is longer than Telegram accepts (4096 characters). Shorten it or split it.")
 REASON_REFUSED = N_("Telegram refused the message. The error code tells an administrator why.")
-REASON_PROVIDER_DOWN = N_("Telegram is temporarily unavailable. The message will be retried.")
-REASON_NETWORK = N_("Could not reach Telegram. The message will be retried.")
+REASON_PROVIDER_DOWN = N_("Telegram is temporarily unavailable.")
+REASON_NETWORK = N_("Could not reach Telegram.")
 REASON_UNREADABLE = N_(
     "Telegram accepted the request but its answer could not be read. Check the chat before sending again."
 )

@@ -52,7 +52,7 @@ REASON_MALFORMED = N_("The request body is not a Twilio webhook.")
 REASON_OPTED_OUT = N_(
     "The customer has unsubscribed by replying STOP. They must reply START before you can text them again."
 )
-REASON_RATE_LIMITED = N_("Twilio is rate limiting this account. The message will be retried.")
+REASON_RATE_LIMITED = N_("Twilio is rate limiting this account.")
 REASON_INVALID_NUMBER = N_("The customer's phone number is not valid.")
 REASON_NOT_MOBILE = N_("The customer's number cannot receive text messages (it may be a landline).")
 REASON_UNREACHABLE_NOW = N_("The customer's number cannot be reached by text message right now.")
@@ -67,8 +67,8 @@ REASON_AUTH_FAILED = N_(
 REASON_WINDOW_CLOSED = N_(
     "More than 24 hours have passed since the customer's last WhatsApp message. Send an approved template instead."
 )
-REASON_PROVIDER_DOWN = N_("Twilio is temporarily unavailable. The message will be retried.")
-REASON_NETWORK = N_("Could not reach Twilio. The message will be retried.")
+REASON_PROVIDER_DOWN = N_("Twilio is temporarily unavailable.")
+REASON_NETWORK = N_("Could not reach Twilio.")
 REASON_REFUSED = N_("Twilio refused the message. The error code tells an administrator what went wrong.")
 REASON_NOT_CONFIGURED = N_(
     "This channel is not fully configured. An administrator must set the Account SID, "

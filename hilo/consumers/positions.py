@@ -72,6 +72,20 @@ def start(session: Session, name: str, now: datetime) -> None:
     session.flush()
 
 
+def skip_past(session: Session, names: tuple[str, ...], now: datetime) -> int:
+    """Put these consumers after every event stored so far: what came before is history
+    (seeded demo data), theirs to react to is what comes next. Returns that position."""
+    newest = session.execute(select(func.max(Event.id))).scalar() or 0
+    for name in names:
+        start(session, name, now)
+    session.execute(
+        update(ConsumerPosition)
+        .where(ConsumerPosition.name.in_(names))
+        .values(position=newest, holes=[], updated_at=now)
+    )
+    return int(newest)
+
+
 def lock(session: Session, name: str, now: datetime) -> Place:
     """Lock the consumer's row for this transaction and read where it stands."""
     row = session.execute(

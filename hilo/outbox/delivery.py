@@ -27,16 +27,21 @@ def _conversation(tx: Tx, message_id: int) -> tuple[Message, Conversation]:
     return message, conversation
 
 
-def _set_status_detail(tx: Tx, message: Message, detail: str | None) -> None:
+def _set_status_detail(tx: Tx, message: Message, detail: str | None, attempts: int | None = None) -> None:
     """Keep the provider's own words about the last attempt (an SMTP server's reply) in
-    the message data, beside the translated status_reason; cleared once a send succeeds."""
+    the message data, beside the translated status_reason; cleared once a send succeeds.
+
+    `attempts` is set when Hilo gave up on a reason that could have passed (a network
+    error, a busy provider) after the last attempt, so the agent reads how often it tried."""
     data = dict(message.data or {})
-    if data.get("status_detail") == detail or ("status_detail" not in data and detail is None):
+    wanted = {"status_detail": detail, "status_attempts": attempts}
+    if all(data.get(key) == value for key, value in wanted.items()):
         return
-    if detail is None:
-        data.pop("status_detail")
-    else:
-        data["status_detail"] = detail
+    for key, value in wanted.items():
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
     tx.session.execute(update(Message).where(Message.id == message.id).values(data=data))
 
 
@@ -201,7 +206,9 @@ def record_failure(tx: Tx, job_id: int, error: SendError) -> None:
     detail = getattr(error, "server_reply", None)
     if detail:
         data["detail"] = detail
-    _set_status_detail(tx, message, detail or None)
+    # A reason that could have passed, final only because the attempts ran out.
+    gave_up = final and error.retryable and job.attempts > 1
+    _set_status_detail(tx, message, detail or None, job.attempts if gave_up else None)
     tx.session.flush()
     tx.session.refresh(message)
     tx.record(

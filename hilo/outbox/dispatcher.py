@@ -31,7 +31,7 @@ from hilo.channels.base import (
     SendResult,
 )
 from hilo.channels.models import ChannelAccount
-from hilo.channels.registry import get_adapter
+from hilo.channels.registry import get_adapter, transport_for
 from hilo.contacts.models import Identity
 from hilo.conversations.actions import wake_snoozed
 from hilo.conversations.models import Attachment, Conversation, Message
@@ -171,9 +171,9 @@ class OutboxDispatcher:
                     retryable=True,
                     retry_after=DISABLED_RETRY_SECONDS,
                 )
-            adapter = get_adapter(account.kind)
+            view = account.view()
             result: SendResult | SendError = await asyncio.wait_for(
-                adapter.send(account.view(), outbound), timeout=self.runtime.settings.send_timeout
+                transport_for(view).send(view, outbound), timeout=self.runtime.settings.send_timeout
             )
         except SendError as exc:
             result = exc
@@ -181,9 +181,7 @@ class OutboxDispatcher:
             result = SendError("timeout", N_("The provider did not answer in time."), retryable=True)
         except Exception as exc:  # an adapter bug must not stop the queue
             log.exception("send of message %s failed unexpectedly", claimed.message_id)
-            result = SendError(
-                "internal_error", N_("Sending failed unexpectedly; Hilo will try again."), retryable=True
-            )
+            result = SendError("internal_error", N_("Sending failed unexpectedly (an error in Hilo)."), retryable=True)
             result.__cause__ = exc
         await asyncio.to_thread(self._record, claimed, result)
 

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
 
+from hilo.channels.demo import is_demo
 from hilo.conversations.files import served_type
 from hilo.i18n import N_, N_plural, gettext, ngettext, plural_forms
 
@@ -419,6 +420,7 @@ env.globals.update(
     event_text=event_text,
     served_type=served_type,
     fill=fill,
+    is_demo_channel=is_demo,
 )
 
 

@@ -143,17 +143,27 @@ def visitor_locale(request: Request, lang: str | None) -> str:
     return str(request.session.get("lang") or negotiate(request.headers.get("accept-language")))
 
 
+def visitor_page(response: Response) -> Response:
+    """Mark a page in the visitor's language as depending on it: no cache may hand a page
+    in one language to a browser asking for another."""
+    response.headers["Vary"] = "Accept-Language, Cookie"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @router.get("/login")
 def login_page(request: Request, next: str | None = None, lang: str | None = None) -> Response:
     runtime: Runtime = request.app.state.runtime
     if load_principal(runtime, {}, session_token(request)) is not None:
         return RedirectResponse(local_path(next), status_code=303)
     locale = visitor_locale(request, lang)
-    return render(
-        "login.html",
-        locale,
-        next=local_path(next),
-        config={"locale": locale, "strings": js_strings(locale), "next": local_path(next)},
+    return visitor_page(
+        render(
+            "login.html",
+            locale,
+            next=local_path(next),
+            config={"locale": locale, "strings": js_strings(locale), "next": local_path(next)},
+        )
     )
 
 
@@ -162,12 +172,14 @@ def forgot_password_page(request: Request, lang: str | None = None) -> Response:
     """Ask for a link to choose a new password; says so when this server cannot send e-mail."""
     runtime: Runtime = request.app.state.runtime
     locale = visitor_locale(request, lang)
-    return render(
-        "forgot_password.html",
-        locale,
-        mail_configured=runtime.settings.mail_configured,
-        path="/forgot-password",
-        config={"locale": locale, "strings": js_strings(locale)},
+    return visitor_page(
+        render(
+            "forgot_password.html",
+            locale,
+            mail_configured=runtime.settings.mail_configured,
+            path="/forgot-password",
+            config={"locale": locale, "strings": js_strings(locale)},
+        )
     )
 
 
