@@ -245,7 +245,13 @@ def test_links_hilo_hands_out_follow_hilo_host_and_port(tmp_path: Path) -> None:
     env.update(HILO_DATA_DIR=str(tmp_path), HILO_LOG_LEVEL="WARNING", HILO_HOST="127.0.0.1", HILO_PORT="8123")
     run = [sys.executable, "-m", "hilo.cli", "channels"]
     # when
-    subprocess.run([*run, "add", "telegram", "--name", "Bot"], env=env, check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [*run, "add", "telegram", "--name", "Bot", "--set", "bot_token=1:x", "--set", "secret_token=s"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     listed = subprocess.run([*run, "list", "--json"], env=env, capture_output=True, text=True, timeout=120, check=True)
     # then
     [channel] = json.loads(listed.stdout)
