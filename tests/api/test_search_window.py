@@ -61,3 +61,32 @@ def test_identity_and_offset_pages_use_the_same_rules(inbox: Api) -> None:
         "reembolso del pedido",
         "quiero un reembolso",
     ]
+
+
+@pytest.mark.parametrize(
+    "knobs",
+    [
+        pytest.param({"COLLECT_LIMIT": 1, "FIRST_WALK_WINDOW": 1, "WALK_GROWTH": 2}, id="growing-windows"),
+        pytest.param({"COLLECT_LIMIT": 1, "FIRST_WALK_WINDOW": 1, "WALK_LIMIT": 3}, id="every-match-after-the-walk"),
+    ],
+)
+def test_words_too_common_to_collect_are_found_in_windows_of_the_list(
+    inbox: Api, monkeypatch: pytest.MonkeyPatch, knobs: dict[str, int]
+) -> None:
+    # given: more matches than the search collects, fewer in the newest window than a page
+    for name, value in knobs.items():
+        monkeypatch.setattr(search, name, value)
+    # when
+    by_word = _bodies(inbox, q="reembolso")
+    by_domain = _bodies(inbox, q="example.com")
+    first = inbox.ok(inbox.get("/api/v1/conversations", params={"q": "example.com", "sort": "created", "limit": 2}))
+    second = inbox.ok(
+        inbox.get(
+            "/api/v1/conversations",
+            params={"q": "example.com", "sort": "created", "limit": 2, "cursor": first["next_cursor"]},
+        )
+    )
+    # then: the same conversations as any other way, newest activity first
+    assert by_word == ["otro reembolso", "reembolso del pedido", "quiero un reembolso"]
+    assert by_domain == ["otro reembolso", "reembolso del pedido", "gracias", "buenas", "hola", "quiero un reembolso"]
+    assert [inbox.timeline(c["id"])[0]["body"] for c in second["items"]] == ["gracias", "buenas"]
