@@ -185,6 +185,20 @@ class _Search:
     def identity(self) -> ColumnElement[bool] | None:
         return identity_clause(self.query, self.region, "postgresql")
 
+    @property
+    def names_someone(self) -> bool:
+        """Whether the query is a phone number or a whole e-mail address."""
+        term = self.query.strip().strip('"').strip()
+        if _PHONE.match(term):
+            return True
+        if "@" not in term:
+            return False
+        try:
+            normalize_email(term)
+        except InvalidIdentity:
+            return False
+        return True
+
     def mentioned(self, conversation_id: Any) -> ColumnElement[bool]:
         """Whether a message of the conversation matches, checked message by message."""
         words = [func.strpos(func.lower(Message.body), word) > 0 for word in _required_words(self.query)]
@@ -214,22 +228,39 @@ def find_conversations(
         return list(session.execute(found.offset(offset or None).limit(limit)).scalars().all())
     search = _Search(text_query, region)
     needed = offset + limit
+    # A phone number or an e-mail address names a few people: their conversations are
+    # collected at once. Anything else may be common, and is looked for among the newest first.
+    if search.names_someone:
+        collected, complete = _collect(session, search, COLLECT_LIMIT)
+        if complete:
+            return _sorted_page(session, query, collected, offset, limit)
+    # The messages of a word outside the statistics' most common ones are few: collected
+    # first, they spare checking the newest conversations' messages one by one.
+    rarity = _rarity(session, search)
+    mentioning: list[int] | None = None
+    if rarity == "rare":
+        conversation_ids, complete = _collect_messages(session, search, COLLECT_LIMIT)
+        mentioning = conversation_ids if complete else None
     # 1. The newest conversations, one by one.
-    walked = RECENT_WINDOW if _required_words(text_query) else RECENT_WINDOW_UNFILTERED
+    walked = RECENT_WINDOW if mentioning is not None or _required_words(text_query) else RECENT_WINDOW_UNFILTERED
     window = query.with_only_columns(Conversation.id, Conversation.contact_id).limit(walked).subquery()
+    mentioned = (
+        search.mentioned(window.c.id) if mentioning is None else window.c.id == any_(_ids("mentioning_ids", mentioning))
+    )
     hits = list(
         session.execute(
-            select(window.c.id)
-            .where(or_(search.mentioned(window.c.id), search.person(window.c.contact_id)))
-            .limit(needed)
+            select(window.c.id).where(or_(mentioned, search.person(window.c.contact_id))).limit(needed)
         ).scalars()
     )
     if len(hits) >= needed:
         return _page(session, query, hits, offset, limit)
     # 2. Every match, if there are few.
-    collected = _collect(session, search, COLLECT_LIMIT)
-    if collected is not None:
-        return _sorted_page(session, query, collected, offset, limit)
+    if not search.names_someone and (mentioning is not None or rarity == "unknown"):
+        collected, complete = _collect(session, search, COLLECT_LIMIT, messages=mentioning is None)
+        if complete:
+            if mentioning is not None:
+                collected = _Collected(mentioning, collected.contact_ids)
+            return _sorted_page(session, query, collected, offset, limit)
     # 3. Growing windows of the list, each checked at once.
     size = FIRST_WALK_WINDOW
     while walked < WALK_LIMIT:
@@ -241,9 +272,39 @@ def find_conversations(
         if len(hits) >= needed or len(rows) < size:
             return _page(session, query, hits, offset, limit)
         size *= WALK_GROWTH
-    everything = _collect(session, search, None)
-    assert everything is not None
+    everything, _complete = _collect(session, search, None)
     return _sorted_page(session, query, everything, offset, limit)
+
+
+def _rarity(session: Session, search: _Search) -> str:
+    """Whether the statistics of ix_messages_body_fts call a query of plain words "rare" or
+    "common", or cannot tell ("unknown": other queries, or no statistics yet).
+
+    A message matching such a query holds every one of its lexemes, so the rarest lexeme
+    bounds the count. The statistics list the most common lexemes with their frequencies
+    (the planner reads the same list); one not listed is rarer than all of them."""
+    if not _required_words(search.query):
+        return "unknown"
+    rows = session.execute(
+        text(
+            "SELECT s.freqs[array_position(s.elems, q.lexeme)], s.freqs[array_length(s.elems, 1) + 1], s.total "
+            "FROM unnest(to_tsvector('simple'::regconfig, :query)) AS q, "
+            "(SELECT most_common_elems::text::text[] AS elems, most_common_elem_freqs AS freqs, "
+            "(SELECT reltuples FROM pg_class WHERE oid = 'messages'::regclass) AS total "
+            "FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'ix_messages_body_fts') AS s"
+        ),
+        {"query": search.query},
+    ).all()
+    if not rows:
+        return "unknown"
+    fewest = min((freq if freq is not None else least / 2) * total for freq, least, total in rows)
+    return "rare" if fewest <= COLLECT_LIMIT else "common"
+
+
+def _collect_messages(session: Session, search: _Search, cap: int) -> tuple[list[int], bool]:
+    """The conversations with a matching message, and whether that is all of them (at most `cap` messages)."""
+    rows = session.execute(select(Message.conversation_id).where(_body_matches(search.query)).limit(cap + 1)).all()
+    return sorted({row[0] for row in rows}), len(rows) <= cap
 
 
 def _page(session: Session, query: Select[Any], hits: list[int], offset: int, limit: int) -> list[Any]:
@@ -260,12 +321,12 @@ class _Collected:
     contact_ids: list[int]
 
 
-def _collect(session: Session, search: _Search, cap: int | None) -> _Collected | None:
-    """The conversations with a matching message and the matching people, through the
-    indexes; None if either are more than `cap`."""
+def _collect(session: Session, search: _Search, cap: int | None, *, messages: bool = True) -> tuple[_Collected, bool]:
+    """The conversations with a matching message (unless not `messages`) and the matching
+    people, through the indexes, and whether that is all of them (at most `cap` of each kind)."""
     body = select(literal(0).label("kind"), Message.conversation_id.label("id")).where(_body_matches(search.query))
     people = select(literal(1).label("kind"), Contact.id.label("id")).where(_name_matches(search.query))
-    parts = [body, people]
+    parts = [body, people] if messages else [people]
     identity = search.identity
     if identity is not None:
         parts.append(select(literal(2).label("kind"), Identity.contact_id.label("id")).where(identity))
@@ -277,9 +338,8 @@ def _collect(session: Session, search: _Search, cap: int | None) -> _Collected |
     for kind, ident in rows:
         found[kind].add(ident)
         counts[kind] += 1
-    if cap is not None and any(count > cap for count in counts.values()):
-        return None
-    return _Collected(sorted(found[0]), sorted(found[1] | found[2]))
+    complete = cap is None or all(count <= cap for count in counts.values())
+    return _Collected(sorted(found[0]), sorted(found[1] | found[2])), complete
 
 
 def _sorted_page(session: Session, query: Select[Any], collected: _Collected, offset: int, limit: int) -> list[Any]:

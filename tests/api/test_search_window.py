@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy
 
 from hilo.clock import FrozenClock
 from hilo.conversations import search
+from hilo.db.engine import normalize_url
 from tests.support import Api
 
 
@@ -90,3 +92,26 @@ def test_words_too_common_to_collect_are_found_in_windows_of_the_list(
     assert by_word == ["otro reembolso", "reembolso del pedido", "quiero un reembolso"]
     assert by_domain == ["otro reembolso", "reembolso del pedido", "gracias", "buenas", "hola", "quiero un reembolso"]
     assert [inbox.timeline(c["id"])[0]["body"] for c in second["items"]] == ["gracias", "buenas"]
+
+
+def test_words_the_statistics_call_rare_are_collected_first(inbox: Api, database_url: str) -> None:
+    # given: statistics of the messages' words (PostgreSQL's; SQLite keeps none that search reads)
+    engine = sqlalchemy.create_engine(normalize_url(database_url))
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text("ANALYZE"))
+    engine.dispose()
+    # when
+    by_word = _bodies(inbox, q="reembolso")
+    by_domain = _bodies(inbox, q="example.com")
+    unknown = _bodies(inbox, q="desconocida")
+    # then
+    assert by_word == ["otro reembolso", "reembolso del pedido", "quiero un reembolso"]
+    assert by_domain == [
+        "otro reembolso",
+        "reembolso del pedido",
+        "gracias",
+        "buenas",
+        "hola",
+        "quiero un reembolso",
+    ]
+    assert unknown == []
