@@ -429,31 +429,72 @@ def contact_page(
     """Contacts newest first, older than contact `after` if given; `q` searches names, e-mail addresses and
     phone numbers. Returns the page and the cursor of the next one."""
     query = select(Contact).options(selectinload(Contact.identities)).where(Contact.merged_into_id.is_(None))
-    if q and q.strip():
-        term = q.strip()
-        dialect = session.get_bind().dialect.name
-        identity = identity_clause(term, region, dialect)
-        clauses: list[ColumnElement[bool]] = []
-        if identity is not None:
-            clauses.append(Contact.id.in_(select(Identity.contact_id).where(identity)))
-        if dialect == "postgresql":
-            clauses.append(_name_matches(term))
-        else:
-            match = fts5_query(term)
-            if match:
-                clauses.append(
-                    Contact.id.in_(
-                        text("SELECT rowid FROM contacts_fts WHERE contacts_fts MATCH :m").bindparams(m=match)
-                    )
-                )
-        clauses.append(
-            Contact.id.in_(select(Identity.contact_id).where(Identity.value.startswith(term.lower(), autoescape=True)))
-        )
-        query = query.where(or_(*clauses))
     if after is not None:
         query = query.where(Contact.id < after)
-    query = query.order_by(Contact.id.desc()).limit(limit + 1)
-    rows = list(session.execute(query).scalars().all())
+    query = query.order_by(Contact.id.desc())
+    term = (q or "").strip()
+    dialect = session.get_bind().dialect.name
+    if term and dialect == "postgresql":
+        rows = _contacts_found(session, query, term, region, limit + 1, after)
+    else:
+        if term:
+            query = query.where(_contact_clause(term, region, dialect))
+        rows = list(session.execute(query.limit(limit + 1)).scalars().all())
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (str(rows[-1].id) if more else None)
+
+
+# Contacts collected by a search are read in groups of this many, newest first (merged ones are skipped).
+CONTACT_CHUNK = 200
+
+
+def _prefix(term: str) -> ColumnElement[bool]:
+    """Identities whose value starts with what was typed (ix_identities_value_prefix)."""
+    return Identity.value.startswith(term.lower(), autoescape=True)
+
+
+def _contact_clause(term: str, region: str, dialect: str) -> ColumnElement[bool]:
+    """Contacts whose name matches `term` or who own an identity it names or starts (SQLite)."""
+    clauses: list[ColumnElement[bool]] = []
+    identity = identity_clause(term, region, dialect)
+    if identity is not None:
+        clauses.append(Contact.id.in_(select(Identity.contact_id).where(identity)))
+    match = fts5_query(term)
+    if match:
+        clauses.append(
+            Contact.id.in_(text("SELECT rowid FROM contacts_fts WHERE contacts_fts MATCH :m").bindparams(m=match))
+        )
+    clauses.append(Contact.id.in_(select(Identity.contact_id).where(_prefix(term))))
+    return or_(*clauses)
+
+
+def _contacts_found(
+    session: Session, query: Select[Any], term: str, region: str, count: int, after: int | None
+) -> list[Contact]:
+    """The first `count` contacts of `query` matching `term` on PostgreSQL.
+
+    Like conversations: the matching contacts are collected through the indexes when there
+    are few (a phone number, an address, a rare name) and the newest are read; when there
+    are many (a common name, a domain), the newest contacts are checked one by one, which
+    soon meets enough of them."""
+    search = _Search(term, region)
+    parts = [select(Contact.id).where(_name_matches(term)), select(Identity.contact_id).where(_prefix(term))]
+    identity = search.identity
+    if identity is not None:
+        parts.append(select(Identity.contact_id).where(identity))
+    rows = session.execute(union_all(*[part.limit(COLLECT_LIMIT + 1).subquery().select() for part in parts])).all()
+    if len(rows) <= COLLECT_LIMIT:
+        # Sorted here and read a few at a time: given all the ids, PostgreSQL may walk every
+        # contact from the newest hoping to meet them soon.
+        ids = sorted({row[0] for row in rows if after is None or row[0] < after}, reverse=True)
+        found: list[Contact] = []
+        for start in range(0, len(ids), CONTACT_CHUNK):
+            chunk = ids[start : start + CONTACT_CHUNK]
+            found.extend(session.execute(query.where(Contact.id.in_(chunk)).limit(count - len(found))).scalars())
+            if len(found) >= count:
+                break
+        return found
+    prefixed = exists(select(literal(1)).where(Identity.contact_id == Contact.id, _prefix(term)).offset(0))
+    newest = query.where(or_(search.person(Contact.id), prefixed)).limit(count)
+    return list(session.execute(newest).scalars().all())

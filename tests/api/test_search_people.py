@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from hilo.conversations import search
 from tests.support import Api
 
 
@@ -106,3 +107,18 @@ def test_excluded_and_alternative_words_on_postgresql(api: Api, database_url: st
     # then
     assert excluded == {"Pago con tarjeta de débito"}
     assert either == {"Pago con tarjeta de débito", "Transferencia recibida"}
+
+
+@pytest.mark.parametrize("collect_limit", [search.COLLECT_LIMIT, 1], ids=["collected", "newest-first"])
+def test_contact_search_pages_through_its_matches(
+    api: Api, people: dict[str, int], monkeypatch: pytest.MonkeyPatch, collect_limit: int
+) -> None:
+    # given: more matches than PostgreSQL collects, or fewer
+    monkeypatch.setattr(search, "COLLECT_LIMIT", collect_limit)
+    # when: part of two addresses, one contact per page
+    first = api.ok(api.get("/api/v1/contacts", params={"q": "@example", "limit": 1}))
+    second = api.ok(api.get("/api/v1/contacts", params={"q": "@example", "limit": 1, "cursor": first["next_cursor"]}))
+    # then: the newest first
+    assert [c["name"] for c in first["items"]] == ["Ana Ruiz"]
+    assert [c["name"] for c in second["items"]] == ["Liam Walker"]
+    assert second["next_cursor"] is None
