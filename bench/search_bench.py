@@ -13,6 +13,7 @@ alone. Every case has the same target, p99 at most 100 ms.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hilo-search-") as work, served(data, Path(work)) as hilo:
         for name, term in terms.items():
             status(f"search: {name} {term!r}")
+            load = round(os.getloadavg()[0], 2)
             path = "/api/v1/conversations?" + urlencode({"q": term})
             latency = time_requests(hilo.server.url, hilo.admin_token, [path] * count, warmup=5)
             results[name] = {
@@ -139,6 +141,7 @@ def main() -> None:
                 "matching_messages": _matching_messages(data, term),
                 "matching_conversations": _matching_conversations(data, term),
                 "latency": latency,
+                "load_average_1m_before": load,
                 "sql_statements": statements_per_request(hilo.env, hilo.admin_token, [path] * 5),
             }
             status(f"  p50 {latency['p50_ms']} ms, p99 {latency['p99_ms']} ms")

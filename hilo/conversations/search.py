@@ -63,10 +63,12 @@ _TOKEN = re.compile(r'"[^"]*"|\S+')
 MIN_NATIONAL_DIGITS = 6
 # Part of an e-mail address: no spaces, a dot or an "@", at least a trigram.
 _EMAIL_PART = re.compile(r"^[^\s\"]*[.@][^\s\"]*$")
-# Queries made only of these characters need every letter-and-digit run in a matching
-# message (see `_required_words`); others ("-exclusions", URLs) are checked without it.
-_PLAIN = re.compile(r"^[\w\s\".,+@']+$")
-_WORD = re.compile(r"[^\W_]+")
+# Queries made only of these characters need every run of letters and digits in a matching
+# message (see `_required_words`); others ("-exclusions", URLs, other scripts, whose letters
+# the text parser may split differently) are checked without it.
+_LETTERS = "0-9A-Za-zÀ-ÖØ-öø-ÿ"
+_PLAIN = re.compile(rf"^[{_LETTERS}\s\".,+@']+$")
+_WORD = re.compile(rf"[{_LETTERS}]+")
 
 
 def fts5_query(query: str) -> str:
@@ -156,7 +158,8 @@ def _name_matches(query: str) -> ColumnElement[bool]:
 
 
 def _required_words(query: str) -> list[str]:
-    """Words every message matching `query` contains (lower-cased), or none if that cannot be told.
+    """Words every message matching `query` contains once both are lower-cased by PostgreSQL,
+    or none if that cannot be told.
 
     A message matches a query of plain words and phrases only if it holds each of their
     lexemes, and a lexeme is a lower-cased piece of the text: so each run of letters and
@@ -164,7 +167,7 @@ def _required_words(query: str) -> list[str]:
     parsing most messages into a tsvector, which costs ten times more."""
     if not _PLAIN.match(query) or any(token.lower() == "or" for token in query.split()):
         return []
-    return _WORD.findall(query.lower())
+    return _WORD.findall(query)
 
 
 def _people(query: str, region: str) -> Select[Any] | CompoundSelect:
@@ -201,7 +204,7 @@ class _Search:
 
     def mentioned(self, conversation_id: Any) -> ColumnElement[bool]:
         """Whether a message of the conversation matches, checked message by message."""
-        words = [func.strpos(func.lower(Message.body), word) > 0 for word in _required_words(self.query)]
+        words = [func.strpos(func.lower(Message.body), func.lower(word)) > 0 for word in _required_words(self.query)]
         # OFFSET 0 keeps the check per conversation: without it PostgreSQL may first collect
         # every matching message in the table to test the window against.
         own = Message.conversation_id == conversation_id
