@@ -136,6 +136,9 @@ COLLECT_LIMIT = 5000
 FIRST_WALK_WINDOW = 4000
 WALK_GROWTH = 4
 WALK_LIMIT = 100_000
+# Up to how many messages a word may be in for the windows to start with the newest
+# conversations: reading its index entries then costs less than parsing their messages.
+WINDOWS_FROM_THE_START = 50_000
 
 
 def _tsquery(query: str) -> ColumnElement[Any]:
@@ -237,35 +240,43 @@ def find_conversations(
         collected, complete = _collect(session, search, COLLECT_LIMIT)
         if complete:
             return _sorted_page(session, query, collected, offset, limit)
-    # The messages of a word outside the statistics' most common ones are few: collected
-    # first, they spare checking the newest conversations' messages one by one.
-    rarity = _rarity(session, search)
+    # The statistics tell how many messages the rarest word of the query is in, at most.
+    # Few: they are collected first, sparing the check of the newest conversations' messages
+    # one by one. Some thousands: the list is checked in windows at once from the start
+    # (step 3). Many, or unknown: the newest conversations one by one soon fill a page.
+    bound = _messages_bound(session, search)
     mentioning: list[int] | None = None
-    if rarity == "rare":
+    if bound is not None and bound <= COLLECT_LIMIT:
         conversation_ids, complete = _collect_messages(session, search, COLLECT_LIMIT)
         mentioning = conversation_ids if complete else None
-    # 1. The newest conversations, one by one.
-    walked = RECENT_WINDOW if mentioning is not None or _required_words(text_query) else RECENT_WINDOW_UNFILTERED
-    window = query.with_only_columns(Conversation.id, Conversation.contact_id).limit(walked).subquery()
-    mentioned = (
-        search.mentioned(window.c.id) if mentioning is None else window.c.id == any_(_ids("mentioning_ids", mentioning))
-    )
-    hits = list(
-        session.execute(
-            select(window.c.id).where(or_(mentioned, search.person(window.c.contact_id))).limit(needed)
-        ).scalars()
-    )
-    if len(hits) >= needed:
-        return _page(session, query, hits, offset, limit)
-    # 2. Every match, if there are few.
-    if not search.names_someone and (mentioning is not None or rarity == "unknown"):
-        collected, complete = _collect(session, search, COLLECT_LIMIT, messages=mentioning is None)
-        if complete:
-            if mentioning is not None:
-                collected = _Collected(mentioning, collected.contact_ids)
-            return _sorted_page(session, query, collected, offset, limit)
+    hits: list[int] = []
+    walked = 0
+    size = RECENT_WINDOW
+    if bound is None or not COLLECT_LIMIT < bound <= WINDOWS_FROM_THE_START:
+        # 1. The newest conversations, one by one.
+        walked = RECENT_WINDOW if mentioning is not None or _required_words(text_query) else RECENT_WINDOW_UNFILTERED
+        window = query.with_only_columns(Conversation.id, Conversation.contact_id).limit(walked).subquery()
+        mentioned = (
+            search.mentioned(window.c.id)
+            if mentioning is None
+            else window.c.id == any_(_ids("mentioning_ids", mentioning))
+        )
+        hits = list(
+            session.execute(
+                select(window.c.id).where(or_(mentioned, search.person(window.c.contact_id))).limit(needed)
+            ).scalars()
+        )
+        if len(hits) >= needed:
+            return _page(session, query, hits, offset, limit)
+        # 2. Every match, if there are few.
+        if not search.names_someone and (mentioning is not None or bound is None):
+            collected, complete = _collect(session, search, COLLECT_LIMIT, messages=mentioning is None)
+            if complete:
+                if mentioning is not None:
+                    collected = _Collected(mentioning, collected.contact_ids)
+                return _sorted_page(session, query, collected, offset, limit)
+        size = FIRST_WALK_WINDOW
     # 3. Growing windows of the list, each checked at once.
-    size = FIRST_WALK_WINDOW
     while walked < WALK_LIMIT:
         rows = session.execute(
             query.with_only_columns(Conversation.id, Conversation.contact_id).offset(walked).limit(size)
@@ -279,15 +290,16 @@ def find_conversations(
     return _sorted_page(session, query, everything, offset, limit)
 
 
-def _rarity(session: Session, search: _Search) -> str:
-    """Whether the statistics of ix_messages_body_fts call a query of plain words "rare" or
-    "common", or cannot tell ("unknown": other queries, or no statistics yet).
+def _messages_bound(session: Session, search: _Search) -> float | None:
+    """How many messages at most match a query of plain words, by the statistics of
+    ix_messages_body_fts; None for other queries, or before the first ANALYZE.
 
-    A message matching such a query holds every one of its lexemes, so the rarest lexeme
-    bounds the count. The statistics list the most common lexemes with their frequencies
-    (the planner reads the same list); one not listed is rarer than all of them."""
+    A matching message holds every lexeme of the query, so its rarest one bounds the count.
+    The statistics list the most common lexemes with their frequencies (the planner reads
+    the same list); one not listed is rarer than all of them, and counted as the planner
+    does, at half the least frequency listed."""
     if not _required_words(search.query):
-        return "unknown"
+        return None
     rows = session.execute(
         text(
             "SELECT s.freqs[array_position(s.elems, q.lexeme)], s.freqs[array_length(s.elems, 1) + 1], s.total "
@@ -299,9 +311,8 @@ def _rarity(session: Session, search: _Search) -> str:
         {"query": search.query},
     ).all()
     if not rows:
-        return "unknown"
-    fewest = min((freq if freq is not None else least / 2) * total for freq, least, total in rows)
-    return "rare" if fewest <= COLLECT_LIMIT else "common"
+        return None
+    return float(min((freq if freq is not None else least / 2) * total for freq, least, total in rows))
 
 
 def _collect_messages(session: Session, search: _Search, cap: int) -> tuple[list[int], bool]:
@@ -370,30 +381,29 @@ def _window_hits(session: Session, search: _Search, rows: Sequence[Any]) -> list
     """The conversations of a window (id, contact id rows) that match, in the window's order.
 
     Given the window's ids as an array, PostgreSQL intersects the full-text index with the
-    messages' conversation index (a BitmapAnd) and reads only the messages in both."""
+    messages' conversation index (a BitmapAnd) and reads only the messages in both; the
+    same for the contacts' names. One statement each: together, PostgreSQL would start
+    parallel workers for them, which costs more than the statements on a busy machine."""
     if not rows:
         return []
     ids = _ids("window_ids", [row[0] for row in rows])
     contacts = _ids("window_contact_ids", sorted({row[1] for row in rows}))
-    parts = [
-        select(literal(0).label("kind"), Message.conversation_id.label("id")).where(
-            Message.conversation_id == any_(ids), _body_matches(search.query)
-        ),
-        select(literal(1).label("kind"), Contact.id.label("id")).where(
-            Contact.id == any_(contacts), _name_matches(search.query)
-        ),
-    ]
+    mentioning = set(
+        session.execute(
+            select(Message.conversation_id).where(Message.conversation_id == any_(ids), _body_matches(search.query))
+        ).scalars()
+    )
+    people = set(
+        session.execute(select(Contact.id).where(Contact.id == any_(contacts), _name_matches(search.query))).scalars()
+    )
     identity = search.identity
     if identity is not None:
-        parts.append(
-            select(literal(1).label("kind"), Identity.contact_id.label("id")).where(
-                Identity.contact_id == any_(contacts), identity
-            )
+        people.update(
+            session.execute(
+                select(Identity.contact_id).where(Identity.contact_id == any_(contacts), identity)
+            ).scalars()
         )
-    matched: dict[int, set[int]] = {0: set(), 1: set()}
-    for kind, ident in session.execute(union_all(*parts)).all():
-        matched[kind].add(ident)
-    return [row[0] for row in rows if row[0] in matched[0] or row[1] in matched[1]]
+    return [row[0] for row in rows if row[0] in mentioning or row[1] in people]
 
 
 def search_clause(dialect: str, query: str, region: str) -> ColumnElement[bool]:

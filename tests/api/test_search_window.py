@@ -94,8 +94,13 @@ def test_words_too_common_to_collect_are_found_in_windows_of_the_list(
     assert [inbox.timeline(c["id"])[0]["body"] for c in second["items"]] == ["gracias", "buenas"]
 
 
-def test_words_the_statistics_call_rare_are_collected_first(inbox: Api, database_url: str) -> None:
-    # given: statistics of the messages' words (PostgreSQL's; SQLite keeps none that search reads)
+@pytest.mark.parametrize("collect_limit", [search.COLLECT_LIMIT, 1], ids=["rare", "windows-from-the-start"])
+def test_words_are_found_whatever_the_statistics_say(
+    inbox: Api, database_url: str, monkeypatch: pytest.MonkeyPatch, collect_limit: int
+) -> None:
+    # given: statistics of the messages' words (PostgreSQL's; SQLite keeps none that search
+    # reads), which call "reembolso" rare, or, with a lower limit, too common to collect
+    monkeypatch.setattr(search, "COLLECT_LIMIT", collect_limit)
     engine = sqlalchemy.create_engine(normalize_url(database_url))
     with engine.begin() as conn:
         conn.execute(sqlalchemy.text("ANALYZE"))
