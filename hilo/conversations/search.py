@@ -244,11 +244,19 @@ def find_conversations(
     # Few: they are collected first, sparing the check of the newest conversations' messages
     # one by one. Some thousands: the list is checked in windows at once from the start
     # (step 3). Many, or unknown: the newest conversations one by one soon fill a page.
-    bound = _messages_bound(session, search)
+    bounds = _bounds(session, search)
+    bound = bounds.get("ix_messages_body_fts")
     mentioning: list[int] | None = None
     if bound is not None and bound <= COLLECT_LIMIT:
         conversation_ids, complete = _collect_messages(session, search, COLLECT_LIMIT)
         mentioning = conversation_ids if complete else None
+    # A rare word that is also rare among names, and names no address: its people too are
+    # collected at once.
+    named = bounds.get("ix_contacts_name_fts")
+    if mentioning is not None and search.identity is None and named is not None and named <= COLLECT_LIMIT:
+        people, complete = _collect(session, search, COLLECT_LIMIT, messages=False)
+        if complete:
+            return _sorted_page(session, query, _Collected(mentioning, people.contact_ids), offset, limit)
     hits: list[int] = []
     walked = 0
     size = RECENT_WINDOW
@@ -290,29 +298,34 @@ def find_conversations(
     return _sorted_page(session, query, everything, offset, limit)
 
 
-def _messages_bound(session: Session, search: _Search) -> float | None:
-    """How many messages at most match a query of plain words, by the statistics of
-    ix_messages_body_fts; None for other queries, or before the first ANALYZE.
+def _bounds(session: Session, search: _Search) -> dict[str, float]:
+    """How many messages (ix_messages_body_fts) and contacts (ix_contacts_name_fts) at most
+    match a query of plain words, by the statistics PostgreSQL keeps of those indexes;
+    nothing for other queries, or before the first ANALYZE.
 
-    A matching message holds every lexeme of the query, so its rarest one bounds the count.
+    A matching text holds every lexeme of the query, so its rarest one bounds the count.
     The statistics list the most common lexemes with their frequencies (the planner reads
-    the same list); one not listed is rarer than all of them, and counted as the planner
-    does, at half the least frequency listed."""
+    the same list). One not listed is rarer than all of them and counts as 0: its texts
+    are collected, with the collection's limit as the guard against a long tail."""
     if not _required_words(search.query):
-        return None
+        return {}
     rows = session.execute(
         text(
-            "SELECT s.freqs[array_position(s.elems, q.lexeme)], s.freqs[array_length(s.elems, 1) + 1], s.total "
+            "SELECT s.tablename, s.freqs[array_position(s.elems, q.lexeme)], s.total "
             "FROM unnest(to_tsvector('simple'::regconfig, :query)) AS q, "
-            "(SELECT most_common_elems::text::text[] AS elems, most_common_elem_freqs AS freqs, "
-            "(SELECT reltuples FROM pg_class WHERE oid = 'messages'::regclass) AS total "
-            "FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'ix_messages_body_fts') AS s"
+            "(SELECT tablename, most_common_elems::text::text[] AS elems, most_common_elem_freqs AS freqs, "
+            "(SELECT reltuples FROM pg_class WHERE oid = (CASE tablename WHEN 'ix_messages_body_fts' "
+            "THEN 'messages' ELSE 'contacts' END)::regclass) AS total "
+            "FROM pg_stats WHERE schemaname = current_schema() "
+            "AND tablename IN ('ix_messages_body_fts', 'ix_contacts_name_fts')) AS s"
         ),
         {"query": search.query},
     ).all()
-    if not rows:
-        return None
-    return float(min((freq if freq is not None else least / 2) * total for freq, least, total in rows))
+    bounds: dict[str, float] = {}
+    for index, freq, total in rows:
+        count = float(freq * total) if freq is not None else 0.0
+        bounds[index] = min(count, bounds.get(index, count))
+    return bounds
 
 
 def _collect_messages(session: Session, search: _Search, cap: int) -> tuple[list[int], bool]:
