@@ -131,6 +131,8 @@ RECENT_WINDOW = 1000
 RECENT_WINDOW_UNFILTERED = 200
 # How many matching messages (and people) are collected before a search calls its words common.
 COLLECT_LIMIT = 5000
+# Up to how many collected conversations and contacts are sorted and paged in one statement.
+FEW = 500
 # The first window after the recent one, how much each next one grows, and how many
 # conversations the windows check before every match is collected instead.
 FIRST_WALK_WINDOW = 4000
@@ -382,6 +384,10 @@ def _sorted_page(session: Session, query: Select[Any], collected: _Collected, of
         clauses.append(Conversation.contact_id == any_(_ids("collected_contact_ids", collected.contact_ids)))
     if not clauses:
         return []
+    if len(collected.conversation_ids) + len(collected.contact_ids) <= FEW:
+        # So few that PostgreSQL's estimate rules the walk out: one statement.
+        found = query.where(or_(*clauses)).offset(offset or None).limit(limit)
+        return list(session.execute(found).scalars().all())
     ordered = list(session.execute(query.with_only_columns(Conversation.id).where(or_(*clauses))).scalars())
     return _page(session, query, ordered[offset : offset + limit], 0, limit)
 
