@@ -28,7 +28,12 @@ def _bodies(api: Api, **params: str) -> list[str]:
     return [api.timeline(c["id"])[0]["body"] for c in api.conversations(**params)]
 
 
-def test_matches_beyond_the_newest_window_come_from_the_index(inbox: Api) -> None:
+@pytest.mark.parametrize("few", [search.FEW, 0], ids=["paged-at-once", "sorted-then-paged"])
+def test_matches_beyond_the_newest_window_come_from_the_index(
+    inbox: Api, monkeypatch: pytest.MonkeyPatch, few: int
+) -> None:
+    # given: the matches collected are paged in one statement, or sorted in a first one
+    monkeypatch.setattr(search, "FEW", few)
     # when: the window of the two newest holds fewer matches than a page
     found = _bodies(inbox, q="reembolso")
     # then: the older ones are found too, newest activity first
