@@ -45,7 +45,7 @@ WHAT = {
     "common_word": "common word",
     "phrase": "quoted phrase",
     "middling_word": "middling word",
-    "rare_word": "rare word (a tracking number)",
+    "rare_word": "rare word",
     "first_name": "first name",
     "email": "e-mail address",
     "partial_email": "part of an e-mail address",
