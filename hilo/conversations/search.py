@@ -209,7 +209,9 @@ class _Search:
 
     def mentioned(self, conversation_id: Any) -> ColumnElement[bool]:
         """Whether a message of the conversation matches, checked message by message."""
-        words = [func.strpos(func.lower(Message.body), func.lower(word)) > 0 for word in _required_words(self.query)]
+        # One required word is enough to pass over most messages: the longest, likely the rarest.
+        required = sorted(_required_words(self.query), key=len)[-1:]
+        words = [func.strpos(func.lower(Message.body), func.lower(word)) > 0 for word in required]
         # OFFSET 0 keeps the check per conversation: without it PostgreSQL may first collect
         # every matching message in the table to test the window against.
         own = Message.conversation_id == conversation_id
