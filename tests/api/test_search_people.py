@@ -122,3 +122,13 @@ def test_contact_search_pages_through_its_matches(
     assert [c["name"] for c in first["items"]] == ["Ana Ruiz"]
     assert [c["name"] for c in second["items"]] == ["Liam Walker"]
     assert second["next_cursor"] is None
+
+
+def test_contact_search_by_the_start_of_an_identity(api: Api) -> None:
+    # given: a contact known by an external id of the API channel
+    channel = api.api_channel()
+    api.inbound(channel, "crm-4821", "Hola", name="Nora Vidal")
+    # when / then: the id as the channel names it, or its start
+    assert _contacts(api, f"{channel['id']}:crm-4821") == {"Nora Vidal"}
+    assert _contacts(api, f"{channel['id']}:crm-48") == {"Nora Vidal"}
+    assert _contacts(api, f"{channel['id']}:crm-49") == set()
