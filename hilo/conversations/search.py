@@ -517,8 +517,14 @@ def _contacts_found(
     identity = search.identity
     if identity is not None:
         parts.append(select(Identity.contact_id).where(identity))
-    rows = session.execute(union_all(*[part.limit(COLLECT_LIMIT + 1).subquery().select() for part in parts])).all()
-    if len(rows) <= COLLECT_LIMIT:
+    # A name the statistics list in more contacts than are collected is not collected.
+    named = _bounds(session, search).get("ix_contacts_name_fts")
+    rows = (
+        session.execute(union_all(*[part.limit(COLLECT_LIMIT + 1).subquery().select() for part in parts])).all()
+        if named is None or named <= COLLECT_LIMIT
+        else None
+    )
+    if rows is not None and len(rows) <= COLLECT_LIMIT:
         # Sorted here and read a few at a time: given all the ids, PostgreSQL may walk every
         # contact from the newest hoping to meet them soon.
         ids = sorted({row[0] for row in rows if after is None or row[0] < after}, reverse=True)
