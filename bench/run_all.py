@@ -293,7 +293,13 @@ RENDER: dict[str, Callable[[dict[str, Any]], str]] = {
     "channels": _channels,
     "inbox": lambda r: _cases(r, [("who", lambda c: c.get("who")), ("what", lambda c: c.get("what"))]),
     "search": lambda r: _cases(
-        r, [("query", lambda c: f"`{c.get('query')}`"), ("matching messages", lambda c: c.get("matching_messages"))]
+        r,
+        [
+            ("what", lambda c: c.get("what", "")),
+            ("query", lambda c: f"`{c.get('query')}`"),
+            ("matching messages", lambda c: c.get("matching_messages")),
+            ("matching conversations", lambda c: c.get("matching_conversations", "")),
+        ],
     ),
 }
 
