@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import importlib
 import importlib.util
@@ -20,6 +21,7 @@ from hilo import __version__
 from hilo.api import admin, attachments, auth, contacts, conversations, errors, inputs, realtime, webhooks
 from hilo.clock import Clock
 from hilo.features import FEATURES, Background
+from hilo.http import slow_callbacks
 from hilo.http.hub import Hub
 from hilo.http.presence import Presence
 from hilo.http.ratelimit import RateLimiter
@@ -51,6 +53,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        slow_callbacks.watch(asyncio.get_running_loop(), settings.loop_slow_callback_ms)
         await runtime.bus.start(app.state.hub.deliver)
         app.state.ingest.start()
         # The features' background work: all of it, or with HILO_RUN_WORKER=0 (separate
@@ -61,6 +64,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         finally:
             await background.stop()
             app.state.ingest.stop()
+            await app.state.limiter.aclose()
             await runtime.bus.stop()
             runtime.close()
 

@@ -2,7 +2,13 @@
 
 The in-process backend serves a single process (the embedded default). The Redis
 backend publishes on one pub/sub channel that every API process subscribes to, so an
-agent connected to any process behind a load balancer sees every event.
+agent connected to any process behind a load balancer sees every event. The channel is
+named for the Redis database number, so installations (or test runs) on different
+databases of one Redis never hear each other (pub/sub itself ignores the number).
+
+`publish` never waits for Redis on the event loop: a worker thread (actions commit there)
+publishes with the blocking client, while what the loop publishes (presence, the widget's
+typing) is queued for one task that sends it with the asyncio client, in order.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ import redis.asyncio as aioredis
 log = logging.getLogger(__name__)
 
 CHANNEL = "hilo:events"
+# Events the loop publishes and Redis has not taken yet; beyond it they are dropped (and logged).
+LOOP_QUEUE_LIMIT = 10_000
 Deliver = Callable[[dict[str, Any]], None]
 
 
@@ -49,31 +57,73 @@ class InProcessBus:
         self._targets.clear()
 
 
+def channel_name(url: str) -> str:
+    """The pub/sub channel of the Redis database `url` names (database 0: plain CHANNEL)."""
+    database = int(redis.connection.parse_url(url).get("db", 0) or 0)
+    return CHANNEL if database == 0 else f"{CHANNEL}:{database}"
+
+
 class RedisBus:
     def __init__(self, url: str) -> None:
         self.url = url
+        self.channel = channel_name(url)
         self._publisher = redis.Redis.from_url(url)
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._outgoing: asyncio.Queue[bytes] = asyncio.Queue(LOOP_QUEUE_LIMIT)
+        self._sender: asyncio.Task[None] | None = None
 
     def publish(self, event: dict[str, Any]) -> None:
+        data = orjson.dumps(event)
+        if self._on_loop():
+            try:
+                self._outgoing.put_nowait(data)
+            except asyncio.QueueFull:
+                log.error("redis publish queue full; dropped event %s", event.get("type"))
+            return
         try:
-            self._publisher.publish(CHANNEL, orjson.dumps(event))
+            self._publisher.publish(self.channel, data)
         except redis.RedisError:
             # The change is committed; agents will see it on their next load. Never
             # fail the action because the bus is down.
             log.exception("redis publish failed for event %s", event.get("type"))
 
+    def _on_loop(self) -> bool:
+        """True when called on the loop the bus was started on (where a blocking call would stall it)."""
+        if self._loop is None:
+            return False
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
     async def start(self, deliver: Deliver) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._outgoing = asyncio.Queue(LOOP_QUEUE_LIMIT)
+        self._sender = asyncio.create_task(self._send())
         self._task = asyncio.create_task(self._listen(deliver))
         await asyncio.wait_for(self._ready.wait(), timeout=10)
+
+    async def _send(self) -> None:
+        """Publish what the loop queued, one event after another, with the asyncio client."""
+        client = aioredis.Redis.from_url(self.url)
+        try:
+            while True:
+                data = await self._outgoing.get()
+                try:
+                    await client.publish(self.channel, data)
+                except (redis.RedisError, OSError):
+                    log.exception("redis publish failed for an event from the event loop")
+        finally:
+            await client.aclose()
 
     async def _listen(self, deliver: Deliver) -> None:
         while True:
             client = aioredis.Redis.from_url(self.url)
             try:
                 async with client.pubsub() as pubsub:
-                    await pubsub.subscribe(CHANNEL)
+                    await pubsub.subscribe(self.channel)
                     self._ready.set()
                     async for item in pubsub.listen():
                         if item.get("type") == "message":
@@ -87,10 +137,12 @@ class RedisBus:
                 await client.aclose()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._sender):
+            if task:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._loop = None
         self._publisher.close()
 
 
