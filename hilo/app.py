@@ -21,11 +21,11 @@ from hilo import __version__
 from hilo.api import admin, attachments, auth, contacts, conversations, errors, inputs, realtime, webhooks
 from hilo.clock import Clock
 from hilo.features import FEATURES, Background
-from hilo.http import slow_callbacks
 from hilo.http.hub import Hub
 from hilo.http.presence import Presence
 from hilo.http.ratelimit import RateLimiter
 from hilo.ingest.queue import IngestQueue
+from hilo.loopwatch import guard_engine, watch
 from hilo.runtime import Runtime
 from hilo.settings import Settings, load_settings
 
@@ -50,10 +50,12 @@ class HiloApp(FastAPI):
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> HiloApp:
     settings = settings or load_settings()
     runtime = Runtime(settings, clock=clock)
+    if settings.loop_slow_callback_ms > 0:
+        guard_engine(runtime.db.engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        slow_callbacks.watch(asyncio.get_running_loop(), settings.loop_slow_callback_ms)
+        watch(asyncio.get_running_loop(), settings.loop_slow_callback_ms)
         await runtime.bus.start(app.state.hub.deliver)
         app.state.ingest.start()
         # The features' background work: all of it, or with HILO_RUN_WORKER=0 (separate

@@ -65,7 +65,7 @@ class Settings:
     # Their sender; empty: hilo@ and the host of base_url.
     mail_from: str = ""
     # Log each event-loop callback slower than this (asyncio debug mode; 0: off). See
-    # hilo.http.slow_callbacks.
+    # hilo.loopwatch.
     loop_slow_callback_ms: float = 0
     extra: dict[str, str] = field(default_factory=dict)
 

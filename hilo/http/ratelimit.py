@@ -17,13 +17,15 @@ from typing import cast
 import redis
 import redis.asyncio as aioredis
 
+from hilo.loopwatch import guard_redis
+
 
 class RateLimiter:
     def __init__(self, redis_url: str = "", now: Callable[[], float] = time.time) -> None:
         # Time comes from the runtime's clock, so tests with a frozen clock never straddle a window.
         self._now = now
         self._url = redis_url
-        self._redis = redis.Redis.from_url(redis_url) if redis_url else None
+        self._redis = guard_redis(redis.Redis.from_url(redis_url)) if redis_url else None
         # The asyncio client, made on the loop that first needs it (its connections belong to that loop).
         self._async: tuple[asyncio.AbstractEventLoop, aioredis.Redis] | None = None
         self._counts: dict[str, tuple[int, int]] = {}

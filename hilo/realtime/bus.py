@@ -23,6 +23,8 @@ import orjson
 import redis
 import redis.asyncio as aioredis
 
+from hilo.loopwatch import guard_redis
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "hilo:events"
@@ -67,7 +69,7 @@ class RedisBus:
     def __init__(self, url: str) -> None:
         self.url = url
         self.channel = channel_name(url)
-        self._publisher = redis.Redis.from_url(url)
+        self._publisher = guard_redis(redis.Redis.from_url(url))
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -1,0 +1,108 @@
+"""Find work that holds the event loop (HILO_LOOP_SLOW_CALLBACK_MS): slow callbacks, blocking I/O.
+
+Everything an API process serves (webhooks, websockets, pages) shares one event loop: a
+callback that blocks it (a synchronous Redis or database round trip, a big render) delays
+every other request by as much. With HILO_LOOP_SLOW_CALLBACK_MS set, `watch` runs the loop
+in asyncio's debug mode with `slow_callback_duration` at that many milliseconds, and
+
+- each callback that takes longer is logged by `hilo.loop` as one line starting with
+  SLOW_CALLBACK (what asyncio logs, in milliseconds): wall-clock time, so on a busy machine
+  a callback the scheduler paused is reported too;
+- each database statement (`guard_engine`) or Redis command of a blocking client
+  (`guard_redis`) issued on the event loop's thread is logged as one line starting with
+  BLOCKING_IO, with where it came from: however fast the server answered, that call
+  stalled the loop, and no scheduler makes it up.
+
+Debug mode costs CPU on every callback, so all of it is off unless asked for (tests, diagnosis).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from typing import Any
+
+import redis
+from sqlalchemy import Engine, event
+
+SLOW_CALLBACK = "slow_callback"
+BLOCKING_IO = "blocking_io_on_loop"
+log = logging.getLogger("hilo.loop")
+# What asyncio (and uvloop) log, in debug mode, for a callback slower than slow_callback_duration.
+_ASYNCIO_MESSAGE = "Executing %s took %.3f seconds"
+_watching = False
+
+
+class _SlowCallbacks(logging.Filter):
+    """Turn asyncio's slow-callback warnings into one `hilo.loop` line each, with SLOW_CALLBACK."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg != _ASYNCIO_MESSAGE or not isinstance(record.args, tuple) or len(record.args) != 2:
+            return True
+        handle, seconds = record.args
+        if not isinstance(seconds, int | float):
+            return True
+        log.warning("%s %.1f ms: %s", SLOW_CALLBACK, seconds * 1000, handle)
+        return False
+
+
+_FILTER = _SlowCallbacks()
+
+
+def watch(loop: asyncio.AbstractEventLoop, milliseconds: float) -> None:
+    """Report `loop`'s callbacks slower than `milliseconds` and blocking I/O on it (0: leave it alone)."""
+    global _watching
+    if milliseconds <= 0:
+        return
+    loop.set_debug(True)
+    loop.slow_callback_duration = milliseconds / 1000
+    asyncio_log = logging.getLogger("asyncio")
+    if _FILTER not in asyncio_log.filters:
+        asyncio_log.addFilter(_FILTER)
+    _watching = True
+
+
+def on_loop() -> bool:
+    """True when the calling thread is running an event loop (a blocking call here stalls it)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _report(kind: str, what: str) -> None:
+    if _watching and on_loop():
+        where = "".join(traceback.format_stack(limit=12)[:-2])
+        log.warning("%s %s %s\n%s", BLOCKING_IO, kind, what[:120], where)
+
+
+def guard_engine(engine: Engine) -> None:
+    """Report every statement `engine` runs on an event loop's thread (while `watch` is on)."""
+
+    def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if _watching:
+            _report("sql", " ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", before)
+
+
+class _RedisGuard:
+    """Mixed into a blocking Redis client's connection class: report commands sent on a loop."""
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        if _watching:
+            first = command[0] if isinstance(command, list) and command else command
+            # The RESP encoding: the command's words, without their "*n" and "$n" lengths.
+            words = bytes(first[:200]).decode("latin-1", "replace").split("\r\n")
+            _report("redis", " ".join(word for word in words if word and word[0] not in "*$"))
+        super().send_packed_command(command, check_health)  # type: ignore[misc]
+
+
+def guard_redis(client: redis.Redis) -> redis.Redis:
+    """`client`, reporting each command it sends on an event loop's thread (while `watch` is on)."""
+    pool = client.connection_pool
+    base = pool.connection_class
+    pool.connection_class = type(f"LoopGuarded{base.__name__}", (_RedisGuard, base), {})
+    return client
