@@ -6,8 +6,12 @@ every other request by as much. With HILO_LOOP_SLOW_CALLBACK_MS set, `watch` run
 in asyncio's debug mode with `slow_callback_duration` at that many milliseconds, and
 
 - each callback that takes longer is logged by `hilo.loop` as one line starting with
-  SLOW_CALLBACK (what asyncio logs, in milliseconds): wall-clock time, so on a busy machine
-  a callback the scheduler paused is reported too;
+  SLOW_CALLBACK: its wall-clock time (what asyncio measures), then how much of it the loop's
+  thread was not waiting for a CPU. On a busy machine the scheduler pauses a process for
+  tens of milliseconds at a time, which asyncio counts as the callback's; the second figure
+  leaves that out (estimated from the thread's run-queue wait in Linux's
+  /proc/thread-self/schedstat, sampled every SAMPLE_SECONDS; the same figure where that is
+  missing). Time spent blocked in a system call (a synchronous round trip) counts;
 - each database statement (`guard_engine`) or Redis command of a blocking client
   (`guard_redis`) issued on the event loop's thread is logged as one line starting with
   BLOCKING_IO, with where it came from: however fast the server answered, that call
@@ -19,8 +23,11 @@ Debug mode costs CPU on every callback, so all of it is off unless asked for (te
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -30,20 +37,72 @@ SLOW_CALLBACK = "slow_callback"
 BLOCKING_IO = "blocking_io_on_loop"
 log = logging.getLogger("hilo.loop")
 # What asyncio (and uvloop) log, in debug mode, for a callback slower than slow_callback_duration.
-_ASYNCIO_MESSAGE = "Executing %s took %.3f seconds"
+_ASYNCIO_MESSAGES = ("Executing %s took %.3f seconds", "Executing %r took %.3f seconds")
 _watching = False
+
+
+SAMPLE_SECONDS = 0.01
+_SCHEDSTAT = Path("/proc/thread-self/schedstat")
+
+
+def _run_queue_wait() -> float | None:
+    """Seconds this thread has spent runnable but waiting for a CPU (None where Linux does not say)."""
+    try:
+        return int(_SCHEDSTAT.read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+class _Samples:
+    """The loop thread's run-queue wait, sampled on the loop every SAMPLE_SECONDS."""
+
+    def __init__(self) -> None:
+        self.items: collections.deque[tuple[float, float]] = collections.deque(maxlen=400)
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        def sample() -> None:
+            waited = _run_queue_wait()
+            if waited is None:
+                return
+            self.items.append((time.monotonic(), waited))
+            loop.call_later(SAMPLE_SECONDS, sample)
+
+        sample()
+
+    def own_share(self, seconds: float) -> float:
+        """The share of the last `seconds` (and a little before) this thread did not wait for a CPU."""
+        waited = _run_queue_wait()
+        if waited is None or not self.items:
+            return 1.0
+        now = time.monotonic()
+        since = now - seconds
+        start = self.items[0]
+        for item in reversed(self.items):
+            if item[0] <= since:
+                start = item
+                break
+        window = now - start[0]
+        if window <= 0:
+            return 1.0
+        return max(0.0, min(1.0, 1 - (waited - start[1]) / window))
+
+
+_SAMPLES = _Samples()
 
 
 class _SlowCallbacks(logging.Filter):
     """Turn asyncio's slow-callback warnings into one `hilo.loop` line each, with SLOW_CALLBACK."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.msg != _ASYNCIO_MESSAGE or not isinstance(record.args, tuple) or len(record.args) != 2:
+        if record.msg not in _ASYNCIO_MESSAGES or not isinstance(record.args, tuple) or len(record.args) != 2:
             return True
         handle, seconds = record.args
         if not isinstance(seconds, int | float):
             return True
-        log.warning("%s %.1f ms: %s", SLOW_CALLBACK, seconds * 1000, handle)
+        own = seconds * _SAMPLES.own_share(seconds)
+        log.warning(
+            "%s %.1f ms, %.1f ms of it not waiting for a CPU: %s", SLOW_CALLBACK, seconds * 1000, own * 1000, handle
+        )
         return False
 
 
@@ -60,6 +119,7 @@ def watch(loop: asyncio.AbstractEventLoop, milliseconds: float) -> None:
     asyncio_log = logging.getLogger("asyncio")
     if _FILTER not in asyncio_log.filters:
         asyncio_log.addFilter(_FILTER)
+    _SAMPLES.start(loop)
     _watching = True
 
 

@@ -6,9 +6,12 @@ agent connected to any process behind a load balancer sees every event. The chan
 named for the Redis database number, so installations (or test runs) on different
 databases of one Redis never hear each other (pub/sub itself ignores the number).
 
-`publish` never waits for Redis on the event loop: a worker thread (actions commit there)
-publishes with the blocking client, while what the loop publishes (presence, the widget's
-typing) is queued for one task that sends it with the asyncio client, in order.
+`publish` never waits for Redis. Once the bus is started in an API process, every event
+(from the loop: presence, the widget's typing; from worker threads: actions committing) is
+queued for one task on the loop that sends whatever has gathered in one pipelined round
+trip with the asyncio client, in the order published. So neither the event loop nor the
+ingest writer thread waits on Redis for each event. A process that never started the bus
+(`hilo worker`, the CLI) publishes with the blocking client from its own threads.
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ from hilo.loopwatch import guard_redis
 log = logging.getLogger(__name__)
 
 CHANNEL = "hilo:events"
-# Events the loop publishes and Redis has not taken yet; beyond it they are dropped (and logged).
+# Events published and not yet taken by Redis; beyond it they are dropped (and logged).
 LOOP_QUEUE_LIMIT = 10_000
+# The most events sent in one pipelined round trip.
+SEND_BATCH = 500
 Deliver = Callable[[dict[str, Any]], None]
 
 
@@ -78,12 +83,18 @@ class RedisBus:
 
     def publish(self, event: dict[str, Any]) -> None:
         data = orjson.dumps(event)
-        if self._on_loop():
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self._publish_now(data, event)
+        elif self._on_loop():
+            self._enqueue(data)
+        else:
             try:
-                self._outgoing.put_nowait(data)
-            except asyncio.QueueFull:
-                log.error("redis publish queue full; dropped event %s", event.get("type"))
-            return
+                loop.call_soon_threadsafe(self._enqueue, data)
+            except RuntimeError:  # the loop closed meanwhile
+                self._publish_now(data, event)
+
+    def _publish_now(self, data: bytes, event: dict[str, Any]) -> None:
         try:
             self._publisher.publish(self.channel, data)
         except redis.RedisError:
@@ -91,32 +102,44 @@ class RedisBus:
             # fail the action because the bus is down.
             log.exception("redis publish failed for event %s", event.get("type"))
 
+    def _enqueue(self, data: bytes) -> None:
+        try:
+            self._outgoing.put_nowait(data)
+        except asyncio.QueueFull:
+            log.error("redis publish queue full; dropped an event")
+
     def _on_loop(self) -> bool:
         """True when called on the loop the bus was started on (where a blocking call would stall it)."""
-        if self._loop is None:
-            return False
         try:
             return asyncio.get_running_loop() is self._loop
         except RuntimeError:
             return False
 
     async def start(self, deliver: Deliver) -> None:
-        self._loop = asyncio.get_running_loop()
         self._outgoing = asyncio.Queue(LOOP_QUEUE_LIMIT)
         self._sender = asyncio.create_task(self._send())
         self._task = asyncio.create_task(self._listen(deliver))
         await asyncio.wait_for(self._ready.wait(), timeout=10)
+        self._loop = asyncio.get_running_loop()
 
     async def _send(self) -> None:
-        """Publish what the loop queued, one event after another, with the asyncio client."""
+        """Publish what was queued, in order: all that has gathered in one pipelined round trip."""
         client = aioredis.Redis.from_url(self.url)
         try:
             while True:
-                data = await self._outgoing.get()
+                batch = [await self._outgoing.get()]
+                while len(batch) < SEND_BATCH and not self._outgoing.empty():
+                    batch.append(self._outgoing.get_nowait())
+                pipe = client.pipeline(transaction=False)
+                for data in batch:
+                    pipe.publish(self.channel, data)
                 try:
-                    await client.publish(self.channel, data)
+                    await pipe.execute()
                 except (redis.RedisError, OSError):
-                    log.exception("redis publish failed for an event from the event loop")
+                    log.exception("redis publish failed for %d events", len(batch))
+                finally:
+                    for _ in batch:
+                        self._outgoing.task_done()
         finally:
             await client.aclose()
 
@@ -139,12 +162,16 @@ class RedisBus:
                 await client.aclose()
 
     async def stop(self) -> None:
+        if self._sender is not None and not self._sender.done():
+            # What committed changes published before the shutdown still goes out.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._outgoing.join(), timeout=2)
+        self._loop = None
         for task in (self._task, self._sender):
             if task:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._loop = None
         self._publisher.close()
 
 
