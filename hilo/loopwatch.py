@@ -7,11 +7,12 @@ in asyncio's debug mode with `slow_callback_duration` at that many milliseconds,
 
 - each callback that takes longer is logged by `hilo.loop` as one line starting with
   SLOW_CALLBACK: its wall-clock time (what asyncio measures), then how much of it the loop's
-  thread was not waiting for a CPU. On a busy machine the scheduler pauses a process for
-  tens of milliseconds at a time, which asyncio counts as the callback's; the second figure
-  leaves that out (estimated from the thread's run-queue wait in Linux's
-  /proc/thread-self/schedstat, sampled every SAMPLE_SECONDS; the same figure where that is
-  missing). Time spent blocked in a system call (a synchronous round trip) counts;
+  thread ran on a CPU and how much it waited for one; the rest it was blocked (in a system
+  call, or waiting for the GIL while another thread ran Python). On a busy machine the
+  scheduler pauses a process for tens of milliseconds at a time, which asyncio counts as the
+  callback's. The split is estimated from Linux's /proc/thread-self/schedstat, sampled on the
+  loop every SAMPLE_SECONDS, over the callback and a little before it (where that file is
+  missing, only the wall-clock time is given);
 - each database statement (`guard_engine`) or Redis command of a blocking client
   (`guard_redis`) issued on the event loop's thread is logged as one line starting with
   BLOCKING_IO, with where it came from: however fast the server answered, that call
@@ -45,46 +46,46 @@ SAMPLE_SECONDS = 0.01
 _SCHEDSTAT = Path("/proc/thread-self/schedstat")
 
 
-def _run_queue_wait() -> float | None:
-    """Seconds this thread has spent runnable but waiting for a CPU (None where Linux does not say)."""
+def _schedstat() -> tuple[float, float] | None:
+    """Seconds this thread has run on a CPU and waited for one (None where Linux does not say)."""
     try:
-        return int(_SCHEDSTAT.read_text().split()[1]) / 1e9
+        fields = _SCHEDSTAT.read_text().split()
+        return int(fields[0]) / 1e9, int(fields[1]) / 1e9
     except (OSError, IndexError, ValueError):
         return None
 
 
 class _Samples:
-    """The loop thread's run-queue wait, sampled on the loop every SAMPLE_SECONDS."""
+    """The loop thread's CPU time and run-queue wait, sampled on the loop every SAMPLE_SECONDS."""
 
     def __init__(self) -> None:
-        self.items: collections.deque[tuple[float, float]] = collections.deque(maxlen=400)
+        self.items: collections.deque[tuple[float, float, float]] = collections.deque(maxlen=400)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         def sample() -> None:
-            waited = _run_queue_wait()
-            if waited is None:
+            stat = _schedstat()
+            if stat is None:
                 return
-            self.items.append((time.monotonic(), waited))
+            self.items.append((time.monotonic(), *stat))
             loop.call_later(SAMPLE_SECONDS, sample)
 
         sample()
 
-    def own_share(self, seconds: float) -> float:
-        """The share of the last `seconds` (and a little before) this thread did not wait for a CPU."""
-        waited = _run_queue_wait()
-        if waited is None or not self.items:
-            return 1.0
+    def shares(self, seconds: float) -> tuple[float, float] | None:
+        """The shares of the last `seconds` (and a little before) this thread ran on a CPU and waited for one."""
+        stat = _schedstat()
+        if stat is None or not self.items:
+            return None
         now = time.monotonic()
-        since = now - seconds
         start = self.items[0]
         for item in reversed(self.items):
-            if item[0] <= since:
+            if item[0] <= now - seconds:
                 start = item
                 break
         window = now - start[0]
         if window <= 0:
-            return 1.0
-        return max(0.0, min(1.0, 1 - (waited - start[1]) / window))
+            return None
+        return min(1.0, (stat[0] - start[1]) / window), min(1.0, (stat[1] - start[2]) / window)
 
 
 _SAMPLES = _Samples()
@@ -99,10 +100,18 @@ class _SlowCallbacks(logging.Filter):
         handle, seconds = record.args
         if not isinstance(seconds, int | float):
             return True
-        own = seconds * _SAMPLES.own_share(seconds)
-        log.warning(
-            "%s %.1f ms, %.1f ms of it not waiting for a CPU: %s", SLOW_CALLBACK, seconds * 1000, own * 1000, handle
-        )
+        shares = _SAMPLES.shares(seconds)
+        if shares is None:
+            log.warning("%s %.1f ms: %s", SLOW_CALLBACK, seconds * 1000, handle)
+        else:
+            log.warning(
+                "%s %.1f ms, %.1f ms on a CPU, %.1f ms waiting for one: %s",
+                SLOW_CALLBACK,
+                seconds * 1000,
+                seconds * shares[0] * 1000,
+                seconds * shares[1] * 1000,
+                handle,
+            )
         return False
 
 

@@ -31,11 +31,11 @@ def test_a_callback_blocked_longer_than_the_threshold_is_reported(caplog: pytest
 
     with caplog.at_level(logging.WARNING):
         asyncio.run(scenario())
-    # then: one line, with the time blocked counted as the callback's own
+    # then: one line, with little of the time on a CPU
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(loopwatch.SLOW_CALLBACK)]
     assert len(lines) == 1 and "sleep" in lines[0], lines
-    wall, own = (float(part.split(" ms")[0]) for part in lines[0].removeprefix("slow_callback ").split(", ")[:2])
-    assert wall >= 60 and own >= 55
+    wall, cpu = (float(part.split(" ms")[0]) for part in lines[0].removeprefix("slow_callback ").split(", ")[:2])
+    assert wall >= 60 and cpu < 30
 
 
 def test_a_statement_on_the_loop_is_reported_and_one_in_a_thread_is_not(
