@@ -82,13 +82,6 @@ class RateLimiter:
         count = int((await pipe.execute())[0])
         return count <= limit
 
-    async def exceeded_async(self, key: str, limit: int, window_seconds: int = 60) -> bool:
-        """`exceeded` for code on the event loop."""
-        if self._redis is None or limit <= 0:
-            return self.exceeded(key, limit, window_seconds)
-        value = await self._async_redis().get(f"hilo:rl:{key}:{int(self._now() // window_seconds)}")
-        return value is not None and int(cast(bytes, value)) > limit
-
     async def aclose(self) -> None:
         """Close the asyncio client (on the loop that made it)."""
         if self._async is not None and self._async[0] is asyncio.get_running_loop():
