@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import importlib
 import importlib.util
@@ -24,6 +25,7 @@ from hilo.http.hub import Hub
 from hilo.http.presence import Presence
 from hilo.http.ratelimit import RateLimiter
 from hilo.ingest.queue import IngestQueue
+from hilo.loopwatch import guard_engine, watch
 from hilo.runtime import Runtime
 from hilo.settings import Settings, load_settings
 from hilo.web import api_docs
@@ -49,9 +51,12 @@ class HiloApp(FastAPI):
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> HiloApp:
     settings = settings or load_settings()
     runtime = Runtime(settings, clock=clock)
+    if settings.loop_slow_callback_ms > 0:
+        guard_engine(runtime.db.engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        watch(asyncio.get_running_loop(), settings.loop_slow_callback_ms)
         await runtime.bus.start(app.state.hub.deliver)
         app.state.ingest.start()
         # The features' background work: all of it, or with HILO_RUN_WORKER=0 (separate
@@ -62,6 +67,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         finally:
             await background.stop()
             app.state.ingest.stop()
+            await app.state.limiter.aclose()
             await runtime.bus.stop()
             runtime.close()
 

@@ -66,6 +66,9 @@ class Settings:
     smtp_url: str = ""
     # Their sender; empty: hilo@ and the host of base_url.
     mail_from: str = ""
+    # Log each event-loop callback slower than this (asyncio debug mode; 0: off). See
+    # hilo.loopwatch.
+    loop_slow_callback_ms: float = 0
     extra: dict[str, str] = field(default_factory=dict)
     # False when base_url was derived from where the server listens (no HILO_BASE_URL).
     base_url_configured: bool = True
@@ -132,4 +135,5 @@ def load_settings() -> Settings:
         secret_keys=_env("SECRET_KEYS", ""),
         smtp_url=_env("SMTP_URL", ""),
         mail_from=_env("MAIL_FROM", ""),
+        loop_slow_callback_ms=float(_env("LOOP_SLOW_CALLBACK_MS", "0")),
     )

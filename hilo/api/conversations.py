@@ -3,6 +3,7 @@ the timeline, replies, notes and retries."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -261,36 +262,47 @@ async def send_reply_with_files(
     up to HILO_MAX_UPLOAD_BYTES (413 attachment_too_large above).
     """
     limit = runtime.settings.max_upload_bytes
-    stored = []
+    files_read: list[tuple[UploadFile, bytes]] = []
     for upload in files[:10]:
         data = await upload.read(limit + 1)
         if len(data) > limit:
             raise ActionError(
                 "attachment_too_large", N_("Each file can be at most {mb} MB."), 413, mb=limit // (1024 * 1024)
             )
-        content_type = upload.content_type or "application/octet-stream"
-        major = content_type.split("/")[0]
-        stored.append(
-            {
-                "kind": major if major in MEDIA_KINDS else "document",
-                "filename": upload.filename or "file",
-                "content_type": content_type,
-                "size": len(data),
-                "storage_key": runtime.store_inline(data, upload.filename),
-            }
-        )
-    with runtime.transaction(principal.id) as tx:
-        conversation = access_conversation(tx.session, principal, conversation_id)
-        if seen_message_id is not None and not confirm_collision:
-            collision = collision_since(tx.session, conversation_id, seen_message_id, principal)
-            if collision:
-                raise ActionError(
-                    "collision", N_("Someone else replied since you opened this conversation."), 409, details=collision
-                )
-        message = reply_actions.reply(
-            tx, conversation, body or None, channel_account_id=channel_account_id, attachments=stored, cc=cc, to=to
-        )
-        return messages_out(tx.session, [message])[0]
+        files_read.append((upload, data))
+
+    def store_and_reply() -> MessageOut:
+        # Files and the database are blocking I/O: this runs in a worker thread, off the event loop.
+        stored = []
+        for upload, data in files_read:
+            content_type = upload.content_type or "application/octet-stream"
+            major = content_type.split("/")[0]
+            stored.append(
+                {
+                    "kind": major if major in MEDIA_KINDS else "document",
+                    "filename": upload.filename or "file",
+                    "content_type": content_type,
+                    "size": len(data),
+                    "storage_key": runtime.store_inline(data, upload.filename),
+                }
+            )
+        with runtime.transaction(principal.id) as tx:
+            conversation = access_conversation(tx.session, principal, conversation_id)
+            if seen_message_id is not None and not confirm_collision:
+                collision = collision_since(tx.session, conversation_id, seen_message_id, principal)
+                if collision:
+                    raise ActionError(
+                        "collision",
+                        N_("Someone else replied since you opened this conversation."),
+                        409,
+                        details=collision,
+                    )
+            message = reply_actions.reply(
+                tx, conversation, body or None, channel_account_id=channel_account_id, attachments=stored, cc=cc, to=to
+            )
+            return messages_out(tx.session, [message])[0]
+
+    return await asyncio.to_thread(store_and_reply)
 
 
 @router.post("/{conversation_id}/notes", response_model=MessageOut, status_code=201)

@@ -1,4 +1,9 @@
-"""Fixed-window rate limits and failure backoff, in memory or shared through Redis across processes."""
+"""Fixed-window rate limits and failure backoff, in memory or shared through Redis across processes.
+
+The plain methods are for code in worker threads (`def` endpoints); code on the event loop
+uses the `*_async` ones, which talk to Redis through `redis.asyncio` and so never hold the
+loop for a round trip. In memory both kinds are a dict look-up under a lock.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +15,19 @@ from collections.abc import Callable
 from typing import cast
 
 import redis
+import redis.asyncio as aioredis
+
+from hilo.loopwatch import guard_redis
 
 
 class RateLimiter:
     def __init__(self, redis_url: str = "", now: Callable[[], float] = time.time) -> None:
         # Time comes from the runtime's clock, so tests with a frozen clock never straddle a window.
         self._now = now
-        self._redis = redis.Redis.from_url(redis_url) if redis_url else None
+        self._url = redis_url
+        self._redis = guard_redis(redis.Redis.from_url(redis_url)) if redis_url else None
+        # The asyncio client, made on the loop that first needs it (its connections belong to that loop).
+        self._async: tuple[asyncio.AbstractEventLoop, aioredis.Redis] | None = None
         self._counts: dict[str, tuple[int, int]] = {}
         # Per key (`backoff_*`): failures, the time of the last one, when they are forgotten.
         self._backoff: dict[str, tuple[int, float, float]] = {}
@@ -54,11 +65,28 @@ class RateLimiter:
             seen_window, count = self._counts.get(key, (window, 0))
             return seen_window == window and count > limit
 
+    def _async_redis(self) -> aioredis.Redis:
+        loop = asyncio.get_running_loop()
+        if self._async is None or self._async[0] is not loop:
+            self._async = (loop, aioredis.Redis.from_url(self._url))
+        return self._async[1]
+
     async def hit_async(self, key: str, limit: int, window_seconds: int = 60) -> bool:
-        """`hit` for code on the event loop: the Redis round trip waits in a worker thread."""
+        """`hit` for code on the event loop."""
         if self._redis is None or limit <= 0:
             return self.hit(key, limit, window_seconds)
-        return await asyncio.to_thread(self.hit, key, limit, window_seconds)
+        name = f"hilo:rl:{key}:{int(self._now() // window_seconds)}"
+        pipe = self._async_redis().pipeline()
+        pipe.incr(name)
+        pipe.expire(name, window_seconds * 2)
+        count = int((await pipe.execute())[0])
+        return count <= limit
+
+    async def aclose(self) -> None:
+        """Close the asyncio client (on the loop that made it)."""
+        if self._async is not None and self._async[0] is asyncio.get_running_loop():
+            await self._async[1].aclose()
+        self._async = None
 
     def retry_after(self, window_seconds: int = 60) -> int:
         """Seconds until the current window ends (for a Retry-After header)."""

@@ -70,7 +70,14 @@ def _account(request: Request, token: str) -> ChannelAccountView:
 
 
 def _limit(request: Request, key: str, limit: int) -> None:
+    """Count one request on `key` (for `def` endpoints, which run in a worker thread)."""
     if not request.app.state.limiter.hit(key, limit):
+        raise ActionError("rate_limited", N_("Too many requests; wait a moment and try again."), 429)
+
+
+async def _limit_async(request: Request, key: str, limit: int) -> None:
+    """Count one request on `key` from the event loop."""
+    if not await request.app.state.limiter.hit_async(key, limit):
         raise ActionError("rate_limited", N_("Too many requests; wait a moment and try again."), 429)
 
 
@@ -221,7 +228,7 @@ async def form_submit(token: str, request: Request) -> Response:
         # Known before any refusal, so a site's script can read every answer, 429 included.
         headers = _cors(request, settings)
         _check_origin(request, settings)
-        _limit(request, f"webform:submit:{account.id}:{client_ip(request)}", RATE_SUBMIT)
+        await _limit_async(request, f"webform:submit:{account.id}:{client_ip(request)}", RATE_SUBMIT)
         limit = runtime.settings.max_upload_bytes
         body = await read_limited(request, limit)
         fields, attachments = await _fields(request, body, limit)

@@ -95,7 +95,14 @@ def refusal(exc: ActionError, locale: str, headers: dict[str, str] | None = None
 
 
 def _limit(request: Request | WebSocket, key: str, limit: int) -> None:
+    """Count one request on `key` (for `def` endpoints, which run in a worker thread)."""
     if not request.app.state.limiter.hit(key, limit):
+        raise ActionError("rate_limited", N_("Too many requests; wait a moment and try again."), 429)
+
+
+async def _limit_async(request: Request | WebSocket, key: str, limit: int) -> None:
+    """Count one request on `key` from the event loop."""
+    if not await request.app.state.limiter.hit_async(key, limit):
         raise ActionError("rate_limited", N_("Too many requests; wait a moment and try again."), 429)
 
 
@@ -245,11 +252,11 @@ async def visitor_socket(websocket: WebSocket, token: str) -> None:
         try:
             visitor = authenticate(account, runtime.settings.secret_key, _credentials(hello), allow_new=True)
         except ActionError:
-            _limit(websocket, f"widget:refused:{address}", RATE_NEW_VISITOR)
+            await _limit_async(websocket, f"widget:refused:{address}", RATE_NEW_VISITOR)
             raise
         if visitor.new:
-            _limit(websocket, f"widget:new:{address}", RATE_NEW_VISITOR)
-        _limit(websocket, f"widget:connect:{account.id}:{visitor.key}", RATE_CONNECT)
+            await _limit_async(websocket, f"widget:new:{address}", RATE_NEW_VISITOR)
+        await _limit_async(websocket, f"widget:connect:{account.id}:{visitor.key}", RATE_CONNECT)
         known = await asyncio.to_thread(_identity, runtime, visitor.identity)
     except ActionError as exc:
         await _refuse(websocket, exc, locale)
@@ -332,7 +339,7 @@ async def _on_message(
     try:
         client_id = client_id_of(client_id)
         text = text_of(frame.get("text"), required=True)
-        _limit(socket.websocket, f"widget:message:{socket.account.id}:{visitor.key}", RATE_MESSAGE)
+        await _limit_async(socket.websocket, f"widget:message:{socket.account.id}:{visitor.key}", RATE_MESSAGE)
         inbound = build_inbound(
             settings,
             visitor,
@@ -455,7 +462,7 @@ async def upload(token: str, request: Request) -> Response:
         # Known before any refusal, so the widget can read every answer, 429 included.
         headers = cors(request, settings.allowed_origins)
         _check_origin(request, settings)
-        _limit(request, f"widget:upload-ip:{client_ip(request)}", RATE_UPLOAD_ADDRESS)
+        await _limit_async(request, f"widget:upload-ip:{client_ip(request)}", RATE_UPLOAD_ADDRESS)
         limit = min(settings.max_upload_bytes, runtime.settings.max_upload_bytes)
         body = await read_limited(request, limit)
         form = await parse_form(request, body, max_files=1)
@@ -469,7 +476,7 @@ async def upload(token: str, request: Request) -> Response:
             user_phone=fields.get("user_phone"),
         )
         visitor = authenticate(account, runtime.settings.secret_key, credentials, allow_new=False)
-        _limit(request, f"widget:upload:{account.id}:{visitor.key}", RATE_UPLOAD)
+        await _limit_async(request, f"widget:upload:{account.id}:{visitor.key}", RATE_UPLOAD)
         client_id = client_id_of(fields.get("client_id"))
         file = form.get("file")
         if not isinstance(file, UploadFile):
