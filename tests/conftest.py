@@ -27,6 +27,7 @@ from hilo.app import create_app
 from hilo.clock import FrozenClock
 from hilo.db.migrate import upgrade
 from hilo.settings import Settings
+from tests.fakes.meta import FakeGraphAPI, running_fake_graph
 from tests.support import Api
 
 PG_URL = os.environ.get("HILO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -174,3 +175,16 @@ def run_worker_once(client: TestClient) -> int:
 @pytest.fixture
 def worker(app_client: TestClient) -> Any:
     return lambda: run_worker_once(app_client)
+
+
+@pytest.fixture(scope="session")
+def _graph_server() -> Iterator[FakeGraphAPI]:
+    with running_fake_graph() as graph:
+        yield graph
+
+
+@pytest.fixture
+def fake_graph(_graph_server: FakeGraphAPI) -> FakeGraphAPI:
+    """The fake Meta Graph API, started once and reset before each test."""
+    _graph_server.reset()
+    return _graph_server

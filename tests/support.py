@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
 from fastapi.testclient import TestClient
@@ -12,6 +14,19 @@ from hilo.agents.actions import create_agent, create_token
 from hilo.channels import signing
 
 _ids = itertools.count(1)
+T = TypeVar("T")
+
+
+def eventually(check: Callable[[], T | None], timeout: float = 20.0) -> T:
+    """Return `check()` once it is truthy: the app's own worker does the work in the background."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s (last value: {value!r})")
+        time.sleep(0.05)
 
 
 class Api:

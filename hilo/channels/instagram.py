@@ -7,7 +7,13 @@ from typing import Any, ClassVar
 
 from hilo.channels.base import IdentityKind, OutboundAttachment, OutboundMessage, SendError, SettingField
 from hilo.channels.messenger import MessengerAdapter, attachment_type
-from hilo.channels.meta_common import API_VERSION_FIELD, APP_SECRET_FIELD, VERIFY_TOKEN_FIELD, graph_call
+from hilo.channels.meta_common import (
+    API_VERSION_FIELD,
+    APP_SECRET_FIELD,
+    HUMAN_AGENT_TAG_FIELD,
+    VERIFY_TOKEN_FIELD,
+    graph_call,
+)
 from hilo.i18n import N_
 
 # Instagram Login (no Facebook Page needed); Facebook Login accounts set
@@ -58,11 +64,7 @@ class InstagramAdapter(MessengerAdapter):
         ),
         APP_SECRET_FIELD,
         VERIFY_TOKEN_FIELD,
-        SettingField(
-            "human_agent_tag",
-            N_("Human agent tag"),
-            N_('Type "yes" if Meta approved your app for the Human Agent feature: replies up to 7 days later.'),
-        ),
+        HUMAN_AGENT_TAG_FIELD,
         SettingField(
             "api_base_url",
             N_("API base URL"),

@@ -39,6 +39,7 @@ from hilo.channels.meta_common import (
     CUSTOMER_SERVICE_WINDOW,
     GRAPH_BASE_URL,
     HUMAN_AGENT_TAG,
+    HUMAN_AGENT_TAG_FIELD,
     HUMAN_AGENT_WINDOW,
     MSG_INVALID_REQUEST,
     MSG_PAYLOAD_MALFORMED,
@@ -152,11 +153,7 @@ class MessengerAdapter:
         ),
         APP_SECRET_FIELD,
         VERIFY_TOKEN_FIELD,
-        SettingField(
-            "human_agent_tag",
-            N_("Human agent tag"),
-            N_('Type "yes" if Meta approved your app for the Human Agent feature: replies up to 7 days later.'),
-        ),
+        HUMAN_AGENT_TAG_FIELD,
         API_BASE_URL_FIELD,
         API_VERSION_FIELD,
     )

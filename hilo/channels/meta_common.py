@@ -426,6 +426,11 @@ APP_SECRET_FIELD = SettingField(
     N_("Meta app dashboard, App settings > Basic. Hilo checks every webhook's signature with it."),
     required=True,
 )
+HUMAN_AGENT_TAG_FIELD = SettingField(
+    "human_agent_tag",
+    N_("Human agent tag"),
+    N_('Type "yes" if Meta approved your app for the Human Agent feature: replies up to 7 days later.'),
+)
 VERIFY_TOKEN_FIELD = SettingField(
     "verify_token",
     N_("Verify token"),

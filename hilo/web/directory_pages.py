@@ -7,10 +7,11 @@ contact, starting a conversation, importing. The list is the same query as the A
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -59,32 +60,54 @@ def _number(value: str) -> int | None:
     return int(value) if value.isdigit() and len(value) < 19 else None
 
 
-def _page(
-    principal: Principal,
-    runtime: Runtime,
-    *,
-    q: str,
-    channel: str,
-    label: str,
-    attribute: str,
-    value: str,
-    cursor: str | None,
-    choices: bool,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Asked:
+    """What the directory's address asks for: the search, the filters and the page."""
+
+    q: str
+    channel: str
+    label: str
+    attribute: str
+    value: str
+    cursor: str | None
+
+
+def _asked(
+    q: Annotated[str, Query(max_length=200)] = "",
+    channel: Annotated[str, Query(max_length=20)] = "",
+    label: Annotated[str, Query(max_length=64)] = "",
+    attribute: Annotated[str, Query(max_length=64)] = "",
+    value: Annotated[str, Query(max_length=1000)] = "",
+    cursor: Annotated[str | None, Query(max_length=40)] = None,
+) -> Asked:
+    """Read the directory's search, filters and page from the query string."""
+    return Asked(q=q, channel=channel, label=label, attribute=attribute, value=value, cursor=cursor)
+
+
+AskedDep = Annotated[Asked, Depends(_asked)]
+
+
+def _page(principal: Principal, runtime: Runtime, asked: Asked, *, choices: bool) -> dict[str, Any]:
     """The directory's rows, and the filters' choices (channels, labels) when the whole page is drawn."""
-    filters_given = {"q": q, "channel": channel, "label": label, "attribute": attribute, "value": value}
+    filters_given = {
+        "q": asked.q,
+        "channel": asked.channel,
+        "label": asked.label,
+        "attribute": asked.attribute,
+        "value": asked.value,
+    }
     problem = None
     with runtime.db.read() as session:
         try:
-            after = id_cursor(cursor) if cursor else None
-            channel_id = _number(channel)
+            after = id_cursor(asked.cursor) if asked.cursor else None
+            channel_id = _number(asked.channel)
             reach = outreach.reach_of(session, channel_id) if channel_id is not None else None
             filters = DirectoryFilters(
-                q=q.strip() or None,
+                q=asked.q.strip() or None,
                 reach=reach,
-                label=label or None,
-                attribute_key=attribute.strip() or None,
-                attribute_value=value if attribute.strip() else None,
+                label=asked.label or None,
+                attribute_key=asked.attribute.strip() or None,
+                attribute_value=asked.value if asked.attribute.strip() else None,
             )
             page = directory_page(
                 session, principal, filters, region=runtime.settings.default_region, limit=PAGE, after=after
@@ -109,63 +132,23 @@ def _page(
 
 
 @router.get("/contacts")
-def directory(
-    request: Request,
-    principal: UiAgent,
-    runtime: RuntimeDep,
-    q: Annotated[str, Query(max_length=200)] = "",
-    channel: Annotated[str, Query(max_length=20)] = "",
-    label: Annotated[str, Query(max_length=64)] = "",
-    attribute: Annotated[str, Query(max_length=64)] = "",
-    value: Annotated[str, Query(max_length=1000)] = "",
-    cursor: Annotated[str | None, Query(max_length=40)] = None,
-) -> Response:
+def directory(request: Request, principal: UiAgent, runtime: RuntimeDep, asked: AskedDep) -> Response:
     """The contacts directory: search, filters, and a page of contacts."""
-    found = _page(
-        principal,
-        runtime,
-        q=q,
-        channel=channel,
-        label=label,
-        attribute=attribute,
-        value=value,
-        cursor=cursor,
-        choices=True,
-    )
+    found = _page(principal, runtime, asked, choices=True)
     return render(
         "contacts/directory.html", principal.locale, **base_context(request, principal), section="contacts", **found
     )
 
 
 @router.get("/ui/contacts/rows")
-def directory_rows(
-    request: Request,
-    principal: UiAgent,
-    runtime: RuntimeDep,
-    q: Annotated[str, Query(max_length=200)] = "",
-    channel: Annotated[str, Query(max_length=20)] = "",
-    label: Annotated[str, Query(max_length=64)] = "",
-    attribute: Annotated[str, Query(max_length=64)] = "",
-    value: Annotated[str, Query(max_length=1000)] = "",
-    cursor: Annotated[str | None, Query(max_length=40)] = None,
-) -> Response:
+def directory_rows(request: Request, principal: UiAgent, runtime: RuntimeDep, asked: AskedDep) -> Response:
     """The directory's rows (htmx swaps them in as the agent types or filters)."""
-    found = _page(
-        principal,
-        runtime,
-        q=q,
-        channel=channel,
-        label=label,
-        attribute=attribute,
-        value=value,
-        cursor=cursor,
-        choices=False,
-    )
+    found = _page(principal, runtime, asked, choices=False)
     response = render("contacts/rows.html", principal.locale, **found)
     # The address bar shows the page these rows belong to, so reload and back keep the filters.
     kept = {k: v for k, v in found["filters"].items() if v}
     response.headers["HX-Push-Url"] = "/contacts" + (
-        "?" + urlencode({**kept, **({"cursor": cursor} if cursor else {})}) if kept or cursor else ""
+        "?" + urlencode({**kept, **({"cursor": asked.cursor} if asked.cursor else {})}) if kept or asked.cursor else ""
     )
     return response
 

@@ -1,4 +1,5 @@
-"""Fake providers for the channel end-to-end tests, started once and reset before each test."""
+"""Fake providers for the channel end-to-end tests, started once and reset before each test
+(the fake Meta Graph API, `fake_graph`, is shared with other packages: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.channels.provider_support import MediaServer, media_server, reset_telegram, reset_twilio
-from tests.fakes.meta import FakeGraphAPI, running_fake_graph
 from tests.fakes.telegram import FakeTelegram
 from tests.fakes.twilio import FakeTwilio
-
-
-@pytest.fixture(scope="session")
-def _graph_server() -> Iterator[FakeGraphAPI]:
-    with running_fake_graph() as graph:
-        yield graph
-
-
-@pytest.fixture
-def fake_graph(_graph_server: FakeGraphAPI) -> FakeGraphAPI:
-    _graph_server.reset()
-    return _graph_server
 
 
 @pytest.fixture(scope="session")

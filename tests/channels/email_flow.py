@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -19,21 +19,7 @@ from hilo.clock import FrozenClock
 from hilo.settings import Settings
 from tests.support import Api
 
-T = TypeVar("T")
-
 MAILGUN_KEY = "key-mailgun-signing-test"
-
-
-def eventually(check: Callable[[], T | None], timeout: float = 20.0) -> T:
-    """Return `check()` once it is truthy: the app's own worker does the work in the background."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s (last value: {value!r})")
-        time.sleep(0.05)
 
 
 def customer_mail(

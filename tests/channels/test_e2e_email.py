@@ -17,7 +17,6 @@ from hilo.settings import Settings
 from tests.channels.email_flow import (
     MAILGUN_KEY,
     customer_mail,
-    eventually,
     mailgun_post,
     parsed,
     running_app,
@@ -30,7 +29,7 @@ from tests.channels.email_servers import (
     smtp_server_fixture,  # noqa: F401 - the "smtp_server" fixture
 )
 from tests.conftest import make_settings
-from tests.support import Api
+from tests.support import Api, eventually
 
 ANA = "Ana Pérez <ana@example.com>"
 

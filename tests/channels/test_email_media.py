@@ -18,14 +18,14 @@ import pytest
 from hilo.channels.base import ChannelAccountView
 from hilo.channels.email import ADAPTER, mailgun_signature
 from hilo.clock import FrozenClock
-from tests.channels.email_flow import MAILGUN_KEY, customer_mail, eventually, parsed, running_app
+from tests.channels.email_flow import MAILGUN_KEY, customer_mail, parsed, running_app
 from tests.channels.email_servers import (
     DovecotServer,
     dovecot_fixture,  # noqa: F401 - the "dovecot" fixture
     dovecot_instance_fixture,  # noqa: F401 - the "dovecot_instance" fixture
 )
 from tests.conftest import make_settings
-from tests.support import Api
+from tests.support import Api, eventually
 
 PDF = b"%PDF-1.4\n" + b"0" * (150 * 1024)  # more than the tests' HILO_MAX_BODY_BYTES (64 KiB)
 PNG = b"\x89PNG\r\n\x1a\n" + b"hilo-logo" * 8

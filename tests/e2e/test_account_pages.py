@@ -19,6 +19,7 @@ from hilo.agents.actions import create_agent
 from hilo.app import create_app
 from hilo.clock import FrozenClock
 from tests.channels.email_servers import RecordingHandler, run_smtp
+from tests.e2e.steps import sign_in, watch_errors
 from tests.e2e.test_agent_ui import (  # noqa: F401 - `live` is a fixture
     PASSWORD,
     Live,
@@ -83,15 +84,8 @@ def signed_in(browser: Browser, contexts: list[BrowserContext], url: str, email:
     contexts.append(context)
     page = context.new_page()
     page.set_default_timeout(10_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.errors = errors  # type: ignore[attr-defined]
-    page.goto(f"{url}/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r".*/inbox.*"))
+    watch_errors(page)
+    sign_in(page, url, email, password)
     return page
 
 

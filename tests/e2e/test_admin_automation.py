@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from hilo.settings import Settings
-from tests.e2e.widget_support import LiveHilo, live_hilo
-from tests.fakes.server import free_port
+from tests.e2e.steps import sign_in, watch_errors
+from tests.e2e.widget_support import LiveHilo, served_hilo
 from tests.support import Api
 
 pytestmark = pytest.mark.e2e
@@ -26,8 +25,7 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture
 def live(settings: Settings) -> Iterator[LiveHilo]:
-    port = free_port()
-    with live_hilo(replace(settings, base_url=f"http://127.0.0.1:{port}"), port) as running:
+    with served_hilo(settings) as running:
         yield running
 
 
@@ -37,15 +35,8 @@ def page(browser: Browser, live: LiveHilo) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1440, "height": 900}, locale="en-GB")
     opened = context.new_page()
     opened.set_default_timeout(10_000)
-    errors: list[str] = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    opened.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    opened.errors = errors  # type: ignore[attr-defined]
-    opened.goto(f"{live.url}/login")
-    opened.fill("input[name=email]", "ana@example.com")
-    opened.fill("input[name=password]", PASSWORD)
-    opened.click("button[type=submit]")
-    opened.wait_for_url(re.compile(r".*/inbox.*"))
+    watch_errors(opened)
+    sign_in(opened, live.url, "ana@example.com")
     yield opened
     context.close()
 

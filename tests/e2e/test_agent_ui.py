@@ -32,12 +32,12 @@ from hilo.clock import FrozenClock
 from hilo.settings import Settings
 from tests.conftest import empty_postgres, make_settings
 from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: F401 - other modules import them from here
+from tests.e2e.steps import PASSWORD, open_conversation, sign_in, watch_errors
 from tests.fakes.server import free_port, serve_asgi
 from tests.support import Api
 
 pytestmark = pytest.mark.e2e
 
-PASSWORD = "correct horse battery"
 _ids = itertools.count(1)
 
 
@@ -157,15 +157,8 @@ def page_for(browser: Browser, contexts: list[BrowserContext], live: Live, who: 
     contexts.append(context)
     page = context.new_page()
     page.set_default_timeout(10_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.errors = errors  # type: ignore[attr-defined]
-    page.goto(f"{live.url}/login")
-    page.fill("input[name=email]", live.agents[who].email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r".*/inbox.*"))
+    watch_errors(page)
+    sign_in(page, live.url, live.agents[who].email)
     expect(page.locator("#conn")).to_be_hidden()
     return page
 
@@ -182,12 +175,6 @@ def customer(live: Live, channel: dict[str, Any], text: str, external_id: str | 
 def _contact_of(live: Live, channel: dict[str, Any], external_id: str) -> int:
     found = live.api.ok(live.api.get("/api/v1/contacts", params={"q": f"{channel['id']}:{external_id}"}))["items"]
     return int(found[0]["id"])
-
-
-def open_conversation(page: Page, live: Live, conversation_id: int, view: str = "all") -> None:
-    page.goto(f"{live.url}/inbox?view={view}&c={conversation_id}")
-    expect(page.locator("#conversation")).to_have_attribute("data-id", str(conversation_id))
-    expect(page.locator("#channel-picker option").first).not_to_have_text("Loading channels…")
 
 
 def no_page_errors(page: Page) -> None:

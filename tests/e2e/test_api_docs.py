@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 
 import pytest
 from playwright.sync_api import Browser, expect
 
 from hilo.settings import Settings
-from tests.e2e.widget_support import LiveHilo, live_hilo
-from tests.fakes.server import free_port
+from tests.e2e.widget_support import LiveHilo, served_hilo
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
 def live(settings: Settings) -> Iterator[LiveHilo]:
-    port = free_port()
-    with live_hilo(replace(settings, base_url=f"http://127.0.0.1:{port}"), port) as running:
+    with served_hilo(settings) as running:
         yield running
 
 

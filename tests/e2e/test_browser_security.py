@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -19,8 +18,8 @@ from playwright.sync_api import Browser, Page, expect
 
 from hilo.agents.actions import create_agent, create_token
 from hilo.settings import Settings
-from tests.e2e.widget_support import LiveHilo, live_hilo
-from tests.fakes.server import free_port
+from tests.e2e import steps
+from tests.e2e.widget_support import LiveHilo, served_hilo
 from tests.support import Api
 
 pytestmark = pytest.mark.e2e
@@ -30,8 +29,7 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture
 def live(settings: Settings) -> Iterator[LiveHilo]:
-    port = free_port()
-    with live_hilo(replace(settings, base_url=f"http://127.0.0.1:{port}"), port) as running:
+    with served_hilo(settings) as running:
         yield running
 
 
@@ -43,11 +41,7 @@ def sign_in(browser: Browser, live: LiveHilo, login: str = "/login") -> Page:
     requests: list[str] = []
     page.on("request", lambda request: requests.append(f"{request.method} {request.url}"))
     page.requests = requests  # type: ignore[attr-defined]
-    page.goto(f"{live.url}{login}")
-    page.fill("input[name=email]", "ana@example.com")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r".*/inbox.*"))
+    steps.sign_in(page, live.url, "ana@example.com", login=login)
     return page
 
 

@@ -5,68 +5,36 @@ the labelled WhatsApp form with its required fields, the connection test and the
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, expect
 
-from hilo.agents.actions import create_agent, create_team, create_token
-from hilo.app import create_app
-from hilo.clock import FrozenClock
 from tests.channels.provider_support import META_APP_SECRET, VERIFY_TOKEN, WHATSAPP_NUMBER_ID, fixture, post_meta
-from tests.e2e.test_agent_ui import PASSWORD, Agent, Live, _serve_app, page_for, served_settings
-from tests.fakes.meta import DEFAULT_ACCESS_TOKEN, FakeGraphAPI, running_fake_graph
-from tests.support import Api
+from tests.e2e import test_composer_channels
+from tests.e2e.test_agent_ui import page_for
+from tests.e2e.test_composer_channels import Stage
+from tests.fakes.meta import DEFAULT_ACCESS_TOKEN
+from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
-
-T = TypeVar("T")
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def stage(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
-) -> Iterator[tuple[Live, FakeGraphAPI]]:
-    settings, port = served_settings(request, tmp_path_factory, sqlite_template, "setup")
-    clock = FrozenClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
-    app = create_app(settings, clock=clock)
-    with app.state.runtime.transaction() as tx:
-        admin = create_agent(tx, email="ana@example.com", name="Ana Admin", password=PASSWORD, role="admin")
-        team = create_team(tx, "Support", "Front line", [admin.id])
-        _row, token = create_token(tx, admin, "e2e")
-        agents = {"ana": Agent(admin.email, admin.name, admin.id)}
-        team_id = team.id
-    server, thread = _serve_app(app, port)
-    try:
-        with running_fake_graph() as graph, httpx.Client(base_url=settings.base_url, timeout=20) as http:
-            api = Api(http, token, admin.id)  # type: ignore[arg-type]
-            yield Live(settings.base_url, clock, api, agents, team_id, [], "http://127.0.0.1:9/hook"), graph
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
-def eventually(check: Callable[[], T | None], timeout: float = 15.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s (last value: {value!r})")
-        time.sleep(0.05)
+) -> Iterator[Stage]:
+    """The composer tests' served app with the fake Meta Graph API, for this module (one per database)."""
+    yield from test_composer_channels.stage.__wrapped__(request, tmp_path_factory, sqlite_template)  # type: ignore[attr-defined]
 
 
 def test_an_admin_sets_up_a_whatsapp_channel_tests_it_and_sees_its_health(
-    browser: Browser, contexts: list[BrowserContext], stage: tuple[Live, FakeGraphAPI]
+    browser: Browser, contexts: list[BrowserContext], stage: Stage
 ) -> None:
     # given: the fake Graph API knows the number
-    live, graph = stage
+    live, graph = stage.live, stage.graph
     graph.reset()
     graph.nodes[WHATSAPP_NUMBER_ID] = {
         "id": WHATSAPP_NUMBER_ID,

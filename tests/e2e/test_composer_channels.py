@@ -5,13 +5,12 @@ providers: WhatsApp templates outside the 24-hour window, the SMS segment count,
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
@@ -43,11 +42,10 @@ from tests.e2e.test_agent_ui import (
 )
 from tests.fakes.meta import FakeGraphAPI, running_fake_graph
 from tests.fakes.twilio import twilio_signature
-from tests.support import Api
+from tests.support import Api, eventually
 
 pytestmark = pytest.mark.e2e
 
-T = TypeVar("T")
 TWILIO_SID = "AC00000000000000000000000000000001"
 TWILIO_TOKEN = "e2e-twilio-auth-token"
 
@@ -88,17 +86,6 @@ def stage(
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-
-
-def eventually(check: Callable[[], T | None], timeout: float = 15.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s (last value: {value!r})")
-        time.sleep(0.05)
 
 
 def conversation_of(api: Api, name: str) -> int:

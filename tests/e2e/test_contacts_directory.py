@@ -6,10 +6,9 @@ and a dry run."""
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, expect
@@ -18,10 +17,9 @@ from tests.channels.provider_support import whatsapp_channel
 from tests.e2e import test_agent_ui, test_composer_channels
 from tests.e2e.test_agent_ui import Live, customer, no_page_errors, page_for
 from tests.e2e.test_composer_channels import Stage
+from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
-
-T = TypeVar("T")
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -38,17 +36,6 @@ def meta_desk(
 ) -> Iterator[Stage]:
     """The composer tests' served app with the fake Meta Graph API, for this module (one per database)."""
     yield from test_composer_channels.stage.__wrapped__(request, tmp_path_factory, sqlite_template)  # type: ignore[attr-defined]
-
-
-def eventually(check: Callable[[], T | None], timeout: float = 15.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s (last value: {value!r})")
-        time.sleep(0.05)
 
 
 def test_an_agent_searches_opens_a_profile_and_starts_a_conversation(

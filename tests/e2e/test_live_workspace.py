@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,23 +23,21 @@ from hilo.agents.actions import create_agent, create_team, create_token
 from hilo.app import create_app
 from hilo.clock import FrozenClock
 from hilo.settings import Settings
+from tests.e2e.steps import PASSWORD, open_conversation, sign_in, watch_errors
 from tests.e2e.test_agent_ui import (
-    PASSWORD,
     Agent,
     Live,
     Receiver,
     _serve_app,
     customer,
     no_page_errors,
-    open_conversation,
     page_for,
     served_settings,
 )
 from tests.e2e.test_browser_security import WATCH_CSP
-from tests.e2e.test_workspace_sla_macros import eventually
-from tests.e2e.widget_support import LiveHilo, Site, agent_online, customer_site, live_hilo
-from tests.fakes.server import free_port, serve_asgi
-from tests.support import Api
+from tests.e2e.widget_support import LiveHilo, Site, agent_online, served_hilo, widget_site
+from tests.fakes.server import serve_asgi
+from tests.support import Api, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -210,15 +208,8 @@ def phone_page(browser: Browser, contexts: list[BrowserContext], live: Team) -> 
     context.add_init_script(WATCH_CSP)
     page = context.new_page()
     page.set_default_timeout(10_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    page.errors = errors  # type: ignore[attr-defined]
-    page.goto(f"{live.url}/login")
-    page.fill("input[name=email]", live.agents["bruno"].email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r".*/inbox.*"))
+    watch_errors(page)
+    sign_in(page, live.url, live.agents["bruno"].email)
     return page
 
 
@@ -314,11 +305,7 @@ def test_filtering_the_list_and_changing_views_breaks_no_policy(
     page.set_default_timeout(10_000)
     console: list[str] = []
     page.on("console", lambda message: console.append(message.text) if message.type == "error" else None)
-    page.goto(f"{live.url}/login")
-    page.fill("input[name=email]", live.agents["ana"].email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r".*/inbox.*"))
+    sign_in(page, live.url, live.agents["ana"].email)
     open_conversation(page, live, first)
     page.fill("#composer-body", "Let me check\nthat for you\nright away")
     # when: she filters the list, switches views, sorts, searches and opens the other conversation
@@ -346,17 +333,13 @@ def test_filtering_the_list_and_changing_views_breaks_no_policy(
 
 @pytest.fixture
 def widget_live(settings: Settings) -> Iterator[LiveHilo]:
-    port = free_port()
-    served = replace(settings, base_url=f"http://127.0.0.1:{port}", run_worker=True)
-    with live_hilo(served, port) as running:
+    with served_hilo(settings, run_worker=True) as running:
         yield running
 
 
 @pytest.fixture
 def site(widget_live: LiveHilo) -> Iterator[Site]:
-    with customer_site(widget_live.url) as running:
-        widget = widget_live.channel("widget", allowed_origins=[running.url], title="Shop help")
-        running.widget_token = widget["config"]["public_token"]
+    with widget_site(widget_live) as running:
         yield running
 
 
@@ -396,14 +379,8 @@ def test_a_visitor_reading_a_reply_shows_read_in_the_open_conversation(
         agent_context.add_init_script(SLOW_TIMELINE)
         page = agent_context.new_page()
         page.set_default_timeout(10_000)
-        page.goto(f"{widget_live.url}/login")
-        page.fill("input[name=email]", "ana@example.com")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(re.compile(r".*/inbox.*"))
-        page.goto(f"{widget_live.url}/inbox?view=all&c={conversation['id']}")
-        expect(page.locator("#conversation")).to_have_attribute("data-id", str(conversation["id"]))
-        expect(page.locator("#channel-picker option").first).not_to_have_text("Loading channels…")
+        sign_in(page, widget_live.url, "ana@example.com")
+        open_conversation(page, widget_live, conversation["id"])
         # when: Ana replies and the visitor's open widget shows it
         page.fill("#composer-body", "Yes, in 3 days.")
         page.keyboard.press("Control+Enter")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,8 +12,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from hilo.channels.widget import user_hash
 from hilo.settings import Settings
-from tests.e2e.widget_support import LiveHilo, Site, agent_online, customer_site, live_hilo
-from tests.fakes.server import free_port
+from tests.e2e.widget_support import LiveHilo, Site, agent_online, customer_site, served_hilo
 
 pytestmark = pytest.mark.e2e
 
@@ -23,9 +21,7 @@ SECRET = "e2e-identity-secret"
 
 @pytest.fixture
 def live(settings: Settings) -> Iterator[LiveHilo]:
-    port = free_port()
-    served = replace(settings, base_url=f"http://127.0.0.1:{port}", run_worker=True)
-    with live_hilo(served, port) as running:
+    with served_hilo(settings, run_worker=True) as running:
         yield running
 
 

@@ -8,33 +8,27 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import replace
 
 import pytest
 from playwright.sync_api import Browser, expect
 
 from hilo.settings import Settings
 from hilo.web.rendering import datetime_text
-from tests.e2e.widget_support import LiveHilo, Site, agent_online, customer_site, live_hilo
-from tests.fakes.server import free_port
+from tests.e2e.steps import sign_in
+from tests.e2e.widget_support import LiveHilo, Site, agent_online, served_hilo, widget_site
 
 pytestmark = pytest.mark.e2e
-
-PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
 def live(settings: Settings) -> Iterator[LiveHilo]:
-    port = free_port()
-    with live_hilo(replace(settings, base_url=f"http://127.0.0.1:{port}"), port) as running:
+    with served_hilo(settings) as running:
         yield running
 
 
 @pytest.fixture
 def site(live: LiveHilo) -> Iterator[Site]:
-    with customer_site(live.url) as running:
-        widget = live.channel("widget", allowed_origins=[running.url], title="Shop help")
-        running.widget_token = widget["config"]["public_token"]
+    with widget_site(live) as running:
         yield running
 
 
@@ -63,11 +57,7 @@ def test_the_widget_greets_and_agents_see_one_name_for_the_anonymous_visitor(
         page.set_default_timeout(10_000)
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(f"{live.url}/login")
-        page.fill("input[name=email]", "ana@example.com")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(re.compile(r".*/inbox.*"))
+        sign_in(page, live.url, "ana@example.com")
         page.goto(f"{live.url}/inbox?view=all&c={conversation['id']}")
         # then: list, header, contact panel and timeline name them alike, with the same initial
         row = page.locator(f"#row-{conversation['id']}")

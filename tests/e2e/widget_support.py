@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -138,6 +138,14 @@ def live_hilo(settings: Settings, port: int) -> Iterator[LiveHilo]:
 
 
 @contextmanager
+def served_hilo(settings: Settings, **overrides: Any) -> Iterator[LiveHilo]:
+    """`live_hilo` on a free port, with `overrides` of the settings."""
+    port = free_port()
+    with live_hilo(replace(settings, base_url=f"http://127.0.0.1:{port}", **overrides), port) as running:
+        yield running
+
+
+@contextmanager
 def agent_online(live: LiveHilo) -> Iterator[None]:
     """An agent with the inbox open (an agent websocket, drained in a thread), online for routing."""
     ws = connect(live.url.replace("http", "ws", 1) + f"/api/v1/ws?token={live.token}")
@@ -201,6 +209,15 @@ class Site:
     hilo: str
     widget_token: str = ""
     form_token: str = ""
+
+
+@contextmanager
+def widget_site(live: LiveHilo) -> Iterator[Site]:
+    """The customer's site with a widget of `live` ("Shop help", allowed there) in its pages."""
+    with customer_site(live.url) as running:
+        widget = live.channel("widget", allowed_origins=[running.url], title="Shop help")
+        running.widget_token = widget["config"]["public_token"]
+        yield running
 
 
 @contextmanager

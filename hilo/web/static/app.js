@@ -58,6 +58,9 @@
     return data;
   }
 
+  // Pages' own scripts (contacts.js, loaded after this file) send through this same call.
+  window.hiloApi = api;
+
   async function fragment(url) {
     const response = await fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin" });
     if (response.status === 401) {

@@ -10,28 +10,7 @@
   const $ = function (selector, root) { return (root || document).querySelector(selector); };
   const $$ = function (selector, root) { return Array.prototype.slice.call((root || document).querySelectorAll(selector)); };
 
-  async function api(method, path, body) {
-    const headers = { "Accept": "application/json", "X-CSRF-Token": config.csrf };
-    let payload;
-    if (body instanceof FormData) {
-      payload = body;
-    } else if (body !== undefined) {
-      headers["Content-Type"] = "application/json";
-      payload = JSON.stringify(body);
-    }
-    const response = await fetch(path, { method: method, headers: headers, body: payload, credentials: "same-origin" });
-    if (response.status === 401) {
-      window.location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search));
-    }
-    const data = await response.json().catch(function () { return null; });
-    if (!response.ok) {
-      const error = data && data.error ? data.error : {};
-      const failure = new Error(error.message || response.statusText);
-      failure.code = error.code;
-      throw failure;
-    }
-    return data;
-  }
+  const api = window.hiloApi;  // app.js: CSRF, sign-in on 401, the API's error messages
 
   function showError(form, message) {
     const box = $(".form-error", form);
