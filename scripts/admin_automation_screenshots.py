@@ -2,9 +2,9 @@
 
 Run from the repository: `.venv/bin/python scripts/admin_automation_screenshots.py` (needs
 Debian's /usr/bin/chromium). Like `agent_ui_screenshots.py` it seeds the demo into a
-temporary folder; it then adds a calendar, an SLA policy, a canned response and a rule
-through the routing and automation actions, and photographs the business-hours page and
-the rules page with a dry run open.
+temporary folder (which holds the shop's office calendar, SLA policies, canned responses
+and a billing rule), routes the teams by that calendar, and photographs the business-hours
+page and the rules page with a dry run of the demo's rule open.
 """
 
 from __future__ import annotations
@@ -24,36 +24,22 @@ SHOTS = ("admin-business-hours", "admin-rules")
 
 
 def configure(settings: object) -> int:
-    """Give the demo a Madrid calendar, a VIP policy, a canned response and a billing rule; returns the rule id."""
+    """Route the demo's teams by its office calendar; returns the id of the demo's rule.
+
+    The demo already holds the desk's calendar, SLA policies, canned responses and its
+    billing rule, so the pictures show those rather than a second, made-up set.
+    """
     from hilo.agents.models import Team
-    from hilo.automation import actions as automation
+    from hilo.automation.models import AutomationRule
+    from hilo.hours.models import BusinessHours
     from hilo.routing import actions as routing
-    from hilo.routing import calendars, sla
     from hilo.runtime import Runtime
 
     runtime = Runtime(settings)  # type: ignore[arg-type]
     try:
         with runtime.transaction() as tx:
-            calendar = calendars.save(
-                tx,
-                None,
-                {
-                    "name": "Madrid office",
-                    "timezone": "Europe/Madrid",
-                    "periods": {day: [["09:00", "14:00"], ["15:00", "18:00"]] for day in ("mon", "tue", "wed", "thu")}
-                    | {"fri": [["09:00", "15:00"]]},
-                    "holiday_country": "ES",
-                    "holiday_subdivision": "MD",
-                    "closed_dates": [],
-                    "out_of_office_message": {
-                        "en": "We are closed now; we answer from 9:00 (Madrid time).",
-                        "es": "Ahora estamos cerrados; respondemos desde las 9:00 (hora de Madrid).",
-                    },
-                    "is_default": True,
-                },
-            )
-            teams = list(tx.session.execute(select(Team).order_by(Team.id)).scalars())
-            for team in teams:
+            calendar = tx.session.execute(select(BusinessHours).where(BusinessHours.is_default)).scalar_one()
+            for team in tx.session.execute(select(Team).order_by(Team.id)).scalars():
                 routing.save_team(
                     tx,
                     team.id,
@@ -62,47 +48,7 @@ def configure(settings: object) -> int:
                     reassign_when_offline=False,
                     business_hours_id=calendar.id,
                 )
-            sla.save_policy(
-                tx,
-                None,
-                {
-                    "name": "VIP",
-                    "conditions": {"priorities": ["high", "urgent"]},
-                    "first_response_seconds": 900,
-                    "resolution_seconds": 8 * 3600,
-                    "business_hours_id": calendar.id,
-                    "warning_share": 0.75,
-                },
-            )
-            canned = automation.save_canned(
-                tx,
-                None,
-                {
-                    "shortcut": "refund",
-                    "title": "Refund policy",
-                    "body": "Hello {{contact.first_name|there}}, refunds reach your card within five working days.",
-                    "translations": {"es": "Hola {{contact.first_name|}}, el reembolso llega en cinco días hábiles."},
-                },
-            )
-            rule = automation.save_rule(
-                tx,
-                None,
-                {
-                    "name": "Invoices and refunds to Billing",
-                    "event": "message.received",
-                    "conditions": {
-                        "all": [{"field": "message.text", "op": "matches", "value": "invoice|factura|refund|reembolso"}]
-                    },
-                    "actions": [
-                        {"type": "add_labels", "labels": ["billing"]},
-                        {"type": "set_priority", "priority": "high"},
-                        {"type": "reply", "canned_response_id": canned.id},
-                    ]
-                    + [{"type": "assign_team", "team_id": t.id} for t in teams if t.name == "Billing"],
-                    "position": 10,
-                },
-            )
-            return rule.id
+            return tx.session.execute(select(AutomationRule.id).order_by(AutomationRule.id).limit(1)).scalar_one()
     finally:
         runtime.close()
 

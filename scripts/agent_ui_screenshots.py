@@ -4,7 +4,9 @@ Run from the repository: `.venv/bin/python scripts/agent_ui_screenshots.py` (nee
 /usr/bin/chromium). It seeds the demo into a temporary folder, adds a few things worth
 showing (a note with a mention, an e-mail with quoted history, a failed reply), serves the
 app on a loopback port and photographs the inbox, a conversation, the channel
-administration and the phone layout.
+administration (with a connection test and the health panel), the contacts directory, a
+contact's profile, a CSV import after its dry run, the demo shop page with the chat widget
+open, and the phone layout.
 """
 
 from __future__ import annotations
@@ -41,12 +43,29 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def showcase(settings: object) -> int:
-    """Pick a customer who wrote on several channels and add a note, a quoted e-mail and a failed reply."""
+IMPORT_CSV = """name,email,phone,city
+Marta Gil,marta.gil@example.org,+34 612 345 678,Sevilla
+Peter Walsh,peter.walsh@example.co.uk,,London
+Ana Ruiz,not-an-address,,Bilbao
+Jorge Navarro,,+34 699 111 222,Valencia
+"""
+
+WIDGET_MESSAGE = {
+    "es": "Hola, ¿tenéis las Trail Pro en la talla 42?",
+    "en": "Hi, do you have the Trail Pro in size 9?",
+}
+
+
+def showcase(settings: object) -> tuple[int, int, int]:
+    """Pick a customer who wrote on several channels and add attributes, a note, a quoted e-mail and a failed reply.
+
+    Returns the conversation, its contact and the e-mail channel the reply failed on.
+    """
     from hilo.agents.models import Agent
     from hilo.channels.base import IdentityKind, IdentityRef, InboundMessage, SendError
     from hilo.channels.models import ChannelAccount
-    from hilo.contacts.models import Identity
+    from hilo.contacts import actions as contact_actions
+    from hilo.contacts.models import Contact, Identity
     from hilo.conversations.models import Conversation, Message
     from hilo.ingest.deliveries import ingest_message
     from hilo.outbox import reply as reply_actions
@@ -85,7 +104,12 @@ def showcase(settings: object) -> int:
                     data={"quoted": "> On Monday, Hilo wrote:\n> Thanks, that's sorted now.\n>\n> Best regards"},
                 ),
             )
-            conversation_id = conversation.id
+            contact_actions.update_contact(
+                tx,
+                session.get_one(Contact, conversation.contact_id),
+                custom_attributes={"city": "Madrid", "customer_since": "2023", "last_order": "#10472"},
+            )
+            conversation_id, contact_id, email_channel_id = conversation.id, conversation.contact_id, account.id
         with runtime.transaction(supervisor.id) as tx:
             current = tx.session.get(Conversation, conversation_id)
             assert current is not None
@@ -97,7 +121,7 @@ def showcase(settings: object) -> int:
             job = tx.session.execute(select(OutboxJob).where(OutboxJob.message_id == failed.id)).scalar_one()
             reason = "The recipient's mail server says this address does not exist; check the contact's e-mail address."
             record_failure(tx, job.id, SendError("smtp_550", reason, retryable=False))
-        return conversation_id
+        return conversation_id, contact_id, email_channel_id
     finally:
         runtime.close()
 
@@ -143,7 +167,9 @@ def main() -> None:
     settings = load_settings()
     upgrade(settings.database_url)
     seed(settings)
-    conversation = showcase(settings)
+    conversation, contact, email_channel = showcase(settings)
+    csv_file = folder / "customers.csv"
+    csv_file.write_text(IMPORT_CSV, encoding="utf-8")
     server = serve(port)
     OUT.mkdir(parents=True, exist_ok=True)
     try:
@@ -172,10 +198,37 @@ def main() -> None:
                 page.screenshot(path=str(OUT / f"inbox-{lang}.png"))
                 page.goto(f"{base}/admin/channels")
                 page.screenshot(path=str(OUT / f"admin-channels-{lang}.png"))
+                card = page.locator(f"#channel-{email_channel}")
+                card.locator("[data-action=channel-check]").click()
+                card.locator("[data-check-result]:not([hidden])").wait_for()
+                card.evaluate("card => window.scrollTo(0, card.getBoundingClientRect().top + window.scrollY - 72)")
+                page.screenshot(path=str(OUT / f"admin-channel-health-{lang}.png"))
+                page.goto(f"{base}/contacts")
+                page.wait_for_selector(".contacts-main")
+                page.screenshot(path=str(OUT / f"contacts-{lang}.png"))
+                page.goto(f"{base}/contacts/{contact}")
+                page.wait_for_selector(".contacts-main")
+                page.screenshot(path=str(OUT / f"contact-profile-{lang}.png"))
+                page.goto(f"{base}/contacts/import")
+                page.set_input_files("#import-file", str(csv_file))
+                page.click("#import-check")
+                page.wait_for_selector("#import-report:not([hidden])")
+                page.locator("#import-report").evaluate("report => report.scrollIntoView({block: 'end'})")
+                page.screenshot(path=str(OUT / f"contacts-import-{lang}.png"))
                 page.set_viewport_size({"width": 390, "height": 780})
                 page.goto(f"{base}/inbox?view=all&c={conversation}")
                 page.wait_for_selector("#channel-picker option[data-kind]", state="attached")
                 page.screenshot(path=str(OUT / f"phone-{lang}.png"))
+                shop = browser.new_context(viewport={"width": 1280, "height": 800}, locale=lang)
+                visitor = shop.new_page()
+                visitor.goto(f"{base}/demo/widget?lang={lang}")
+                visitor.click(".launcher")
+                visitor.wait_for_selector("#hilo-panel", state="visible")
+                visitor.locator(".composer textarea").fill(WIDGET_MESSAGE[lang])
+                visitor.locator(".composer .send").click()
+                visitor.get_by_text(WIDGET_MESSAGE[lang]).wait_for()
+                visitor.screenshot(path=str(OUT / f"demo-widget-{lang}.png"))
+                shop.close()
                 colleague.close()
                 context.close()
             browser.close()
