@@ -30,7 +30,9 @@ def fill(api: Api, clock: FrozenClock, start: int, count: int) -> None:
         api.ok(api.patch(f"/api/v1/conversations/{conversation['id']}", {"labels": ["vip"]}))
 
 
-def test_directory_queries_do_not_grow_with_contacts(app_client: TestClient, api: Api, clock: FrozenClock) -> None:
+def test_directory_queries_do_not_grow_with_contacts(
+    app_client: TestClient, api: Api, clock: FrozenClock, database_url: str
+) -> None:
     # given: a few contacts
     fill(api, clock, 0, 4)
     sign_in(app_client)
@@ -43,7 +45,12 @@ def test_directory_queries_do_not_grow_with_contacts(app_client: TestClient, api
     assert many == few
     assert few == {
         "/contacts": BASELINES["contacts_page"],
-        "/ui/contacts/rows?q=customer&label=vip": BASELINES["contacts_rows_fragment"],
+        # PostgreSQL's search first reads the words' statistics, then collects the matches (search.py).
+        "/ui/contacts/rows?q=customer&label=vip": BASELINES[
+            "contacts_search_fragment_postgresql"
+            if database_url.startswith("postgresql")
+            else "contacts_search_fragment"
+        ],
         "/contacts?attribute=plan&value=gold": BASELINES["contacts_page"],
     }
 
