@@ -79,6 +79,19 @@ def test_a_reply_on_a_demo_channel_is_delivered_by_the_demo_provider(demo: Api) 
     assert reply["status_code"] is None
 
 
+def test_the_connection_test_of_a_demo_channel_names_the_demo_provider(demo: Api) -> None:
+    # given: the demo's channels whose kinds call a provider (their settings name none that answers:
+    # the e-mail channel's smtp.example.com:587 cannot be reached)
+    channels = [c for c in demo.ok(demo.get("/api/v1/channels")) if c["kind"] in ("whatsapp", "sms", "email", "telegram")]
+    # when
+    results = {c["kind"]: demo.ok(demo.post(f"/api/v1/channels/{c['id']}/check")) for c in channels}
+    # then: each succeeds at once, answered by the built-in demo provider, in the admin's Spanish
+    assert sorted(results) == ["email", "sms", "telegram", "whatsapp"]
+    for result in results.values():
+        assert (result["ok"], result["code"], result["setting"]) == (True, "demo_provider", None)
+        assert result["message"].startswith("Este es un canal de demostración")
+
+
 def test_no_one_can_put_a_channel_on_the_demo_provider(demo: Api) -> None:
     # given: a real channel and a demo one
     channels = demo.ok(demo.get("/api/v1/channels"))
