@@ -14,7 +14,9 @@ from hilo.agents.actions import create_token
 from hilo.agents.models import Agent
 from hilo.app import create_app
 from hilo.clock import FrozenClock
+from hilo.channels.base import IdentityKind
 from hilo.demo import DEMO_PASSWORD, demo_sign_in, seed
+from hilo.demo.seed import _identity_for
 from hilo.settings import Settings
 from tests.conftest import run_worker_once
 from tests.support import Api
@@ -218,3 +220,20 @@ def test_after_whatsapps_window_the_demo_reaches_the_customer_with_an_approved_t
     assert free.status_code == 409 and free.json()["error"]["code"] == "whatsapp_window_closed"
     assert sent.status_code == 201, sent.text
     assert demo.timeline(old[0]["id"])[-1]["status"] == "delivered"
+
+
+@pytest.mark.parametrize(
+    ("name", "address"),
+    [
+        ("Lucía Serrano", "lucia.2@example.net"),
+        ("Óscar Sanz", "oscar.2@example.net"),
+        ("Diego Muñoz", "diego.2@example.net"),
+        ("Kevin O'Brien", "kevin.2@example.net"),
+        ("Σοφία Παπαδοπούλου", "cliente.2@example.net"),
+    ],
+)
+def test_a_demo_customers_address_keeps_the_letters_of_their_name(name: str, address: str) -> None:
+    # when
+    ref = _identity_for("email", 2, name, account_id=1)
+    # then: accented letters lose only their accent
+    assert (ref.kind, ref.value) == (IdentityKind.EMAIL, address)
