@@ -22,8 +22,7 @@ from hilo.i18n import N_
 CHECK_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
 MSG_DEMO = N_(
-    "This is a demo channel: the built-in demo provider answers its messages, so there is no "
-    "provider to connect to."
+    "This is a demo channel: the built-in demo provider answers its messages, so there is no provider to connect to."
 )
 MSG_SETTINGS_MISSING = N_("Fill in the required settings before testing the connection.")
 MSG_UNREACHABLE = N_(

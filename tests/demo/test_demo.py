@@ -84,7 +84,9 @@ def test_a_reply_on_a_demo_channel_is_delivered_by_the_demo_provider(demo: Api) 
 def test_the_connection_test_of_a_demo_channel_names_the_demo_provider(demo: Api) -> None:
     # given: the demo's channels whose kinds call a provider (their settings name none that answers:
     # the e-mail channel's smtp.example.com:587 cannot be reached)
-    channels = [c for c in demo.ok(demo.get("/api/v1/channels")) if c["kind"] in ("whatsapp", "sms", "email", "telegram")]
+    channels = [
+        c for c in demo.ok(demo.get("/api/v1/channels")) if c["kind"] in ("whatsapp", "sms", "email", "telegram")
+    ]
     # when
     results = {c["kind"]: demo.ok(demo.post(f"/api/v1/channels/{c['id']}/check")) for c in channels}
     # then: each succeeds at once, answered by the built-in demo provider, in the admin's Spanish
