@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi.testclient import TestClient
 
 from hilo.clock import FrozenClock
@@ -73,6 +75,27 @@ def test_directory_lists_filters_and_escapes(app_client: TestClient, api: Api) -
     assert rows.text.count('data-contact="') == 1 and "Ana" in rows.text
     assert rows.headers["HX-Push-Url"] == "/contacts?q=ana%40example.com"
     assert bad.status_code == 200 and "An attribute name is 1 to 64 letters" in bad.text
+
+
+def test_directory_shows_the_kind_of_each_address(app_client: TestClient, api: Api) -> None:
+    # given: a customer of the shop's API channel who also gave a Telegram id
+    channel = api.api_channel("Shop")
+    api.inbound(channel, "customer-48", "hello", name="Nora Kinds")
+    [contact] = api.ok(api.get("/api/v1/contacts", params={"q": "Nora"}))["items"]
+    api.ok(api.post(f"/api/v1/contacts/{contact['id']}/identities", {"kind": "telegram", "value": "500051"}), 201)
+    sign_in(app_client)
+    # when
+    rows = app_client.get("/ui/contacts/rows", params={"q": "Nora"})
+    # then: each value comes with its kind's icon and, for screen readers, its kind's name
+    chips = re.findall(r'data-kind="(\w+)"[^>]*>(<svg.*?</svg><span class="sr">[^<]*</span>[^<]*)</span>', rows.text)
+    shown = {kind: html for kind, html in chips}
+    assert set(shown) == {"api", "telegram"}
+    assert (
+        '<use href="#i-telegram"/>' in shown["telegram"]
+        and '<span class="sr">Telegram: </span>500051' in shown["telegram"]
+    )
+    assert '<use href="#i-api"/>' in shown["api"]
+    assert f'<span class="sr">External id: </span>{channel["id"]}:customer-48' in shown["api"]
 
 
 def test_profile_page_shows_identities_attributes_conversations_and_channels(app_client: TestClient, api: Api) -> None:
