@@ -7,6 +7,8 @@ import re
 from fastapi.testclient import TestClient
 
 from hilo.clock import FrozenClock
+from tests.channels.provider_support import create_channel, whatsapp_channel
+from tests.fakes.meta import FakeGraphAPI
 from tests.support import Api
 from tests.web.test_query_counts import BASELINES, measure
 
@@ -114,6 +116,57 @@ def test_profile_page_shows_identities_attributes_conversations_and_channels(app
     assert f'<option value="{channel["id"]}"' in page.text
     missing = app_client.get("/contacts/999999")
     assert missing.status_code == 404 and "Contact not found." in missing.text
+
+
+def test_profile_preselects_the_first_channel_that_takes_free_text(
+    app_client: TestClient, api: Api, fake_graph: FakeGraphAPI
+) -> None:
+    # given: a contact who never wrote, reachable on WhatsApp (templates only outside its window)
+    # and, on a later channel, by e-mail
+    whatsapp = whatsapp_channel(api, fake_graph)
+    email = create_channel(api, "email", {"address": "help@example.com", "smtp_host": "smtp.example.com"}, name="Mail")
+    contact = api.ok(
+        api.post(
+            "/api/v1/contacts",
+            {
+                "name": "Tess Two",
+                "identities": [
+                    {"kind": "phone", "value": "+1 650 555 1234"},
+                    {"kind": "email", "value": "tess@example.com"},
+                ],
+            },
+        ),
+        201,
+    )
+    sign_in(app_client)
+    # when
+    page = app_client.get(f"/contacts/{contact['id']}")
+    # then: e-mail is chosen; WhatsApp stays offered for a template
+    options = dict(
+        re.findall(r'<option value="(\d+)"([^>]*)>', page.text.split('id="start-channel"')[1].split("</select>")[0])
+    )
+    assert " selected " in options[str(email["id"])] + " "
+    assert "selected" not in options[str(whatsapp["id"])]
+    assert 'data-code="whatsapp_window_closed"' in options[str(whatsapp["id"])]
+
+
+def test_profile_keeps_the_first_channel_when_none_takes_free_text(
+    app_client: TestClient, api: Api, fake_graph: FakeGraphAPI
+) -> None:
+    # given: a contact reachable only on WhatsApp, outside its window
+    whatsapp_channel(api, fake_graph)
+    contact = api.ok(
+        api.post(
+            "/api/v1/contacts", {"name": "Uma One", "identities": [{"kind": "phone", "value": "+1 650 555 4321"}]}
+        ),
+        201,
+    )
+    sign_in(app_client)
+    # when
+    page = app_client.get(f"/contacts/{contact['id']}")
+    # then: nothing is forced; the browser shows the WhatsApp channel, for a template
+    select = page.text.split('id="start-channel"')[1].split("</select>")[0]
+    assert select.count("<option ") == 1 and " selected" not in select
 
 
 def test_import_page_is_for_administrators_and_supervisors(app_client: TestClient, api: Api) -> None:
