@@ -13,8 +13,8 @@ from sqlalchemy import select
 from hilo.agents.actions import create_token
 from hilo.agents.models import Agent
 from hilo.app import create_app
-from hilo.clock import FrozenClock
 from hilo.channels.base import IdentityKind
+from hilo.clock import FrozenClock
 from hilo.demo import DEMO_PASSWORD, demo_sign_in, seed
 from hilo.demo.seed import _identity_for
 from hilo.settings import Settings
