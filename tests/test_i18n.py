@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,36 @@ def test_spanish_is_really_translated() -> None:
     same = [m for m, s in spanish.items() if m == s and len(m) > 25]
     # then: long sentences are never left in English
     assert same == []
+
+
+# Imperatives of the formal "usted" (capitalised: lowercase "pegue" is also "que pegue"): the
+# interface says "Elige una plantilla", so an error that says "Elija" reads as another product.
+USTED = (
+    "Elija",
+    "Compruebe",
+    "Introduzca",
+    "Intente",
+    "Inténtelo",
+    "Pulse",
+    "Seleccione",
+    "Pegue",
+    "Pruebe",
+    "Espere",
+    "Contáctelo",
+    "Sincronice",
+    "inténtelo",
+    "contáctelo",
+)
+
+
+def test_spanish_addresses_the_reader_as_tu() -> None:
+    # given: the Spanish catalog
+    spanish = catalog("es")
+    # when: entries that tell the reader what to do in the formal form
+    words = "|".join(USTED)
+    formal = {m: s for m, s in spanish.items() if re.search(rf"(?<!\w)({words})(?!\w)", s)}
+    # then
+    assert formal == {}
 
 
 def test_every_catalog_file_has_both_languages() -> None:

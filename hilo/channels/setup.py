@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from hilo.channels import demo
 from hilo.channels.base import ChannelAccountView, ConnectionCheck, SettingField
 from hilo.channels.media import MEDIA_CONFIG_KEYS
 from hilo.channels.registry import get_adapter
@@ -20,6 +21,9 @@ from hilo.i18n import N_
 # A connection test waits less than a send: an admin is looking at the button.
 CHECK_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 
+MSG_DEMO = N_(
+    "This is a demo channel: the built-in demo provider answers its messages, so there is no provider to connect to."
+)
 MSG_SETTINGS_MISSING = N_("Fill in the required settings before testing the connection.")
 MSG_UNREACHABLE = N_(
     "Hilo could not connect to {provider} at {url}. Check the API base URL, and that this server "
@@ -91,6 +95,9 @@ async def check_connection(account: ChannelAccountView) -> ConnectionCheck | Non
     )
     if hook is None:
         return None
+    if demo.is_demo(account.config) and account.kind not in demo.IN_PROCESS_KINDS:
+        # Its sends never leave Hilo (see `registry.transport_for`): its settings name no real provider.
+        return ConnectionCheck(True, "demo_provider", MSG_DEMO)
     missing = missing_settings(account.kind, account_values(account))
     if missing:
         return ConnectionCheck(False, "settings_missing", MSG_SETTINGS_MISSING, setting=missing[0])

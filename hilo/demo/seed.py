@@ -10,6 +10,7 @@ provider (`hilo.channels.demo`), so agents' replies go out and show as delivered
 from __future__ import annotations
 
 import random
+import unicodedata
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -194,8 +195,14 @@ def _team(tx: Tx, name: str, description: str, member_ids: list[int]) -> Team:
     return existing or agent_actions.create_team(tx, name, description, member_ids)
 
 
+def _ascii_slug(word: str) -> str:
+    """Write `word` in lowercase ASCII letters: accents dropped (Lucía: lucia), other letters left out."""
+    decomposed = unicodedata.normalize("NFKD", word.lower())
+    return "".join(c for c in decomposed if c.isascii() and c.isalnum())
+
+
 def _identity_for(kind: str, index: int, name: str, account_id: int) -> IdentityRef:
-    slug = name.lower().split()[0].encode("ascii", "ignore").decode() or "cliente"
+    slug = _ascii_slug(name.split()[0]) or "cliente"
     if kind in ("whatsapp", "sms"):
         return IdentityRef(IdentityKind.PHONE, f"+3460{index:07d}" if index % 2 else f"+1415555{index:04d}")
     if kind == "email":

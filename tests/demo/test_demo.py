@@ -13,8 +13,10 @@ from sqlalchemy import select
 from hilo.agents.actions import create_token
 from hilo.agents.models import Agent
 from hilo.app import create_app
+from hilo.channels.base import IdentityKind
 from hilo.clock import FrozenClock
 from hilo.demo import DEMO_PASSWORD, demo_sign_in, seed
+from hilo.demo.seed import _identity_for
 from hilo.settings import Settings
 from tests.conftest import run_worker_once
 from tests.support import Api
@@ -77,6 +79,21 @@ def test_a_reply_on_a_demo_channel_is_delivered_by_the_demo_provider(demo: Api) 
     assert reply["id"] == sent["id"] and reply["status"] == "delivered"
     assert reply["provider_message_id"].startswith("demo:")
     assert reply["status_code"] is None
+
+
+def test_the_connection_test_of_a_demo_channel_names_the_demo_provider(demo: Api) -> None:
+    # given: the demo's channels whose kinds call a provider (their settings name none that answers:
+    # the e-mail channel's smtp.example.com:587 cannot be reached)
+    channels = [
+        c for c in demo.ok(demo.get("/api/v1/channels")) if c["kind"] in ("whatsapp", "sms", "email", "telegram")
+    ]
+    # when
+    results = {c["kind"]: demo.ok(demo.post(f"/api/v1/channels/{c['id']}/check")) for c in channels}
+    # then: each succeeds at once, answered by the built-in demo provider, in the admin's Spanish
+    assert sorted(results) == ["email", "sms", "telegram", "whatsapp"]
+    for result in results.values():
+        assert (result["ok"], result["code"], result["setting"]) == (True, "demo_provider", None)
+        assert result["message"].startswith("Este es un canal de demostración")
 
 
 def test_no_one_can_put_a_channel_on_the_demo_provider(demo: Api) -> None:
@@ -205,3 +222,20 @@ def test_after_whatsapps_window_the_demo_reaches_the_customer_with_an_approved_t
     assert free.status_code == 409 and free.json()["error"]["code"] == "whatsapp_window_closed"
     assert sent.status_code == 201, sent.text
     assert demo.timeline(old[0]["id"])[-1]["status"] == "delivered"
+
+
+@pytest.mark.parametrize(
+    ("name", "address"),
+    [
+        ("Lucía Serrano", "lucia.2@example.net"),
+        ("Óscar Sanz", "oscar.2@example.net"),
+        ("Diego Muñoz", "diego.2@example.net"),
+        ("Kevin O'Brien", "kevin.2@example.net"),
+        ("Σοφία Παπαδοπούλου", "cliente.2@example.net"),
+    ],
+)
+def test_a_demo_customers_address_keeps_the_letters_of_their_name(name: str, address: str) -> None:
+    # when
+    ref = _identity_for("email", 2, name, account_id=1)
+    # then: accented letters lose only their accent
+    assert (ref.kind, ref.value) == (IdentityKind.EMAIL, address)

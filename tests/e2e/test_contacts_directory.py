@@ -58,6 +58,20 @@ def test_an_agent_searches_opens_a_profile_and_starts_a_conversation(
     expect(page.locator("#contacts-table tbody tr[data-contact]")).to_have_count(1)
     expect(page.locator("#contacts-table")).to_contain_text("Dora Directory")
     page.wait_for_url(re.compile(r".*/contacts\?q=dora%40example\.com$"))
+    # and her row's cells are table cells that line up under the headers
+    cells = page.eval_on_selector_all(
+        "#contacts-table tr[data-contact] td",
+        "cells => cells.map(c => [getComputedStyle(c).display, Math.round(c.getBoundingClientRect().top)])",
+    )
+    headers = page.eval_on_selector_all(
+        "#contacts-table thead th", "cells => cells.map(c => c.getBoundingClientRect().left)"
+    )
+    lefts = page.eval_on_selector_all(
+        "#contacts-table tr[data-contact] td", "cells => cells.map(c => c.getBoundingClientRect().left)"
+    )
+    assert [display for display, _top in cells] == ["table-cell"] * 4
+    assert len({top for _display, top in cells}) == 1
+    assert lefts == headers
     # when: he opens her profile
     page.click("#contacts-table a.contact-link")
     # then: her identities and earlier conversation, and the channel that reaches her

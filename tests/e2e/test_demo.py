@@ -129,6 +129,8 @@ def test_a_visitor_chats_on_the_demo_page_and_the_agent_answers_from_the_inbox(
     visitor_errors = _watched(visitor)
     visitor.reload()
     expect(visitor.locator("h1")).to_have_text("Tienda Hilo")
+    # and the demo note sits at the very top, with no empty strip above it
+    assert visitor.eval_on_selector(".demo-note", "note => note.getBoundingClientRect().top") == 0
     # when: the visitor writes in the chat
     visitor.locator("button.launcher").click()
     expect(visitor.locator("section.panel")).to_be_visible()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi.testclient import TestClient
 
 from hilo.clock import FrozenClock
+from tests.channels.provider_support import create_channel, whatsapp_channel
+from tests.fakes.meta import FakeGraphAPI
 from tests.support import Api
 from tests.web.test_query_counts import BASELINES, measure
 
@@ -82,6 +86,27 @@ def test_directory_lists_filters_and_escapes(app_client: TestClient, api: Api) -
     assert bad.status_code == 200 and "An attribute name is 1 to 64 letters" in bad.text
 
 
+def test_directory_shows_the_kind_of_each_address(app_client: TestClient, api: Api) -> None:
+    # given: a customer of the shop's API channel who also gave a Telegram id
+    channel = api.api_channel("Shop")
+    api.inbound(channel, "customer-48", "hello", name="Nora Kinds")
+    [contact] = api.ok(api.get("/api/v1/contacts", params={"q": "Nora"}))["items"]
+    api.ok(api.post(f"/api/v1/contacts/{contact['id']}/identities", {"kind": "telegram", "value": "500051"}), 201)
+    sign_in(app_client)
+    # when
+    rows = app_client.get("/ui/contacts/rows", params={"q": "Nora"})
+    # then: each value comes with its kind's icon and, for screen readers, its kind's name
+    chips = re.findall(r'data-kind="(\w+)"[^>]*>(<svg.*?</svg><span class="sr">[^<]*</span>[^<]*)</span>', rows.text)
+    shown = {kind: html for kind, html in chips}
+    assert set(shown) == {"api", "telegram"}
+    assert (
+        '<use href="#i-telegram"/>' in shown["telegram"]
+        and '<span class="sr">Telegram: </span>500051' in shown["telegram"]
+    )
+    assert '<use href="#i-api"/>' in shown["api"]
+    assert f'<span class="sr">External id: </span>{channel["id"]}:customer-48' in shown["api"]
+
+
 def test_profile_page_shows_identities_attributes_conversations_and_channels(app_client: TestClient, api: Api) -> None:
     # given
     channel = api.api_channel("Shop")
@@ -98,6 +123,57 @@ def test_profile_page_shows_identities_attributes_conversations_and_channels(app
     assert f'<option value="{channel["id"]}"' in page.text
     missing = app_client.get("/contacts/999999")
     assert missing.status_code == 404 and "Contact not found." in missing.text
+
+
+def test_profile_preselects_the_first_channel_that_takes_free_text(
+    app_client: TestClient, api: Api, fake_graph: FakeGraphAPI
+) -> None:
+    # given: a contact who never wrote, reachable on WhatsApp (templates only outside its window)
+    # and, on a later channel, by e-mail
+    whatsapp = whatsapp_channel(api, fake_graph)
+    email = create_channel(api, "email", {"address": "help@example.com", "smtp_host": "smtp.example.com"}, name="Mail")
+    contact = api.ok(
+        api.post(
+            "/api/v1/contacts",
+            {
+                "name": "Tess Two",
+                "identities": [
+                    {"kind": "phone", "value": "+1 650 555 1234"},
+                    {"kind": "email", "value": "tess@example.com"},
+                ],
+            },
+        ),
+        201,
+    )
+    sign_in(app_client)
+    # when
+    page = app_client.get(f"/contacts/{contact['id']}")
+    # then: e-mail is chosen; WhatsApp stays offered for a template
+    options = dict(
+        re.findall(r'<option value="(\d+)"([^>]*)>', page.text.split('id="start-channel"')[1].split("</select>")[0])
+    )
+    assert " selected " in options[str(email["id"])] + " "
+    assert "selected" not in options[str(whatsapp["id"])]
+    assert 'data-code="whatsapp_window_closed"' in options[str(whatsapp["id"])]
+
+
+def test_profile_keeps_the_first_channel_when_none_takes_free_text(
+    app_client: TestClient, api: Api, fake_graph: FakeGraphAPI
+) -> None:
+    # given: a contact reachable only on WhatsApp, outside its window
+    whatsapp_channel(api, fake_graph)
+    contact = api.ok(
+        api.post(
+            "/api/v1/contacts", {"name": "Uma One", "identities": [{"kind": "phone", "value": "+1 650 555 4321"}]}
+        ),
+        201,
+    )
+    sign_in(app_client)
+    # when
+    page = app_client.get(f"/contacts/{contact['id']}")
+    # then: nothing is forced; the browser shows the WhatsApp channel, for a template
+    select = page.text.split('id="start-channel"')[1].split("</select>")[0]
+    assert select.count("<option ") == 1 and " selected" not in select
 
 
 def test_import_page_is_for_administrators_and_supervisors(app_client: TestClient, api: Api) -> None:
