@@ -37,12 +37,6 @@ from hilo.runtime import Runtime, Tx
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 10.0
-# Under a stream of events (the previous pass ended less than BUSY_SECONDS ago) the engine
-# waits LINGER_SECONDS before a pass, so the events of that moment gather into one batch:
-# a lone event costs several transactions and re-reads every setting, a batch of them
-# costs about one. An engine woken after a quiet spell handles its event at once.
-LINGER_SECONDS = 0.02
-BUSY_SECONDS = 0.2
 # Events read in one pass, handled in one database transaction: enough to amortise the pass's
 # bookkeeping and commit under a burst (most events need nothing from most handlers), few
 # enough that the batch's locks are held only briefly.
@@ -331,20 +325,17 @@ class Engine:
         self._thread = None
 
     def _run(self) -> None:
+        # No waiting to gather a burst: under a stream of events, those committed while a pass
+        # runs make the next pass's batch (a lone event is handled at once).
         next_tick = time.monotonic()
-        last_pass = 0.0
         while not self._stopping:
             self._wake.wait(timeout=max(0.0, min(POLL_SECONDS, next_tick - time.monotonic())))
-            woken = self._wake.is_set()
             self._wake.clear()
             if self._stopping:
                 return
-            if woken and time.monotonic() - last_pass < BUSY_SECONDS:
-                time.sleep(LINGER_SECONDS)
             try:
                 if self._consume and self.holds_lease():
-                    if self.drain():
-                        last_pass = time.monotonic()
+                    self.drain()
                 else:
                     # Under the work lock, so that a `drain()` waiting on it sees what the calls committed.
                     with self._work_lock:
