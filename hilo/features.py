@@ -106,10 +106,15 @@ class _Mailboxes:
 
 
 FEATURES: tuple[Feature, ...] = (
-    Feature("accounts", jobs={mail.JOB_KIND: mail.deliver}),
+    Feature("accounts", routes=("hilo.web.account_pages",), jobs={mail.JOB_KIND: mail.deliver}),
     Feature(
         "workspace",
-        routes=("hilo.web.views", "hilo.web.admin_pages", "hilo.web.admin_automation", "hilo.web.admin_settings"),
+        routes=(
+            "hilo.web.views",
+            "hilo.web.admin_pages",
+            "hilo.web.admin_automation",
+            "hilo.web.admin_settings",
+        ),
         consumer=Notifier,
     ),
     Feature("routing", routes=("hilo.routing.api",), reactions=_routing),

@@ -15,14 +15,11 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from hilo.agents import two_factor
 from hilo.agents.access import Principal
 from hilo.agents.invitations import invitation_for
-from hilo.agents.models import ApiToken
 from hilo.channels.models import ChannelAccount
 from hilo.channels.registry import TEMPLATE_KINDS
 from hilo.contacts.access import access_contact
@@ -32,7 +29,7 @@ from hilo.conversations.models import Conversation, Message
 from hilo.conversations.queries import Filters
 from hilo.conversations.search import contact_page
 from hilo.errors import ActionError, NotFound
-from hilo.http.deps import RuntimeDep, active_sessions, load_principal, new_csrf, session_token
+from hilo.http.deps import RuntimeDep, load_principal, new_csrf, session_token
 from hilo.http.schemas import ContactOut, conversation_list, serialize_conversations
 from hilo.i18n import N_, negotiate, normalize_locale
 from hilo.runtime import Runtime
@@ -730,76 +727,6 @@ def notifications_fragment(principal: UiAgent, runtime: RuntimeDep) -> Response:
         )
         directory = load_directory(session)
         return render("notifications.html", principal.locale, items=rows, directory=directory)
-
-
-# -- your account --------------------------------------------------------------------------
-
-
-@router.get("/account")
-def account(request: Request, principal: UiAgent) -> Response:
-    """The agent's own password and language."""
-    return render(
-        "account.html",
-        principal.locale,
-        **base_context(request, principal),
-        locales=LOCALE_NAMES,
-        section="account",
-        page="account",
-    )
-
-
-@router.get(TWO_FACTOR_PAGE)
-def account_two_factor(request: Request, principal: UiAgent, runtime: RuntimeDep) -> Response:
-    """Set up, or turn off, two-factor sign-in with an authenticator app."""
-    with runtime.db.read() as session:
-        state = two_factor.status(session, principal.id)
-    qr = (
-        two_factor.qr_svg(two_factor.setup_uri(state.pending_secret, principal.email)) if state.pending_secret else None
-    )
-    csrf = csrf_token(request)
-    return render(
-        "account_two_factor.html",
-        principal.locale,
-        me=principal,
-        state=state,
-        qr=Markup(qr) if qr else None,  # noqa: S704 (SVG drawn here by segno, from our own URI)
-        path=TWO_FACTOR_PAGE,
-        config={"locale": principal.locale, "csrf": csrf, "strings": js_strings(principal.locale)},
-    )
-
-
-@router.get("/account/tokens")
-def account_tokens(request: Request, principal: UiAgent, runtime: RuntimeDep) -> Response:
-    """The agent's personal API tokens: create one (shown once), see when each was used, revoke."""
-    with runtime.db.read() as session:
-        tokens = list(
-            session.execute(
-                select(ApiToken)
-                .where(ApiToken.agent_id == principal.id)
-                .order_by(ApiToken.revoked_at.is_not(None), ApiToken.id.desc())
-            ).scalars()
-        )
-    return render(
-        "account_tokens.html",
-        principal.locale,
-        **base_context(request, principal),
-        tokens=tokens,
-        section="account",
-        page="tokens",
-    )
-
-
-@router.get("/account/sessions")
-def account_sessions(request: Request, principal: UiAgent, runtime: RuntimeDep) -> Response:
-    """Where the agent is signed in: each browser session, with a button to sign it out."""
-    return render(
-        "account_sessions.html",
-        principal.locale,
-        **base_context(request, principal),
-        sessions=active_sessions(runtime, principal.id),
-        section="account",
-        page="sessions",
-    )
 
 
 # -- wiring --------------------------------------------------------------------------------
