@@ -391,6 +391,8 @@ env = Environment(
     loader=FileSystemLoader(TEMPLATES),
     # Templates ship with the package: no file check on every include (one per message).
     auto_reload=False,
+    # Room for every template, compiled once (`compile_templates`).
+    cache_size=1000,
     autoescape=True,
     trim_blocks=True,
     lstrip_blocks=True,
@@ -422,6 +424,12 @@ env.globals.update(
     fill=fill,
     is_demo_channel=is_demo,
 )
+
+
+def compile_templates() -> None:
+    """Compile every template of the agent UI now (Jinja keeps them; see `env.cache`)."""
+    for name in env.list_templates():
+        env.get_template(name)
 
 
 def render_text(name: str, locale: str, **context: Any) -> str:
