@@ -106,6 +106,9 @@ class Tx:
     # Work with effects outside the database (HTTP calls), run once the data is committed.
     deferred: list[Callable[[], None]] = field(default_factory=list)
     retained: list[object] = field(default_factory=list)
+    # Event rows stored through this Tx (and the actions a batch joined): a consumer's pass
+    # reads on while its reactions record more.
+    recorded: int = 0
 
     def cached(self, key: Hashable, load: Callable[[], T]) -> T:
         """`load()` once per session: settings read by every event (rules, policies, calendars).
@@ -214,6 +217,7 @@ class Tx:
         # No RETURNING (a single-row insert() would ask for the new id): this may run in
         # a pipeline (`bulk.pipeline`), where no result is read.
         bulk.insert_rows(self.session.connection(), EVENTS, rows)
+        self.recorded += len(rows)
         for item in records:
             if item.realtime is not None:
                 self.published.append(
@@ -229,12 +233,26 @@ class Tx:
                 )
 
 
+_RETAINED = "hilo_retained"
+
+
+def _retain(session: Session, instance: object) -> None:
+    """Keep `instance` alive for the rest of a `Runtime.batch` (a no-op in other sessions)."""
+    retained = session.info.get(_RETAINED)
+    if retained is not None:
+        retained.append(instance)
+
+
 class Runtime:
     def __init__(self, settings: Settings, *, clock: Clock | None = None, bus: Bus | None = None):
         self.settings = settings
         # Secret columns decrypt with the keys of the latest runtime: one per process outside tests.
         encryption.use_keys(encryption.resolve_keys(settings.secret_keys, settings.secret_key))
         self.db = Database(settings.database_url)
+        # Listeners on the session factory, once: adding and removing them per batch cost more
+        # CPU than the rest of an engine pass's bookkeeping.
+        sa_event.listen(self.db.sessions, "loaded_as_persistent", _retain)
+        sa_event.listen(self.db.sessions, "pending_to_persistent", _retain)
         self.clock = clock or Clock()
         self.bus = bus or make_bus(settings.redis_url)
         self.storage = LocalStorage(settings.data_dir / "media")
@@ -296,6 +314,7 @@ class Runtime:
             batch.live_only.extend(tx.live_only)
             batch.wake_worker = batch.wake_worker or tx.wake_worker
             batch.deferred.extend(tx.deferred)
+            batch.recorded += tx.recorded
             return
         with self.db.sessions() as session:
             with session.begin():
@@ -316,24 +335,15 @@ class Runtime:
             raise RuntimeError("batches do not nest")
         with self.db.sessions() as session:
             tx = Tx(session=session, runtime=self)
-
-            # The session's identity map holds objects weakly: keep what the batch's actions
-            # load, so that the next action finds the same conversation without a query.
-            def keep(_session: Session, instance: object) -> None:
-                tx.retained.append(instance)
-
-            sa_event.listen(session, "loaded_as_persistent", keep)
-            sa_event.listen(session, "pending_to_persistent", keep)
-            try:
-                with session.begin():
-                    self._ambient.batch = tx
-                    try:
-                        yield tx
-                    finally:
-                        self._ambient.batch = None
-            finally:
-                sa_event.remove(session, "loaded_as_persistent", keep)
-                sa_event.remove(session, "pending_to_persistent", keep)
+            # The session's identity map holds objects weakly: `_retain` keeps what the batch's
+            # actions load, so that the next action finds the same conversation without a query.
+            session.info[_RETAINED] = tx.retained
+            with session.begin():
+                self._ambient.batch = tx
+                try:
+                    yield tx
+                finally:
+                    self._ambient.batch = None
             self.after_commit(tx)
 
     def after_commit(self, tx: Tx) -> None:

@@ -14,33 +14,40 @@ new position commit together, so a crash loses neither and repeats nothing that 
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, case, func, null, or_, select, update
+from sqlalchemy import Select, Table, bindparam, case, func, null, or_, select, update
 from sqlalchemy.orm import Session
 
 from hilo import jobs
 from hilo.consumers.models import ConsumerPosition
 from hilo.events.models import Event
 
+_events = cast(Table, Event.__table__)
+
 # How long a missing id is looked for: longer than any transaction that records events runs.
 HOLE_SECONDS = 300.0
 # Holes kept at most (a burst of rolled-back ids must not grow every pass's query).
 MAX_HOLES = 2000
 
-EVENT_COLUMNS = (
-    Event.id,
-    Event.kind,
-    Event.conversation_id,
-    Event.contact_id,
-    Event.message_id,
-    Event.actor_agent_id,
-    Event.payload,
-    Event.depth,
-    Event.created_at,
+# The table's columns, not the mapped class's: a Core SELECT skips the ORM's preparation.
+EVENT_COLUMNS = tuple(
+    _events.c[name]
+    for name in (
+        "id",
+        "kind",
+        "conversation_id",
+        "contact_id",
+        "message_id",
+        "actor_agent_id",
+        "payload",
+        "depth",
+        "created_at",
+    )
 )
 
 
@@ -86,14 +93,26 @@ def skip_past(session: Session, names: tuple[str, ...], now: datetime) -> int:
     return int(newest)
 
 
+# Every pass runs these: built once, as Core statements on the table (an ORM-enabled UPDATE
+# costs several times the CPU to prepare, and building a statement costs more than running it).
+_positions = cast(Table, ConsumerPosition.__table__)
+_LOCK = (
+    update(_positions)
+    .where(_positions.c.name == bindparam("lock_name"))
+    .values(updated_at=bindparam("lock_now"))
+    .returning(_positions.c.position, _positions.c.holes)
+)
+_ADVANCE = (
+    update(_positions)
+    .where(_positions.c.name == bindparam("advance_name"))
+    .values(position=bindparam("advance_position"), holes=bindparam("advance_holes"))
+)
+_ADVANCE_LEASED = _ADVANCE.values(lease_owner=bindparam("advance_owner"))
+
+
 def lock(session: Session, name: str, now: datetime) -> Place:
     """Lock the consumer's row for this transaction and read where it stands."""
-    row = session.execute(
-        update(ConsumerPosition)
-        .where(ConsumerPosition.name == name)
-        .values(updated_at=now)
-        .returning(ConsumerPosition.position, ConsumerPosition.holes)
-    ).one_or_none()
+    row = session.execute(_LOCK, {"lock_name": name, "lock_now": now}).one_or_none()
     if row is None:
         start(session, name, now)
         return lock(session, name, now)
@@ -108,23 +127,29 @@ def peek(session: Session, name: str) -> Place:
     return Place(name, int(row.position), {int(ident): float(seen) for ident, seen in row.holes or []})
 
 
-def pending_query(place: Place, limit: int, kinds: frozenset[str] | None = None) -> Select[Any]:
-    clause = Event.id > place.position
-    if place.holes:
-        clause = or_(clause, Event.id.in_(sorted(place.holes)))
+@functools.cache
+def _pending_statement(with_holes: bool, kinds: frozenset[str] | None) -> Select[Any]:
+    """The read of a pass, built once for each consumer's kinds (with the holes or without)."""
+    clause = _events.c.id > bindparam("after")
+    if with_holes:
+        clause = or_(clause, _events.c.id.in_(bindparam("holes", expanding=True)))
     columns: tuple[Any, ...] = EVENT_COLUMNS
     if kinds is not None:
         # Every id is read (so that a missing one is noticed), but only the kinds the consumer
         # handles bring their live update: the others cost no decoding.
-        payload = case((Event.kind.in_(sorted(kinds)), Event.payload), else_=null()).label("payload")
-        columns = tuple(payload if column is Event.payload else column for column in EVENT_COLUMNS)
-    return select(*columns).where(clause).order_by(Event.id).limit(limit)
+        payload = case((_events.c.kind.in_(sorted(kinds)), _events.c.payload), else_=null()).label("payload")
+        columns = tuple(payload if column is _events.c.payload else column for column in EVENT_COLUMNS)
+    return select(*columns).where(clause).order_by(_events.c.id).limit(bindparam("limit"))
 
 
 def read(session: Session, place: Place, limit: int, kinds: frozenset[str] | None = None) -> list[Committed]:
     """The next committed events after the position (and any hole that has appeared), in id order;
     with `kinds`, events of other kinds come without their live update (nothing to handle)."""
-    return [_committed(row) for row in session.execute(pending_query(place, limit, kinds))]
+    values: dict[str, Any] = {"after": place.position, "limit": limit}
+    if place.holes:
+        values["holes"] = sorted(place.holes)
+    statement = _pending_statement(bool(place.holes), kinds)
+    return [_committed(row) for row in session.execute(statement, values)]
 
 
 def anything_after(session: Session, position: int) -> bool:
@@ -145,10 +170,15 @@ def advance(session: Session, place: Place, handled: list[Committed], *, lease_o
     holes = {ident: seen for ident, seen in holes.items() if clock - seen < HOLE_SECONDS}
     if len(holes) > MAX_HOLES:
         holes = dict(sorted(holes.items())[-MAX_HOLES:])
-    values: dict[str, Any] = {"position": position, "holes": [[ident, seen] for ident, seen in sorted(holes.items())]}
-    if lease_owner is not None:
-        values["lease_owner"] = lease_owner
-    session.execute(update(ConsumerPosition).where(ConsumerPosition.name == place.name).values(**values))
+    values: dict[str, Any] = {
+        "advance_name": place.name,
+        "advance_position": position,
+        "advance_holes": [[ident, seen] for ident, seen in sorted(holes.items())],
+    }
+    if lease_owner is None:
+        session.execute(_ADVANCE, values)
+    else:
+        session.execute(_ADVANCE_LEASED, {**values, "advance_owner": lease_owner})
     place.position, place.holes = position, holes
     return position
 
