@@ -136,8 +136,15 @@ def _ingest(result: dict[str, Any]) -> str:
         )
         skipped = db.get("skipped_rates")
         saturation = f" Saturated: rates {', '.join(map(str, skipped))}/s not run." if skipped else ""
+        if per_kind:
+            head = f"**{db['database']}** — per message, in-process: {per_kind}."
+        else:
+            head = (
+                f"**{db['database']}** — the same database, with the background work (reactions, notifications, "
+                "sends) in a `hilo worker` process beside the API process (HILO_RUN_WORKER=0; events over Redis)."
+            )
         parts.append(
-            f"**{db['database']}** — per message, in-process: {per_kind}. API process resident memory after the "
+            f"{head} API process resident memory after the "
             f"run: {db.get('api_rss_mb_after_run')} MB.{warmed}{saturation}\n\n"
             + table(
                 [
