@@ -43,6 +43,8 @@ TICK_SECONDS = 10.0
 BATCH_ITEMS = 256
 # How often the engine holding the lease looks for events other processes committed.
 POLL_SECONDS = 0.1
+# The longest wait between two attempts while passes fail (the database is unreachable).
+FAILURE_BACKOFF_SECONDS = 5.0
 # How long a process holds an engine's lease without renewing it: after a crash, another
 # process takes the work over within this time.
 LEASE_SECONDS = 10.0
@@ -328,8 +330,14 @@ class Engine:
         # No waiting to gather a burst: under a stream of events, those committed while a pass
         # runs make the next pass's batch (a lone event is handled at once).
         next_tick = time.monotonic()
+        failures = 0
         while not self._stopping:
-            self._wake.wait(timeout=max(0.0, min(POLL_SECONDS, next_tick - time.monotonic())))
+            if failures:
+                # The database is away (or a pass keeps failing): wait longer each time rather
+                # than spin, logging a traceback on every turn, until it is back.
+                self._wake.wait(timeout=min(FAILURE_BACKOFF_SECONDS, POLL_SECONDS * 2**failures))
+            else:
+                self._wake.wait(timeout=max(0.0, min(POLL_SECONDS, next_tick - time.monotonic())))
             self._wake.clear()
             if self._stopping:
                 return
@@ -345,6 +353,11 @@ class Engine:
                     next_tick = time.monotonic() + TICK_SECONDS
                     with self._work_lock:
                         self._periodic_passes(local_only=not self._consume)
+                failures = 0
             except Exception:
-                # The engine must outlive any bug in one pass; the next wake-up retries.
-                log.exception("engine pass failed")
+                # The engine must outlive any bug in one pass and any outage; it retries.
+                failures = min(failures + 1, 16)
+                if failures == 1:
+                    log.exception("engine %s pass failed; retrying", self.name)
+                else:
+                    log.warning("engine %s pass failed again (%d in a row)", self.name, failures, exc_info=False)

@@ -3,12 +3,15 @@ handler spoils nothing, and a restart or a second process neither loses nor repe
 
 from __future__ import annotations
 
+import itertools
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select
+from sqlalchemy.exc import OperationalError
 
 from hilo.clock import FrozenClock
 from hilo.consumers import positions
@@ -16,6 +19,7 @@ from hilo.consumers.engine import Engine
 from hilo.events.models import Event
 from hilo.runtime import Runtime
 from hilo.settings import Settings
+from tests import support
 
 
 @pytest.fixture(name="runtime")
@@ -149,6 +153,39 @@ def test_outside_calls_wait_for_the_commit(runtime: Runtime) -> None:
     engine.drain()
     # then: each call ran after the whole burst was committed, and saw it from another session
     assert seen_by_call == [[0, 1, 2]] * 3
+
+
+def test_an_engine_that_cannot_reach_the_database_backs_off_then_resumes(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given: a running engine whose every pass fails, as while the database is unreachable
+    engine = Engine(runtime)
+    handled: list[int] = []
+    engine.on_event(10, lambda received, _depth: handled.append(received["n"]))
+    attempts: list[float] = []
+    take_lease = positions.take_lease
+
+    def unreachable(*args: Any, **kwargs: Any) -> bool:
+        attempts.append(time.monotonic())
+        raise OperationalError("SELECT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(positions, "take_lease", unreachable)
+    engine.start()
+    try:
+        # when: it has been failing for a while
+        support.eventually(lambda: len(attempts) >= 4, timeout=10)
+        # then: it waited longer between attempts each time, and logged one traceback
+        gaps = [later - earlier for earlier, later in itertools.pairwise(attempts[:4])]
+        assert gaps[-1] > gaps[0] >= 0.15, gaps
+        tracebacks = [r for r in caplog.records if r.name == "hilo.consumers.engine" and r.exc_info]
+        assert len(tracebacks) == 1, [r.getMessage() for r in caplog.records]
+        # when: the database is back
+        monkeypatch.setattr(positions, "take_lease", take_lease)
+        _ping(runtime, 1)
+        # then: the engine handles what was committed meanwhile
+        support.eventually(lambda: handled == [0], timeout=15)
+    finally:
+        engine.stop()
 
 
 def test_a_worker_runs_the_rules_on_mail_it_ingests(runtime: Runtime) -> None:
