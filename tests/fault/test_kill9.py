@@ -1,9 +1,12 @@
-"""Kill -9 the API process in the middle of a stream of signed webhooks and replies.
+"""Kill -9 an API process in the middle of a stream of signed webhooks and replies.
 
 A real `hilo serve` runs on a scratch PostgreSQL database, with a receiving server as the
-API channel's outbound URL. Concurrent clients stream 5,000 signed webhooks and one agent
-reply per ten of them; the process is killed with SIGKILL part-way and restarted. As a
-provider would, the clients then re-send every webhook that got no 2xx. Afterwards every
+API channel's outbound URL; in the second case two of them run side by side with Redis, as
+behind a load balancer, each taking half the clients and each running the background work
+(engines, sends). Concurrent clients stream 5,000 signed webhooks and one agent reply per
+ten of them; the first process is killed with SIGKILL part-way and restarted (its clients
+wait for it, the other process's go on). As a provider would, the clients then re-send
+every webhook that got no 2xx. Afterwards every
 acknowledged webhook is stored exactly once, every reply answered 201 reached the
 receiving server (at least once, always with the same idempotency key), and nothing is
 stored twice.
@@ -22,8 +25,10 @@ import httpx
 import orjson
 import psycopg
 import pytest
+import redis
 
 from hilo.channels import signing
+from tests.conftest import REDIS_URL
 from tests.fakes.receiver import receiver
 from tests.fakes.server import free_port
 from tests.fault.processes import Hilo
@@ -35,13 +40,15 @@ CONTACTS = 500
 REPLY_EVERY = 10
 CLIENTS = 16
 KILL_AFTER = 2000  # acknowledged webhooks before the kill
+# A Redis database of its own, for the two-process case.
+REDIS_DATABASE = 12
 
 
 @dataclass
 class Stream:
     """What the clients saw: acknowledged webhooks and replies answered 201."""
 
-    hilo: Hilo
+    hilos: list[Hilo]
     channel_id: int
     secret: str
     token: str
@@ -87,11 +94,13 @@ class Stream:
         if answer.status_code == 201:
             self.replies[answer.json()["id"]] = n
 
-    async def client(self, queue: asyncio.Queue[int]) -> None:
-        async with httpx.AsyncClient(base_url=self.hilo.url, timeout=30) as client:
+    async def client(self, queue: asyncio.Queue[int], hilo: Hilo) -> None:
+        killed = hilo is self.hilos[0]
+        async with httpx.AsyncClient(base_url=hilo.url, timeout=30) as client:
             while not queue.empty():
                 n = queue.get_nowait()
-                await self.up.wait()
+                if killed:
+                    await self.up.wait()
                 if await self.post_webhook(client, n):
                     self.acked.add(n)
                     if n % REPLY_EVERY == REPLY_EVERY - 1:
@@ -105,13 +114,13 @@ class Stream:
         while len(self.acked) < KILL_AFTER:
             await asyncio.sleep(0.01)
         self.up.clear()
-        self.hilo.kill9()
+        self.hilos[0].kill9()
         self.killed = True
         # The dead process's send leases would only run out after 120 s: move them to now,
         # as if that time had passed, so the restarted worker claims those jobs again.
         with psycopg.connect(database_url) as conn:
             conn.execute("UPDATE outbox_jobs SET locked_until = NULL WHERE state = 'pending'")
-        await asyncio.to_thread(self.hilo.start)
+        await asyncio.to_thread(self.hilos[0].start)
         self.up.set()
 
     async def run(self, database_url: str) -> None:
@@ -120,10 +129,10 @@ class Stream:
             queue.put_nowait(n)
         self.up.set()
         killer = asyncio.create_task(self.killer(database_url))
-        await asyncio.gather(*(self.client(queue) for _ in range(CLIENTS)))
+        await asyncio.gather(*(self.client(queue, self.hilos[i % len(self.hilos)]) for i in range(CLIENTS)))
         await killer
         # As a provider would: re-send what was never acknowledged until it is.
-        async with httpx.AsyncClient(base_url=self.hilo.url, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=self.hilos[-1].url, timeout=30) as client:
             for n in sorted(self.unacked - self.acked):
                 for _attempt in range(5):
                     if await self.post_webhook(client, n):
@@ -142,8 +151,10 @@ def _wait_for_outbox(database_url: str, timeout: float = 90) -> None:
     raise AssertionError("the outbox did not drain")
 
 
-def test_kill9_mid_stream_loses_and_doubles_nothing(scratch_postgres: str, tmp_path: Path) -> None:
-    # given: hilo serve on PostgreSQL, an API channel whose replies go to a receiving server
+@pytest.mark.parametrize("processes", [1, 2])
+def test_kill9_mid_stream_loses_and_doubles_nothing(scratch_postgres: str, tmp_path: Path, processes: int) -> None:
+    # given: hilo serve on PostgreSQL (two of them with Redis), an API channel whose replies
+    # go to a receiving server
     env = {
         **os.environ,
         "HILO_DATABASE_URL": scratch_postgres,
@@ -153,28 +164,44 @@ def test_kill9_mid_stream_loses_and_doubles_nothing(scratch_postgres: str, tmp_p
         "HILO_LOG_LEVEL": "WARNING",
         "HILO_OUTBOUND_ALLOW_NETWORKS": "127.0.0.0/8",
     }
-    hilo = Hilo(env=env, port=free_port(), log=tmp_path / "server.log")
+    if processes > 1:
+        env["HILO_REDIS_URL"] = _fresh_redis()
+    hilos = [Hilo(env=env, port=free_port(), log=tmp_path / f"server-{n}.log") for n in range(processes)]
     with receiver() as receiving:
         admin = ["--email", "ops@example.com", "--name", "Ops", "--role", "admin", "--password", "a long password"]
-        hilo.cli("agents", "create", *admin)
-        token = hilo.cli("tokens", "create", "--email", "ops@example.com")["token"]
+        hilos[0].cli("agents", "create", *admin)
+        token = hilos[0].cli("tokens", "create", "--email", "ops@example.com")["token"]
         outbound = f"outbound_url={receiving.url}"
-        channel = hilo.cli("channels", "add", "api", "--name", "Shop", "--set", outbound, "--json")
+        channel = hilos[0].cli("channels", "add", "api", "--name", "Shop", "--set", outbound, "--json")
         receiving.secret = channel["secret"]
-        hilo.start()
         try:
-            stream = Stream(hilo=hilo, channel_id=channel["id"], secret=channel["secret"], token=token)
-            # when: the stream runs, the process is killed -9 mid-way and restarted
+            for hilo in hilos:
+                hilo.start()
+            stream = Stream(hilos=hilos, channel_id=channel["id"], secret=channel["secret"], token=token)
+            # when: the stream runs, the first process is killed -9 mid-way and restarted
             asyncio.run(stream.run(scratch_postgres))
             _wait_for_outbox(scratch_postgres)
         finally:
-            hilo.stop()
+            for hilo in hilos:
+                hilo.stop()
         deliveries = list(receiving.received)
     # then
     assert stream.killed and stream.unacked, "the kill must interrupt the stream"
     assert stream.acked == set(range(WEBHOOKS))
     keys = _assert_stored_once(scratch_postgres, channel["id"], stream)
     _assert_replies_delivered(stream, keys, deliveries)
+
+
+def _fresh_redis() -> str:
+    """A Redis database of the test's own (the bus channel and rate-limit keys), emptied."""
+    url = f"{REDIS_URL.rsplit('/', 1)[0]}/{REDIS_DATABASE}"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=3).flushdb()
+    except redis.RedisError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis is required in CI: {exc}")
+        pytest.skip(f"Redis unavailable: {exc}")
+    return url
 
 
 def _assert_stored_once(database_url: str, channel_id: int, stream: Stream) -> dict[int, str]:
