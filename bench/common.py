@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -128,6 +129,31 @@ def rss_mb(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return round(int(line.split()[1]) / 1024, 1)
     raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as children:
+                found.extend(int(child) for child in children.read().split())
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user and system) of these processes and all their descendants so far, from
+    /proc/<pid>/stat: uvicorn's worker processes count with the `hilo serve` that started them."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    pending = list(pids)
+    while pending:
+        pid = pending.pop()
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            pending.extend(_children(pid))
+    return total
 
 
 def hilo_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:

@@ -9,12 +9,16 @@ clocks agree: both read CLOCK_MONOTONIC). Also measured: SQL statements per mess
 in-process run of the ingest action with a statement counter), commits per message (from
 pg_stat_database) and the API process's resident memory after the run.
 
-`postgresql+worker` is PostgreSQL deployed as docs/operations.md describes for a busy desk:
-the API process leaves the background work (the engine's reactions, notifications, sends)
-to a `hilo worker` process (HILO_RUN_WORKER=0, events between them over Redis), so the
-reactions no longer share an interpreter with the webhooks.
+Per step, every Hilo process's CPU time per accepted message (from /proc/<pid>/stat, uvicorn's
+worker processes and a `hilo worker` included).
 
-    python bench/ingest_bench.py [--quick] [--databases sqlite,postgresql,postgresql+worker]
+Besides `sqlite` and `postgresql` (one `hilo serve` doing everything), PostgreSQL runs as
+the deployments of VARIANTS: `postgresql+worker` (the background work in a `hilo worker`
+process, as docs/operations.md describes for a busy desk), `postgresql+2` (two API
+processes with Redis) and `postgresql+bare` (the ingest path alone, no reactions: what
+the features cost per message is its difference from `postgresql`).
+
+    python bench/ingest_bench.py [--quick] [--databases sqlite,postgresql,postgresql+worker,...]
 """
 
 from __future__ import annotations
@@ -37,10 +41,12 @@ from typing import Any, cast
 import httpx
 import orjson
 import psycopg
+import redis
 from common import (
     HILO,
     HiloServer,
     Operator,
+    cpu_seconds,
     create_database,
     drop_database,
     hilo_env,
@@ -379,11 +385,12 @@ def _commits(database: str | None) -> int | None:
 
 def _step(
     server_port: int, operator: Operator, receiver: Receiver, rate: int, duration: float, first_seq: int,
-    work: Path, database: str | None, run: str, warmup: bool = False,
+    work: Path, database: str | None, run: str, warmup: bool = False, hilo_pids: list[int] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     count = CONTACTS if warmup else int(rate * duration)
     out = work / f"load-{'warmup' if warmup else rate}.json"
     commits_before = _commits(database)
+    cpu_before = cpu_seconds(hilo_pids) if hilo_pids else None
     subprocess.run(
         [
             sys.executable, __file__, "--load", "--host", "127.0.0.1", "--port", str(server_port),
@@ -403,6 +410,7 @@ def _step(
             break
         time.sleep(0.2)
     commits_after = _commits(database)
+    cpu_after = cpu_seconds(hilo_pids) if hilo_pids else None
     first = min(s[1] for s in shots)
     last_answer = max((s[2] for s in accepted), default=first)
     event_latency = [receiver.seen[s[0]] - s[1] for s in accepted if s[0] in receiver.seen]
@@ -424,6 +432,9 @@ def _step(
     }
     if commits_before is not None and commits_after is not None and accepted:
         result["commits_per_message"] = round((commits_after - commits_before) / len(accepted), 3)
+    if cpu_before is not None and cpu_after is not None and accepted:
+        # Every Hilo process's CPU over the step and the wait for its last events, per message.
+        result["hilo_cpu_ms_per_message"] = round((cpu_after - cpu_before) * 1000 / len(accepted), 3)
     status(
         f"  {rate}/s: accepted {result['accepted_per_s']}/s, event p50 {result['post_to_event']['p50_ms']} ms "
         f"p99 {result['post_to_event']['p99_ms']} ms, errors {errors or 0}, missing {result['events_missing']}"
@@ -555,10 +566,23 @@ def running_worker(env: dict[str, str], log_path: Path) -> Iterator[subprocess.P
             process.wait()
 
 
+# Deployments beside `sqlite` and `postgresql` (one `hilo serve` doing everything).
+VARIANTS = {
+    "worker": "the background work (reactions, notifications, sends) in a `hilo worker` process beside the "
+    "API process (HILO_RUN_WORKER=0; events over Redis)",
+    "2": "two API processes (`hilo serve --workers 2`, events and rate limits over Redis), both doing the "
+    "background work (one holds each engine's lease)",
+    "bare": "Hilo's ingest alone: HILO_RUN_WORKER=0 and no worker, so no reactions, notifications or sends "
+    "(what the features cost is the difference from `postgresql`)",
+}
+
+
 def run_database(label: str, rates: list[int], duration: float, work: Path) -> dict[str, Any]:
-    """One deployment: `sqlite`, `postgresql` (one process) or `postgresql+worker`."""
+    """One deployment: `sqlite`, `postgresql` (one process) or `postgresql+<variant>` (VARIANTS)."""
     status(f"ingest on {label}")
-    kind, _, separate_worker = label.partition("+")
+    kind, _, variant = label.partition("+")
+    if variant and variant not in VARIANTS:
+        raise SystemExit(f"unknown deployment {label!r}: postgresql+{{{','.join(VARIANTS)}}}")
     database = f"hilo_bench_ingest_{os.getpid()}" if kind == "postgresql" else None
     url = create_database(database) if database else f"sqlite:///{work / 'hilo.db'}"
     data_dir = work / "data"
@@ -567,14 +591,19 @@ def run_database(label: str, rates: list[int], duration: float, work: Path) -> d
         subprocess.run([HILO, "migrate"], env=env, check=True, capture_output=True)
         operator = setup_operator(env)
         result: dict[str, Any] = {"database": label, "steps": []}
-        workers = int(os.environ.get("BENCH_WORKERS", "1"))
-        if workers > 1 or separate_worker:
+        if variant:
+            result["deployment"] = VARIANTS[variant]
+        workers = 2 if variant == "2" else int(os.environ.get("BENCH_WORKERS", "1"))
+        if workers > 1 or variant == "worker":
             env["HILO_REDIS_URL"] = "redis://127.0.0.1:6379/0"
-        background = contextlib.nullcontext()
-        if separate_worker:
+            redis.Redis.from_url(env["HILO_REDIS_URL"]).flushdb()
+        if variant in ("worker", "bare"):
             env["HILO_RUN_WORKER"] = "0"
+        background: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        if variant == "worker":
             background = running_worker(env, work / "worker.log")
-        with background, running_server(env, work / "server.log", workers) as server:
+        with background as worker, running_server(env, work / "server.log", workers) as server:
+            pids = [server.pid, *([worker.pid] if worker is not None else [])]
             ws_url = f"ws://127.0.0.1:{server.port}/api/v1/ws?token={operator.token}"
             receiver = _start_receiver(ws_url, work)
             try:
@@ -588,7 +617,9 @@ def run_database(label: str, rates: list[int], duration: float, work: Path) -> d
                     _analyze(database)
                 seq = CONTACTS
                 for rate in rates:
-                    step = _step(server.port, operator, receiver, rate, duration, seq, work, database, kind)
+                    step = _step(
+                        server.port, operator, receiver, rate, duration, seq, work, database, kind, hilo_pids=pids
+                    )
                     result["steps"].append(step)
                     seq += int(rate * duration)
                     _settle(receiver)
@@ -598,11 +629,14 @@ def run_database(label: str, rates: list[int], duration: float, work: Path) -> d
                         status(f"  saturated at {rate}/s offered; higher rates skipped")
                         break
                 result["api_rss_mb_after_run"] = rss_mb(server.pid)
-                result["reaction_lag"] = _reaction_lag(server, operator, receiver, duration, seq, work, database, kind)
+                if variant != "bare":  # nothing reacts there
+                    result["reaction_lag"] = _reaction_lag(
+                        server, operator, receiver, duration, seq, work, database, kind
+                    )
             finally:
                 receiver.process.terminate()
                 receiver.process.wait(timeout=10)
-        if not separate_worker:  # the same code path as in one process
+        if not variant:  # the others run the same code path
             result["sql_statements_per_message"] = statements_per_message(url, data_dir)
         return result
     finally:
@@ -613,7 +647,12 @@ def run_database(label: str, rates: list[int], duration: float, work: Path) -> d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="three rates, 3 s each")
-    parser.add_argument("--databases", default="sqlite,postgresql,postgresql+worker")
+    parser.add_argument(
+        "--databases",
+        default="sqlite,postgresql,postgresql+worker,postgresql+2,postgresql+bare",
+        help="deployments: sqlite, postgresql, postgresql+worker, postgresql+2 (two API processes), "
+        "postgresql+bare (ingest without the features)",
+    )
     parser.add_argument("--duration", type=float, default=None, help="seconds per rate (default 10, quick 3)")
     parser.add_argument("--rates", default=None, help="comma-separated rates per second")
     parser.add_argument("--load", action="store_true", help=argparse.SUPPRESS)

@@ -110,6 +110,7 @@ def _ingest(result: dict[str, Any]) -> str:
                 sum(step["errors"].values()) if step["errors"] else 0,
                 step["events_missing"],
                 step.get("commits_per_message"),
+                step.get("hilo_cpu_ms_per_message"),
             ]
             for step in db["steps"]
         ]
@@ -139,10 +140,7 @@ def _ingest(result: dict[str, Any]) -> str:
         if per_kind:
             head = f"**{db['database']}** — per message, in-process: {per_kind}."
         else:
-            head = (
-                f"**{db['database']}** — the same database, with the background work (reactions, notifications, "
-                "sends) in a `hilo worker` process beside the API process (HILO_RUN_WORKER=0; events over Redis)."
-            )
+            head = f"**{db['database']}** — {db.get('deployment', 'the same database')}."
         parts.append(
             f"{head} API process resident memory after the "
             f"run: {db.get('api_rss_mb_after_run')} MB.{warmed}{saturation}\n\n"
@@ -156,6 +154,7 @@ def _ingest(result: dict[str, Any]) -> str:
                     "errors",
                     "events missing",
                     "commits/msg",
+                    "Hilo CPU ms/msg",
                 ],
                 rows,
             )
