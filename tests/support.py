@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import httpx
 import orjson
 from fastapi.testclient import TestClient
 
@@ -15,6 +16,17 @@ from hilo.channels import signing
 
 _ids = itertools.count(1)
 T = TypeVar("T")
+
+
+# uvicorn closes a kept-alive connection after 5 s idle; a client that reuses one as it closes
+# gets "connection reset" for a request the server never read. Give idle ones up sooner.
+KEEPALIVE_SECONDS = 2.0
+
+
+def live_client(base_url: str, **options: Any) -> httpx.Client:
+    """An HTTP client for a real server a test started (module fixtures keep it across tests)."""
+    limits = httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS)
+    return httpx.Client(base_url=base_url, timeout=20, limits=limits, **options)
 
 
 def eventually(check: Callable[[], T | None], timeout: float = 20.0) -> T:

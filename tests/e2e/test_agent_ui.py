@@ -34,7 +34,7 @@ from tests.conftest import empty_postgres, make_settings
 from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: F401 - other modules import them from here
 from tests.e2e.steps import PASSWORD, open_conversation, sign_in, watch_errors
 from tests.fakes.server import free_port, serve_asgi
-from tests.support import Api
+from tests.support import Api, live_client
 
 pytestmark = pytest.mark.e2e
 
@@ -143,7 +143,7 @@ def live(
     receiver = Receiver()
     server, thread = _serve_app(app, port)
     try:
-        with serve_asgi(receiver.app()) as receiver_base, httpx.Client(base_url=settings.base_url, timeout=20) as http:
+        with serve_asgi(receiver.app()) as receiver_base, live_client(settings.base_url) as http:
             api = Api(http, token, agents["ana"].id)  # type: ignore[arg-type]
             yield Live(settings.base_url, clock, api, agents, team_id, receiver.received, f"{receiver_base}/hook")
     finally:

@@ -20,7 +20,7 @@ from hilo.agents.actions import create_agent, create_token
 from hilo.settings import Settings
 from tests.e2e import steps
 from tests.e2e.widget_support import LiveHilo, served_hilo
-from tests.support import Api
+from tests.support import Api, live_client
 
 pytestmark = pytest.mark.e2e
 
@@ -49,7 +49,7 @@ def agent_client(live: LiveHilo, email: str) -> httpx.Client:
     with live.app.state.runtime.transaction() as tx:
         agent = create_agent(tx, email=email, name="Eve", password=PASSWORD, role="agent")
         _row, token = create_token(tx, agent, "e2e")
-    return httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {token}"}, timeout=20)
+    return live_client(live.url, headers={"Authorization": f"Bearer {token}"})
 
 
 def test_contact_attributes_set_by_an_agent_render_as_text_for_an_admin(browser: Browser, live: LiveHilo) -> None:

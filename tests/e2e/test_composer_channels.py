@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, expect
 
@@ -42,7 +41,7 @@ from tests.e2e.test_agent_ui import (
 )
 from tests.fakes.meta import FakeGraphAPI, running_fake_graph
 from tests.fakes.twilio import twilio_signature
-from tests.support import Api, eventually
+from tests.support import Api, eventually, live_client
 
 pytestmark = pytest.mark.e2e
 
@@ -78,7 +77,7 @@ def stage(
         with (
             running_fake_graph() as graph,
             run_smtp() as (smtp_port, smtp),
-            httpx.Client(base_url=settings.base_url, timeout=20) as http,
+            live_client(settings.base_url) as http,
         ):
             api = Api(http, token, admin.id)  # type: ignore[arg-type]
             live = Live(settings.base_url, clock, api, agents, team_id, [], "http://127.0.0.1:9/hook")

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
@@ -37,7 +36,7 @@ from tests.e2e.test_agent_ui import (
 from tests.e2e.test_browser_security import WATCH_CSP
 from tests.e2e.widget_support import LiveHilo, Site, agent_online, served_hilo, widget_site
 from tests.fakes.server import serve_asgi
-from tests.support import Api, eventually
+from tests.support import Api, eventually, live_client
 
 pytestmark = pytest.mark.e2e
 
@@ -72,8 +71,8 @@ def live(
     try:
         with (
             serve_asgi(receiver.app()) as receiver_base,
-            httpx.Client(base_url=settings.base_url, timeout=20) as http,
-            httpx.Client(base_url=settings.base_url, timeout=20) as bruno_http,
+            live_client(settings.base_url) as http,
+            live_client(settings.base_url) as bruno_http,
         ):
             api = Api(http, token, agents["ana"].id)  # type: ignore[arg-type]
             colleague = Api(bruno_http, bruno_token, agents["bruno"].id)  # type: ignore[arg-type]

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, expect
 
@@ -35,7 +34,7 @@ from tests.e2e.test_agent_ui import (
     page_for,
     served_settings,
 )
-from tests.support import Api
+from tests.support import Api, live_client
 
 pytestmark = pytest.mark.e2e
 
@@ -66,7 +65,7 @@ def live(
         team_id = team.id
     server, thread = _serve_app(app, port)
     try:
-        with httpx.Client(base_url=settings.base_url, timeout=20) as http:
+        with live_client(settings.base_url) as http:
             api = Api(http, token, agents["ana"].id)  # type: ignore[arg-type]
             engine = app.state.routing_engine
             yield Desk(settings.base_url, clock, api, agents, team_id, [], "http://127.0.0.1:9/hook", engine)

@@ -28,6 +28,7 @@ from hilo.settings import Settings
 from hilo.widget.hub import WidgetHub
 from tests.e2e.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: F401 - other modules import them from here
 from tests.fakes.server import free_port, serve_asgi
+from tests.support import live_client
 
 
 class SettableClock(Clock):
@@ -128,7 +129,7 @@ def live_hilo(settings: Settings, port: int) -> Iterator[LiveHilo]:
         )
         _row, token = create_token(tx, agent, "e2e")
     url = f"http://127.0.0.1:{port}"
-    client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=20)
+    client = live_client(url, headers={"Authorization": f"Bearer {token}"})
     try:
         yield LiveHilo(url=url, app=app, loop=holder["loop"], api=client, token=token, clock=clock)
     finally:
