@@ -20,6 +20,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
@@ -32,6 +33,19 @@ from tests.support import Api
 
 PG_URL = os.environ.get("HILO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("HILO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def fresh_redis(database: int) -> str:
+    """The URL of a Redis database of a test's own on the shared Redis, emptied first
+    (a failure in CI, where Redis must run; a skip elsewhere)."""
+    url = f"{REDIS_URL.rsplit('/', 1)[0]}/{database}"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=3).flushdb()
+    except redis.RedisError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis is required in CI: {exc}")
+        pytest.skip(f"Redis unavailable: {exc}")
+    return url
 
 
 def scratch_database_name(prefix: str) -> str:

@@ -3,32 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 import pytest
-import redis
 from fastapi.testclient import TestClient
 
 from hilo.app import create_app
 from hilo.clock import FrozenClock
 from hilo.http.ratelimit import RateLimiter
-from tests.conftest import REDIS_URL, make_settings
+from tests.conftest import fresh_redis, make_settings
 from tests.support import Api
 
 # A database of its own on the shared Redis, emptied by each test.
-LIMITS_REDIS_URL = REDIS_URL.rsplit("/", 1)[0] + "/14"
+LIMITS_REDIS_DATABASE = 14
 
 
 @pytest.fixture
 def redis_url() -> str:
-    try:
-        redis.Redis.from_url(LIMITS_REDIS_URL, socket_connect_timeout=3).flushdb()
-    except redis.RedisError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"Redis is required in CI: {exc}")
-        pytest.skip(f"Redis unavailable: {exc}")
-    return LIMITS_REDIS_URL
+    return fresh_redis(LIMITS_REDIS_DATABASE)
 
 
 def test_webhook_limit_is_shared_by_two_processes(

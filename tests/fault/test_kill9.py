@@ -25,10 +25,9 @@ import httpx
 import orjson
 import psycopg
 import pytest
-import redis
 
 from hilo.channels import signing
-from tests.conftest import REDIS_URL
+from tests.conftest import fresh_redis
 from tests.fakes.receiver import receiver
 from tests.fakes.server import free_port
 from tests.fault.processes import Hilo
@@ -165,7 +164,7 @@ def test_kill9_mid_stream_loses_and_doubles_nothing(scratch_postgres: str, tmp_p
         "HILO_OUTBOUND_ALLOW_NETWORKS": "127.0.0.0/8",
     }
     if processes > 1:
-        env["HILO_REDIS_URL"] = _fresh_redis()
+        env["HILO_REDIS_URL"] = fresh_redis(REDIS_DATABASE)
     hilos = [Hilo(env=env, port=free_port(), log=tmp_path / f"server-{n}.log") for n in range(processes)]
     with receiver() as receiving:
         admin = ["--email", "ops@example.com", "--name", "Ops", "--role", "admin", "--password", "a long password"]
@@ -190,18 +189,6 @@ def test_kill9_mid_stream_loses_and_doubles_nothing(scratch_postgres: str, tmp_p
     assert stream.acked == set(range(WEBHOOKS))
     keys = _assert_stored_once(scratch_postgres, channel["id"], stream)
     _assert_replies_delivered(stream, keys, deliveries)
-
-
-def _fresh_redis() -> str:
-    """A Redis database of the test's own (the bus channel and rate-limit keys), emptied."""
-    url = f"{REDIS_URL.rsplit('/', 1)[0]}/{REDIS_DATABASE}"
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=3).flushdb()
-    except redis.RedisError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"Redis is required in CI: {exc}")
-        pytest.skip(f"Redis unavailable: {exc}")
-    return url
 
 
 def _assert_stored_once(database_url: str, channel_id: int, stream: Stream) -> dict[int, str]:
