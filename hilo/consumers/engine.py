@@ -337,8 +337,8 @@ class Engine:
         self._thread = None
 
     def _run(self) -> None:
-        # No waiting to gather a burst: under a stream of events, those committed while a pass
-        # runs make the next pass's batch (a lone event is handled at once).
+        # Without `gather_seconds`, no waiting to gather a burst: under a stream of events, those
+        # committed while a pass runs make the next pass's batch (a lone event is handled at once).
         next_tick = time.monotonic()
         failures = 0
         while not self._stopping:
@@ -372,4 +372,4 @@ class Engine:
                 if failures == 1:
                     log.exception("engine %s pass failed; retrying", self.name)
                 else:
-                    log.warning("engine %s pass failed again (%d in a row)", self.name, failures, exc_info=False)
+                    log.warning("engine %s pass failed again (%d in a row)", self.name, failures)
