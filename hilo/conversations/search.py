@@ -95,7 +95,9 @@ def identity_clause(query: str, region: str, dialect: str) -> ColumnElement[bool
         clauses.append(
             and_(
                 Identity.kind == literal_column("'email'"),
-                Identity.value.contains(term.lower(), autoescape=True),
+                # lower(value), not value: the expression of ix_identities_email_trgm (see
+                # migration 0024), which equality look-ups on value then never take.
+                func.lower(Identity.value).contains(term.lower(), autoescape=True),
             )
         )
     if not clauses:
