@@ -347,8 +347,8 @@ class Runtime:
             self.after_commit(tx)
 
     def after_commit(self, tx: Tx) -> None:
-        for event in [*tx.published, *tx.live_only]:
-            self.bus.publish(event)
+        if tx.published or tx.live_only:
+            self.bus.publish_many([*tx.published, *tx.live_only])
         if tx.published:
             for listener in list(self._committed_listeners):
                 try:
