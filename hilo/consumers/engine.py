@@ -48,6 +48,9 @@ FAILURE_BACKOFF_SECONDS = 5.0
 # How long a process holds an engine's lease without renewing it: after a crash, another
 # process takes the work over within this time.
 LEASE_SECONDS = 10.0
+# How often a process that found the lease held by another asks again. Asking on every
+# wake-up cost a transaction per commit of its own ingest writer, for nothing.
+LEASE_RETRY_SECONDS = 1.0
 
 EventHandler = Callable[[dict[str, Any], int], None]
 BatchHandler = Callable[[list[dict[str, Any]]], None]
@@ -105,6 +108,7 @@ class Engine:
         # Set by every commit of this process that published events: there is something to read.
         self._dirty = True
         self._lease_until = 0.0
+        self._lease_retry_at = 0.0
         with runtime.transaction() as tx:
             positions.start(tx.session, name, tx.now)
         runtime.on_committed(self._committed)
@@ -312,11 +316,14 @@ class Engine:
         now = time.monotonic()
         if self._lease_until - now > LEASE_SECONDS / 2:
             return True
+        if now < self._lease_retry_at:
+            return False
         with self.runtime.transaction() as tx:
             held = positions.take_lease(
                 tx.session, self.name, self.node_id, tx.now, tx.now + timedelta(seconds=LEASE_SECONDS)
             )
         self._lease_until = now + LEASE_SECONDS if held else 0.0
+        self._lease_retry_at = 0.0 if held else now + LEASE_RETRY_SECONDS
         return held
 
     def start(self, *, consume: bool = True) -> None:

@@ -328,6 +328,28 @@ def test_two_processes_running_one_engine_handle_each_event_once(
     assert sorted(_noted(runtime)) == list(range(30))
 
 
+def test_a_process_that_finds_the_lease_taken_asks_again_only_after_a_while(
+    runtime: Runtime, settings: Settings, clock: FrozenClock
+) -> None:
+    # given: the engine's lease held by one process
+    other_runtime = Runtime(settings, clock=clock)
+    try:
+        holder, waiting = Engine(runtime), Engine(other_runtime)
+        assert holder.holds_lease()
+        commits = _commits(other_runtime)
+        # when: the other process wakes up again and again (a commit of its own each time)
+        answers = [waiting.holds_lease() for _ in range(5)]
+        asked_within_the_interval = len(commits)
+        waiting._lease_retry_at = time.monotonic()  # as it is once LEASE_RETRY_SECONDS have passed
+        answers.append(waiting.holds_lease())
+    finally:
+        other_runtime.close()
+    # then: it asked once, not on every wake-up, and again once the interval was over
+    assert answers == [False] * 6
+    assert asked_within_the_interval == 1
+    assert len(commits) == 2
+
+
 def test_an_event_committed_late_is_still_handled() -> None:
     # given: a position past event 11 while event 10's transaction had not committed yet
     place = positions.Place("reactions", 9)
