@@ -284,12 +284,71 @@ def summarise(rounds: list[dict[str, Any]], names: list[str]) -> list[dict[str, 
     return rows
 
 
+TARGET_SCALING = 1.5
+TARGET_P99_MS = 100.0
+TARGET_CPU_MS = 0.2
+TARGET_PER_COMMIT = 20.0
+
+
+def targets(summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The scale-out issue's targets, on this machine's closed-loop runs."""
+    by_name = {row["deployment"]: row for row in summary}
+    one, two = by_name.get("1"), by_name.get("2")
+    rows: list[dict[str, Any]] = []
+    if one and two:
+        rows.append(
+            {
+                "what": "2 API processes (Redis) vs 1, messages/s at 64 connections",
+                "target": f">= {TARGET_SCALING:g}x",
+                "measured": f"{two['vs_one_process']}x ({two['messages_per_s']}/s vs {one['messages_per_s']}/s)",
+                "met": two["vs_one_process"] >= TARGET_SCALING,
+            }
+        )
+        rows.append(
+            {
+                "what": "p99 at 64 connections, 2 API processes",
+                "target": f"<= {TARGET_P99_MS:g} ms",
+                "measured": f"{two['p99_ms']} ms",
+                "met": two["p99_ms"] <= TARGET_P99_MS,
+            }
+        )
+    if one:
+        rows.append(
+            {
+                "what": "Hilo CPU per message, 1 process with every feature, saturated",
+                "target": f"<= {TARGET_CPU_MS:g} ms",
+                "measured": f"{one['cpu_ms_per_message']} ms",
+                "met": one["cpu_ms_per_message"] <= TARGET_CPU_MS,
+            }
+        )
+        rows.append(
+            {
+                "what": "messages per commit (all of the database's commits), 1 process, saturated",
+                "target": f">= {TARGET_PER_COMMIT:g}",
+                "measured": str(one["messages_per_commit"]),
+                "met": one["messages_per_commit"] >= TARGET_PER_COMMIT,
+            }
+        )
+    rows.append(
+        {
+            "what": "every acknowledged message stored exactly once, every deployment and round",
+            "target": "yes",
+            "measured": "yes" if all(row["exactly_once"] for row in summary) else "no",
+            "met": all(row["exactly_once"] for row in summary),
+        }
+    )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--deployments", default="1,2,4,worker,bare")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=15)
+    parser.add_argument("--quick", action="store_true", help="one round of 5 s, one process and bare")
     args = parser.parse_args()
+    if args.quick:
+        args.deployments, args.rounds, args.duration = "1,bare", 1, 5
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
     names = args.deployments.split(",")
@@ -301,13 +360,16 @@ def main() -> None:
         for round_no in range(args.rounds):
             for name in names:
                 rounds.append(run_round(name, args.duration, Path(tmp), round_no))
+    summary = summarise(rounds, names)
     write_result(
         "saturation",
         {
+            "quick": args.quick,
             "connections": CONNECTIONS,
             "duration_s": args.duration,
             "rounds": rounds,
-            "summary": summarise(rounds, names),
+            "summary": summary,
+            "targets": targets(summary),
         },
     )
 
