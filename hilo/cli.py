@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import json
 import logging
 import os
 import signal
+import socket
 import sys
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -58,6 +62,19 @@ def serve(host: str, port: int, workers: int) -> None:
         # Half the memory per connection of the default implementation: widget sockets add up.
         ws="websockets-sansio",
     )
+    if workers > 1 and sys.platform.startswith("linux"):
+        # Each worker listens on a socket of its own on the same port (SO_REUSEPORT), and the
+        # kernel spreads new connections over them evenly. On one shared socket, whichever
+        # worker was idle at the moment took the connection: a client opening many at once
+        # (a provider's webhook pool, a load balancer) could end up with most of them on one
+        # worker while the other idled. This socket only holds the port; it never listens.
+        holder = _port_socket(host, port)
+        bound = holder.getsockname()[1]
+        threading.Thread(target=_announce_when_listening, args=(settings, host, bound, sign_in), daemon=True).start()
+        target = functools.partial(_serve_on_own_socket, config, host, bound)
+        Multiprocess(config, target=target, sockets=[]).run()
+        holder.close()
+        return
     if workers > 1:
         sock = config.bind_socket()
         # Connections wait in the backlog until a worker has started and accepts them.
@@ -69,6 +86,37 @@ def serve(host: str, port: int, workers: int) -> None:
     server.run()
     if not server.started:
         sys.exit(3)
+
+
+def _port_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to (host, port) with SO_REUSEPORT, not listening yet."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def _serve_on_own_socket(config: Any, host: str, port: int, sockets: Any = None) -> None:
+    """A worker process's server, on a listening socket of its own (see `serve`)."""
+    import uvicorn
+
+    sock = _port_socket(host, port)
+    sock.listen(config.backlog)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _announce_when_listening(settings: Settings, host: str, port: int, sign_in: dict[str, str] | None) -> None:
+    """Announce once a worker accepts connections (before, a client would be refused)."""
+    address = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host  # noqa: S104
+    while True:
+        try:
+            socket.create_connection((address, port), timeout=1).close()
+        except OSError:
+            time.sleep(0.05)
+            continue
+        _announce(settings, host, port, sign_in)
+        return
 
 
 def _announce(settings: Settings, host: str, port: int, sign_in: dict[str, str] | None) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from hilo.settings import local_url
 from tests.fakes.server import free_port
@@ -216,6 +217,37 @@ def test_serve_listens_on_hilo_port_and_prints_its_address_once_it_answers(tmp_p
         assert httpx.get(f"{url}/healthz", timeout=5).json() == {"status": "ok"}
         # with no demo seeded there is no demo sign-in to offer
         assert not any("Demo" in line for line in lines)
+    finally:
+        _stop(process)
+
+
+def _listening_sockets(port: int) -> int:
+    """Sockets listening on `port` on this machine (IPv4), from /proc/net/tcp."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # 0A: LISTEN
+            count += 1
+    return count
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT spreads connections on Linux")
+def test_serve_with_two_workers_gives_each_its_own_listening_socket(tmp_path: Path) -> None:
+    # given
+    port = free_port()
+    process = _serving(tmp_path, "--workers", "2", HILO_PORT=str(port))
+    try:
+        # when: it names its address
+        lines = _announced(process)
+        # then: it answers there at that moment, and the kernel has two sockets to spread
+        # connections over (one per worker) rather than one both workers race to accept on
+        url = f"http://127.0.0.1:{port}"
+        assert lines[0] == f"Hilo is ready at {url}"
+        assert httpx.get(f"{url}/healthz", timeout=5).json() == {"status": "ok"}
+        deadline = time.monotonic() + 30
+        while _listening_sockets(port) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _listening_sockets(port) == 2
     finally:
         _stop(process)
 
