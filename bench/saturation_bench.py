@@ -185,7 +185,8 @@ def _stored(database: str, run: str) -> tuple[int, int]:
     """Rows and distinct provider ids of the run's messages."""
     with psycopg.connect(pg_url(database)) as conn:
         row = conn.execute(
-            "SELECT count(*), count(DISTINCT provider_message_id) FROM messages WHERE provider_message_id LIKE %s", (f"{run}-%",)
+            "SELECT count(*), count(DISTINCT provider_message_id) FROM messages WHERE provider_message_id LIKE %s",
+            (f"{run}-%",),
         ).fetchone()
     assert row is not None
     return int(row[0]), int(row[1])
