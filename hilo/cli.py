@@ -98,12 +98,15 @@ def _port_socket(host: str, port: int) -> socket.socket:
 
 
 def _serve_on_own_socket(config: Any, host: str, port: int, sockets: Any = None) -> None:
-    """A worker process's server, on a listening socket of its own (see `serve`)."""
+    """A worker process's server, on a socket of its own (see `serve`).
+
+    The socket listens only once the app has started (uvicorn's server calls listen() after
+    the lifespan's startup): until then the kernel gives new connections to the workers
+    that already serve, where a listening socket would keep them in its backlog while this
+    worker starts, for seconds on a busy machine."""
     import uvicorn
 
-    sock = _port_socket(host, port)
-    sock.listen(config.backlog)
-    uvicorn.Server(config).run(sockets=[sock])
+    uvicorn.Server(config).run(sockets=[_port_socket(host, port)])
 
 
 def _announce_when_listening(settings: Settings, host: str, port: int, sign_in: dict[str, str] | None) -> None:
