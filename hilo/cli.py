@@ -68,7 +68,11 @@ def serve(host: str, port: int, workers: int) -> None:
         # worker was idle at the moment took the connection: a client opening many at once
         # (a provider's webhook pool, a load balancer) could end up with most of them on one
         # worker while the other idled. This socket only holds the port; it never listens.
-        holder = _port_socket(host, port)
+        try:
+            holder = _port_socket(host, _free_port(host, port))
+        except OSError as exc:
+            click.echo(f"Cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+            sys.exit(1)
         bound = holder.getsockname()[1]
         threading.Thread(target=_announce_when_listening, args=(settings, host, bound, sign_in), daemon=True).start()
         target = functools.partial(_serve_on_own_socket, config, host, bound)
@@ -86,6 +90,18 @@ def serve(host: str, port: int, workers: int) -> None:
     server.run()
     if not server.started:
         sys.exit(3)
+
+
+def _free_port(host: str, port: int) -> int:
+    """`port` (or one the system picks for 0) once nothing listens there, or OSError.
+
+    Bound without SO_REUSEPORT, so that a server already listening there, another Hilo's
+    workers included, refuses it: with the option, the new workers would silently share
+    the port with the old ones."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+        return int(probe.getsockname()[1])
 
 
 def _port_socket(host: str, port: int) -> socket.socket:

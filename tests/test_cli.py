@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -250,6 +251,24 @@ def test_serve_with_two_workers_gives_each_its_own_listening_socket(tmp_path: Pa
         assert _listening_sockets(port) == 2
     finally:
         _stop(process)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT spreads connections on Linux")
+def test_serve_with_two_workers_on_a_port_in_use_says_so_and_stops(tmp_path: Path) -> None:
+    # given: something else already listening on the port
+    port = free_port()
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", port))
+        other.listen()
+        # when
+        process = _serving(tmp_path, "--workers", "2", HILO_PORT=str(port))
+        try:
+            _out, err = process.communicate(timeout=60)
+        finally:
+            _stop(process)
+    # then: a clear error, not a second server sharing the port
+    assert process.returncode == 1
+    assert f"Cannot listen on 127.0.0.1:{port}" in err
 
 
 def test_serve_port_option_wins_and_links_follow_the_address(tmp_path: Path) -> None:
