@@ -66,7 +66,7 @@ def desk(
 
 def link_in_mail(handler: RecordingHandler, to: str) -> str:
     """The link in the latest mail to `to`, once the server's job runner has sent it."""
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 20
     while not any(to in m.rcpt_tos for m in handler.messages):
         assert time.monotonic() < deadline, "no mail arrived"
         time.sleep(0.05)
