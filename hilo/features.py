@@ -40,6 +40,12 @@ from hilo.widget.actions import send_email_fallbacks
 
 log = logging.getLogger(__name__)
 
+# The least time between two passes of the reactions engine (`Engine`). A pass costs a few
+# statements and a commit whatever it handles; without pacing, a stream of single commits
+# made one pass each, which kept the engine busy on bookkeeping and queued the costly events
+# (a new conversation's rules and routing) behind it.
+REACTIONS_PASS_INTERVAL = 0.015
+
 
 class Service(Protocol):
     """A background loop: started in the process's event loop, stopped on shutdown."""
@@ -146,7 +152,7 @@ class Background:
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.reactions = Engine(self.runtime, name="reactions")
+        self.reactions = Engine(self.runtime, name="reactions", pass_interval=REACTIONS_PASS_INTERVAL)
         for feature in FEATURES:
             if feature.reactions is not None:
                 self.handles[feature.name] = feature.reactions(self.reactions)

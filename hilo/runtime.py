@@ -12,7 +12,8 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table
 from sqlalchemy import event as sa_event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.sql import util as sql_util
 
 from hilo import outbound
 from hilo.clock import Clock
@@ -214,9 +215,13 @@ class Tx:
             }
             for item in records
         ]
-        # No RETURNING (a single-row insert() would ask for the new id): this may run in
-        # a pipeline (`bulk.pipeline`), where no result is read.
-        bulk.insert_rows(self.session.connection(), EVENTS, rows)
+        deferred = self.session.info.get(_DEFERRED_EVENTS)
+        if deferred is not None:
+            deferred.extend(rows)
+        else:
+            # No RETURNING (a single-row insert() would ask for the new id): this may run in
+            # a pipeline (`bulk.pipeline`), where no result is read.
+            bulk.insert_rows(self.session.connection(), EVENTS, rows)
         self.recorded += len(rows)
         for item in records:
             if item.realtime is not None:
@@ -234,6 +239,27 @@ class Tx:
 
 
 _RETAINED = "hilo_retained"
+# An engine batch's event rows, stored in one statement before it commits (`Runtime.batch`):
+# a batch whose reactions record a few events each (a rule's team, routing's assignee) would
+# otherwise make a round trip for every one of them.
+_DEFERRED_EVENTS = "hilo_deferred_events"
+
+
+def _store_deferred_events(session: Session) -> None:
+    rows = session.info.get(_DEFERRED_EVENTS)
+    if rows:
+        session.info[_DEFERRED_EVENTS] = []
+        bulk.insert_rows(session.connection(), EVENTS, rows)
+
+
+def _reads_events(statement: Any) -> bool:
+    return any(table is EVENTS for table in sql_util.find_tables(statement, include_joins=True))
+
+
+def _events_before_reading_them(state: ORMExecuteState) -> None:
+    """A query of the events table inside a batch sees the events the batch recorded so far."""
+    if state.session.info.get(_DEFERRED_EVENTS) and _reads_events(state.statement):
+        _store_deferred_events(state.session)
 
 
 def _retain(session: Session, instance: object) -> None:
@@ -253,6 +279,7 @@ class Runtime:
         # CPU than the rest of an engine pass's bookkeeping.
         sa_event.listen(self.db.sessions, "loaded_as_persistent", _retain)
         sa_event.listen(self.db.sessions, "pending_to_persistent", _retain)
+        sa_event.listen(self.db.sessions, "do_orm_execute", _events_before_reading_them)
         self.clock = clock or Clock()
         self.bus = bus or make_bus(settings.redis_url)
         self.storage = LocalStorage(settings.data_dir / "media")
@@ -338,10 +365,12 @@ class Runtime:
             # The session's identity map holds objects weakly: `_retain` keeps what the batch's
             # actions load, so that the next action finds the same conversation without a query.
             session.info[_RETAINED] = tx.retained
+            session.info[_DEFERRED_EVENTS] = []
             with session.begin():
                 self._ambient.batch = tx
                 try:
                     yield tx
+                    _store_deferred_events(session)
                 finally:
                     self._ambient.batch = None
             self.after_commit(tx)

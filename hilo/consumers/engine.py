@@ -11,8 +11,10 @@ any number of processes may run the same engine (one holds its lease and does th
 the others take over when that lease lapses).
 
 A commit in this process wakes the engine at once; commits of other processes are seen
-within POLL_SECONDS. Tests call `drain()` and `tick()` instead of waiting: both run in the
-caller's thread, under the same lock as the worker.
+within POLL_SECONDS. An engine built with a `pass_interval` starts its passes at least that
+far apart, so that under a stream of commits each pass takes what gathered since the last.
+Tests call `drain()` and `tick()` instead of waiting: both run in the caller's thread, under
+the same lock as the worker, unpaced.
 
 Events recorded while a handler runs are one level deeper than the event it handles (kept
 in the row, `events.depth`), which automation uses to stop loops.
@@ -80,15 +82,22 @@ class Engine:
         kinds: frozenset[str] | None = None,
         *,
         gather_seconds: float = 0.0,
+        pass_interval: float = 0.0,
     ) -> None:
         """`kinds`: the only event kinds its handlers react to, if they are known (the rest are
         passed over without being decoded). `gather_seconds`: how long a wake-up waits for more
         commits before the pass, for a consumer whose reactions may come a moment late: fewer,
-        fuller passes under a stream of events, for less CPU (each pass has its own bookkeeping)."""
+        fuller passes under a stream of events, for less CPU (each pass has its own bookkeeping).
+        `pass_interval`: the least time between the starts of two passes of the engine's thread,
+        for a consumer whose reactions should come at once when events are few: an event after
+        a quiet spell is handled without waiting, while under a stream a pass gathers what was
+        committed since the last one instead of one pass per commit."""
         self.runtime = runtime
         self.name = name
         self.kinds = kinds
         self.gather_seconds = gather_seconds
+        self.pass_interval = pass_interval
+        self._last_pass = 0.0
         # Identifies this process in presence sessions and as the holder of the lease.
         self.node_id = uuid.uuid4().hex[:16]
         self._calls: deque[_Call] = deque()
@@ -162,9 +171,14 @@ class Engine:
     def drain(self) -> int:
         """Handle every committed event and queued call, including what the handling causes;
         return how many."""
+        return self._drain(paced=False)
+
+    def _drain(self, *, paced: bool) -> int:
         handled = 0
         with self._work_lock:
             while True:
+                if paced:
+                    self._pace()
                 read = self._pass()
                 calls = 0
                 while self._calls:
@@ -174,6 +188,15 @@ class Engine:
                 # Caught up with what is visible, and nothing committed since: done.
                 if read < BATCH_ITEMS and not calls and not self._dirty:
                     return handled
+
+    def _pace(self) -> None:
+        """Wait out what is left of `pass_interval` since the last pass began."""
+        now = time.monotonic()
+        wait = self._last_pass + self.pass_interval - now
+        if wait > 0:
+            time.sleep(wait)
+            now += wait
+        self._last_pass = now
 
     def position(self) -> int | None:
         """Where this engine stands in the events table."""
@@ -362,7 +385,7 @@ class Engine:
                 time.sleep(self.gather_seconds)
             try:
                 if self._consume and self.holds_lease():
-                    self.drain()
+                    self._drain(paced=bool(self.pass_interval))
                 else:
                     # Under the work lock, so that a `drain()` waiting on it sees what the calls committed.
                     with self._work_lock:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import (
@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import flag_modified
+from sqlalchemy.orm.util import identity_key
 
 from hilo.agents.models import Agent, Team, team_members
 from hilo.channels.models import ChannelAccount
@@ -76,6 +77,25 @@ def load_for_routing(tx: Tx, conversation_ids: set[int]) -> None:
     if conversation_ids:
         rows = tx.session.execute(CONVERSATIONS_WITH_ROUTING, {"conversation_ids": sorted(conversation_ids)}).all()
         tx.retained.extend(item for row in rows for item in row if item is not None)
+        _routing_loaded(tx).update(conversation_ids)
+
+
+# The conversations whose routing rows (or their absence) this batch loaded (`load_for_routing`).
+ROUTING_LOADED = "routing_loaded"
+
+
+def _routing_loaded(tx: Tx) -> set[int]:
+    return tx.cached(ROUTING_LOADED, set[int])
+
+
+def routing_of(tx: Tx, conversation_id: int) -> ConversationRouting | None:
+    """The conversation's routing row if it has one: without a query when the batch loaded it."""
+    if conversation_id not in _routing_loaded(tx):
+        return tx.session.get(ConversationRouting, conversation_id)
+    if tx.session.new:
+        tx.session.flush()  # a row added since is then in the identity map
+    found = tx.session.identity_map.get(identity_key(ConversationRouting, conversation_id))
+    return cast(ConversationRouting | None, found)
 
 
 STAMP_ASSIGNED = (
@@ -107,7 +127,7 @@ def conversation_class(tx: Tx, conversation: Conversation) -> str:
 
 
 def _routing_row(tx: Tx, conversation_id: int) -> ConversationRouting:
-    row = tx.session.get(ConversationRouting, conversation_id)
+    row = routing_of(tx, conversation_id)
     if row is None:
         row = ConversationRouting(
             conversation_id=conversation_id, required_skills=[], excluded_agent_ids=[], updated_at=tx.now
@@ -207,11 +227,13 @@ def _enqueue(tx: Tx, conversation: Conversation, team: RoutingTeam, klass: str, 
 
 
 def dequeue(tx: Tx, conversation_id: int) -> None:
-    tx.session.execute(
-        update(ConversationRouting)
-        .where(ConversationRouting.conversation_id == conversation_id, ConversationRouting.queued_at.is_not(None))
-        .values(queued_at=None, reason=None, updated_at=tx.now)
-    )
+    """Take the conversation out of its team's queue, if it waits in one."""
+    row = routing_of(tx, conversation_id)
+    if row is None or row.queued_at is None:
+        return
+    row.queued_at = None
+    row.reason = None
+    row.updated_at = tx.now
 
 
 def routable(conversation: Conversation | None) -> bool:
@@ -277,11 +299,11 @@ def decide(tx: Tx, conversation_id: int, *, exclude: frozenset[int] = frozenset(
         return None
     if not routable(conversation):
         if conversation.status != "open":
-            routing = tx.session.get(ConversationRouting, conversation_id)
+            routing = routing_of(tx, conversation_id)
             if routing is not None and routing.queued_at is not None:
                 dequeue(tx, conversation_id)
         return None
-    routing = tx.session.get(ConversationRouting, conversation_id)
+    routing = routing_of(tx, conversation_id)
     assert conversation.team_id is not None
     team = lock_team(tx, conversation.team_id)
     if team is None or not team.auto_assign:

@@ -31,6 +31,10 @@ ROUTING_ORDER = 30
 # may just have given it a team).
 ROUTED_WHEN_NEW = ("conversation.created", "conversation.reopened", "conversation.split_from")
 RESUMING = ("conversation.status_changed", "conversation.reopened")
+# Events after which the policy that applies may change (`sla.reselect`).
+RESELECTING = ("conversation.priority_changed", "conversation.assigned")
+# Events on which routing takes a conversation out of its queue (`actions.dequeue`).
+DEQUEUING = ("conversation.assigned", "conversation.status_changed", "conversation.merged_away")
 
 
 def event_time(event: dict[str, Any], fallback: datetime) -> datetime:
@@ -76,7 +80,7 @@ class RoutingHandlers:
             if conversation_id is None:
                 continue
             kind = event.get("type")
-            if kind == "message.created" and event.get("direction") == "inbound":
+            if (kind == "message.created" and event.get("direction") == "inbound") or kind in RESELECTING:
                 wrote.add(int(conversation_id))
             elif kind in RESUMING:
                 resumed.add(int(conversation_id))
@@ -98,8 +102,8 @@ class RoutingHandlers:
             self._run(lambda tx: sla.agent_replied(tx, conversation_id, at))
         elif kind in RESUMING:
             self._run(lambda tx: sla.status_changed(tx, conversation_id, at))
-        elif kind in ("conversation.priority_changed", "conversation.assigned"):
-            self._run(lambda tx: sla.reselect(tx, conversation_id, at))
+        elif kind in RESELECTING:
+            self._run(lambda tx: _reselect(tx, conversation_id, at))
         elif kind == "conversation.merged_away":
             self._run(lambda tx: sla.cancel_all(tx, conversation_id, at))
 
@@ -129,9 +133,15 @@ class RoutingHandlers:
     # Routing -------------------------------------------------------------------------
 
     def prepare_routing(self, tx: Tx, events: list[dict[str, Any]]) -> None:
-        """Load in one query the conversations the batch's events will route (see `on_routing_event`)."""
+        """Load in one query the conversations the batch's events will route or take out of their
+        queue (see `on_routing_event`), with their routing rows."""
         actions.load_for_routing(
-            tx, {int(event["conversation_id"]) for event in events if _routes(event) and event.get("conversation_id")}
+            tx,
+            {
+                int(event["conversation_id"])
+                for event in events
+                if event.get("conversation_id") and (_routes(event) or event.get("type") in DEQUEUING)
+            },
         )
 
     def on_routing_event(self, event: dict[str, Any], depth: int) -> None:
@@ -270,6 +280,12 @@ def _auto_generated(tx: Tx, event: dict[str, Any]) -> bool:
     # A full load, not one column: automation, next in line, reads the same message.
     message = tx.session.get(Message, message_id)
     return bool(message is not None and message.auto_generated)
+
+
+def _reselect(tx: Tx, conversation_id: int, at: datetime) -> None:
+    # With no policy active and no timer running, no policy applies before or after.
+    if sla.has_work(tx, conversation_id):
+        sla.reselect(tx, conversation_id, at)
 
 
 def _routes(event: dict[str, Any]) -> bool:

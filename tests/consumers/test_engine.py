@@ -14,6 +14,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
 
 from hilo.clock import FrozenClock
+from hilo.consumers import engine as engine_module
 from hilo.consumers import positions
 from hilo.consumers.engine import Engine
 from hilo.events.models import Event
@@ -75,6 +76,67 @@ def test_a_burst_of_events_commits_once(runtime: Runtime) -> None:
     assert len(commits) == 2
     # and the events that work recorded came back one level deeper (automation's loop guard)
     assert depths == [1] * 10
+
+
+def _statements(runtime: Runtime) -> list[str]:
+    """A list that grows by every SQL statement the runtime's database runs."""
+    seen: list[str] = []
+    event.listen(runtime.db.engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
+    return seen
+
+
+def test_the_events_a_burst_records_are_stored_in_one_statement(runtime: Runtime) -> None:
+    # given: an engine whose handler records one event per event it handles
+    engine = Engine(runtime)
+    engine.on_event(10, _note_handler(runtime, []))
+    _ping(runtime, 10)
+    statements = _statements(runtime)
+    # when
+    engine.drain()
+    # then: the ten recorded events went to the table in one INSERT, in order
+    inserts = [s for s in statements if s.replace('"', "").lstrip().upper().startswith("INSERT INTO EVENTS ")]
+    assert len(inserts) == 1
+    assert _noted(runtime) == list(range(10))
+
+
+def test_a_handler_reading_the_events_table_sees_what_its_batch_recorded(runtime: Runtime) -> None:
+    # given: a handler that records an event only if the batch has not recorded one yet
+    # (as the out-of-office answer looks for its last one)
+    engine = Engine(runtime)
+
+    def once(received: dict[str, Any], _depth: int) -> None:
+        if received["type"] != "test.ping":
+            return
+        with runtime.transaction() as tx:
+            earlier = tx.session.execute(select(func.count()).select_from(Event).where(Event.kind == "test.noted"))
+            if earlier.scalar_one() == 0:
+                tx.record("test.noted", data={"n": received["n"]})
+
+    engine.on_event(10, once)
+    _ping(runtime, 3)
+    # when
+    engine.drain()
+    # then
+    assert _noted(runtime) == [0]
+
+
+def test_a_paced_engine_waits_between_passes_but_not_after_a_quiet_spell(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: an engine that starts a pass at most every 50 ms, and a clock the test moves
+    engine = Engine(runtime, pass_interval=0.05)
+    now = [1000.0]
+    slept: list[float] = []
+    monkeypatch.setattr(engine_module.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(engine_module.time, "sleep", slept.append)
+    # when: a pass after a quiet spell, one 10 ms later, and one a second after that
+    engine._pace()
+    now[0] += 0.01
+    engine._pace()
+    now[0] += 1.0
+    engine._pace()
+    # then: only the second waited, for what was left of the interval
+    assert slept == [pytest.approx(0.04)]
 
 
 def test_a_failing_handler_loses_only_its_own_work(runtime: Runtime, caplog: pytest.LogCaptureFixture) -> None:
