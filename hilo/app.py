@@ -8,7 +8,7 @@ import importlib
 import importlib.util
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -48,6 +48,17 @@ class HiloApp(FastAPI):
             await webhooks.serve_webhook(self.state, *target, scope, receive, send)
 
 
+def _deliver(to_sockets: Callable[[dict[str, Any]], None], background: Background) -> Callable[[dict[str, Any]], None]:
+    """What a live update from the bus does beside reaching this process's websockets: with
+    other processes on Redis, it tells the engines here that events were committed."""
+
+    def deliver(event: dict[str, Any]) -> None:
+        to_sockets(event)
+        background.nudge()
+
+    return deliver
+
+
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> HiloApp:
     settings = settings or load_settings()
     runtime = Runtime(settings, clock=clock)
@@ -57,7 +68,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         watch(asyncio.get_running_loop(), settings.loop_slow_callback_ms)
-        await runtime.bus.start(app.state.hub.deliver)
+        hub_deliver = app.state.hub.deliver
+        await runtime.bus.start(_deliver(hub_deliver, background) if settings.redis_url else hub_deliver)
         app.state.ingest.start()
         # The features' background work: all of it, or with HILO_RUN_WORKER=0 (separate
         # `hilo worker` processes do the rest) only what belongs to this process's websockets.

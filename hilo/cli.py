@@ -193,6 +193,10 @@ def worker() -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stopped.set)
+        if runtime.settings.redis_url:
+            # The API processes' live updates say when they committed events: the engines
+            # look at once instead of at their next poll.
+            await runtime.bus.start(background.nudge)
         ingest.start()
         await background.start(full=True)
         # As `hilo serve` does: what startup made stays out of the collector's full passes,
@@ -203,6 +207,8 @@ def worker() -> None:
         finally:
             await background.stop()
             ingest.stop()
+            if runtime.settings.redis_url:
+                await runtime.bus.stop()
 
     click.echo("hilo worker: sending queued messages, reading mailboxes, reacting to events (Ctrl+C to stop)")
     asyncio.run(run())

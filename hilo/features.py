@@ -186,6 +186,12 @@ class Background:
         for engine in self.engines():
             await asyncio.to_thread(engine.stop)
 
+    def nudge(self, _event: object = None) -> None:
+        """Events committed by another process came over the bus: the engines look at once
+        (an engine that does not hold its lease looks at nothing)."""
+        for engine in self.engines():
+            engine.nudge()
+
     def drain(self) -> int:
         """Handle every committed event in every engine of this process (tests, tools)."""
         return sum(engine.drain() for engine in self.engines())

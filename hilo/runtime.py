@@ -12,7 +12,7 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table
 from sqlalchemy import event as sa_event
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 from sqlalchemy.sql import util as sql_util
 
 from hilo import outbound
@@ -245,11 +245,32 @@ _RETAINED = "hilo_retained"
 _DEFERRED_EVENTS = "hilo_deferred_events"
 
 
+# Where each savepoint of a batch began in its deferred rows: a savepoint rolled back drops
+# the rows recorded since, as it drops the rows it wrote (a released one's mark is left, unused).
+_SAVEPOINT_MARKS = "hilo_savepoint_marks"
+
+
 def _store_deferred_events(session: Session) -> None:
     rows = session.info.get(_DEFERRED_EVENTS)
     if rows:
         session.info[_DEFERRED_EVENTS] = []
         bulk.insert_rows(session.connection(), EVENTS, rows)
+        # Stored inside the open savepoints: rolling one back now takes them out of the table.
+        marks = session.info.get(_SAVEPOINT_MARKS)
+        if marks:
+            session.info[_SAVEPOINT_MARKS] = dict.fromkeys(marks, 0)
+
+
+def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    rows = session.info.get(_DEFERRED_EVENTS)
+    if transaction.nested and rows is not None:
+        session.info.setdefault(_SAVEPOINT_MARKS, {})[transaction] = len(rows)
+
+
+def _drop_rolled_back_events(session: Session, previous_transaction: SessionTransaction) -> None:
+    marks = session.info.get(_SAVEPOINT_MARKS)
+    if marks and previous_transaction in marks:
+        del session.info[_DEFERRED_EVENTS][marks.pop(previous_transaction) :]
 
 
 def _reads_events(statement: Any) -> bool:
@@ -280,6 +301,8 @@ class Runtime:
         sa_event.listen(self.db.sessions, "loaded_as_persistent", _retain)
         sa_event.listen(self.db.sessions, "pending_to_persistent", _retain)
         sa_event.listen(self.db.sessions, "do_orm_execute", _events_before_reading_them)
+        sa_event.listen(self.db.sessions, "after_transaction_create", _mark_savepoint)
+        sa_event.listen(self.db.sessions, "after_soft_rollback", _drop_rolled_back_events)
         self.clock = clock or Clock()
         self.bus = bus or make_bus(settings.redis_url)
         self.storage = LocalStorage(settings.data_dir / "media")

@@ -114,7 +114,33 @@ def delete_rule(tx: Tx, rule: AutomationRule) -> None:
     tx.record("automation.rule_deleted", data={"rule_id": rule.id, "name": rule.name})
 
 
+# Rule runs applied within the rate window, per conversation, for an engine batch
+# (`count_recent_runs`); runs the batch applies are added as they happen.
+RECENT_RUNS = "automation_recent_runs"
+
+
+def count_recent_runs(tx: Tx, conversation_ids: set[int], window: timedelta) -> None:
+    """Count in one query the recent runs of the conversations a batch's rules may run on."""
+    if not conversation_ids:
+        return
+    counted = dict.fromkeys(conversation_ids, 0)
+    for conversation_id, count in tx.session.execute(
+        select(AutomationRun.conversation_id, func.count())
+        .where(
+            AutomationRun.conversation_id.in_(sorted(conversation_ids)),
+            AutomationRun.created_at > tx.now - window,
+            AutomationRun.outcome == "applied",
+        )
+        .group_by(AutomationRun.conversation_id)
+    ).tuples():
+        counted[conversation_id] = count
+    tx.cached(RECENT_RUNS, dict[int, int]).update(counted)
+
+
 def recent_runs(tx: Tx, conversation_id: int, window: timedelta) -> int:
+    counted = tx.cached(RECENT_RUNS, dict[int, int])
+    if conversation_id in counted:
+        return counted[conversation_id]
     return int(
         tx.session.execute(
             select(func.count())
@@ -137,6 +163,9 @@ def record_run(
     outcome: str,
     detail: dict[str, Any],
 ) -> None:
+    counted = tx.cached(RECENT_RUNS, dict[int, int])
+    if outcome == "applied" and conversation.id in counted:
+        counted[conversation.id] += 1
     tx.session.add(
         AutomationRun(
             rule_id=rule.id,

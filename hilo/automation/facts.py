@@ -18,9 +18,24 @@ from hilo.routing.actions import channel_kind
 from hilo.routing.queries import team_calendar_row
 from hilo.runtime import Tx
 
+# Per conversation, the latest inbound message of an engine batch's events (`load_trigger_messages`).
+LATEST_INBOUND = "automation_latest_inbound"
+
+
+def load_trigger_messages(tx: Tx, latest: dict[int, int]) -> None:
+    """Load in one query the messages rules of a batch will look at: `latest` maps each
+    conversation with an inbound message in the batch to the newest of them."""
+    if latest:
+        messages = tx.session.execute(select(Message).where(Message.id.in_(sorted(latest.values())))).scalars()
+        tx.retained.extend(messages)
+        tx.cached(LATEST_INBOUND, dict[int, int]).update(latest)
+
 
 def trigger_message(tx: Tx, conversation: Conversation, message_id: int | None) -> Message | None:
     """The message an event names, else the conversation's latest inbound message."""
+    if message_id is None:
+        # A new conversation's event names no message; its first one came in the same batch.
+        message_id = tx.cached(LATEST_INBOUND, dict[int, int]).get(conversation.id)
     if message_id is not None:
         message = tx.session.get(Message, message_id)
         if message is not None and message.direction == "inbound":

@@ -18,7 +18,7 @@ from sqlalchemy import bindparam, select
 from hilo.automation import actions as automation
 from hilo.automation import conditions as cond
 from hilo.automation import steps, webhooks
-from hilo.automation.facts import contact_locale, facts_for, trigger_message, variables
+from hilo.automation.facts import contact_locale, facts_for, load_trigger_messages, trigger_message, variables
 from hilo.automation.models import AutomationRule, AutomationSettings
 from hilo.consumers.engine import Engine
 from hilo.conversations.models import Conversation, Message
@@ -104,10 +104,36 @@ class AutomationHandlers:
         self.runtime: Runtime = engine.runtime
 
     def install(self) -> None:
+        self.engine.before_batch(AUTOMATION_ORDER, self.prepare)
         self.engine.on_event(AUTOMATION_ORDER, self.on_event)
         self.engine.every_tick(5, self.scheduled_pass)
         self.engine.every_tick(30, self.idle_pass)
         self.engine.every_tick(40, self.auto_resolve_pass)
+
+    def prepare(self, tx: Tx, events: list[dict[str, Any]]) -> None:
+        """For a batch whose events fire rules: read in one query each the conversations' recent
+        rule runs (the rate limit) and the inbound messages the rules look at."""
+        fired = {
+            int(event["conversation_id"])
+            for event in events
+            if event.get("conversation_id") is not None
+            and (trigger := trigger_of(event)) is not None
+            and rules_for(tx, trigger)
+        }
+        if not fired:
+            return
+        automation.count_recent_runs(tx, fired, RATE_WINDOW)
+        latest: dict[int, int] = {}
+        for event in events:
+            conversation_id, message_id = int(event.get("conversation_id") or 0), event.get("message_id")
+            if (
+                conversation_id in fired
+                and message_id is not None
+                and event.get("type") == "message.created"
+                and event.get("direction") == "inbound"
+            ):
+                latest[conversation_id] = max(int(message_id), latest.get(conversation_id, 0))
+        load_trigger_messages(tx, latest)
 
     def on_event(self, event: dict[str, Any], depth: int) -> None:
         trigger = trigger_of(event)

@@ -163,6 +163,11 @@ class Engine:
         self._dirty = True
         self._wake.set()
 
+    def nudge(self) -> None:
+        """Another process committed events (its live updates came over the bus): look for
+        them now rather than at the next poll."""
+        self._wake.set()
+
     def submit(self, call: Callable[[], None]) -> None:
         """Run `call` on the engine (after the events committed before it)."""
         self._calls.append(_Call(call, self.depth + 1))

@@ -172,10 +172,17 @@ class RedisBus:
                     await pubsub.subscribe(self.channel)
                     self._ready.set()
                     async for item in pubsub.listen():
-                        if item.get("type") == "message":
+                        if item.get("type") != "message":
+                            continue
+                        try:
                             data = orjson.loads(item["data"])
-                            for event in data if isinstance(data, list) else (data,):
-                                deliver(event)
+                        except orjson.JSONDecodeError:
+                            # Not one of ours (something else published on the channel): skipped,
+                            # the subscription goes on.
+                            log.warning("redis bus: a message on %s that is not JSON, skipped", self.channel)
+                            continue
+                        for event in data if isinstance(data, list) else (data,):
+                            deliver(event)
             except asyncio.CancelledError:
                 raise
             except (redis.RedisError, OSError):

@@ -104,7 +104,15 @@ STAMP_ASSIGNED = (
 
 
 def lock_team(tx: Tx, team_id: int) -> RoutingTeam | None:
-    return tx.session.execute(LOCK_TEAM, {"team_id": team_id}).scalar_one_or_none()
+    """The team's routing row, locked until the transaction ends (read once per transaction or
+    engine batch: the lock is held all along, and the session keeps the row current)."""
+    locked = tx.cached("routing_teams_locked", dict[int, RoutingTeam])
+    team = locked.get(team_id)
+    if team is None:
+        team = tx.session.execute(LOCK_TEAM, {"team_id": team_id}).scalar_one_or_none()
+        if team is not None:
+            locked[team_id] = team
+    return team
 
 
 # A channel account never changes kind: each runtime remembers the kinds it looked up.

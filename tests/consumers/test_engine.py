@@ -120,6 +120,35 @@ def test_a_handler_reading_the_events_table_sees_what_its_batch_recorded(runtime
     assert _noted(runtime) == [0]
 
 
+def test_an_event_recorded_in_a_savepoint_that_rolls_back_is_not_stored(runtime: Runtime) -> None:
+    # given: a handler whose second step fails inside a savepoint (as a rule's action that
+    # cannot apply), after its first step recorded an event that the batch kept for later
+    engine = Engine(runtime)
+
+    def steps(received: dict[str, Any], _depth: int) -> None:
+        if received["type"] != "test.ping":
+            return
+        with runtime.transaction() as tx:
+            tx.record("test.noted", data={"n": 1})
+            try:
+                with tx.session.begin_nested():
+                    tx.record("test.noted", data={"n": 2})
+                    with tx.session.begin_nested():
+                        tx.record("test.noted", data={"n": 3})
+                    raise ValueError("the step fails")
+            except ValueError:
+                pass
+            with tx.session.begin_nested():
+                tx.record("test.noted", data={"n": 4})
+
+    engine.on_event(10, steps)
+    _ping(runtime, 1)
+    # when
+    engine.drain()
+    # then: what the failed step recorded, nested savepoint included, is gone; the rest is stored
+    assert _noted(runtime) == [1, 4]
+
+
 def test_a_paced_engine_waits_between_passes_but_not_after_a_quiet_spell(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -432,3 +461,29 @@ def _advance(place: positions.Place, handled: list[positions.Committed]) -> set[
 
     positions.advance(_Session(), place, handled)  # type: ignore[arg-type]
     return set(place.holes)
+
+
+def test_a_nudged_engine_handles_another_processs_events_before_its_next_poll(
+    runtime: Runtime, settings: Settings, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: a running engine that would look for other processes' commits only every minute
+    monkeypatch.setattr(engine_module, "POLL_SECONDS", 60.0)
+    monkeypatch.setattr(engine_module, "TICK_SECONDS", 60.0)
+    engine = Engine(runtime)
+    engine.on_event(10, _note_handler(runtime, []))
+    engine.start()
+    other_runtime = Runtime(settings, clock=clock)
+    try:
+        time.sleep(0.2)  # the engine's first look is over: it waits
+        # when: another process commits events, and its live updates arrive (`Background.nudge`)
+        with other_runtime.transaction() as tx:
+            tx.record("test.ping", data={"n": 0}, realtime={"n": 0})
+        engine.nudge()
+        deadline = time.monotonic() + 10
+        while _noted(runtime) != [0] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # then: it handled them without waiting for its poll
+        assert _noted(runtime) == [0]
+    finally:
+        engine.stop()
+        other_runtime.close()

@@ -103,3 +103,27 @@ def test_a_process_without_a_started_bus_publishes_a_transaction_as_one_message(
         assert orjson.loads(item["data"]) == _events(2)
     finally:
         listener.close()
+
+
+def test_a_message_that_is_not_json_is_skipped_and_the_subscription_goes_on() -> None:
+    url = fresh_redis(BUS_REDIS_DATABASE)
+
+    async def scenario() -> list[dict[str, Any]]:
+        heard: list[dict[str, Any]] = []
+        bus = RedisBus(url)
+        await bus.start(heard.append)
+        try:
+            # when: something else publishes a message that is not JSON on the channel, then an event comes
+            publisher = redis.Redis.from_url(url)
+            publisher.publish(channel_name(url), b"\x00not json")
+            publisher.publish(channel_name(url), orjson.dumps([{"type": "presence", "agent_id": 7}]))
+            for _ in range(100):
+                if heard:
+                    break
+                await asyncio.sleep(0.02)
+            return heard
+        finally:
+            await bus.stop()
+
+    # then: the event still reached the listener
+    assert asyncio.run(scenario()) == [{"type": "presence", "agent_id": 7}]

@@ -206,3 +206,30 @@ def test_another_process_sees_a_new_rule_once_its_empty_answer_runs_out(settings
     finally:
         first.close()
         second.close()
+
+
+def test_new_conversations_a_rule_gives_a_team_and_routing_an_agent_cost_a_few_statements_each(desk: Desk) -> None:
+    # given: a rule that puts new conversations in a least-loaded team with one online agent
+    alice = desk.agent("Alice")
+    desk.api.ok(desk.api.put(f"/api/v1/routing/agents/{alice.agent_id}", {"capacity": {"chat": 100}}))
+    team = desk.team("Support", [alice], strategy="least_loaded")
+    desk.route_to_team(team)
+    desk.connect(alice)
+    desk.customer_writes(customer="first")
+    desk.engine.stop()
+    counts = []
+    for size in (2, 8):
+        burst(desk, [f"new-{size}-{n}" for n in range(size)])
+        # when: the engine handles the burst and what its reactions caused
+        with counting_statements(runtime_of(desk)) as statements:
+            desk.settle()
+        counts.append(len(statements))
+    # then: every one is assigned to Alice
+    assigned = [c for c in desk.api.conversations(limit=20) if c["assignee_id"] == alice.agent_id]
+    assert len(assigned) == 11
+    # and each new conversation costs the writes it makes (its team, its agent, their timeline
+    # notes, the rule's run, the agent's last assignment) and the team's choice of agent, while
+    # what a batch reads about them (their rule runs, messages, routing rows, SLA timers, the
+    # team's lock) is read once for the batch
+    per_conversation = (counts[1] - counts[0]) / 6
+    assert per_conversation <= 9
