@@ -192,6 +192,25 @@ def _stored(database: str, run: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+# How long the durable consumers may take to handle the run's events after the load.
+CATCH_UP_TIMEOUT_S = 120.0
+
+
+def _caught_up_after(database: str) -> float | None:
+    """Seconds until every durable consumer (reactions, notifications) has handled the events
+    committed by the end of the load; None if they had not within CATCH_UP_TIMEOUT_S."""
+    started = time.monotonic()
+    with psycopg.connect(pg_url(database), autocommit=True) as conn:
+        newest = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
+        assert newest is not None
+        while time.monotonic() - started < CATCH_UP_TIMEOUT_S:
+            behind = conn.execute("SELECT count(*) FROM consumer_positions WHERE position < %s", newest).fetchone()
+            if behind is not None and behind[0] == 0:
+                return round(time.monotonic() - started, 2)
+            time.sleep(0.05)
+    return None
+
+
 @contextlib.contextmanager
 def deployment(name: str, work: Path) -> Iterator[tuple[str, Operator, int, list[int]]]:
     spec = DEPLOYMENTS[name]
@@ -225,6 +244,7 @@ def deployment(name: str, work: Path) -> Iterator[tuple[str, Operator, int, list
 def run_round(name: str, duration: float, work: Path, round_no: int) -> dict[str, Any]:
     script = work / "requests.lua"
     script.write_text(LUA)
+    reacts = DEPLOYMENTS[name]["background"] or DEPLOYMENTS[name]["worker"]
     with deployment(name, work) as (database, operator, port, pids):
         url = f"http://127.0.0.1:{port}"
         warm = work / f"warm-{name}-{round_no}"
@@ -240,6 +260,9 @@ def run_round(name: str, duration: float, work: Path, round_no: int) -> dict[str
         time.sleep(1)
         commits, cpu = _commits(database), cpu_seconds(pids)
         result = wrk(url, requests, duration, script)
+        # The CPU and commits of the reactions too: what the consumers still had to handle when
+        # the load stopped is counted once they have.
+        caught_up = _caught_up_after(database) if reacts else None
         cpu_used, commits_used = cpu_seconds(pids) - cpu, _commits(database) - commits
         rows, distinct = _stored(database, run)
         accepted = result["requests"] - result["non_2xx"]
@@ -249,6 +272,7 @@ def run_round(name: str, duration: float, work: Path, round_no: int) -> dict[str
             messages_per_s=round(accepted / duration, 1),
             cpu_ms_per_message=round(cpu_used * 1000 / max(accepted, 1), 3),
             messages_per_commit=round(accepted / max(commits_used, 1), 1),
+            consumers_caught_up_after_s=caught_up,
             stored_rows=rows,
             stored_distinct=distinct,
             exactly_once=rows == distinct and rows >= accepted,
@@ -258,9 +282,14 @@ def run_round(name: str, duration: float, work: Path, round_no: int) -> dict[str
         status(
             f"  {name} round {round_no}: {result['messages_per_s']}/s p99 {result['p99_ms']} ms, "
             f"cpu {result['cpu_ms_per_message']} ms/msg, {result['messages_per_commit']} msgs/commit, "
-            f"stored {rows}/{accepted} once={result['exactly_once']}"
+            f"stored {rows}/{accepted} once={result['exactly_once']}, consumers caught up after {caught_up} s"
         )
         return result
+
+
+def _slowest_catch_up(rounds: list[dict[str, Any]]) -> float | None:
+    times = [r.get("consumers_caught_up_after_s") for r in rounds]
+    return None if not times or any(t is None for t in times) else max(t for t in times if t is not None)
 
 
 def summarise(rounds: list[dict[str, Any]], names: list[str]) -> list[dict[str, Any]]:
@@ -276,6 +305,8 @@ def summarise(rounds: list[dict[str, Any]], names: list[str]) -> list[dict[str, 
                 "cpu_ms_per_message": statistics.median(r["cpu_ms_per_message"] for r in mine),
                 "messages_per_commit": statistics.median(r["messages_per_commit"] for r in mine),
                 "exactly_once": all(r["exactly_once"] for r in mine),
+                # The slowest catch-up of the rounds (None: no consumer runs, or one did not catch up).
+                "consumers_caught_up_after_s": _slowest_catch_up(mine),
             }
         )
     one = next((r for r in rows if r["deployment"] == "1"), None)

@@ -187,10 +187,10 @@ class Background:
             await asyncio.to_thread(engine.stop)
 
     def nudge(self, _event: object = None) -> None:
-        """Events committed by another process came over the bus: the engines look at once
-        (an engine that does not hold its lease looks at nothing)."""
-        for engine in self.engines():
-            engine.nudge()
+        """Events committed by another process came over the bus: the reactions engine looks at
+        once (if this process holds its lease). The other consumers, whose work may come a moment
+        late, keep to their poll: a look on every nudge cost more passes under load."""
+        self.reactions.nudge()
 
     def drain(self) -> int:
         """Handle every committed event in every engine of this process (tests, tools)."""
