@@ -74,6 +74,7 @@ def test_an_agent_searches_opens_a_profile_and_starts_a_conversation(
     assert lefts == headers
     # when: he opens her profile
     page.click("#contacts-table a.contact-link")
+    page.wait_for_url(re.compile(r".*/contacts/\d+$"))
     # then: her identities and earlier conversation, and the channel that reaches her
     expect(page.locator("#contact-name")).to_have_text("Dora Directory")
     expect(page.locator("#contact-identities")).to_contain_text("dora@example.com")
