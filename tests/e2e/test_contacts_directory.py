@@ -53,6 +53,12 @@ def test_an_agent_searches_opens_a_profile_and_starts_a_conversation(
     page.click(".topnav a[href='/contacts']")
     page.wait_for_url(re.compile(r".*/contacts$"))
     expect(page.locator("#contacts-table tbody tr[data-contact]")).to_have_count(2)
+    # and a filter applies as soon as it is chosen
+    with page.expect_response(lambda response: f"channel={shop['id']}" in response.url):
+        page.select_option("#contact-channel", str(shop["id"]))
+    expect(page.locator("#contacts-table tbody tr[data-contact]")).to_have_count(2)
+    with page.expect_response(lambda response: "channel=&" in response.url):
+        page.select_option("#contact-channel", "")
     page.fill("#contact-q", "dora@example.com")
     # then: only Dora is left, and the address bar keeps the search
     expect(page.locator("#contacts-table tbody tr[data-contact]")).to_have_count(1)
@@ -72,9 +78,13 @@ def test_an_agent_searches_opens_a_profile_and_starts_a_conversation(
     assert [display for display, _top in cells] == ["table-cell"] * 4
     assert len({top for _display, top in cells}) == 1
     assert lefts == headers
-    # when: he opens her profile
+    # when: he opens her profile (leaving the search box searches nothing again, which would
+    # replace the row under his click)
+    searches: list[str] = []
+    page.on("request", lambda request: searches.append(request.url) if "/ui/contacts/rows" in request.url else None)
     page.click("#contacts-table a.contact-link")
     page.wait_for_url(re.compile(r".*/contacts/\d+$"))
+    assert searches == []
     # then: her identities and earlier conversation, and the channel that reaches her
     expect(page.locator("#contact-name")).to_have_text("Dora Directory")
     expect(page.locator("#contact-identities")).to_contain_text("dora@example.com")
