@@ -116,8 +116,10 @@ def test_change_password_and_language_from_the_account_page(
     form.locator("button[type=submit]").click()
     # then: the other browser is signed out, this one stays
     expect(page.locator(".toast")).to_contain_text("Password changed.")
-    elsewhere.goto(f"{live.url}/inbox")
-    elsewhere.wait_for_url(re.compile(r".*/login.*"))
+    # (in a new tab of that browser: the open one may already be on its way to sign-in by itself)
+    again = elsewhere.context.new_page()
+    again.goto(f"{live.url}/inbox")
+    again.wait_for_url(re.compile(r".*/login.*"))
     # when: she switches to Spanish
     page.select_option("#account-language select[name=locale]", "es")
     page.locator("#account-language button[type=submit]").click()
